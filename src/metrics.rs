@@ -1,0 +1,130 @@
+//! Metric definitions: one place, one naming scheme (prefix `corral_`).
+//!
+//! Every metric the node exports is declared here and registered in one
+//! [`prometheus::Registry`] owned by [`Metrics`]. Units are in the names
+//! (`_seconds`, `_bytes`), counters end in `_total`, and labels are few and
+//! bounded (`listener`, `service`, `outcome`, `supervisor`, `child`).
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+use std::sync::Arc;
+
+/// The node's metrics, registered in a registry of their own.
+///
+/// Cheap to share: hold it in an [`Arc`] and clone the handles you need.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// Connections currently open, by listener.
+    pub connections_active: IntGaugeVec,
+    /// Connections accepted, by listener.
+    pub connections_accepted: IntCounterVec,
+    /// Connections closed, by listener.
+    pub connections_closed: IntCounterVec,
+    /// Accept errors (EMFILE and the like), by listener.
+    pub accept_errors: IntCounterVec,
+    /// RPC requests, by service and outcome (`ok` or an error code).
+    pub rpc_requests: IntCounterVec,
+    /// RPC request latency in seconds, by service.
+    pub rpc_latency: HistogramVec,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Metrics {
+    /// Creates and registers every metric, plus the process collector (memory,
+    /// CPU, file descriptors) and the supervisors' restart counter.
+    pub fn new() -> Arc<Self> {
+        let registry = Registry::new_custom(Some("corral".into()), None)
+            .expect("the prefix `corral` is a valid metric namespace");
+        let connections_active = IntGaugeVec::new(
+            Opts::new("connections_active", "Connections currently open."),
+            &["listener"],
+        )
+        .expect("valid metric");
+        let connections_accepted = IntCounterVec::new(
+            Opts::new("connections_accepted_total", "Connections accepted."),
+            &["listener"],
+        )
+        .expect("valid metric");
+        let connections_closed = IntCounterVec::new(
+            Opts::new("connections_closed_total", "Connections closed."),
+            &["listener"],
+        )
+        .expect("valid metric");
+        let accept_errors = IntCounterVec::new(
+            Opts::new(
+                "accept_errors_total",
+                "Errors from accept(2), such as EMFILE; the listener retries.",
+            ),
+            &["listener"],
+        )
+        .expect("valid metric");
+        let rpc_requests = IntCounterVec::new(
+            Opts::new(
+                "rpc_requests_total",
+                "RPC requests handled, by service and outcome.",
+            ),
+            &["service", "outcome"],
+        )
+        .expect("valid metric");
+        let rpc_latency = HistogramVec::new(
+            HistogramOpts::new(
+                "rpc_request_duration_seconds",
+                "Time from decoding an RPC request to queueing its reply.",
+            )
+            .buckets(vec![
+                0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005,
+                0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ]),
+            &["service"],
+        )
+        .expect("valid metric");
+        for c in [
+            Box::new(connections_active.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(connections_accepted.clone()),
+            Box::new(connections_closed.clone()),
+            Box::new(accept_errors.clone()),
+            Box::new(rpc_requests.clone()),
+            Box::new(rpc_latency.clone()),
+            Box::new(crate::supervisor::RestartCollector::new()),
+        ] {
+            registry.register(c).expect("metric names are unique");
+        }
+        #[cfg(target_os = "linux")]
+        registry
+            .register(Box::new(prometheus::process_collector::ProcessCollector::new(
+                std::process::id() as i32,
+                "corral",
+            )))
+            .expect("process collector registers once");
+        Arc::new(Metrics {
+            registry,
+            connections_active,
+            connections_accepted,
+            connections_closed,
+            accept_errors,
+            rpc_requests,
+            rpc_latency,
+        })
+    }
+
+    /// The registry, for callers that add metrics of their own.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Everything in the Prometheus text exposition format.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        // Encoding into a Vec cannot fail on I/O; a metric family that cannot be
+        // encoded is a bug in this module, and is left out rather than crash a scrape.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
