@@ -76,8 +76,7 @@ impl Collector for RestartCollector {
     fn collect(&self) -> Vec<MetricFamily> {
         let vec = Self::vec();
         for (s, c, n) in restart_counts() {
-            vec.with_label_values(&[s.as_str(), c.as_str()])
-                .inc_by(n);
+            vec.with_label_values(&[s.as_str(), c.as_str()]).inc_by(n);
         }
         vec.collect()
     }
