@@ -64,7 +64,9 @@ impl Codec {
     /// Encodes `value` as a frame body.
     pub fn encode<T: Serialize + ?Sized>(self, value: &T) -> Result<Bytes, ClientError> {
         match self {
-            Codec::Json => serde_json::to_vec(value).map_err(|e| ClientError::Encode(e.to_string())),
+            Codec::Json => {
+                serde_json::to_vec(value).map_err(|e| ClientError::Encode(e.to_string()))
+            }
             Codec::MsgPack => {
                 rmp_serde::to_vec_named(value).map_err(|e| ClientError::Encode(e.to_string()))
             }
@@ -75,7 +77,9 @@ impl Codec {
     /// Decodes a frame body.
     pub fn decode<T: DeserializeOwned>(self, body: &[u8]) -> Result<T, ClientError> {
         match self {
-            Codec::Json => serde_json::from_slice(body).map_err(|e| ClientError::Decode(e.to_string())),
+            Codec::Json => {
+                serde_json::from_slice(body).map_err(|e| ClientError::Decode(e.to_string()))
+            }
             Codec::MsgPack => {
                 rmp_serde::from_slice(body).map_err(|e| ClientError::Decode(e.to_string()))
             }
@@ -415,7 +419,9 @@ impl Client {
 /// Turns a reply envelope into its data or its error.
 fn reply_data(mut reply: Value) -> Result<Value, ClientError> {
     let Some(obj) = reply.as_object_mut() else {
-        return Err(ClientError::Decode(format!("reply is not an object: {reply}")));
+        return Err(ClientError::Decode(format!(
+            "reply is not an object: {reply}"
+        )));
     };
     if let Some(err) = obj.remove("error") {
         let e: ErrorBody = serde_json::from_value(err.clone())
@@ -470,7 +476,11 @@ async fn write_loop(
     let _ = sink.close().await;
 }
 
-async fn read_loop(inner: std::sync::Weak<Inner>, mut stream: FrameStream, pushes: mpsc::Sender<Push>) {
+async fn read_loop(
+    inner: std::sync::Weak<Inner>,
+    mut stream: FrameStream,
+    pushes: mpsc::Sender<Push>,
+) {
     let why = loop {
         let frame = match stream.next().await {
             Some(Ok(frame)) => frame,
@@ -538,7 +548,9 @@ mod tests {
                         let id = req["id"].clone();
                         let service = req["service"].as_str().unwrap_or_default().to_string();
                         let reply = match service.as_str() {
-                            "fail" => json!({"id": id, "service": service, "error": {"code": "NOT_FOUND", "message": "nope"}}),
+                            "fail" => {
+                                json!({"id": id, "service": service, "error": {"code": "NOT_FOUND", "message": "nope"}})
+                            }
                             "push" => {
                                 let p = json!({"topic": "t", "data": {"x": 1}});
                                 let _ = conn.send_frame(codec.encode(&p).expect("enc")).await;
@@ -546,7 +558,11 @@ mod tests {
                             }
                             _ => json!({"id": id, "service": service, "data": req["data"]}),
                         };
-                        if conn.send_frame(codec.encode(&reply).expect("enc")).await.is_err() {
+                        if conn
+                            .send_frame(codec.encode(&reply).expect("enc"))
+                            .await
+                            .is_err()
+                        {
                             break;
                         }
                     }
@@ -589,7 +605,9 @@ mod tests {
     #[tokio::test]
     async fn pushes_are_delivered() {
         let addr = server(Codec::MsgPack).await;
-        let client = Client::connect(addr, Codec::MsgPack).await.expect("connect");
+        let client = Client::connect(addr, Codec::MsgPack)
+            .await
+            .expect("connect");
         let mut pushes = client.pushes().expect("first take");
         assert!(client.pushes().is_none());
         client.call("push", json!({})).await.expect("ok");
@@ -633,7 +651,10 @@ mod tests {
             .expect("json");
         assert_eq!(reply["error"]["code"], "BAD_REQUEST");
         let reply = conn
-            .request(Codec::Json, &json!({"id": "a", "service": "echo", "data": 5}))
+            .request(
+                Codec::Json,
+                &json!({"id": "a", "service": "echo", "data": 5}),
+            )
             .await
             .expect("reply");
         assert_eq!(reply["id"], "a");
@@ -653,7 +674,10 @@ mod tests {
             reply_data(json!({"id": 1, "data": {"a": 1}})).expect("ok"),
             json!({"a": 1})
         );
-        assert_eq!(reply_data(json!({"id": 1, "result": 7})).expect("ok"), json!(7));
+        assert_eq!(
+            reply_data(json!({"id": 1, "result": 7})).expect("ok"),
+            json!(7)
+        );
         assert!(matches!(
             reply_data(json!({"id": 1, "error": {"code": "X", "message": "m"}})),
             Err(ClientError::Rpc { .. })

@@ -71,12 +71,12 @@ impl fmt::Display for Origin {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// A file could not be read.
-    #[error("cannot read config file {}: {source}", path.display())]
+    #[error("cannot read config file {}: {error}", path.display())]
     Read {
         /// The file.
         path: PathBuf,
         /// The I/O error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A file is not valid TOML.
     #[error("syntax error in {origin}: {message}")]
@@ -175,7 +175,7 @@ impl NodeConfig {
 
 /// A listener's transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase", try_from = "String")]
 pub enum Transport {
     /// TCP.
     Tcp,
@@ -194,7 +194,7 @@ impl fmt::Display for Transport {
 
 /// The protocol a listener serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase", try_from = "String")]
 pub enum Protocol {
     /// The length-framed JSON / MessagePack RPC protocol (core and chat services).
     Rpc,
@@ -407,8 +407,8 @@ impl Default for MetricsConfig {
 }
 
 /// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", try_from = "String")]
 pub enum LogFormat {
     /// Human-readable lines.
     Pretty,
@@ -650,7 +650,9 @@ fn valid_address(a: &str) -> bool {
         && a.split('.').all(|label| {
             !label.is_empty()
                 && label.len() <= 63
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
                 && !label.starts_with('-')
         })
 }
@@ -670,9 +672,9 @@ fn toml_layer(origin: Origin, text: &str) -> Result<Layer, ConfigError> {
 }
 
 fn file_layer(path: &Path) -> Result<Layer, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     toml_layer(Origin::File(path.to_path_buf()), &text)
 }
@@ -710,6 +712,11 @@ fn origin_of(layers: &[Layer], key: &str) -> Origin {
 /// Splits a `config` error into the key it concerns and a message without
 /// the key and origin (which we name ourselves).
 fn split_error(e: config::ConfigError) -> (String, String) {
+    let (key, message) = split_error_raw(e);
+    (normalize_key(&key), message)
+}
+
+fn split_error_raw(e: config::ConfigError) -> (String, String) {
     match e {
         config::ConfigError::Type {
             unexpected,
@@ -721,7 +728,7 @@ fn split_error(e: config::ConfigError) -> (String, String) {
             format!("invalid type: {unexpected}, expected {expected}"),
         ),
         config::ConfigError::At { error, key, .. } => {
-            let (inner_key, message) = split_error(*error);
+            let (inner_key, message) = split_error_raw(*error);
             let key = match (key, inner_key.is_empty()) {
                 (Some(k), true) => k,
                 (Some(k), false) => format!("{k}.{inner_key}"),
@@ -743,12 +750,32 @@ fn split_error(e: config::ConfigError) -> (String, String) {
     }
 }
 
+/// `listener[0]port` (as the `config` crate joins an index and a field) ->
+/// `listener[0].port`.
+fn normalize_key(key: &str) -> String {
+    let mut out = String::with_capacity(key.len() + 2);
+    let mut chars = key.chars().peekable();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        if c == ']'
+            && chars
+                .peek()
+                .is_some_and(|n| n.is_alphanumeric() || *n == '_')
+        {
+            out.push('.');
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn vars(v: &[(&str, &str)]) -> Vec<(String, String)> {
-        v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]
@@ -791,7 +818,17 @@ mod tests {
         let e = Config::load_with_vars(None, None, vars(&[("CORRAL__RPC__MAX_IN_FLIGHT", "0")]))
             .expect_err("invalid");
         let s = e.to_string();
-        assert!(s.contains("environment variable CORRAL__RPC__MAX_IN_FLIGHT"), "{s}");
+        assert!(
+            s.contains("environment variable CORRAL__RPC__MAX_IN_FLIGHT"),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn keys_are_normalized() {
+        assert_eq!(normalize_key("listener[0]port"), "listener[0].port");
+        assert_eq!(normalize_key("listener[0].port"), "listener[0].port");
+        assert_eq!(normalize_key("a[1][2]b"), "a[1][2].b");
     }
 
     #[test]
@@ -829,5 +866,44 @@ mod tests {
         };
         assert_eq!(rpc.idle_timeout(), None);
         assert!(rpc.effective_compute_workers() >= 1);
+    }
+}
+
+impl TryFrom<String> for Transport {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        match s.as_str() {
+            "tcp" => Ok(Transport::Tcp),
+            "sctp" => Ok(Transport::Sctp),
+            other => Err(format!(
+                "unknown transport {other:?}, expected \"tcp\" or \"sctp\""
+            )),
+        }
+    }
+}
+
+impl TryFrom<String> for Protocol {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        match s.as_str() {
+            "rpc" => Ok(Protocol::Rpc),
+            "http" => Ok(Protocol::Http),
+            other => Err(format!(
+                "unknown protocol {other:?}, expected \"rpc\" or \"http\""
+            )),
+        }
+    }
+}
+
+impl TryFrom<String> for LogFormat {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        match s.as_str() {
+            "pretty" => Ok(LogFormat::Pretty),
+            "json" => Ok(LogFormat::Json),
+            other => Err(format!(
+                "unknown log format {other:?}, expected \"pretty\" or \"json\""
+            )),
+        }
     }
 }
