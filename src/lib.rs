@@ -2,5 +2,7 @@
 //! server built on them.
 #![deny(missing_docs)]
 
+pub mod client;
+pub mod config;
 pub mod metrics;
 pub mod supervisor;

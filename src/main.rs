@@ -1,1 +1,100 @@
-fn main() {}
+//! The `corral` command line: run a node, check a configuration, call a
+//! service, benchmark the RPC service.
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use cli::bench::BenchRpcArgs;
+use cli::call::CallArgs;
+use cli::{ConfigArgs, LogFormatArg};
+use corral::config::Config;
+
+/// corral: OTP-style supervision trees on ractor and tokio, and a server
+/// built on them (RPC over TCP/SCTP, HTTP, chat).
+#[derive(Debug, Parser)]
+#[command(name = "corral", version, about, propagate_version = true)]
+struct Cli {
+    /// Log output format (overrides the config's `log.format`).
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<LogFormatArg>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a node: the supervision tree and its listeners.
+    Serve(ConfigArgs),
+    /// Load and validate a configuration without starting anything.
+    CheckConfig {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Also print the effective configuration as JSON.
+        #[arg(long)]
+        print: bool,
+    },
+    /// Call one RPC service and print its reply as JSON.
+    Call(CallArgs),
+    /// Load generators.
+    Bench {
+        #[command(subcommand)]
+        target: BenchTarget,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchTarget {
+    /// Closed-loop, pipelined load on the RPC service (echo or compute).
+    Rpc(BenchRpcArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve(args) => {
+            let config = args.load()?;
+            let format = cli.log_format.map_or(config.log.format, Into::into);
+            cli::logging::init(&config.log.level, format)?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .thread_name("corral")
+                .build()?;
+            runtime.block_on(serve_node(config))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::CheckConfig { config, print } => Ok(cli::check_config(&config, print)),
+        Command::Call(args) => {
+            cli::logging::init_for_tool(cli.log_format)?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(cli::call::run(args))
+        }
+        Command::Bench {
+            target: BenchTarget::Rpc(args),
+        } => {
+            cli::logging::init_for_tool(cli.log_format)?;
+            cli::bench::run(args)
+        }
+    }
+}
+
+/// Runs a node until it is asked to stop. Placeholder until the node is
+/// wired: becomes `corral::node::run(config).await`.
+async fn serve_node(config: Config) -> anyhow::Result<()> {
+    let _ = config;
+    anyhow::bail!("node not wired yet")
+}

@@ -1,0 +1,598 @@
+//! `corral bench rpc`: a closed-loop, pipelined load generator for the RPC
+//! service.
+//!
+//! Each connection keeps up to `--in-flight` requests outstanding and sends a
+//! new one as soon as a reply arrives; replies may come out of order and are
+//! matched by `id`. Latency is measured from queueing a request on the socket
+//! to decoding its reply (closed loop, so subject to coordinated omission).
+//! Every reply is checked: echo must return the payload, compute the value
+//! computed locally; error replies and mismatches count as errors.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bytes::Bytes;
+use clap::{Args, ValueEnum};
+use corral::client::{Codec, FrameConn};
+use hdrhistogram::Histogram;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Barrier;
+
+use super::call::parse_codec;
+
+const MOD: u64 = 1_000_000_007;
+/// Highest latency the histogram records: 120 s, in nanoseconds.
+const MAX_LATENCY_NS: u64 = 120_000_000_000;
+
+/// The service the bench calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchCmd {
+    /// `echo` with `{"payload": "<size bytes>"}`.
+    Echo,
+    /// `compute` with `{"n": size}`.
+    Compute,
+}
+
+impl BenchCmd {
+    fn service(self) -> &'static str {
+        match self {
+            BenchCmd::Echo => "echo",
+            BenchCmd::Compute => "compute",
+        }
+    }
+}
+
+/// Arguments of `corral bench rpc`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchRpcArgs {
+    /// Server address.
+    #[arg(long, default_value = "127.0.0.1:7070")]
+    pub addr: String,
+    /// Number of connections.
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+    /// Total requests, split evenly over the connections.
+    #[arg(long, default_value_t = 200_000)]
+    pub requests: u64,
+    /// Payload bytes for echo, or n for compute.
+    #[arg(long, default_value_t = 64)]
+    pub size: u64,
+    /// The service to call.
+    #[arg(long, value_enum, default_value = "echo")]
+    pub cmd: BenchCmd,
+    /// Body encoding (json or msgpack).
+    #[arg(long, default_value = "json", value_parser = parse_codec)]
+    pub codec: Codec,
+    /// Requests outstanding per connection (pipelining).
+    #[arg(long, default_value_t = 1)]
+    pub in_flight: usize,
+    /// Stop sending after this many seconds even if --requests is not reached.
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<f64>,
+    /// Unmeasured sequential requests per connection before the run.
+    #[arg(long, default_value_t = 10)]
+    pub warmup: u64,
+    /// Load-generator threads (1 = a current-thread runtime).
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Print one JSON object on stdout instead of the summary (no progress bar).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `sum of i*i mod 1_000_000_007 for i in 0..n`, as the server computes it.
+pub fn compute(n: u64) -> u64 {
+    let mut acc: u64 = 0;
+    for i in 0..n {
+        acc = (acc + (i % MOD) * (i % MOD) % MOD) % MOD;
+    }
+    acc
+}
+
+#[derive(Serialize)]
+struct EchoData<'a> {
+    payload: &'a str,
+}
+
+#[derive(Serialize)]
+struct ComputeData {
+    n: u64,
+}
+
+#[derive(Serialize)]
+struct Req<'a, D> {
+    id: u64,
+    service: &'a str,
+    data: D,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Id<'a> {
+    Num(u64),
+    #[serde(borrow)]
+    Str(Cow<'a, str>),
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Data<'a> {
+    Num(u64),
+    Result {
+        result: u64,
+    },
+    Payload {
+        #[serde(borrow)]
+        payload: Cow<'a, str>,
+    },
+    #[serde(borrow)]
+    Str(Cow<'a, str>),
+}
+
+#[derive(Deserialize)]
+struct ErrBody<'a> {
+    #[serde(borrow)]
+    code: Cow<'a, str>,
+    #[serde(borrow, default)]
+    message: Cow<'a, str>,
+}
+
+#[derive(Deserialize)]
+struct Resp<'a> {
+    #[serde(borrow)]
+    id: Option<Id<'a>>,
+    #[serde(borrow, default)]
+    data: Option<Data<'a>>,
+    #[serde(borrow, default)]
+    result: Option<Data<'a>>,
+    #[serde(borrow, default)]
+    error: Option<ErrBody<'a>>,
+}
+
+/// What one run sends and expects back.
+struct Job {
+    codec: Codec,
+    cmd: BenchCmd,
+    payload: String,
+    n: u64,
+    expected: u64,
+}
+
+impl Job {
+    fn encode(&self, id: u64) -> anyhow::Result<Bytes> {
+        let service = self.cmd.service();
+        let body = match self.cmd {
+            BenchCmd::Echo => self.codec.encode(&Req {
+                id,
+                service,
+                data: EchoData {
+                    payload: &self.payload,
+                },
+            }),
+            BenchCmd::Compute => self.codec.encode(&Req {
+                id,
+                service,
+                data: ComputeData { n: self.n },
+            }),
+        };
+        Ok(body?)
+    }
+
+    /// The reply's id, and whether it is the right answer.
+    fn check(&self, body: &[u8]) -> (Option<u64>, Result<(), String>) {
+        let r: Resp = match self.codec {
+            Codec::Json => match serde_json::from_slice(body) {
+                Ok(r) => r,
+                Err(e) => return (None, Err(format!("undecodable reply: {e}"))),
+            },
+            Codec::MsgPack => match rmp_serde::from_slice(body) {
+                Ok(r) => r,
+                Err(e) => return (None, Err(format!("undecodable reply: {e}"))),
+            },
+        };
+        let id = match r.id {
+            Some(Id::Num(n)) => Some(n),
+            Some(Id::Str(s)) => s.parse().ok(),
+            None => None,
+        };
+        if let Some(e) = r.error {
+            return (id, Err(format!("error reply {}: {}", e.code, e.message)));
+        }
+        let ok = match (self.cmd, r.data.or(r.result)) {
+            (BenchCmd::Echo, Some(Data::Payload { payload })) => payload == self.payload,
+            (BenchCmd::Echo, Some(Data::Str(s))) => s == self.payload,
+            (BenchCmd::Compute, Some(Data::Result { result })) => result == self.expected,
+            (BenchCmd::Compute, Some(Data::Num(v))) => v == self.expected,
+            _ => false,
+        };
+        if ok {
+            (id, Ok(()))
+        } else {
+            (id, Err("unexpected reply data".into()))
+        }
+    }
+}
+
+fn new_histogram() -> anyhow::Result<Histogram<u64>> {
+    Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3).context("histogram bounds")
+}
+
+struct ConnResult {
+    hist: Histogram<u64>,
+    ok: u64,
+    errors: u64,
+    first_error: Option<String>,
+}
+
+struct ConnPlan {
+    addr: String,
+    quota: u64,
+    warmup: u64,
+    in_flight: usize,
+    job: Arc<Job>,
+    barrier: Arc<Barrier>,
+    done: Arc<AtomicU64>,
+    deadline_after: Option<Duration>,
+}
+
+async fn run_conn(plan: ConnPlan) -> anyhow::Result<ConnResult> {
+    let mut res = ConnResult {
+        hist: new_histogram()?,
+        ok: 0,
+        errors: 0,
+        first_error: None,
+    };
+    let mut conn = match FrameConn::connect(plan.addr.as_str()).await {
+        Ok(c) => c,
+        Err(e) => {
+            plan.barrier.wait().await;
+            res.errors = plan.quota;
+            plan.done.fetch_add(plan.quota, Ordering::Relaxed);
+            res.first_error = Some(format!("connect to {}: {e}", plan.addr));
+            return Ok(res);
+        }
+    };
+    let job = &plan.job;
+
+    // Warm-up: sequential, unmeasured, ids above the measured range.
+    for w in 0..plan.warmup {
+        let id = u64::MAX - w;
+        if conn.send_frame(job.encode(id)?).await.is_err() {
+            break;
+        }
+        if !matches!(conn.recv_frame().await, Ok(Some(_))) {
+            break;
+        }
+    }
+    plan.barrier.wait().await;
+    let deadline = plan.deadline_after.map(|d| Instant::now() + d);
+
+    let mut pending: HashMap<u64, Instant> = HashMap::with_capacity(plan.in_flight * 2);
+    let mut sent: u64 = 0;
+    let fail = |res: &mut ConnResult, n: u64, e: String| {
+        res.errors += n;
+        plan.done.fetch_add(n, Ordering::Relaxed);
+        res.first_error.get_or_insert(e);
+    };
+    loop {
+        let mut queued = false;
+        while sent < plan.quota
+            && pending.len() < plan.in_flight
+            && deadline.is_none_or(|d| Instant::now() < d)
+        {
+            let frame = job.encode(sent)?;
+            pending.insert(sent, Instant::now());
+            if let Err(e) = conn.feed_frame(frame).await {
+                fail(&mut res, pending.len() as u64, format!("send: {e}"));
+                return Ok(res);
+            }
+            sent += 1;
+            queued = true;
+        }
+        if queued {
+            if let Err(e) = conn.flush().await {
+                fail(&mut res, pending.len() as u64, format!("send: {e}"));
+                return Ok(res);
+            }
+        }
+        if pending.is_empty() {
+            break;
+        }
+        let body = match conn.recv_frame().await {
+            Ok(Some(body)) => body,
+            Ok(None) => {
+                fail(
+                    &mut res,
+                    pending.len() as u64,
+                    "connection closed by server".into(),
+                );
+                return Ok(res);
+            }
+            Err(e) => {
+                fail(&mut res, pending.len() as u64, format!("receive: {e}"));
+                return Ok(res);
+            }
+        };
+        let now = Instant::now();
+        let (id, verdict) = job.check(&body);
+        // Free the request's slot: by id, or (reply without a usable id) any one,
+        // so that the loop cannot wait forever.
+        let slot = match id.and_then(|id| pending.remove(&id)) {
+            Some(t0) => Some(t0),
+            None => {
+                let any = pending.keys().next().copied();
+                any.and_then(|k| pending.remove(&k));
+                None
+            }
+        };
+        match (slot, verdict) {
+            (Some(t0), Ok(())) => {
+                let ns = u64::try_from(now.duration_since(t0).as_nanos()).unwrap_or(u64::MAX);
+                let _ = res.hist.record(ns.clamp(1, MAX_LATENCY_NS));
+                res.ok += 1;
+                plan.done.fetch_add(1, Ordering::Relaxed);
+            }
+            (None, Ok(())) => fail(&mut res, 1, format!("reply to unknown id {id:?}")),
+            (_, Err(e)) => fail(&mut res, 1, e),
+        }
+    }
+    Ok(res)
+}
+
+/// The outcome of a run, as printed with `--json`.
+#[derive(Debug, Serialize)]
+struct Summary {
+    addr: String,
+    cmd: &'static str,
+    codec: &'static str,
+    size: u64,
+    connections: usize,
+    in_flight: usize,
+    threads: usize,
+    requests: u64,
+    ok: u64,
+    errors: u64,
+    elapsed_s: f64,
+    rps: f64,
+    latency_us: Latency,
+    first_error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct Latency {
+    mean: f64,
+    p50: f64,
+    p99: f64,
+    p999: f64,
+    max: f64,
+}
+
+/// Runs `corral bench rpc` on a runtime of `--threads` threads. Exit code 0
+/// when every request succeeded, 2 when some failed.
+pub fn run(args: BenchRpcArgs) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(args.concurrency > 0, "--concurrency must be at least 1");
+    anyhow::ensure!(args.in_flight > 0, "--in-flight must be at least 1");
+    anyhow::ensure!(args.threads > 0, "--threads must be at least 1");
+    if let Some(d) = args.duration {
+        anyhow::ensure!(d > 0.0 && d.is_finite(), "--duration must be positive");
+    }
+    let runtime = if args.threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(args.threads)
+            .enable_all()
+            .build()?
+    };
+    let summary = runtime.block_on(bench(&args))?;
+    if args.json {
+        super::print_stdout(&format!("{}\n", serde_json::to_string(&summary)?));
+    } else {
+        print_summary(&summary);
+    }
+    Ok(if summary.errors > 0 {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+async fn bench(args: &BenchRpcArgs) -> anyhow::Result<Summary> {
+    let size = usize::try_from(args.size).context("--size too large")?;
+    let job = Arc::new(Job {
+        codec: args.codec,
+        cmd: args.cmd,
+        payload: match args.cmd {
+            BenchCmd::Echo => "x".repeat(size),
+            BenchCmd::Compute => String::new(),
+        },
+        n: args.size,
+        expected: match args.cmd {
+            BenchCmd::Echo => 0,
+            BenchCmd::Compute => compute(args.size),
+        },
+    });
+    let conns = args.concurrency;
+    let barrier = Arc::new(Barrier::new(conns + 1));
+    let done = Arc::new(AtomicU64::new(0));
+    let per = args.requests / conns as u64;
+    let extra = args.requests % conns as u64;
+    let deadline_after = args.duration.map(Duration::from_secs_f64);
+    let mut tasks = Vec::with_capacity(conns);
+    for c in 0..conns {
+        let quota = per + u64::from((c as u64) < extra);
+        tasks.push(tokio::spawn(run_conn(ConnPlan {
+            addr: args.addr.clone(),
+            quota,
+            warmup: args.warmup,
+            in_flight: args.in_flight,
+            job: job.clone(),
+            barrier: barrier.clone(),
+            done: done.clone(),
+            deadline_after,
+        })));
+    }
+
+    let bar = if args.json || !std::io::stderr().is_terminal() {
+        ProgressBar::hidden()
+    } else {
+        let bar = ProgressBar::with_draw_target(
+            Some(args.requests),
+            ProgressDrawTarget::stderr_with_hz(10),
+        );
+        if let Ok(style) = ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} ({per_sec}, eta {eta})",
+        ) {
+            bar.set_style(style);
+        }
+        bar
+    };
+    bar.set_message("warming up");
+    barrier.wait().await;
+    let t0 = Instant::now();
+    let ticker = {
+        let bar = bar.clone();
+        let done = done.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            loop {
+                tick.tick().await;
+                bar.set_position(done.load(Ordering::Relaxed));
+            }
+        })
+    };
+
+    let mut hist = new_histogram()?;
+    let (mut ok, mut errors) = (0u64, 0u64);
+    let mut first_error = None;
+    for task in tasks {
+        let r = task.await.context("a connection task failed")??;
+        hist.add(&r.hist).context("merging histograms")?;
+        ok += r.ok;
+        errors += r.errors;
+        if first_error.is_none() {
+            first_error = r.first_error;
+        }
+    }
+    let elapsed = t0.elapsed().as_secs_f64();
+    ticker.abort();
+    bar.finish_and_clear();
+
+    let us = |ns: u64| ns as f64 / 1000.0;
+    Ok(Summary {
+        addr: args.addr.clone(),
+        cmd: args.cmd.service(),
+        codec: args.codec.name(),
+        size: args.size,
+        connections: conns,
+        in_flight: args.in_flight,
+        threads: args.threads,
+        requests: args.requests,
+        ok,
+        errors,
+        elapsed_s: elapsed,
+        rps: if elapsed > 0.0 {
+            ok as f64 / elapsed
+        } else {
+            0.0
+        },
+        latency_us: Latency {
+            mean: hist.mean() / 1000.0,
+            p50: us(hist.value_at_quantile(0.5)),
+            p99: us(hist.value_at_quantile(0.99)),
+            p999: us(hist.value_at_quantile(0.999)),
+            max: us(hist.max()),
+        },
+        first_error,
+    })
+}
+
+fn print_summary(s: &Summary) {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "bench rpc {} size={} codec={} connections={} in-flight={} threads={} addr={}",
+        s.cmd, s.size, s.codec, s.connections, s.in_flight, s.threads, s.addr
+    );
+    let _ = writeln!(
+        out,
+        "  requests   {} ok, {} errors in {:.3} s",
+        s.ok, s.errors, s.elapsed_s
+    );
+    let _ = writeln!(out, "  throughput {:.0} req/s", s.rps);
+    let _ = writeln!(
+        out,
+        "  latency    p50 {:.1} µs  p99 {:.1} µs  p999 {:.1} µs  max {:.1} µs  (mean {:.1} µs)",
+        s.latency_us.p50, s.latency_us.p99, s.latency_us.p999, s.latency_us.max, s.latency_us.mean
+    );
+    if let Some(e) = &s.first_error {
+        let _ = writeln!(out, "  first error: {e}");
+    }
+    super::print_stdout(&out);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compute_matches_reference() {
+        let reference = |n: u64| {
+            let mut acc: u64 = 0;
+            for i in 0..n {
+                acc = (acc + (i * i) % MOD) % MOD;
+            }
+            acc
+        };
+        for n in [0, 1, 2, 10, 1000, 100_000] {
+            assert_eq!(compute(n), reference(n));
+        }
+    }
+
+    #[test]
+    fn checks_replies() {
+        let job = Job {
+            codec: Codec::Json,
+            cmd: BenchCmd::Echo,
+            payload: "xx".into(),
+            n: 0,
+            expected: 0,
+        };
+        let (id, v) = job.check(br#"{"id":3,"service":"echo","data":{"payload":"xx"}}"#);
+        assert_eq!(id, Some(3));
+        assert!(v.is_ok());
+        let (_, v) = job.check(br#"{"id":3,"service":"echo","data":{"payload":"xy"}}"#);
+        assert!(v.is_err());
+        let (id, v) =
+            job.check(br#"{"id":"4","service":"echo","error":{"code":"X","message":"m"}}"#);
+        assert_eq!(id, Some(4));
+        assert!(v.is_err());
+        let compute_job = Job {
+            codec: Codec::MsgPack,
+            cmd: BenchCmd::Compute,
+            payload: String::new(),
+            n: 10,
+            expected: compute(10),
+        };
+        for data in [
+            serde_json::json!({"result": compute(10)}),
+            serde_json::json!(compute(10)),
+        ] {
+            let body = rmp_serde::to_vec_named(&serde_json::json!({"id": 1, "data": data}))
+                .expect("encode");
+            let (id, v) = compute_job.check(&body);
+            assert_eq!(id, Some(1));
+            assert!(v.is_ok());
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! Command-line only code: argument groups, logging set-up, and the `call`,
+//! `check-config` and `bench` subcommands. Not part of the library.
+
+pub mod bench;
+pub mod call;
+pub mod logging;
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, ValueEnum};
+use corral::config::{Config, LogFormat};
+
+/// `--config` and `--env`: which configuration to load.
+#[derive(Debug, Clone, Args)]
+pub struct ConfigArgs {
+    /// Base configuration file (default: the embedded default, config/sys.toml).
+    #[arg(long, short = 'c', value_name = "FILE", env = "CORRAL_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Environment whose file is read over the base: `<dir of FILE>/<ENV>.toml`
+    /// (config/<ENV>.toml without --config).
+    #[arg(long, short = 'e', value_name = "ENV", env = "CORRAL_ENV")]
+    pub env: Option<String>,
+}
+
+impl ConfigArgs {
+    /// Loads and validates the configuration these arguments name.
+    pub fn load(&self) -> anyhow::Result<Config> {
+        Ok(Config::load(self.config.as_deref(), self.env.as_deref())?)
+    }
+
+    /// Describes the layers, for messages: `config/sys.toml + config/dev.toml`.
+    pub fn describe(&self) -> String {
+        let base = match &self.config {
+            Some(p) => p.display().to_string(),
+            None => "embedded default".to_string(),
+        };
+        match &self.env {
+            Some(env) => {
+                let dir = match &self.config {
+                    Some(p) => p.parent().map(|d| d.to_path_buf()).unwrap_or_default(),
+                    None => PathBuf::from("config"),
+                };
+                format!("{base} + {}", dir.join(format!("{env}.toml")).display())
+            }
+            None => base,
+        }
+    }
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormatArg {
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+impl From<LogFormatArg> for LogFormat {
+    fn from(f: LogFormatArg) -> Self {
+        match f {
+            LogFormatArg::Pretty => LogFormat::Pretty,
+            LogFormatArg::Json => LogFormat::Json,
+        }
+    }
+}
+
+/// `corral check-config`: prints `OK` and a summary, or the error (exit 1).
+pub fn check_config(args: &ConfigArgs, print: bool) -> ExitCode {
+    let config = match args.load() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let env_vars: Vec<String> = std::env::vars()
+        .map(|(k, _)| k)
+        .filter(|k| k.starts_with("CORRAL__"))
+        .collect();
+    let mut out = String::new();
+    let _ = writeln!(out, "OK: {}", args.describe());
+    if !env_vars.is_empty() {
+        let _ = writeln!(out, "  overridden by: {}", env_vars.join(", "));
+    }
+    let _ = writeln!(
+        out,
+        "  node {:?}: data_dir {}, shutdown_timeout {} ms",
+        config.node.name,
+        config.node.data_dir.display(),
+        config.node.shutdown_timeout_ms
+    );
+    for l in &config.listeners {
+        let _ = writeln!(
+            out,
+            "  listener {:?}: {} {} on {} (backlog {}, max_connections {}, drain {} ms)",
+            l.name,
+            l.protocol,
+            l.transport,
+            l.bind_address(),
+            l.backlog,
+            l.max_connections,
+            l.drain_timeout_ms
+        );
+    }
+    let _ = writeln!(
+        out,
+        "  rpc: max_frame_bytes {}, max_in_flight {}, idle_timeout {} ms, compute_workers {}",
+        config.rpc.max_frame_bytes,
+        config.rpc.max_in_flight,
+        config.rpc.idle_timeout_ms,
+        config.rpc.effective_compute_workers()
+    );
+    let _ = writeln!(
+        out,
+        "  metrics: {}; log: {} ({})",
+        if config.metrics.enabled { "on" } else { "off" },
+        config.log.level,
+        config.log.format
+    );
+    if print {
+        match serde_json::to_string_pretty(&config) {
+            Ok(s) => {
+                let _ = writeln!(out, "{s}");
+            }
+            Err(e) => {
+                eprintln!("error: cannot print the configuration: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    print_stdout(&out);
+    ExitCode::SUCCESS
+}
+
+/// Writes `text` to stdout; a closed pipe (`| head`) is not an error.
+pub fn print_stdout(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes());
+    let _ = stdout.flush();
+}

@@ -1,0 +1,906 @@
+//! Typed settings, loaded in layers with the `config` crate.
+//!
+//! A node's settings come from, lowest to highest precedence:
+//!
+//! 1. a base: the file given with `--config`, or the embedded default (the
+//!    text of `config/sys.toml`, compiled into the binary);
+//! 2. the environment's file beside it (`--env dev` reads `<dir>/dev.toml`);
+//! 3. `CORRAL__SECTION__KEY` environment variables (for example
+//!    `CORRAL__RPC__MAX_FRAME_BYTES=65536`, `CORRAL__NODE__NAME=a`).
+//!
+//! Tables merge key by key; arrays (the `[[listener]]` list) are replaced as a
+//! whole by a higher layer that has one. Every field has a default, so a file
+//! may hold only what it changes.
+//!
+//! A bad value (wrong type, unknown key, unknown transport, port out of range,
+//! zero `max_connections`, duplicate listener names, ...) is a [`ConfigError`]
+//! whose message names the key (`listener[0].max_connections`) and where the
+//! value came from (a file, `environment variable CORRAL__...`, or the
+//! embedded default).
+//!
+//! ```
+//! let config = corral::config::Config::load(None, None).expect("embedded default is valid");
+//! assert_eq!(config.node.name, "corral");
+//! assert_eq!(config.listeners[0].port, 7070);
+//! ```
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use config::{Environment, File, FileFormat};
+use serde::{Deserialize, Serialize};
+
+/// The text of `config/sys.toml`: the embedded default and the reference for
+/// every key.
+pub const EMBEDDED_DEFAULT: &str = include_str!("../config/sys.toml");
+
+/// Prefix of the environment variables that override settings.
+pub const ENV_PREFIX: &str = "CORRAL";
+
+/// Separator between prefix, section and key in those variables.
+pub const ENV_SEPARATOR: &str = "__";
+
+/// Where a setting came from; named in every [`ConfigError`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// The default compiled into the binary (`config/sys.toml`).
+    Embedded,
+    /// A configuration file.
+    File(PathBuf),
+    /// An environment variable (its name).
+    Env(String),
+    /// A built-in default value that no layer set.
+    Default,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Embedded => f.write_str("embedded default"),
+            Origin::File(p) => write!(f, "{}", p.display()),
+            Origin::Env(v) => write!(f, "environment variable {v}"),
+            Origin::Default => f.write_str("built-in default"),
+        }
+    }
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A file could not be read.
+    #[error("cannot read config file {}: {error}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        error: std::io::Error,
+    },
+    /// A file is not valid TOML.
+    #[error("syntax error in {origin}: {message}")]
+    Parse {
+        /// The file (or the embedded default).
+        origin: Origin,
+        /// The parser's message.
+        message: String,
+    },
+    /// A key has a bad value, or is unknown.
+    #[error("invalid `{key}` in {origin}: {message}")]
+    Invalid {
+        /// The key, as a path: `rpc.max_frame_bytes`, `listener[0].port`.
+        key: String,
+        /// Where the bad value came from.
+        origin: Origin,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+impl ConfigError {
+    /// The key named by the error, if any.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            ConfigError::Invalid { key, .. } => Some(key),
+            _ => None,
+        }
+    }
+}
+
+/// A node's whole configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// `[node]`: the node as a whole.
+    pub node: NodeConfig,
+    /// `[[listener]]`: the listeners, in start order.
+    #[serde(rename = "listener")]
+    pub listeners: Vec<ListenerConfig>,
+    /// `[rpc]`: the RPC protocol.
+    pub rpc: RpcConfig,
+    /// `[http]`: the HTTP protocol.
+    pub http: HttpConfig,
+    /// `[metrics]`: Prometheus metrics.
+    pub metrics: MetricsConfig,
+    /// `[log]`: logging.
+    pub log: LogConfig,
+}
+
+impl Default for Config {
+    /// The built-in defaults; equal to [`Config::embedded_default`].
+    fn default() -> Self {
+        Config {
+            node: NodeConfig::default(),
+            listeners: vec![
+                ListenerConfig::new("rpc", Transport::Tcp, Protocol::Rpc, 7070),
+                ListenerConfig::new("http", Transport::Tcp, Protocol::Http, 8080),
+            ],
+            rpc: RpcConfig::default(),
+            http: HttpConfig::default(),
+            metrics: MetricsConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+/// `[node]`: the node as a whole.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    /// The node's name (logs, metrics, cluster later). Default `"corral"`.
+    pub name: String,
+    /// How long a whole node may take to shut down, in ms. Default 10000.
+    pub shutdown_timeout_ms: u64,
+    /// Directory for durable data. Default `"./data"`.
+    pub data_dir: PathBuf,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            name: "corral".into(),
+            shutdown_timeout_ms: 10_000,
+            data_dir: PathBuf::from("./data"),
+        }
+    }
+}
+
+impl NodeConfig {
+    /// [`NodeConfig::shutdown_timeout_ms`] as a duration.
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_millis(self.shutdown_timeout_ms)
+    }
+}
+
+/// A listener's transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", try_from = "String")]
+pub enum Transport {
+    /// TCP.
+    Tcp,
+    /// Kernel SCTP, one-to-one style.
+    Sctp,
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Transport::Tcp => "tcp",
+            Transport::Sctp => "sctp",
+        })
+    }
+}
+
+/// The protocol a listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", try_from = "String")]
+pub enum Protocol {
+    /// The length-framed JSON / MessagePack RPC protocol (core and chat services).
+    Rpc,
+    /// HTTP/1.1.
+    Http,
+}
+
+impl Protocol {
+    /// The port a listener of this protocol gets when its `port` is not set.
+    pub fn default_port(self) -> u16 {
+        match self {
+            Protocol::Rpc => 7070,
+            Protocol::Http => 8080,
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Protocol::Rpc => "rpc",
+            Protocol::Http => "http",
+        })
+    }
+}
+
+/// One `[[listener]]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "RawListener")]
+pub struct ListenerConfig {
+    /// Unique name (metrics label, supervisor name). Defaults to the protocol's name.
+    pub name: String,
+    /// `"tcp"` (default) or `"sctp"`.
+    pub transport: Transport,
+    /// `"rpc"` (default) or `"http"`.
+    pub protocol: Protocol,
+    /// Address to bind. Default `"127.0.0.1"`.
+    pub address: String,
+    /// Port to bind; 0 picks a free port. Defaults to 7070 for rpc, 8080 for http.
+    pub port: u16,
+    /// Listen backlog. Default 1024.
+    pub backlog: u32,
+    /// Most connections open at once; more wait in the backlog. Default 10000.
+    pub max_connections: usize,
+    /// How long connections may take to finish at shutdown, in ms. Default 5000.
+    pub drain_timeout_ms: u64,
+}
+
+impl ListenerConfig {
+    /// A listener with the default address, backlog, limits and timeouts.
+    pub fn new(name: &str, transport: Transport, protocol: Protocol, port: u16) -> Self {
+        ListenerConfig {
+            name: name.into(),
+            transport,
+            protocol,
+            address: "127.0.0.1".into(),
+            port,
+            backlog: 1024,
+            max_connections: 10_000,
+            drain_timeout_ms: 5_000,
+        }
+    }
+
+    /// [`ListenerConfig::drain_timeout_ms`] as a duration.
+    pub fn drain_timeout(&self) -> Duration {
+        Duration::from_millis(self.drain_timeout_ms)
+    }
+
+    /// `address:port`, bracketing IPv6 addresses, ready for `ToSocketAddrs`.
+    pub fn bind_address(&self) -> String {
+        if self.address.contains(':') && !self.address.starts_with('[') {
+            format!("[{}]:{}", self.address, self.port)
+        } else {
+            format!("{}:{}", self.address, self.port)
+        }
+    }
+}
+
+/// The on-disk shape of a listener: every field optional, unknown keys refused.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawListener {
+    name: Option<String>,
+    transport: Option<Transport>,
+    protocol: Option<Protocol>,
+    address: Option<String>,
+    port: Option<u16>,
+    backlog: Option<u32>,
+    max_connections: Option<usize>,
+    drain_timeout_ms: Option<u64>,
+}
+
+impl From<RawListener> for ListenerConfig {
+    fn from(raw: RawListener) -> Self {
+        let protocol = raw.protocol.unwrap_or(Protocol::Rpc);
+        let transport = raw.transport.unwrap_or(Transport::Tcp);
+        let name = raw.name.unwrap_or_else(|| protocol.to_string());
+        let mut l = ListenerConfig::new(
+            &name,
+            transport,
+            protocol,
+            raw.port.unwrap_or(protocol.default_port()),
+        );
+        if let Some(a) = raw.address {
+            l.address = a;
+        }
+        if let Some(b) = raw.backlog {
+            l.backlog = b;
+        }
+        if let Some(m) = raw.max_connections {
+            l.max_connections = m;
+        }
+        if let Some(d) = raw.drain_timeout_ms {
+            l.drain_timeout_ms = d;
+        }
+        l
+    }
+}
+
+/// `[rpc]`: the RPC protocol.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RpcConfig {
+    /// Largest frame body accepted, in bytes. Default 1048576 (1 MiB).
+    pub max_frame_bytes: usize,
+    /// Most requests of one connection in progress at once. Default 64.
+    pub max_in_flight: usize,
+    /// Close a connection idle this long, in ms; 0 = never. Default 60000.
+    pub idle_timeout_ms: u64,
+    /// Threads of the compute pool; 0 = number of CPUs. Default 0.
+    pub compute_workers: usize,
+    /// Largest `n` the `compute` service accepts. Default 1000000000.
+    pub compute_max_n: u64,
+}
+
+impl Default for RpcConfig {
+    fn default() -> Self {
+        RpcConfig {
+            max_frame_bytes: 1 << 20,
+            max_in_flight: 64,
+            idle_timeout_ms: 60_000,
+            compute_workers: 0,
+            compute_max_n: 1_000_000_000,
+        }
+    }
+}
+
+impl RpcConfig {
+    /// The idle timeout, or `None` when it is 0 (never).
+    pub fn idle_timeout(&self) -> Option<Duration> {
+        (self.idle_timeout_ms > 0).then(|| Duration::from_millis(self.idle_timeout_ms))
+    }
+
+    /// The compute pool's size: `compute_workers`, or the number of CPUs when 0.
+    pub fn effective_compute_workers(&self) -> usize {
+        if self.compute_workers > 0 {
+            self.compute_workers
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        }
+    }
+}
+
+/// `[http]`: the HTTP protocol.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Time allowed to read a request's headers, in ms. Default 10000.
+    pub header_read_timeout_ms: u64,
+    /// Close a keep-alive connection idle this long, in ms; 0 = never. Default 60000.
+    pub idle_timeout_ms: u64,
+    /// Largest request head accepted, in bytes. Default 16384.
+    pub max_header_bytes: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            header_read_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
+            max_header_bytes: 16_384,
+        }
+    }
+}
+
+impl HttpConfig {
+    /// [`HttpConfig::header_read_timeout_ms`] as a duration.
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_read_timeout_ms)
+    }
+
+    /// The idle timeout, or `None` when it is 0 (never).
+    pub fn idle_timeout(&self) -> Option<Duration> {
+        (self.idle_timeout_ms > 0).then(|| Duration::from_millis(self.idle_timeout_ms))
+    }
+}
+
+/// `[metrics]`: Prometheus metrics.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Collect metrics and serve `/metrics` on HTTP listeners. Default true.
+    pub enabled: bool,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig { enabled: true }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", try_from = "String")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+impl fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LogFormat::Pretty => "pretty",
+            LogFormat::Json => "json",
+        })
+    }
+}
+
+/// `[log]`: logging.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A `tracing_subscriber::EnvFilter` directive (`info`, `corral=debug,info`).
+    /// `RUST_LOG` overrides it. Default `"info"`.
+    pub level: String,
+    /// `"pretty"` (default) or `"json"`.
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".into(),
+            format: LogFormat::Pretty,
+        }
+    }
+}
+
+impl TryFrom<String> for Transport {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        match s.as_str() {
+            "tcp" => Ok(Transport::Tcp),
+            "sctp" => Ok(Transport::Sctp),
+            other => Err(format!(
+                "unknown transport {other:?}, expected \"tcp\" or \"sctp\""
+            )),
+        }
+    }
+}
+
+impl TryFrom<String> for Protocol {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        match s.as_str() {
+            "rpc" => Ok(Protocol::Rpc),
+            "http" => Ok(Protocol::Http),
+            other => Err(format!(
+                "unknown protocol {other:?}, expected \"rpc\" or \"http\""
+            )),
+        }
+    }
+}
+
+impl TryFrom<String> for LogFormat {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        match s.as_str() {
+            "pretty" => Ok(LogFormat::Pretty),
+            "json" => Ok(LogFormat::Json),
+            other => Err(format!(
+                "unknown log format {other:?}, expected \"pretty\" or \"json\""
+            )),
+        }
+    }
+}
+
+/// One layer of configuration and where it came from.
+struct Layer {
+    origin: Origin,
+    config: config::Config,
+}
+
+impl Config {
+    /// Loads the configuration: the file at `path` (or the embedded default),
+    /// then `<dir of path>/<env>.toml` (or `config/<env>.toml` without a path)
+    /// over it, then `CORRAL__SECTION__KEY` environment variables; and
+    /// validates the result.
+    pub fn load(path: Option<&Path>, env: Option<&str>) -> Result<Config, ConfigError> {
+        Self::load_with_vars(path, env, std::env::vars())
+    }
+
+    /// Like [`Config::load`], but takes the environment variables from `vars`
+    /// instead of the process environment (for tests and embedding). Only
+    /// variables starting with `CORRAL__` are used.
+    pub fn load_with_vars(
+        path: Option<&Path>,
+        env: Option<&str>,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut layers = Vec::with_capacity(3);
+        match path {
+            Some(p) => layers.push(file_layer(p)?),
+            None => layers.push(toml_layer(Origin::Embedded, EMBEDDED_DEFAULT)?),
+        }
+        if let Some(env) = env {
+            if env.is_empty() || env.contains(['/', '\\']) || env.starts_with('.') {
+                return Err(ConfigError::Invalid {
+                    key: "--env".into(),
+                    origin: Origin::Default,
+                    message: format!("{env:?} is not an environment name"),
+                });
+            }
+            let dir = match path {
+                Some(p) => p.parent().map(Path::to_path_buf).unwrap_or_default(),
+                None => PathBuf::from("config"),
+            };
+            layers.push(file_layer(&dir.join(format!("{env}.toml")))?);
+        }
+        let prefix = format!("{ENV_PREFIX}{ENV_SEPARATOR}");
+        let vars: HashMap<String, String> = vars
+            .into_iter()
+            .filter(|(k, _)| k.to_ascii_uppercase().starts_with(&prefix))
+            .collect();
+        if !vars.is_empty() {
+            let source = Environment::with_prefix(ENV_PREFIX)
+                .prefix_separator(ENV_SEPARATOR)
+                .separator(ENV_SEPARATOR)
+                .try_parsing(true)
+                .source(Some(vars.into_iter().collect()));
+            let config = config::Config::builder()
+                .add_source(source)
+                .build()
+                .map_err(|e| ConfigError::Parse {
+                    origin: Origin::Env(format!("{prefix}*")),
+                    message: e.to_string(),
+                })?;
+            layers.push(Layer {
+                origin: Origin::Env(String::new()),
+                config,
+            });
+        }
+
+        // Each layer alone must deserialize: this names the layer of a bad value.
+        for layer in &layers {
+            if let Err(e) = layer.config.clone().try_deserialize::<Config>() {
+                let (key, message) = split_error(e);
+                let origin = match &layer.origin {
+                    Origin::Env(_) => Origin::Env(env_var_name(&key)),
+                    o => o.clone(),
+                };
+                return Err(ConfigError::Invalid {
+                    key,
+                    origin,
+                    message,
+                });
+            }
+        }
+
+        let mut builder = config::Config::builder();
+        for layer in &layers {
+            builder = builder.add_source(layer.config.clone());
+        }
+        let merged = builder
+            .build()
+            .and_then(|c| c.try_deserialize::<Config>())
+            .map_err(|e| {
+                let (key, message) = split_error(e);
+                let origin = origin_of(&layers, &key);
+                ConfigError::Invalid {
+                    key,
+                    origin,
+                    message,
+                }
+            })?;
+        if let Err((key, message)) = merged.check() {
+            let origin = origin_of(&layers, &key);
+            return Err(ConfigError::Invalid {
+                key,
+                origin,
+                message,
+            });
+        }
+        Ok(merged)
+    }
+
+    /// The embedded default (`config/sys.toml`), as parsed from its text.
+    pub fn embedded_default() -> Config {
+        // The embedded text is checked by the tests; should it ever fail,
+        // fall back to the identical built-in defaults rather than panic.
+        Self::load_with_vars(None, None, std::iter::empty()).unwrap_or_default()
+    }
+
+    /// Checks the values that types alone cannot: ranges, names, conflicts.
+    /// On failure returns the key and what is wrong with it.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.check().map_err(|(key, message)| ConfigError::Invalid {
+            key,
+            origin: Origin::Default,
+            message,
+        })
+    }
+
+    fn check(&self) -> Result<(), (String, String)> {
+        fn bad(key: impl Into<String>, msg: impl Into<String>) -> Result<(), (String, String)> {
+            Err((key.into(), msg.into()))
+        }
+        if self.node.name.trim().is_empty() {
+            return bad("node.name", "must not be empty");
+        }
+        if self.node.data_dir.as_os_str().is_empty() {
+            return bad("node.data_dir", "must not be empty");
+        }
+        let mut names = HashSet::new();
+        let mut binds = HashSet::new();
+        for (i, l) in self.listeners.iter().enumerate() {
+            let k = |f: &str| format!("listener[{i}].{f}");
+            if l.name.trim().is_empty() {
+                return bad(k("name"), "must not be empty");
+            }
+            if !names.insert(l.name.as_str()) {
+                return bad(k("name"), format!("duplicate listener name {:?}", l.name));
+            }
+            if !valid_address(&l.address) {
+                return bad(
+                    k("address"),
+                    format!("{:?} is not an IP address or host name", l.address),
+                );
+            }
+            if l.port != 0 && !binds.insert((l.transport, l.address.as_str(), l.port)) {
+                return bad(
+                    k("port"),
+                    format!(
+                        "{} {}:{} is already used by another listener",
+                        l.transport, l.address, l.port
+                    ),
+                );
+            }
+            if l.backlog == 0 {
+                return bad(k("backlog"), "must be at least 1");
+            }
+            if l.max_connections == 0 {
+                return bad(k("max_connections"), "must be at least 1");
+            }
+        }
+        if self.rpc.max_frame_bytes < 64 {
+            return bad("rpc.max_frame_bytes", "must be at least 64");
+        }
+        if self.rpc.max_frame_bytes > u32::MAX as usize {
+            return bad("rpc.max_frame_bytes", "must fit the 4-byte length prefix");
+        }
+        if self.rpc.max_in_flight == 0 {
+            return bad("rpc.max_in_flight", "must be at least 1");
+        }
+        if self.rpc.compute_max_n == 0 {
+            return bad("rpc.compute_max_n", "must be at least 1");
+        }
+        if self.http.header_read_timeout_ms == 0 {
+            return bad("http.header_read_timeout_ms", "must be at least 1");
+        }
+        if self.http.max_header_bytes < 256 {
+            return bad("http.max_header_bytes", "must be at least 256");
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&self.log.level) {
+            return bad("log.level", format!("not a valid filter directive: {e}"));
+        }
+        Ok(())
+    }
+}
+
+fn valid_address(a: &str) -> bool {
+    if a.parse::<IpAddr>().is_ok() {
+        return true;
+    }
+    !a.is_empty()
+        && a.len() <= 253
+        && a.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+        })
+}
+
+fn toml_layer(origin: Origin, text: &str) -> Result<Layer, ConfigError> {
+    config::Config::builder()
+        .add_source(File::from_str(text, FileFormat::Toml))
+        .build()
+        .map(|config| Layer {
+            origin: origin.clone(),
+            config,
+        })
+        .map_err(|e| ConfigError::Parse {
+            origin,
+            message: e.to_string().trim().to_string(),
+        })
+}
+
+fn file_layer(path: &Path) -> Result<Layer, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+        path: path.to_path_buf(),
+        error,
+    })?;
+    toml_layer(Origin::File(path.to_path_buf()), &text)
+}
+
+/// The environment variable that sets `key` (`rpc.max_frame_bytes` ->
+/// `CORRAL__RPC__MAX_FRAME_BYTES`).
+pub fn env_var_name(key: &str) -> String {
+    let mut s = String::from(ENV_PREFIX);
+    for part in key.split('.') {
+        s.push_str(ENV_SEPARATOR);
+        s.push_str(&part.to_ascii_uppercase());
+    }
+    s
+}
+
+/// The highest layer that sets `key` (or the nearest parent that is set).
+fn origin_of(layers: &[Layer], key: &str) -> Origin {
+    let mut k = key;
+    loop {
+        for layer in layers.iter().rev() {
+            if layer.config.get::<config::Value>(k).is_ok() {
+                return match &layer.origin {
+                    Origin::Env(_) => Origin::Env(env_var_name(k)),
+                    o => o.clone(),
+                };
+            }
+        }
+        match k.rfind(['.', '[']) {
+            Some(i) if i > 0 => k = &k[..i],
+            _ => return Origin::Default,
+        }
+    }
+}
+
+/// Splits a `config` error into the key it concerns and a message without
+/// the key and origin (which we name ourselves).
+fn split_error(e: config::ConfigError) -> (String, String) {
+    let (key, message) = split_error_raw(e);
+    (normalize_key(&key), message)
+}
+
+fn split_error_raw(e: config::ConfigError) -> (String, String) {
+    match e {
+        config::ConfigError::Type {
+            unexpected,
+            expected,
+            key,
+            ..
+        } => (
+            key.unwrap_or_default(),
+            format!("invalid type: {unexpected}, expected {expected}"),
+        ),
+        config::ConfigError::At { error, key, .. } => {
+            let (inner_key, message) = split_error_raw(*error);
+            let key = match (key, inner_key.is_empty()) {
+                (Some(k), true) => k,
+                (Some(k), false) => format!("{k}.{inner_key}"),
+                (None, _) => inner_key,
+            };
+            (key, message)
+        }
+        config::ConfigError::NotFound(key) => (key, "missing".into()),
+        config::ConfigError::Message(m) => {
+            // serde's "unknown field `x`, expected ..." names the key inside the message.
+            let key = m
+                .strip_prefix("unknown field `")
+                .and_then(|rest| rest.split('`').next())
+                .unwrap_or_default()
+                .to_string();
+            (key, m)
+        }
+        other => (String::new(), other.to_string()),
+    }
+}
+
+/// `listener[0]port` (as the `config` crate joins an index and a field) ->
+/// `listener[0].port`.
+fn normalize_key(key: &str) -> String {
+    let mut out = String::with_capacity(key.len() + 2);
+    let mut chars = key.chars().peekable();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        if c == ']'
+            && chars
+                .peek()
+                .is_some_and(|n| n.is_alphanumeric() || *n == '_')
+        {
+            out.push('.');
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(v: &[(&str, &str)]) -> Vec<(String, String)> {
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn embedded_default_equals_builtin_defaults() {
+        let c = Config::load_with_vars(None, None, vars(&[])).expect("valid");
+        assert_eq!(c, Config::default());
+        assert_eq!(Config::embedded_default(), Config::default());
+    }
+
+    #[test]
+    fn env_vars_override() {
+        let c = Config::load_with_vars(
+            None,
+            None,
+            vars(&[
+                ("CORRAL__RPC__MAX_FRAME_BYTES", "65536"),
+                ("CORRAL__NODE__NAME", "x"),
+                ("CORRAL__LOG__FORMAT", "json"),
+                ("CORRAL__METRICS__ENABLED", "false"),
+                ("OTHER__RPC__MAX_FRAME_BYTES", "1"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(c.rpc.max_frame_bytes, 65536);
+        assert_eq!(c.node.name, "x");
+        assert_eq!(c.log.format, LogFormat::Json);
+        assert!(!c.metrics.enabled);
+    }
+
+    #[test]
+    fn bad_env_var_is_named() {
+        let e = Config::load_with_vars(None, None, vars(&[("CORRAL__RPC__MAX_IN_FLIGHT", "lots")]))
+            .expect_err("invalid");
+        let s = e.to_string();
+        assert!(s.contains("rpc.max_in_flight"), "{s}");
+        assert!(
+            s.contains("environment variable CORRAL__RPC__MAX_IN_FLIGHT"),
+            "{s}"
+        );
+        let e = Config::load_with_vars(None, None, vars(&[("CORRAL__RPC__MAX_IN_FLIGHT", "0")]))
+            .expect_err("invalid");
+        let s = e.to_string();
+        assert!(
+            s.contains("environment variable CORRAL__RPC__MAX_IN_FLIGHT"),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn keys_are_normalized() {
+        assert_eq!(normalize_key("listener[0]port"), "listener[0].port");
+        assert_eq!(normalize_key("listener[0].port"), "listener[0].port");
+        assert_eq!(normalize_key("a[1][2]b"), "a[1][2].b");
+    }
+
+    #[test]
+    fn env_var_names() {
+        assert_eq!(
+            env_var_name("rpc.max_frame_bytes"),
+            "CORRAL__RPC__MAX_FRAME_BYTES"
+        );
+    }
+
+    #[test]
+    fn addresses() {
+        assert!(valid_address("127.0.0.1"));
+        assert!(valid_address("::1"));
+        assert!(valid_address("localhost"));
+        assert!(!valid_address("not an address"));
+        assert!(!valid_address(""));
+    }
+
+    #[test]
+    fn bind_address_brackets_ipv6() {
+        let mut l = ListenerConfig::new("x", Transport::Tcp, Protocol::Rpc, 1);
+        assert_eq!(l.bind_address(), "127.0.0.1:1");
+        l.address = "::1".into();
+        assert_eq!(l.bind_address(), "[::1]:1");
+    }
+
+    #[test]
+    fn durations() {
+        let c = Config::default();
+        assert_eq!(c.rpc.idle_timeout(), Some(Duration::from_secs(60)));
+        let rpc = RpcConfig {
+            idle_timeout_ms: 0,
+            ..RpcConfig::default()
+        };
+        assert_eq!(rpc.idle_timeout(), None);
+        assert!(rpc.effective_compute_workers() >= 1);
+    }
+}

@@ -1,0 +1,276 @@
+//! Loading configuration: embedded default, file, environment file and
+//! environment variables, and the errors for bad values.
+
+use std::path::{Path, PathBuf};
+
+use corral::config::{Config, ConfigError, LogFormat, Origin, Protocol, Transport};
+
+fn no_vars() -> Vec<(String, String)> {
+    Vec::new()
+}
+
+fn vars(v: &[(&str, &str)]) -> Vec<(String, String)> {
+    v.iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write config file");
+    path
+}
+
+fn repo_config(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("config")
+        .join(name)
+}
+
+/// Loads `text` as a base file and returns the error's message.
+fn error_of(text: &str) -> (ConfigError, PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write(dir.path(), "bad.toml", text);
+    let err = Config::load_with_vars(Some(&path), None, no_vars()).expect_err("must be refused");
+    (err, path)
+}
+
+fn assert_names(text: &str, key: &str) {
+    let (err, path) = error_of(text);
+    let msg = err.to_string();
+    assert!(msg.contains(&format!("`{key}`")), "key {key} not in: {msg}");
+    assert!(
+        msg.contains(&path.display().to_string()),
+        "file not in: {msg}"
+    );
+    assert_eq!(err.key(), Some(key));
+}
+
+#[test]
+fn embedded_default() {
+    let c = Config::load_with_vars(None, None, no_vars()).expect("valid");
+    assert_eq!(c, Config::embedded_default());
+    assert_eq!(c, Config::default());
+    assert_eq!(c.node.name, "corral");
+    assert_eq!(c.node.shutdown_timeout_ms, 10_000);
+    assert_eq!(c.node.data_dir, PathBuf::from("./data"));
+    assert_eq!(c.listeners.len(), 2);
+    let rpc = &c.listeners[0];
+    assert_eq!(
+        (rpc.name.as_str(), rpc.transport, rpc.protocol, rpc.port),
+        ("rpc", Transport::Tcp, Protocol::Rpc, 7070)
+    );
+    assert_eq!(rpc.bind_address(), "127.0.0.1:7070");
+    let http = &c.listeners[1];
+    assert_eq!(
+        (http.name.as_str(), http.protocol, http.port),
+        ("http", Protocol::Http, 8080)
+    );
+    assert_eq!(c.rpc.max_frame_bytes, 1_048_576);
+    assert_eq!(c.rpc.max_in_flight, 64);
+    assert_eq!(c.rpc.compute_max_n, 1_000_000_000);
+    assert_eq!(c.http.max_header_bytes, 16_384);
+    assert!(c.metrics.enabled);
+    assert_eq!(c.log.level, "info");
+    assert_eq!(c.log.format, LogFormat::Pretty);
+}
+
+#[test]
+fn sys_toml_is_the_embedded_default() {
+    let c = Config::load_with_vars(Some(&repo_config("sys.toml")), None, no_vars()).expect("ok");
+    assert_eq!(c, Config::default());
+}
+
+#[test]
+fn shipped_environments_are_valid() {
+    for env in ["dev", "prod", "test"] {
+        let c = Config::load_with_vars(Some(&repo_config("sys.toml")), Some(env), no_vars())
+            .unwrap_or_else(|e| panic!("{env}: {e}"));
+        assert_ne!(c, Config::default(), "{env} changes something");
+    }
+    let test = Config::load_with_vars(Some(&repo_config("sys.toml")), Some("test"), no_vars())
+        .expect("ok");
+    assert!(test.listeners.iter().all(|l| l.port == 0));
+    let prod = Config::load_with_vars(Some(&repo_config("sys.toml")), Some("prod"), no_vars())
+        .expect("ok");
+    assert_eq!(prod.log.format, LogFormat::Json);
+}
+
+#[test]
+fn partial_file_keeps_defaults() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write(
+        dir.path(),
+        "my.toml",
+        "[rpc]\nmax_in_flight = 8\n[node]\nname = \"n1\"\n",
+    );
+    let c = Config::load_with_vars(Some(&path), None, no_vars()).expect("valid");
+    assert_eq!(c.rpc.max_in_flight, 8);
+    assert_eq!(c.rpc.max_frame_bytes, 1_048_576);
+    assert_eq!(c.node.name, "n1");
+    assert_eq!(c.listeners, Config::default().listeners);
+}
+
+#[test]
+fn listener_defaults_follow_protocol() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write(
+        dir.path(),
+        "l.toml",
+        "[[listener]]\nprotocol = \"http\"\n[[listener]]\nname = \"s\"\ntransport = \"sctp\"\nport = 7071\n",
+    );
+    let c = Config::load_with_vars(Some(&path), None, no_vars()).expect("valid");
+    assert_eq!(c.listeners.len(), 2);
+    assert_eq!(c.listeners[0].name, "http");
+    assert_eq!(c.listeners[0].port, 8080);
+    assert_eq!(c.listeners[0].max_connections, 10_000);
+    assert_eq!(c.listeners[1].transport, Transport::Sctp);
+    assert_eq!(c.listeners[1].protocol, Protocol::Rpc);
+}
+
+#[test]
+fn env_file_overrides_base() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = write(
+        dir.path(),
+        "sys.toml",
+        "[node]\nname = \"base\"\nshutdown_timeout_ms = 1\n[log]\nlevel = \"info\"\n",
+    );
+    write(
+        dir.path(),
+        "stage.toml",
+        "[node]\nname = \"stage\"\n[[listener]]\nname = \"only\"\nport = 0\n",
+    );
+    let c = Config::load_with_vars(Some(&base), Some("stage"), no_vars()).expect("valid");
+    assert_eq!(c.node.name, "stage");
+    assert_eq!(c.node.shutdown_timeout_ms, 1, "kept from the base");
+    assert_eq!(c.listeners.len(), 1, "the list is replaced as a whole");
+    assert_eq!(c.listeners[0].name, "only");
+}
+
+#[test]
+fn missing_env_file_is_an_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = write(dir.path(), "sys.toml", "");
+    let err = Config::load_with_vars(Some(&base), Some("nope"), no_vars()).expect_err("missing");
+    assert!(matches!(err, ConfigError::Read { .. }), "{err}");
+    assert!(err.to_string().contains("nope.toml"), "{err}");
+    let err =
+        Config::load_with_vars(Some(&base), Some("../x"), no_vars()).expect_err("bad env name");
+    assert!(err.to_string().contains("--env"), "{err}");
+}
+
+#[test]
+fn env_vars_override_both() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = write(dir.path(), "sys.toml", "[rpc]\nmax_frame_bytes = 1000\n");
+    write(dir.path(), "dev.toml", "[rpc]\nmax_frame_bytes = 2000\n");
+    let c = Config::load_with_vars(
+        Some(&base),
+        Some("dev"),
+        vars(&[
+            ("CORRAL__RPC__MAX_FRAME_BYTES", "65536"),
+            ("CORRAL__NODE__NAME", "x"),
+            ("CORRAL__HTTP__IDLE_TIMEOUT_MS", "0"),
+        ]),
+    )
+    .expect("valid");
+    assert_eq!(c.rpc.max_frame_bytes, 65536);
+    assert_eq!(c.node.name, "x");
+    assert_eq!(c.http.idle_timeout(), None);
+}
+
+#[test]
+fn bad_env_var_names_the_variable() {
+    let err = Config::load_with_vars(None, None, vars(&[("CORRAL__RPC__MAX_FRAME_BYTES", "big")]))
+        .expect_err("bad");
+    let msg = err.to_string();
+    assert!(msg.contains("`rpc.max_frame_bytes`"), "{msg}");
+    assert!(
+        msg.contains("environment variable CORRAL__RPC__MAX_FRAME_BYTES"),
+        "{msg}"
+    );
+    let err = Config::load_with_vars(None, None, vars(&[("CORRAL__NODE__COLOUR", "red")]))
+        .expect_err("unknown key");
+    assert!(
+        err.to_string()
+            .contains("environment variable CORRAL__NODE__COLOUR"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_values_name_key_and_file() {
+    assert_names("[rpc]\nmax_frame_bytes = \"big\"\n", "rpc.max_frame_bytes");
+    assert_names("[rpc]\nmax_in_flight = 0\n", "rpc.max_in_flight");
+    assert_names(
+        "[node]\nshutdown_timeout_ms = -1\n",
+        "node.shutdown_timeout_ms",
+    );
+    assert_names("[metrics]\nenabled = \"maybe\"\n", "metrics.enabled");
+    assert_names("[log]\nformat = \"xml\"\n", "log.format");
+    assert_names("[log]\nlevel = \"[[\"\n", "log.level");
+    assert_names(
+        "[[listener]]\ntransport = \"udp\"\n",
+        "listener[0].transport",
+    );
+    assert_names("[[listener]]\nprotocol = \"ftp\"\n", "listener[0].protocol");
+    assert_names("[[listener]]\nport = 70000\n", "listener[0].port");
+    assert_names("[[listener]]\nport = -1\n", "listener[0].port");
+    assert_names(
+        "[[listener]]\nname = \"a\"\n[[listener]]\nname = \"b\"\nport = 1\nmax_connections = 0\n",
+        "listener[1].max_connections",
+    );
+    assert_names("[[listener]]\nbacklog = 0\n", "listener[0].backlog");
+    assert_names(
+        "[[listener]]\naddress = \"not an address\"\n",
+        "listener[0].address",
+    );
+    assert_names(
+        "[[listener]]\nname = \"a\"\nport = 1\n[[listener]]\nname = \"a\"\nport = 2\n",
+        "listener[1].name",
+    );
+    assert_names(
+        "[[listener]]\nname = \"a\"\nport = 1\n[[listener]]\nname = \"b\"\nport = 1\n",
+        "listener[1].port",
+    );
+}
+
+#[test]
+fn unknown_keys_are_refused() {
+    assert_names("[node]\nnmae = \"x\"\n", "node.nmae");
+    assert_names("[[listener]]\nprot = 1\n", "listener[0].prot");
+    assert_names("[rcp]\nmax_in_flight = 1\n", "rcp");
+    assert_names("toplevel = 1\n", "toplevel");
+}
+
+#[test]
+fn syntax_error_names_the_file() {
+    let (err, path) = error_of("[rpc\n");
+    assert!(matches!(err, ConfigError::Parse { .. }));
+    assert!(err.to_string().contains(&path.display().to_string()));
+}
+
+#[test]
+fn error_in_env_file_names_that_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = write(dir.path(), "sys.toml", "[rpc]\nmax_in_flight = 4\n");
+    let dev = write(dir.path(), "dev.toml", "[rpc]\nmax_in_flight = 0\n");
+    let err = Config::load_with_vars(Some(&base), Some("dev"), no_vars()).expect_err("bad");
+    match &err {
+        ConfigError::Invalid { key, origin, .. } => {
+            assert_eq!(key, "rpc.max_in_flight");
+            assert_eq!(origin, &Origin::File(dev.clone()));
+        }
+        other => panic!("unexpected {other}"),
+    }
+}
+
+#[test]
+fn validate_checks_a_built_config() {
+    let mut c = Config::default();
+    assert!(c.validate().is_ok());
+    c.listeners[1].name = "rpc".into();
+    let err = c.validate().expect_err("duplicate");
+    assert_eq!(err.key(), Some("listener[1].name"));
+}
