@@ -4,5 +4,6 @@
 
 pub mod client;
 pub mod config;
+pub mod listener;
 pub mod metrics;
 pub mod supervisor;

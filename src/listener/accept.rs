@@ -1,0 +1,210 @@
+//! The listener actor: owns the listening socket and accepts. Before each
+//! accept it takes a permit, so `max_connections` is back-pressure (one more
+//! client waits in the kernel's backlog), not an error. Each accepted socket
+//! gets a fresh connection actor from `acceptor_sup`, then is handed to it.
+
+use super::connection::ConnMsg;
+use super::protocol::Socket;
+use super::spec::ListenerShared;
+use crate::supervisor::SupervisorError;
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+/// Pause after an accept error that says the process is out of a resource
+/// (EMFILE, ENFILE, ENOBUFS, ENOMEM) before trying again.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+
+pub(crate) enum ListenerMsg {
+    Suspend(RpcReplyPort<()>),
+    Resume(RpcReplyPort<Result<(), String>>),
+    /// The accept loop cannot go on (acceptor_sup is gone).
+    LoopEnded(String),
+}
+
+pub(crate) struct ListenerActor;
+
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+pub(crate) struct State {
+    shared: Arc<ListenerShared>,
+    accepting: Option<AbortOnDrop>,
+}
+
+/// Binds the listening socket with the configured backlog. On a restart the
+/// previous socket may still be closing; the address is then retried briefly.
+async fn bind(shared: &ListenerShared) -> io::Result<TcpListener> {
+    let bound = *shared.lock_local_addr();
+    let addr: SocketAddr = match bound {
+        Some(bound) => bound,
+        None => tokio::net::lookup_host(&shared.bind)
+            .await?
+            .next()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address"))?,
+    };
+    let mut tries = 0;
+    loop {
+        match bind_once(addr, shared.backlog) {
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse && bound.is_some() && tries < 100 => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+fn bind_once(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(backlog.min(i32::MAX as u32) as i32)?;
+    TcpListener::from_std(socket.into())
+}
+
+fn resource_exhausted(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(code) if code == libc_code::EMFILE || code == libc_code::ENFILE || code == libc_code::ENOBUFS || code == libc_code::ENOMEM
+    )
+}
+
+/// errno values (Linux) for the accept errors that call for a pause.
+mod libc_code {
+    pub(super) const EMFILE: i32 = 24;
+    pub(super) const ENFILE: i32 = 23;
+    pub(super) const ENOBUFS: i32 = 105;
+    pub(super) const ENOMEM: i32 = 12;
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<ListenerShared>, me: ActorRef<ListenerMsg>) {
+    loop {
+        let Ok(permit) = shared.permits.clone().acquire_owned().await else {
+            return;
+        };
+        let (stream, peer) = loop {
+            match listener.accept().await {
+                Ok(accepted) => break accepted,
+                Err(e) => {
+                    if let Some(m) = &shared.metrics {
+                        m.accept_errors.with_label_values(&[&*shared.name]).inc();
+                    }
+                    tracing::warn!(listener = %shared.name, error = %e, "accept failed");
+                    if resource_exhausted(&e) {
+                        tokio::time::sleep(ACCEPT_PAUSE).await;
+                    }
+                }
+            }
+        };
+        if let Some(m) = &shared.metrics {
+            m.connections_accepted.with_label_values(&[&*shared.name]).inc();
+        }
+        let _ = stream.set_nodelay(true);
+        let Some(acceptor) = shared.acceptor() else {
+            let _ = me.cast(ListenerMsg::LoopEnded("acceptor_sup is not running".into()));
+            return;
+        };
+        match acceptor.start_child(()).await {
+            Ok(Some(cell)) => {
+                // If the actor is already gone, the socket and permit drop here.
+                let _ = ActorRef::<ConnMsg>::from(cell).cast(ConnMsg::Socket(Socket::Tcp(stream), peer, permit));
+            }
+            Ok(None) => {}
+            Err(SupervisorError::NoProc) => {
+                let _ = me.cast(ListenerMsg::LoopEnded("acceptor_sup is not running".into()));
+                return;
+            }
+            Err(e) => tracing::warn!(listener = %shared.name, error = %e, "no connection actor"),
+        }
+    }
+}
+
+impl State {
+    async fn start_accepting(&mut self, me: &ActorRef<ListenerMsg>) -> io::Result<()> {
+        let listener = bind(&self.shared).await?;
+        let addr = listener.local_addr()?;
+        *self.shared.lock_local_addr() = Some(addr);
+        tracing::info!(listener = %self.shared.name, %addr, "listening");
+        let task = tokio::spawn(accept_loop(listener, self.shared.clone(), me.clone()));
+        self.accepting = Some(AbortOnDrop(task));
+        Ok(())
+    }
+}
+
+impl Actor for ListenerActor {
+    type Msg = ListenerMsg;
+    type State = State;
+    type Arguments = Arc<ListenerShared>;
+
+    async fn pre_start(&self, myself: ActorRef<ListenerMsg>, shared: Arc<ListenerShared>) -> Result<State, ActorProcessingErr> {
+        shared.renew_drain_token();
+        let mut state = State {
+            shared,
+            accepting: None,
+        };
+        if let Err(e) = state.start_accepting(&myself).await {
+            return Err(format!("listener {}: cannot listen on {}: {e}", state.shared.name, state.shared.bind).into());
+        }
+        state.shared.set_listener(Some(myself));
+        Ok(state)
+    }
+
+    async fn handle(&self, myself: ActorRef<ListenerMsg>, msg: ListenerMsg, state: &mut State) -> Result<(), ActorProcessingErr> {
+        match msg {
+            ListenerMsg::Suspend(reply) => {
+                if state.accepting.take().is_some() {
+                    tracing::info!(listener = %state.shared.name, "suspended");
+                }
+                state.shared.set_suspended(true);
+                let _ = reply.send(());
+            }
+            ListenerMsg::Resume(reply) => {
+                let r = if state.accepting.is_some() {
+                    Ok(())
+                } else {
+                    state.start_accepting(&myself).await.map_err(|e| e.to_string())
+                };
+                if r.is_ok() {
+                    state.shared.set_suspended(false);
+                }
+                let _ = reply.send(r);
+            }
+            ListenerMsg::LoopEnded(why) => return Err(why.into()),
+        }
+        Ok(())
+    }
+
+    async fn post_stop(&self, _: ActorRef<ListenerMsg>, state: &mut State) -> Result<(), ActorProcessingErr> {
+        // Stop accepting, then let open connections finish for the drain timeout.
+        state.accepting.take();
+        state.shared.set_listener(None);
+        let shared = &state.shared;
+        shared.drain_token().cancel();
+        let open = shared.connections();
+        if open > 0 {
+            tracing::info!(listener = %shared.name, open, "draining connections");
+            let all = shared.max_connections.min(u32::MAX as usize) as u32;
+            let drained = tokio::time::timeout(shared.drain_timeout, shared.permits.acquire_many(all)).await;
+            match drained {
+                Ok(Ok(permits)) => drop(permits),
+                _ => tracing::warn!(listener = %shared.name, open = shared.connections(), "drain timeout: closing remaining connections"),
+            }
+        }
+        Ok(())
+    }
+}

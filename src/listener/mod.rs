@@ -1,0 +1,27 @@
+//! Listeners: Ranch's design in corral's tree.
+//!
+//! Each listener is a subtree, `listener_sup:<name>` (rest_for_one), holding
+//! `acceptor_sup` (a dynamic supervisor of temporary connection actors, one
+//! per connection) and the `listener` (owns the listening socket, accepts,
+//! asks acceptor_sup for a connection actor and hands it the socket).
+//!
+//! - `max_connections` is back-pressure: the listener takes a permit before
+//!   each accept, so one connection more waits in the kernel backlog and is
+//!   served as soon as another closes.
+//! - Accept errors (EMFILE and the like) are logged, counted and retried
+//!   after a short pause; they never crash the listener.
+//! - A listener can be suspended (socket closed, connections kept) and
+//!   resumed; at shutdown it stops accepting, lets connections finish for
+//!   the drain timeout, then they are stopped.
+//! - A [`Protocol`] serves each connection; the built-in RPC and HTTP
+//!   protocols use nothing a protocol of yours could not.
+
+mod accept;
+mod connection;
+mod protocol;
+mod spec;
+
+pub use protocol::{
+    Connection, ConnectionRef, Protocol, ProtocolError, SendError, ServeFuture, Socket,
+};
+pub use spec::{ListenerError, ListenerHandle, ListenerSpec};
