@@ -3,4 +3,5 @@
 #![deny(missing_docs)]
 
 pub mod metrics;
+pub mod rpc;
 pub mod supervisor;
