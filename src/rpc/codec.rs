@@ -6,7 +6,7 @@
 //! frame announced larger than `max_frame_bytes` comes out as
 //! [`Frame::TooLarge`] (the server answers FRAME_TOO_LARGE and closes: the body
 //! of such a frame cannot be skipped safely). After that the codec yields
-//! nothing more.
+//! nothing more and discards what it is given.
 
 use std::io;
 
@@ -80,6 +80,8 @@ impl Decoder for FrameCodec {
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
         if self.poisoned {
+            // Discard: the server only reads on to close gracefully.
+            src.clear();
             return Ok(None);
         }
         if !self.in_frame {

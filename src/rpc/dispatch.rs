@@ -266,9 +266,10 @@ impl RpcShared {
     }
 
     /// Appends the reply body for `c` to `out`. A reply that cannot be
-    /// encoded, or would exceed `max_frame_bytes`, is replaced by an INTERNAL
-    /// error. Returns false if not even that could be encoded (`out`
-    /// unchanged).
+    /// encoded, or whose data would exceed `max_frame_bytes`, is replaced by
+    /// an INTERNAL error. Error replies are not limited (they are small, and
+    /// must go out even under a tiny limit). Returns false if not even the
+    /// fallback could be encoded (`out` unchanged).
     pub(crate) fn encode(&self, c: &Completed, out: &mut BytesMut) -> bool {
         let start = out.len();
         let outcome = match &c.result {
@@ -278,7 +279,7 @@ impl RpcShared {
         let service = c.service.as_deref();
         let problem = match envelope::write_reply(out, c.enc, c.shape, &c.id, service, outcome) {
             Err(e) => Some(e.to_string()),
-            Ok(()) if out.len() - start > self.settings.max_frame_bytes => {
+            Ok(()) if c.result.is_ok() && out.len() - start > self.settings.max_frame_bytes => {
                 let size = out.len() - start;
                 out.truncate(start);
                 Some(format!("reply of {size} bytes exceeds the frame limit"))

@@ -36,6 +36,12 @@ use crate::metrics::Metrics;
 /// Initial capacity of the buffer replies are encoded into.
 const SCRATCH_BYTES: usize = 8 * 1024;
 
+/// After closing our side, how long to read and discard what the peer still
+/// sends before dropping the connection. Dropping a socket with unread input
+/// makes TCP send a reset, which may destroy replies the peer has not read
+/// yet (FRAME_TOO_LARGE, the last replies of a drain).
+const LINGER: Duration = Duration::from_secs(1);
+
 /// What the transport hands the protocol along with a connection.
 #[derive(Debug)]
 pub struct ConnCtx {
@@ -158,7 +164,10 @@ where
     let max = shared.settings.max_frame_bytes;
     let (r, w) = tokio::io::split(io);
     let reader = FramedRead::new(r, FrameCodec::new(max));
-    let writer = FramedWrite::new(w, FrameCodec::new(max));
+    // Outgoing sizes are policed by the dispatcher: data over the limit is
+    // replaced by an INTERNAL error, and error replies always go out (even
+    // when the limit is set smaller than an error message).
+    let writer = FramedWrite::new(w, FrameCodec::new(u32::MAX as usize));
     serve_framed(reader, writer, shared, conn).await
 }
 
@@ -239,6 +248,7 @@ where
     let mut scratch = BytesMut::with_capacity(SCRATCH_BYTES);
     let mut last_enc = Encoding::Json;
     let mut reading = true;
+    let mut read_eof = false;
     let mut dirty = false;
     let mut last_activity = Instant::now();
     let idle_sleep = tokio::time::sleep(idle.unwrap_or(Duration::from_secs(3600)));
@@ -296,9 +306,13 @@ where
                 }
                 dirty = true;
             }
-            Event::Frame(None) => reading = false,
+            Event::Frame(None) => {
+                reading = false;
+                read_eof = true;
+            }
             Event::Frame(Some(Err(e))) => {
                 reading = false;
+                read_eof = true;
                 if let Err(e) = end_with(e) {
                     break Err(e);
                 }
@@ -334,6 +348,10 @@ where
     };
     // Flush what is queued and close our side, unless the peer is gone.
     let closed = writer.close().await;
+    if !read_eof && outcome.is_ok() && closed.is_ok() {
+        let discard = async { while let Some(Ok(_)) = reader.next().await {} };
+        let _ = tokio::time::timeout(LINGER, discard).await;
+    }
     match (outcome, closed) {
         (Ok(()), Err(e)) => end_with(e),
         (outcome, _) => outcome,
