@@ -6,4 +6,5 @@ pub mod client;
 pub mod config;
 pub mod listener;
 pub mod metrics;
+pub mod rpc;
 pub mod supervisor;

@@ -1,0 +1,359 @@
+//! Serving one connection: pipelined requests, replies as they are ready,
+//! pushes interleaved, backpressure, idle timeout, drain.
+//!
+//! The loop ([`serve_framed`]) runs in the connection's task and works on a
+//! stream of [`Frame`]s and a sink of reply bodies, so a message transport
+//! (one message = one body) reuses it as is; [`serve`] adapts a byte stream
+//! with the length-prefixed [`FrameCodec`].
+//!
+//! In the loop, by priority: completed requests are encoded and queued; new
+//! frames are read and dispatched while fewer than `max_in_flight` requests
+//! are running (at the bound the loop stops reading: backpressure); pushes are
+//! queued; the queue is flushed once nothing else is ready, so replies that
+//! are ready together go out in one write.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
+use futures::{Sink, SinkExt, Stream, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
+use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio_util::sync::CancellationToken;
+
+use super::codec::{Frame, FrameCodec, FrameError};
+use super::dispatch::{Completed, Dispatched, RpcShared};
+use super::envelope::{Encoding, Push};
+use super::registry::{CallContext, Registry};
+use super::settings::RpcSettings;
+use crate::metrics::Metrics;
+
+/// Initial capacity of the buffer replies are encoded into.
+const SCRATCH_BYTES: usize = 8 * 1024;
+
+/// After closing our side, how long to read and discard what the peer still
+/// sends before dropping the connection. Dropping a socket with unread input
+/// makes TCP send a reset, which may destroy replies the peer has not read
+/// yet (FRAME_TOO_LARGE, the last replies of a drain).
+const LINGER: Duration = Duration::from_secs(1);
+
+/// What the transport hands the protocol along with a connection.
+#[derive(Debug)]
+pub struct ConnCtx {
+    peer: Option<SocketAddr>,
+    cancel: CancellationToken,
+    pushes_tx: mpsc::Sender<Push>,
+    pushes_rx: mpsc::Receiver<Push>,
+}
+
+impl ConnCtx {
+    /// Pushes queued for a connection before senders wait.
+    pub const PUSH_QUEUE: usize = 256;
+
+    /// The context of a connection from `peer`, drained when `cancel` is
+    /// cancelled (stop reading, finish requests in flight, flush, close).
+    pub fn new(peer: Option<SocketAddr>, cancel: CancellationToken) -> Self {
+        let (pushes_tx, pushes_rx) = mpsc::channel(Self::PUSH_QUEUE);
+        ConnCtx {
+            peer,
+            cancel,
+            pushes_tx,
+            pushes_rx,
+        }
+    }
+
+    /// The peer's address.
+    pub fn peer(&self) -> Option<SocketAddr> {
+        self.peer
+    }
+
+    /// The token that drains the connection.
+    pub fn cancel_token(&self) -> &CancellationToken {
+        &self.cancel
+    }
+
+    /// A sender of pushes to this connection (services get one in their
+    /// [`CallContext`] too).
+    pub fn push_sender(&self) -> mpsc::Sender<Push> {
+        self.pushes_tx.clone()
+    }
+}
+
+/// Why serving a connection failed. A peer that goes away (EOF, reset, a
+/// frame cut short) is a normal end, not an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RpcConnError {
+    /// The transport failed.
+    #[error("RPC connection failed: {0}")]
+    Transport(#[from] FrameError),
+}
+
+/// The RPC protocol, ready to serve connections. Cheap to clone.
+#[derive(Clone)]
+pub struct RpcProtocol {
+    shared: Arc<RpcShared>,
+}
+
+impl std::fmt::Debug for RpcProtocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RpcProtocol")
+            .field("settings", &self.shared.settings)
+            .field("services", &self.shared.registry)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RpcProtocol {
+    /// The protocol with the built-in services and `services` (which override
+    /// built-ins of the same name), recording into `metrics`.
+    pub fn new(settings: RpcSettings, metrics: Arc<Metrics>, services: Registry) -> Self {
+        RpcProtocol {
+            shared: Arc::new(RpcShared::new(settings, metrics, &services)),
+        }
+    }
+
+    /// The settings in force (out-of-range values corrected).
+    pub fn settings(&self) -> &RpcSettings {
+        &self.shared.settings
+    }
+
+    /// Every service served, built-ins included.
+    pub fn registry(&self) -> &Registry {
+        &self.shared.registry
+    }
+
+    /// Connections being served.
+    pub fn connections(&self) -> u64 {
+        self.shared.stats.connections()
+    }
+
+    /// Serves one byte-stream connection (TCP, Unix socket, TLS…) until the
+    /// peer closes it, it idles out, or `ctx`'s token drains it.
+    ///
+    /// A service that panics makes this future panic: run it in the
+    /// connection's own task or actor, so that only that connection dies.
+    pub async fn serve_connection<IO>(&self, io: IO, ctx: ConnCtx) -> Result<(), RpcConnError>
+    where
+        IO: AsyncRead + AsyncWrite + Unpin + Send,
+    {
+        serve(io, self.shared.clone(), ctx).await
+    }
+
+    /// Handles one request body to completion and returns the reply body
+    /// (`None` only if not even an error reply could be encoded). For message
+    /// transports that run each message in a task of their own.
+    pub async fn handle_message(&self, body: Bytes, cx: &Arc<CallContext>) -> Option<Bytes> {
+        self.shared.handle_body(&body, cx).await
+    }
+}
+
+/// Serves one byte-stream connection with length-prefixed frames.
+pub(crate) async fn serve<IO>(
+    io: IO,
+    shared: Arc<RpcShared>,
+    conn: ConnCtx,
+) -> Result<(), RpcConnError>
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let max = shared.settings.max_frame_bytes;
+    let (r, w) = tokio::io::split(io);
+    let reader = FramedRead::new(r, FrameCodec::new(max));
+    // Outgoing sizes are policed by the dispatcher: data over the limit is
+    // replaced by an INTERNAL error, and error replies always go out (even
+    // when the limit is set smaller than an error message).
+    let writer = FramedWrite::new(w, FrameCodec::new(u32::MAX as usize));
+    serve_framed(reader, writer, shared, conn).await
+}
+
+/// Whether an I/O error just means the peer went away.
+fn peer_gone(e: &FrameError) -> bool {
+    match e {
+        FrameError::Truncated(_) => true,
+        FrameError::OutgoingTooLarge(_) => false,
+        FrameError::Io(e) => matches!(
+            e.kind(),
+            io::ErrorKind::ConnectionReset
+                | io::ErrorKind::ConnectionAborted
+                | io::ErrorKind::BrokenPipe
+                | io::ErrorKind::NotConnected
+                | io::ErrorKind::UnexpectedEof
+        ),
+    }
+}
+
+/// `Ok` for a peer gone, the error otherwise.
+fn end_with(e: FrameError) -> Result<(), RpcConnError> {
+    if peer_gone(&e) {
+        tracing::debug!(error = %e, "RPC peer gone");
+        Ok(())
+    } else {
+        Err(e.into())
+    }
+}
+
+enum Event {
+    Done(Completed),
+    Frame(Option<Result<Frame, FrameError>>),
+    Push(Push),
+    Flushed(Result<(), FrameError>),
+    Cancelled,
+    IdleTimer,
+}
+
+/// Encodes `c` and queues it on `writer` (no flush).
+async fn send<W>(
+    writer: &mut W,
+    shared: &RpcShared,
+    scratch: &mut BytesMut,
+    c: &Completed,
+) -> Result<(), FrameError>
+where
+    W: Sink<Bytes, Error = FrameError> + Unpin,
+{
+    if shared.encode(c, scratch) {
+        writer.feed(scratch.split().freeze()).await?;
+    }
+    Ok(())
+}
+
+/// Serves one connection given as a stream of frames and a sink of bodies.
+pub(crate) async fn serve_framed<R, W>(
+    mut reader: R,
+    mut writer: W,
+    shared: Arc<RpcShared>,
+    conn: ConnCtx,
+) -> Result<(), RpcConnError>
+where
+    R: Stream<Item = Result<Frame, FrameError>> + Unpin,
+    W: Sink<Bytes, Error = FrameError> + Unpin,
+{
+    let ConnCtx {
+        peer,
+        cancel,
+        pushes_tx,
+        mut pushes_rx,
+    } = conn;
+    let (conn_id, _counted) = shared.stats.connection_opened();
+    let cx = Arc::new(CallContext::new(conn_id, peer, pushes_tx));
+    let max_in_flight = shared.settings.max_in_flight;
+    let idle = shared.settings.idle_timeout();
+
+    let mut in_flight: FuturesUnordered<BoxFuture<'static, Completed>> = FuturesUnordered::new();
+    let mut scratch = BytesMut::with_capacity(SCRATCH_BYTES);
+    let mut last_enc = Encoding::Json;
+    let mut reading = true;
+    let mut read_eof = false;
+    let mut dirty = false;
+    let mut last_activity = Instant::now();
+    let idle_sleep = tokio::time::sleep(idle.unwrap_or(Duration::from_secs(3600)));
+    tokio::pin!(idle_sleep);
+    let cancelled = cancel.cancelled();
+    tokio::pin!(cancelled);
+
+    let outcome = loop {
+        if reading && cancel.is_cancelled() {
+            reading = false;
+        }
+        if !reading && in_flight.is_empty() {
+            break Ok(());
+        }
+        let can_read = reading && in_flight.len() < max_in_flight;
+        let event = tokio::select! {
+            biased;
+            Some(c) = in_flight.next(), if !in_flight.is_empty() => Event::Done(c),
+            frame = reader.next(), if can_read => Event::Frame(frame),
+            Some(p) = pushes_rx.recv() => Event::Push(p),
+            r = writer.flush(), if dirty => Event::Flushed(r),
+            () = &mut cancelled, if reading => Event::Cancelled,
+            () = &mut idle_sleep, if reading && idle.is_some() && in_flight.is_empty() => Event::IdleTimer,
+        };
+        match event {
+            Event::Done(c) => {
+                last_activity = Instant::now();
+                if let Err(e) = send(&mut writer, &shared, &mut scratch, &c).await {
+                    break end_with(e);
+                }
+                dirty = true;
+            }
+            Event::Frame(Some(Ok(Frame::Body(body)))) => {
+                let now = Instant::now();
+                last_activity = now;
+                if let Some(enc) = Encoding::detect(&body) {
+                    last_enc = enc;
+                }
+                match shared.dispatch(&body, &cx, now) {
+                    Dispatched::Ready(c) => {
+                        if let Err(e) = send(&mut writer, &shared, &mut scratch, &c).await {
+                            break end_with(e);
+                        }
+                        dirty = true;
+                    }
+                    Dispatched::Pending(f) => in_flight.push(f),
+                }
+            }
+            Event::Frame(Some(Ok(Frame::TooLarge(len)))) => {
+                tracing::debug!(conn_id, len, "RPC frame too large; closing");
+                reading = false;
+                let c = shared.too_large(len, last_enc, Instant::now());
+                if let Err(e) = send(&mut writer, &shared, &mut scratch, &c).await {
+                    break end_with(e);
+                }
+                dirty = true;
+            }
+            Event::Frame(None) => {
+                reading = false;
+                read_eof = true;
+            }
+            Event::Frame(Some(Err(e))) => {
+                reading = false;
+                read_eof = true;
+                if let Err(e) = end_with(e) {
+                    break Err(e);
+                }
+            }
+            Event::Push(p) => {
+                if shared.encode_push(&p, last_enc, &mut scratch) {
+                    if let Err(e) = writer.feed(scratch.split().freeze()).await {
+                        break end_with(e);
+                    }
+                    dirty = true;
+                }
+            }
+            Event::Flushed(Ok(())) => dirty = false,
+            Event::Flushed(Err(e)) => break end_with(e),
+            Event::Cancelled => {
+                tracing::debug!(conn_id, "RPC connection draining");
+                reading = false;
+            }
+            Event::IdleTimer => {
+                if let Some(idle) = idle {
+                    let deadline = last_activity + idle;
+                    if Instant::now() >= deadline {
+                        tracing::debug!(conn_id, "RPC connection idle; closing");
+                        reading = false;
+                    } else {
+                        idle_sleep
+                            .as_mut()
+                            .reset(tokio::time::Instant::from_std(deadline));
+                    }
+                }
+            }
+        }
+    };
+    // Flush what is queued and close our side, unless the peer is gone.
+    let closed = writer.close().await;
+    if !read_eof && outcome.is_ok() && closed.is_ok() {
+        let discard = async { while let Some(Ok(_)) = reader.next().await {} };
+        let _ = tokio::time::timeout(LINGER, discard).await;
+    }
+    match (outcome, closed) {
+        (Ok(()), Err(e)) => end_with(e),
+        (outcome, _) => outcome,
+    }
+}
