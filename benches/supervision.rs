@@ -104,7 +104,9 @@ async fn restart_cycles(n: u64) -> Duration {
         let mut child = rx.recv().await.expect("child started");
         let t0 = Instant::now();
         for _ in 0..k {
-            ActorRef::<()>::from(child.clone()).cast(()).expect("child alive");
+            ActorRef::<()>::from(child.clone())
+                .cast(())
+                .expect("child alive");
             child = rx.recv().await.expect("child restarted");
         }
         total += t0.elapsed();

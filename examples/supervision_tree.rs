@@ -58,7 +58,11 @@ impl Actor for Session {
         Ok(user)
     }
 
-    async fn post_stop(&self, _: ActorRef<()>, user: &mut String) -> Result<(), ActorProcessingErr> {
+    async fn post_stop(
+        &self,
+        _: ActorRef<()>,
+        user: &mut String,
+    ) -> Result<(), ActorProcessingErr> {
         println!("session {user}: stopped");
         Ok(())
     }
@@ -83,7 +87,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ChildState::Running(cell) = &children[1].state else {
         return Err("sessions supervisor not running".into());
     };
-    let sessions = DynamicSupervisor::from_cell(cell.clone(), sessions).ok_or("not a supervisor")?;
+    let sessions =
+        DynamicSupervisor::from_cell(cell.clone(), sessions).ok_or("not a supervisor")?;
     for user in ["ada", "grace"] {
         sessions.start_child(user.to_string()).await?;
     }
@@ -95,7 +100,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let counter: ActorRef<CounterMsg> = counter.clone().into();
     counter.cast(CounterMsg::Add(41))?;
     counter.cast(CounterMsg::Crash)?;
-    counter.get_cell().wait(Some(Duration::from_secs(5))).await?;
+    counter
+        .get_cell()
+        .wait(Some(Duration::from_secs(5)))
+        .await?;
     // The restart is done once the root answers the next call.
     let counts = root.count_children().await?;
     println!(

@@ -4,7 +4,9 @@
 
 pub mod client;
 pub mod config;
+pub mod http;
 pub mod listener;
 pub mod metrics;
+pub mod node;
 pub mod rpc;
 pub mod supervisor;

@@ -10,7 +10,6 @@ use clap::{Parser, Subcommand};
 use cli::bench::BenchRpcArgs;
 use cli::call::CallArgs;
 use cli::{ConfigArgs, LogFormatArg};
-use corral::config::Config;
 
 /// corral: OTP-style supervision trees on ractor and tokio, and a server
 /// built on them (RPC over TCP/SCTP, HTTP, chat).
@@ -72,7 +71,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .enable_all()
                 .thread_name("corral")
                 .build()?;
-            runtime.block_on(serve_node(config))?;
+            runtime.block_on(corral::node::run(config))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::CheckConfig { config, print } => Ok(cli::check_config(&config, print)),
@@ -90,11 +89,4 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             cli::bench::run(args)
         }
     }
-}
-
-/// Runs a node until it is asked to stop. Placeholder until the node is
-/// wired: becomes `corral::node::run(config).await`.
-async fn serve_node(config: Config) -> anyhow::Result<()> {
-    let _ = config;
-    anyhow::bail!("node not wired yet")
 }

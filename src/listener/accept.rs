@@ -92,7 +92,11 @@ mod libc_code {
     pub(super) const ENOMEM: i32 = 12;
 }
 
-async fn accept_loop(listener: TcpListener, shared: Arc<ListenerShared>, me: ActorRef<ListenerMsg>) {
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<ListenerShared>,
+    me: ActorRef<ListenerMsg>,
+) {
     loop {
         let Ok(permit) = shared.permits.clone().acquire_owned().await else {
             return;
@@ -112,7 +116,9 @@ async fn accept_loop(listener: TcpListener, shared: Arc<ListenerShared>, me: Act
             }
         };
         if let Some(m) = &shared.metrics {
-            m.connections_accepted.with_label_values(&[&*shared.name]).inc();
+            m.connections_accepted
+                .with_label_values(&[&*shared.name])
+                .inc();
         }
         let _ = stream.set_nodelay(true);
         let Some(acceptor) = shared.acceptor() else {
@@ -122,7 +128,11 @@ async fn accept_loop(listener: TcpListener, shared: Arc<ListenerShared>, me: Act
         match acceptor.start_child(()).await {
             Ok(Some(cell)) => {
                 // If the actor is already gone, the socket and permit drop here.
-                let _ = ActorRef::<ConnMsg>::from(cell).cast(ConnMsg::Socket(Socket::Tcp(stream), peer, permit));
+                let _ = ActorRef::<ConnMsg>::from(cell).cast(ConnMsg::Socket(
+                    Socket::Tcp(stream),
+                    peer,
+                    permit,
+                ));
             }
             Ok(None) => {}
             Err(SupervisorError::NoProc) => {
@@ -151,20 +161,33 @@ impl Actor for ListenerActor {
     type State = State;
     type Arguments = Arc<ListenerShared>;
 
-    async fn pre_start(&self, myself: ActorRef<ListenerMsg>, shared: Arc<ListenerShared>) -> Result<State, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        myself: ActorRef<ListenerMsg>,
+        shared: Arc<ListenerShared>,
+    ) -> Result<State, ActorProcessingErr> {
         shared.renew_drain_token();
         let mut state = State {
             shared,
             accepting: None,
         };
         if let Err(e) = state.start_accepting(&myself).await {
-            return Err(format!("listener {}: cannot listen on {}: {e}", state.shared.name, state.shared.bind).into());
+            return Err(format!(
+                "listener {}: cannot listen on {}: {e}",
+                state.shared.name, state.shared.bind
+            )
+            .into());
         }
         state.shared.set_listener(Some(myself));
         Ok(state)
     }
 
-    async fn handle(&self, myself: ActorRef<ListenerMsg>, msg: ListenerMsg, state: &mut State) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        myself: ActorRef<ListenerMsg>,
+        msg: ListenerMsg,
+        state: &mut State,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             ListenerMsg::Suspend(reply) => {
                 if state.accepting.take().is_some() {
@@ -177,7 +200,10 @@ impl Actor for ListenerActor {
                 let r = if state.accepting.is_some() {
                     Ok(())
                 } else {
-                    state.start_accepting(&myself).await.map_err(|e| e.to_string())
+                    state
+                        .start_accepting(&myself)
+                        .await
+                        .map_err(|e| e.to_string())
                 };
                 if r.is_ok() {
                     state.shared.set_suspended(false);
@@ -189,7 +215,11 @@ impl Actor for ListenerActor {
         Ok(())
     }
 
-    async fn post_stop(&self, _: ActorRef<ListenerMsg>, state: &mut State) -> Result<(), ActorProcessingErr> {
+    async fn post_stop(
+        &self,
+        _: ActorRef<ListenerMsg>,
+        state: &mut State,
+    ) -> Result<(), ActorProcessingErr> {
         // Stop accepting, then let open connections finish for the drain timeout.
         state.accepting.take();
         state.shared.set_listener(None);
@@ -199,10 +229,13 @@ impl Actor for ListenerActor {
         if open > 0 {
             tracing::info!(listener = %shared.name, open, "draining connections");
             let all = shared.max_connections.min(u32::MAX as usize) as u32;
-            let drained = tokio::time::timeout(shared.drain_timeout, shared.permits.acquire_many(all)).await;
+            let drained =
+                tokio::time::timeout(shared.drain_timeout, shared.permits.acquire_many(all)).await;
             match drained {
                 Ok(Ok(permits)) => drop(permits),
-                _ => tracing::warn!(listener = %shared.name, open = shared.connections(), "drain timeout: closing remaining connections"),
+                _ => {
+                    tracing::warn!(listener = %shared.name, open = shared.connections(), "drain timeout: closing remaining connections")
+                }
             }
         }
         Ok(())

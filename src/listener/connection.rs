@@ -125,7 +125,9 @@ impl<P: Protocol> Actor for ConnectionActor<P> {
             ConnMsg::Socket(socket, peer, permit) => {
                 let shared = &state.args.shared;
                 if let Some(m) = &shared.metrics {
-                    m.connections_active.with_label_values(&[&*shared.name]).inc();
+                    m.connections_active
+                        .with_label_values(&[&*shared.name])
+                        .inc();
                 }
                 tracing::debug!(listener = %shared.name, %peer, "connection opened");
                 state.open = Some(Open {
@@ -141,11 +143,7 @@ impl<P: Protocol> Actor for ConnectionActor<P> {
                     listener: shared.name.clone(),
                     draining: draining.clone(),
                     inbox,
-                    handle: ConnectionRef {
-                        tx,
-                        draining,
-                        peer,
-                    },
+                    handle: ConnectionRef { tx, draining, peer },
                 };
                 let serve = state.args.protocol.serve(conn);
                 let me = myself.clone();

@@ -222,7 +222,9 @@ impl<P: Protocol> ListenerSpec<P> {
                 Ok(Started::Child(r.get_cell()))
             }
         })
-        .shutdown(Shutdown::Timeout(self.drain_timeout + Duration::from_secs(5)));
+        .shutdown(Shutdown::Timeout(
+            self.drain_timeout + Duration::from_secs(5),
+        ));
         let sup_name = format!("listener_sup:{}", self.name);
         let spec = ChildSpec::supervisor(
             sup_name.clone(),

@@ -25,7 +25,7 @@ use tokio::sync::Semaphore;
 use super::envelope::{self, Encoding, ErrorCode, Push, RequestId, Shape};
 use super::registry::{CallContext, Registry, Request, Service, ServiceError};
 use super::services;
-use super::settings::RpcSettings;
+use crate::config::RpcConfig;
 use crate::metrics::Metrics;
 
 /// Metric label for requests that name no registered service.
@@ -124,7 +124,7 @@ pub(crate) enum Dispatched {
 
 /// Everything connections share: settings, services, metrics, counters.
 pub(crate) struct RpcShared {
-    pub(crate) settings: RpcSettings,
+    pub(crate) settings: RpcConfig,
     pub(crate) registry: Registry,
     entries: HashMap<String, Arc<Entry>>,
     metrics: Arc<Metrics>,
@@ -134,8 +134,8 @@ pub(crate) struct RpcShared {
 
 impl RpcShared {
     /// Builds the shared state: the built-in services plus `user`'s.
-    pub(crate) fn new(settings: RpcSettings, metrics: Arc<Metrics>, user: &Registry) -> Self {
-        let settings = settings.normalized();
+    pub(crate) fn new(settings: RpcConfig, metrics: Arc<Metrics>, user: &Registry) -> Self {
+        let settings = super::settings::normalized(settings);
         let stats = Arc::new(RpcStats::new());
         let workers = Arc::new(Semaphore::new(settings.compute_workers));
         let registry = services::with_builtins(

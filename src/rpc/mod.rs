@@ -30,11 +30,11 @@
 //!
 //! ```no_run
 //! # async fn demo(stream: tokio::net::TcpStream, peer: std::net::SocketAddr) {
-//! use corral::rpc::{ConnCtx, Registry, RpcProtocol, RpcSettings};
+//! use corral::rpc::{ConnCtx, Registry, RpcProtocol, RpcConfig};
 //! use tokio_util::sync::CancellationToken;
 //!
 //! let protocol = RpcProtocol::new(
-//!     RpcSettings::default(),
+//!     RpcConfig::default(),
 //!     corral::metrics::Metrics::new(),
 //!     Registry::new(), // extra services, see `Service`
 //! );
@@ -56,9 +56,9 @@ mod server;
 mod services;
 mod settings;
 
+pub use crate::config::RpcConfig;
 pub use async_trait::async_trait;
 pub use codec::{Frame, FrameCodec, FrameError};
 pub use envelope::{Encoding, ErrorCode, Push, RequestId, Shape};
 pub use registry::{CallContext, Registry, Request, Service, ServiceError};
 pub use server::{ConnCtx, RpcConnError, RpcProtocol};
-pub use settings::RpcSettings;

@@ -30,7 +30,7 @@ use super::codec::{Frame, FrameCodec, FrameError};
 use super::dispatch::{Completed, Dispatched, RpcShared};
 use super::envelope::{Encoding, Push};
 use super::registry::{CallContext, Registry};
-use super::settings::RpcSettings;
+use crate::config::RpcConfig;
 use crate::metrics::Metrics;
 
 /// Initial capacity of the buffer replies are encoded into.
@@ -65,6 +65,25 @@ impl ConnCtx {
             pushes_tx,
             pushes_rx,
         }
+    }
+
+    /// The context of a connection accepted by a listener: pushes come
+    /// through the connection's inbox.
+    pub(crate) fn from_connection(
+        conn: crate::listener::Connection<Push>,
+    ) -> (Option<crate::listener::Socket>, Self) {
+        let peer = conn.peer();
+        let pushes_tx = conn.handle().tx;
+        let (socket, pushes_rx, cancel) = conn.into_parts();
+        (
+            socket,
+            ConnCtx {
+                peer: Some(peer),
+                cancel,
+                pushes_tx,
+                pushes_rx,
+            },
+        )
     }
 
     /// The peer's address.
@@ -111,14 +130,14 @@ impl std::fmt::Debug for RpcProtocol {
 impl RpcProtocol {
     /// The protocol with the built-in services and `services` (which override
     /// built-ins of the same name), recording into `metrics`.
-    pub fn new(settings: RpcSettings, metrics: Arc<Metrics>, services: Registry) -> Self {
+    pub fn new(settings: RpcConfig, metrics: Arc<Metrics>, services: Registry) -> Self {
         RpcProtocol {
             shared: Arc::new(RpcShared::new(settings, metrics, &services)),
         }
     }
 
     /// The settings in force (out-of-range values corrected).
-    pub fn settings(&self) -> &RpcSettings {
+    pub fn settings(&self) -> &RpcConfig {
         &self.shared.settings
     }
 
@@ -355,5 +374,23 @@ where
     match (outcome, closed) {
         (Ok(()), Err(e)) => end_with(e),
         (outcome, _) => outcome,
+    }
+}
+
+impl crate::listener::Protocol for RpcProtocol {
+    type Msg = Push;
+
+    fn serve(&self, conn: crate::listener::Connection<Push>) -> crate::listener::ServeFuture {
+        let proto = self.clone();
+        Box::pin(async move {
+            let (socket, ctx) = ConnCtx::from_connection(conn);
+            match socket {
+                Some(crate::listener::Socket::Tcp(stream)) => {
+                    proto.serve_connection(stream, ctx).await?;
+                }
+                None => {}
+            }
+            Ok(())
+        })
     }
 }

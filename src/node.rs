@@ -1,0 +1,249 @@
+//! A running node: the root supervision tree built from a [`Config`], its
+//! start, and its graceful shutdown.
+//!
+//! ```text
+//! corral                      root, one_for_one
+//! └── listener_sup:<name>     rest_for_one, one per configured listener
+//!     ├── acceptor_sup        dynamic; one temporary actor per connection
+//!     └── listener            owns the socket, accepts, hands sockets over
+//! ```
+//!
+//! Other subtrees (cache, chat, metrics) are added as children of the root
+//! before the listeners, with [`NodeBuilder::child`].
+//!
+//! ```no_run
+//! # #[tokio::main] async fn main() -> Result<(), corral::node::NodeError> {
+//! use corral::config::Config;
+//! use corral::node::Node;
+//!
+//! let node = Node::start(Config::embedded_default()).await?;
+//! println!("RPC on {:?}", node.local_addr("rpc"));
+//! node.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+use crate::config::{Config, Protocol as ProtocolKind, Transport};
+use crate::http::HttpProtocol;
+use crate::listener::{ListenerHandle, ListenerSpec};
+use crate::metrics::Metrics;
+use crate::rpc::{Registry, RpcProtocol};
+use crate::supervisor::{
+    ChildSpec, Strategy, Supervisor, SupervisorError, SupervisorFlags, SupervisorSpec,
+};
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+/// Why a node could not start or run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// A part of the tree failed to start (a listener that cannot bind, ...).
+    #[error("the node failed to start: {0}")]
+    Start(#[source] SupervisorError),
+    /// A listener is configured with a transport this build cannot serve.
+    #[error("listener {listener}: {message}")]
+    Transport {
+        /// The listener's name.
+        listener: String,
+        /// Why, and what to do.
+        message: String,
+    },
+    /// Waiting for a shutdown signal failed.
+    #[error("cannot wait for signals: {0}")]
+    Signal(#[source] std::io::Error),
+}
+
+/// Builds a node: its configuration, extra RPC services, extra subtrees.
+pub struct NodeBuilder {
+    config: Config,
+    services: Registry,
+    children: Vec<ChildSpec>,
+    metrics: Option<Arc<Metrics>>,
+}
+
+impl NodeBuilder {
+    /// Adds an RPC service (it overrides a built-in of the same name).
+    pub fn service(mut self, name: &str, service: Arc<dyn crate::rpc::Service>) -> Self {
+        self.services.register(name, service);
+        self
+    }
+
+    /// Adds a subtree under the root, started before the listeners (in the
+    /// order added) and stopped after them.
+    pub fn child(mut self, child: ChildSpec) -> Self {
+        self.children.push(child);
+        self
+    }
+
+    /// Uses these metrics instead of a fresh set.
+    pub fn metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Starts the tree: extra subtrees, then one listener subtree per
+    /// configured listener, in order.
+    pub async fn start(self) -> Result<Node, NodeError> {
+        let config = self.config;
+        let metrics = self.metrics.unwrap_or_else(Metrics::new);
+        let rpc = RpcProtocol::new(config.rpc.clone(), metrics.clone(), self.services);
+        let all_listeners: Arc<OnceLock<Vec<ListenerHandle>>> = Arc::new(OnceLock::new());
+        let http = HttpProtocol::new(metrics.clone(), all_listeners.clone(), &config.http);
+        let mut root = SupervisorSpec::new(config.node.name.clone()).flags(
+            SupervisorFlags::new(Strategy::OneForOne).intensity(10, Duration::from_secs(10)),
+        );
+        for child in self.children {
+            root = root.child(child);
+        }
+        let mut handles = Vec::new();
+        for l in &config.listeners {
+            if l.transport == Transport::Sctp {
+                return Err(NodeError::Transport {
+                    listener: l.name.clone(),
+                    message: "transport \"sctp\" is not available in this build yet; \
+                              use transport = \"tcp\""
+                        .into(),
+                });
+            }
+            let bind = l.bind_address();
+            let (spec, handle) = match l.protocol {
+                ProtocolKind::Rpc => ListenerSpec::tcp(l.name.clone(), bind, rpc.clone())
+                    .backlog(l.backlog)
+                    .max_connections(l.max_connections)
+                    .drain_timeout(l.drain_timeout())
+                    .metrics(metrics.clone())
+                    .build(),
+                ProtocolKind::Http => ListenerSpec::tcp(l.name.clone(), bind, http.clone())
+                    .backlog(l.backlog)
+                    .max_connections(l.max_connections)
+                    .drain_timeout(l.drain_timeout())
+                    .metrics(metrics.clone())
+                    .build(),
+            };
+            root = root.child(spec);
+            handles.push(handle);
+        }
+        let _ = all_listeners.set(handles.clone());
+        let root = Supervisor::start(root).await.map_err(NodeError::Start)?;
+        for h in &handles {
+            tracing::info!(listener = h.name(), addr = ?h.local_addr(), "listener ready");
+        }
+        tracing::info!(node = %config.node.name, "node started");
+        Ok(Node {
+            root,
+            listeners: handles,
+            metrics,
+            shutdown_timeout: config.node.shutdown_timeout(),
+        })
+    }
+}
+
+/// A running node.
+#[derive(Debug)]
+pub struct Node {
+    root: Supervisor,
+    listeners: Vec<ListenerHandle>,
+    metrics: Arc<Metrics>,
+    shutdown_timeout: Duration,
+}
+
+impl std::fmt::Debug for NodeBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeBuilder").finish_non_exhaustive()
+    }
+}
+
+impl Node {
+    /// A builder for a node with this configuration.
+    pub fn builder(config: Config) -> NodeBuilder {
+        NodeBuilder {
+            config,
+            services: Registry::new(),
+            children: Vec::new(),
+            metrics: None,
+        }
+    }
+
+    /// Starts a node with this configuration and the built-in services.
+    pub async fn start(config: Config) -> Result<Node, NodeError> {
+        Self::builder(config).start().await
+    }
+
+    /// The root supervisor.
+    pub fn root(&self) -> &Supervisor {
+        &self.root
+    }
+
+    /// The node's metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// A listener by name.
+    pub fn listener(&self, name: &str) -> Option<&ListenerHandle> {
+        self.listeners.iter().find(|l| l.name() == name)
+    }
+
+    /// The address a listener is bound to.
+    pub fn local_addr(&self, listener: &str) -> Option<SocketAddr> {
+        self.listener(listener).and_then(ListenerHandle::local_addr)
+    }
+
+    /// Shuts the node down gracefully: every listener stops accepting and
+    /// lets its connections finish for its drain timeout, then the tree stops
+    /// in reverse start order. Past the node's shutdown timeout the root is
+    /// killed.
+    pub async fn shutdown(self) {
+        tracing::info!("shutting down");
+        let root = self.root.clone();
+        if tokio::time::timeout(self.shutdown_timeout, root.stop())
+            .await
+            .is_err()
+        {
+            tracing::warn!("shutdown timeout: killing the tree");
+            self.root.cell().kill();
+            self.root.wait().await;
+        }
+        tracing::info!("node stopped");
+    }
+
+    /// Waits until the root supervisor has exited (it gave up, or was stopped).
+    pub async fn wait(&self) {
+        self.root.wait().await
+    }
+}
+
+/// Runs a node until SIGINT or SIGTERM, then shuts it down gracefully.
+/// Returns an error if the node could not start, or if its root supervisor
+/// gave up.
+pub async fn run(config: Config) -> Result<(), NodeError> {
+    let node = Node::start(config).await?;
+    tokio::select! {
+        r = shutdown_signal() => {
+            r?;
+            node.shutdown().await;
+            Ok(())
+        }
+        _ = node.wait() => Err(NodeError::Start(SupervisorError::ReachedMaxRestartIntensity(
+            "root".into(),
+        ))),
+    }
+}
+
+async fn shutdown_signal() -> Result<(), NodeError> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).map_err(NodeError::Signal)?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.map_err(NodeError::Signal)?,
+            _ = term.recv() => {}
+        }
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await.map_err(NodeError::Signal)
+    }
+}
