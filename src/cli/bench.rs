@@ -50,6 +50,16 @@ impl BenchCmd {
     }
 }
 
+/// The request shape the bench sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchShape {
+    /// corral's own: `{"id", "service", "data": {...}}`.
+    Native,
+    /// ThreadCenter's: `{"id": "<s>", "cmd", <arguments at top level>}`
+    /// (what the peers in ../shared/peers speak).
+    Threadcenter,
+}
+
 /// Arguments of `corral bench rpc`.
 #[derive(Debug, Clone, Args)]
 pub struct BenchRpcArgs {
@@ -71,6 +81,9 @@ pub struct BenchRpcArgs {
     /// Body encoding (json or msgpack).
     #[arg(long, default_value = "json", value_parser = parse_codec)]
     pub codec: Codec,
+    /// Request shape: corral's native envelope, or ThreadCenter's.
+    #[arg(long, value_enum, default_value = "native")]
+    pub shape: BenchShape,
     /// Requests outstanding per connection (pipelining).
     #[arg(long, default_value_t = 1)]
     pub in_flight: usize,
@@ -112,6 +125,21 @@ struct Req<'a, D> {
     id: u64,
     service: &'a str,
     data: D,
+}
+
+/// A ThreadCenter-shaped request: `cmd`, a string id, arguments at top level.
+#[derive(Serialize)]
+struct TcEcho<'a> {
+    id: &'a str,
+    cmd: &'static str,
+    payload: &'a str,
+}
+
+#[derive(Serialize)]
+struct TcCompute<'a> {
+    id: &'a str,
+    cmd: &'static str,
+    n: u64,
 }
 
 #[derive(Deserialize)]
@@ -160,6 +188,7 @@ struct Resp<'a> {
 /// What one run sends and expects back.
 struct Job {
     codec: Codec,
+    shape: BenchShape,
     cmd: BenchCmd,
     payload: String,
     n: u64,
@@ -169,6 +198,22 @@ struct Job {
 impl Job {
     fn encode(&self, id: u64) -> anyhow::Result<Bytes> {
         let service = self.cmd.service();
+        if self.shape == BenchShape::Threadcenter {
+            let id = id.to_string();
+            let body = match self.cmd {
+                BenchCmd::Echo => self.codec.encode(&TcEcho {
+                    id: &id,
+                    cmd: service,
+                    payload: &self.payload,
+                }),
+                BenchCmd::Compute => self.codec.encode(&TcCompute {
+                    id: &id,
+                    cmd: service,
+                    n: self.n,
+                }),
+            };
+            return Ok(body?);
+        }
         let body = match self.cmd {
             BenchCmd::Echo => self.codec.encode(&Req {
                 id,
@@ -410,6 +455,7 @@ pub fn run(args: BenchRpcArgs) -> anyhow::Result<ExitCode> {
 async fn bench(args: &BenchRpcArgs) -> anyhow::Result<Summary> {
     let size = usize::try_from(args.size).context("--size too large")?;
     let job = Arc::new(Job {
+        shape: args.shape,
         codec: args.codec,
         cmd: args.cmd,
         payload: match args.cmd {
@@ -562,6 +608,7 @@ mod tests {
     #[test]
     fn checks_replies() {
         let job = Job {
+            shape: BenchShape::Native,
             codec: Codec::Json,
             cmd: BenchCmd::Echo,
             payload: "xx".into(),
@@ -578,6 +625,7 @@ mod tests {
         assert_eq!(id, Some(4));
         assert!(v.is_err());
         let compute_job = Job {
+            shape: BenchShape::Native,
             codec: Codec::MsgPack,
             cmd: BenchCmd::Compute,
             payload: String::new(),
