@@ -89,7 +89,12 @@ impl NodeBuilder {
         let metrics = self.metrics.unwrap_or_else(Metrics::new);
         let rpc = RpcProtocol::new(config.rpc.clone(), metrics.clone(), self.services);
         let all_listeners: Arc<OnceLock<Vec<ListenerHandle>>> = Arc::new(OnceLock::new());
-        let http = HttpProtocol::new(metrics.clone(), all_listeners.clone(), &config.http);
+        let http = HttpProtocol::new(
+            metrics.clone(),
+            config.metrics.enabled,
+            all_listeners.clone(),
+            &config.http,
+        );
         let mut root = SupervisorSpec::new(config.node.name.clone()).flags(
             SupervisorFlags::new(Strategy::OneForOne).intensity(10, Duration::from_secs(10)),
         );

@@ -23,6 +23,8 @@ pub struct HttpProtocol {
 
 struct Inner {
     metrics: Arc<Metrics>,
+    metrics_enabled: bool,
+    idle_timeout: Option<Duration>,
     listeners: Arc<OnceLock<Vec<ListenerHandle>>>,
     header_read_timeout: Duration,
     max_header_bytes: usize,
@@ -35,16 +37,20 @@ impl std::fmt::Debug for HttpProtocol {
 }
 
 impl HttpProtocol {
-    /// An HTTP protocol exporting `metrics`, reporting readiness from the
-    /// listeners set later in `listeners` (empty until set: not ready).
+    /// An HTTP protocol exporting `metrics` (unless `metrics_enabled` is
+    /// false: then /metrics is 404), reporting readiness from the listeners
+    /// set later in `listeners` (empty until set: not ready).
     pub fn new(
         metrics: Arc<Metrics>,
+        metrics_enabled: bool,
         listeners: Arc<OnceLock<Vec<ListenerHandle>>>,
         config: &crate::config::HttpConfig,
     ) -> Self {
         HttpProtocol {
             inner: Arc::new(Inner {
                 metrics,
+                metrics_enabled,
+                idle_timeout: config.idle_timeout(),
                 listeners,
                 header_read_timeout: config.header_read_timeout(),
                 max_header_bytes: config.max_header_bytes,
@@ -66,10 +72,11 @@ fn text(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) 
 impl Inner {
     fn route(&self, req: &Request<Incoming>) -> Response<Body> {
         let path = req.uri().path();
-        let known = matches!(
-            path,
-            "/metrics" | "/health" | "/health/live" | "/health/ready"
-        );
+        let known = match path {
+            "/metrics" => self.metrics_enabled,
+            "/health" | "/health/live" | "/health/ready" => true,
+            _ => false,
+        };
         if !known {
             return text(
                 StatusCode::NOT_FOUND,
@@ -135,8 +142,12 @@ impl Protocol for HttpProtocol {
             };
             let header_read_timeout = inner.header_read_timeout;
             let max_buf = inner.max_header_bytes.max(8192);
+            let idle_timeout = inner.idle_timeout;
+            let activity = Arc::new(Activity::default());
+            let seen = activity.clone();
             let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let inner = inner.clone();
+                seen.touch();
                 async move {
                     let mut resp = inner.route(&req);
                     resp.headers_mut()
@@ -158,8 +169,46 @@ impl Protocol for HttpProtocol {
                     conn.as_mut().graceful_shutdown();
                     conn.await?;
                 }
+                _ = idle(idle_timeout, &activity) => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await?;
+                }
             }
             Ok(())
         })
+    }
+}
+
+/// When a connection last started a request.
+#[derive(Default)]
+struct Activity {
+    requests: std::sync::atomic::AtomicU64,
+}
+
+impl Activity {
+    fn touch(&self) {
+        self.requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn count(&self) -> u64 {
+        self.requests.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// Resolves once no request has started for `timeout` (never if `None`).
+/// A request in progress is let finish by hyper's graceful shutdown.
+async fn idle(timeout: Option<Duration>, activity: &Activity) {
+    let Some(timeout) = timeout else {
+        return std::future::pending().await;
+    };
+    let mut last = activity.count();
+    loop {
+        tokio::time::sleep(timeout).await;
+        let now = activity.count();
+        if now == last {
+            return;
+        }
+        last = now;
     }
 }
