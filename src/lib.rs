@@ -1,5 +1,68 @@
 //! corral: Erlang/OTP-style supervision trees on ractor and tokio, and a
 //! server built on them.
+//!
+//! - [`supervisor`]: OTP's supervisors (strategies, restart types, intensity,
+//!   ordered start and stop, dynamic children, administration calls);
+//! - [`listener`]: Ranch's listener subtree (one supervised actor per
+//!   connection, back-pressure by `max_connections`, suspend / resume,
+//!   draining) and the [`listener::Protocol`] plug-in point;
+//! - [`rpc`]: the RPC protocol (length-prefixed JSON / MessagePack frames,
+//!   pipelining, a service registry);
+//! - [`http`]: `/metrics` and `/health` on hyper;
+//! - [`node`]: a whole node built from a [`config::Config`];
+//! - [`client`]: the async RPC client used by the CLI, the bench and tests;
+//! - [`metrics`]: every metric the node exports.
+//!
+//! A supervisor restarting a crashed worker:
+//!
+//! ```
+//! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use corral::supervisor::{ChildSpec, Supervisor, SupervisorSpec};
+//! use ractor::{Actor, ActorProcessingErr, ActorRef};
+//!
+//! #[derive(Clone)]
+//! struct Worker;
+//! impl Actor for Worker {
+//!     type Msg = ();
+//!     type State = ();
+//!     type Arguments = ();
+//!     async fn pre_start(&self, _: ActorRef<()>, _: ()) -> Result<(), ActorProcessingErr> {
+//!         Ok(())
+//!     }
+//!     async fn handle(&self, _: ActorRef<()>, _: (), _: &mut ()) -> Result<(), ActorProcessingErr> {
+//!         Err("crash".into()) // any message makes it fail
+//!     }
+//! }
+//!
+//! let sup = Supervisor::start(SupervisorSpec::new("app").child(ChildSpec::worker("w", Worker, ()))).await?;
+//! let children = sup.which_children().await?;
+//! let corral::supervisor::ChildState::Running(first) = &children[0].state else { unreachable!() };
+//! ActorRef::<()>::from(first.clone()).cast(())?;
+//! first.wait(None).await?;
+//! // The supervisor has restarted it: a new actor runs under the same id.
+//! let children = sup.which_children().await?;
+//! let corral::supervisor::ChildState::Running(second) = &children[0].state else { unreachable!() };
+//! assert_ne!(first.get_id(), second.get_id());
+//! sup.stop().await;
+//! # Ok(()) }
+//! ```
+//!
+//! A node serving RPC on a free port, called with the client:
+//!
+//! ```
+//! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use corral::config::{Config, ListenerConfig, Protocol, Transport};
+//! use corral::client::{Client, Codec};
+//!
+//! let mut config = Config::embedded_default();
+//! config.listeners = vec![ListenerConfig::new("rpc", Transport::Tcp, Protocol::Rpc, 0)];
+//! let node = corral::node::Node::start(config).await?;
+//! let client = Client::connect(node.local_addr("rpc").expect("bound"), Codec::Json).await?;
+//! let reply = client.call("echo", serde_json::json!({"payload": "hi"})).await?;
+//! assert_eq!(reply["payload"], "hi");
+//! node.shutdown().await;
+//! # Ok(()) }
+//! ```
 #![deny(missing_docs)]
 
 pub mod client;
