@@ -1,0 +1,127 @@
+//! `corral serve` as a user runs it: start-up logs name the bound
+//! listeners, the node answers, and SIGTERM / SIGINT shut it down gracefully
+//! with exit status 0.
+
+use corral::client::{Client, Codec};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+struct Serve {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve() -> Serve {
+    let manifest = env!("CARGO_MANIFEST_DIR");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_corral"))
+        .args(["--log-format", "json", "serve", "--config"])
+        .arg(format!("{manifest}/config/sys.toml"))
+        .args(["--env", "test"])
+        .env("CORRAL__LOG__LEVEL", "info")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("corral serve starts");
+    let stderr = child.stderr.take().expect("stderr piped");
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    Serve { child, lines }
+}
+
+impl Serve {
+    /// Reads log lines until one satisfies `f`.
+    fn wait_for<T>(&self, mut f: impl FnMut(&serde_json::Value) -> Option<T>) -> T {
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(Duration::from_secs(30))
+                .expect("a log line");
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                if let Some(t) = f(&v) {
+                    return t;
+                }
+            }
+        }
+    }
+
+    fn listening(&self, name: &str) -> SocketAddr {
+        self.wait_for(|v| {
+            let fields = &v["fields"];
+            (fields["message"] == "listening" && fields["listener"] == name)
+                .then(|| fields["addr"].as_str().and_then(|a| a.parse().ok()))
+                .flatten()
+        })
+    }
+
+    fn signal(&self, sig: i32) {
+        // SAFETY: sending a signal to our own child process.
+        let r = unsafe { libc::kill(self.child.id() as i32, sig) };
+        assert_eq!(r, 0);
+    }
+}
+
+async fn stops_gracefully_on(sig: i32) {
+    let mut node = serve();
+    let rpc = node.listening("rpc");
+    let client = Client::connect(rpc, Codec::Json).await.expect("connects");
+    let pong = client.call("ping", serde_json::json!({})).await.expect("ping");
+    assert!(!pong.is_null());
+    node.signal(sig);
+    node.wait_for(|v| (v["fields"]["message"] == "node stopped").then_some(()));
+    let status = node.child.wait().expect("exits");
+    assert!(status.success(), "exit status {status:?}");
+}
+
+#[tokio::test]
+async fn serve_stops_gracefully_on_sigterm() {
+    stops_gracefully_on(libc::SIGTERM).await;
+}
+
+#[tokio::test]
+async fn serve_stops_gracefully_on_sigint() {
+    stops_gracefully_on(libc::SIGINT).await;
+}
+
+#[test]
+fn serve_refuses_a_port_in_use_and_names_it() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("busy.toml");
+    std::fs::write(
+        &file,
+        format!("[[listener]]\nname = \"rpc\"\nprotocol = \"rpc\"\nport = {port}\n"),
+    )
+    .expect("write config");
+    let out = Command::new(env!("CARGO_BIN_EXE_corral"))
+        .arg("serve")
+        .arg("--config")
+        .arg(&file)
+        .env("CORRAL__LOG__LEVEL", "error")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("rpc") && stderr.contains(&port.to_string()),
+        "the error names the listener and the address: {stderr}"
+    );
+    drop(taken);
+}
