@@ -225,7 +225,8 @@ impl Actor for ListenerActor {
         state.shared.set_listener(None);
         let shared = &state.shared;
         shared.drain_token().cancel();
-        let open = shared.connections();
+        // Permits, not connections: a socket being handed over counts too.
+        let open = shared.permits_in_use();
         if open > 0 {
             tracing::info!(listener = %shared.name, open, "draining connections");
             let all = shared.max_connections.min(u32::MAX as usize) as u32;
