@@ -38,7 +38,7 @@ async fn guarded<F: Future<Output = ()>>(body: F) {
 /// An RPC listener on 127.0.0.1, a free port, a short drain.
 fn rpc_listener(name: &str) -> ListenerConfig {
     let mut l = ListenerConfig::new(name, Transport::Tcp, Protocol::Rpc, 0);
-    l.drain_timeout_ms = 5_000;
+    l.drain_timeout_ms = 1_000;
     l
 }
 
@@ -334,7 +334,7 @@ async fn pipelined_replies_come_out_of_order() {
 
 /// Raises the soft limit on open files to at least `want` (up to the hard
 /// limit); panics if the hard limit is lower.
-fn raise_nofile(want: u64) {
+fn raise_nofile(want: libc::rlim_t) {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -342,15 +342,15 @@ fn raise_nofile(want: u64) {
     // SAFETY: getrlimit writes into the struct we own.
     let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
     assert_eq!(rc, 0, "getrlimit: {}", std::io::Error::last_os_error());
-    if lim.rlim_cur as u64 >= want {
+    if lim.rlim_cur >= want {
         return;
     }
     assert!(
-        lim.rlim_max == libc::RLIM_INFINITY || lim.rlim_max as u64 >= want,
+        lim.rlim_max == libc::RLIM_INFINITY || lim.rlim_max >= want,
         "the hard limit on open files ({}) is below the {want} this test needs",
         lim.rlim_max
     );
-    lim.rlim_cur = want as libc::rlim_t;
+    lim.rlim_cur = want;
     // SAFETY: setrlimit reads the struct we own.
     let rc = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) };
     assert_eq!(rc, 0, "setrlimit: {}", std::io::Error::last_os_error());
@@ -361,7 +361,7 @@ fn raise_nofile(want: u64) {
 async fn a_thousand_concurrent_connections() {
     const N: usize = 1_000;
     // Client and server ends of every connection, plus headroom.
-    raise_nofile(2 * N as u64 + 512);
+    raise_nofile(2 * N as libc::rlim_t + 512);
     guarded(async {
         let node = start(config(vec![rpc_listener("rpc")])).await;
         let addr = rpc_addr(&node);
@@ -603,7 +603,18 @@ async fn suspend_refuses_new_clients_and_resume_accepts_again() {
             .expect("connects");
         ping(&newcomer).await;
         ping(&client).await;
-        drop((client, newcomer));
+
+        // The socket is closed by the time suspend returns, every time.
+        for round in 0..50 {
+            listener.suspend().await.expect("suspends");
+            if let Ok(s) = TcpStream::connect(addr).await {
+                panic!("round {round}: connected to a suspended listener: {s:?}");
+            }
+            listener.resume().await.expect("resumes");
+        }
+        let last = Client::connect(addr, Codec::Json).await.expect("connects");
+        ping(&last).await;
+        drop((client, newcomer, last));
         node.shutdown().await;
     })
     .await;
@@ -615,7 +626,13 @@ async fn suspend_refuses_new_clients_and_resume_accepts_again() {
 async fn shutdown_drains_a_request_in_flight() {
     guarded(async {
         let gate = Gate::new();
-        let node = Node::builder(config(vec![rpc_listener("rpc")]))
+        // A drain long enough never to be what ends this one: the test
+        // releases the request itself (the guard catches a hang).
+        let mut l = rpc_listener("rpc");
+        l.drain_timeout_ms = 60_000;
+        let mut c = config(vec![l]);
+        c.node.shutdown_timeout_ms = 90_000;
+        let node = Node::builder(c)
             .service("slow", gate.clone())
             .start()
             .await
