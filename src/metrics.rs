@@ -96,13 +96,12 @@ impl Metrics {
         ] {
             registry.register(c).expect("metric names are unique");
         }
+        // No namespace of its own: the registry's prefix makes the names
+        // `corral_process_*` (a namespace here would double it).
         #[cfg(target_os = "linux")]
         registry
             .register(Box::new(
-                prometheus::process_collector::ProcessCollector::new(
-                    std::process::id() as i32,
-                    "corral",
-                ),
+                prometheus::process_collector::ProcessCollector::new(std::process::id() as i32, ""),
             ))
             .expect("process collector registers once");
         Arc::new(Metrics {

@@ -36,6 +36,16 @@ impl Drop for AbortOnDrop {
     }
 }
 
+impl AbortOnDrop {
+    /// Aborts the accept loop and waits until it is gone, so that its
+    /// listening socket is closed when this returns (an abort alone drops
+    /// the task later, and clients could still connect meanwhile).
+    async fn stop(mut self) {
+        self.0.abort();
+        let _ = (&mut self.0).await;
+    }
+}
+
 pub(crate) struct State {
     shared: Arc<ListenerShared>,
     accepting: Option<AbortOnDrop>,
@@ -190,7 +200,8 @@ impl Actor for ListenerActor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             ListenerMsg::Suspend(reply) => {
-                if state.accepting.take().is_some() {
+                if let Some(accepting) = state.accepting.take() {
+                    accepting.stop().await;
                     tracing::info!(listener = %state.shared.name, "suspended");
                 }
                 state.shared.set_suspended(true);
@@ -221,11 +232,14 @@ impl Actor for ListenerActor {
         state: &mut State,
     ) -> Result<(), ActorProcessingErr> {
         // Stop accepting, then let open connections finish for the drain timeout.
-        state.accepting.take();
+        if let Some(accepting) = state.accepting.take() {
+            accepting.stop().await;
+        }
         state.shared.set_listener(None);
         let shared = &state.shared;
         shared.drain_token().cancel();
-        let open = shared.connections();
+        // Permits, not connections: a socket being handed over counts too.
+        let open = shared.permits_in_use();
         if open > 0 {
             tracing::info!(listener = %shared.name, open, "draining connections");
             let all = shared.max_connections.min(u32::MAX as usize) as u32;

@@ -78,6 +78,8 @@ impl Drop for Open {
                 .inc();
         }
         tracing::debug!(listener = %self.shared.name, peer = %self.peer, "connection closed");
+        // Last, so that a caller who sees the count drop sees the metrics too.
+        self.shared.connection_closed();
     }
 }
 
@@ -130,6 +132,7 @@ impl<P: Protocol> Actor for ConnectionActor<P> {
                         .inc();
                 }
                 tracing::debug!(listener = %shared.name, %peer, "connection opened");
+                shared.connection_opened();
                 state.open = Some(Open {
                     shared: shared.clone(),
                     peer,

@@ -16,6 +16,7 @@ use crate::supervisor::{
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorRef};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::Semaphore;
@@ -32,6 +33,8 @@ pub(crate) struct ListenerShared {
     pub(crate) inbox_capacity: usize,
     pub(crate) permits: Arc<Semaphore>,
     pub(crate) metrics: Option<Arc<Metrics>>,
+    /// Connections handed to a connection actor and not yet closed.
+    open: AtomicUsize,
     drain: Mutex<CancellationToken>,
     local_addr: Mutex<Option<SocketAddr>>,
     acceptor: Mutex<Option<DynamicSupervisor<()>>>,
@@ -72,10 +75,25 @@ impl ListenerShared {
         *lock(&self.suspended) = s;
     }
 
-    /// Connections open now.
+    /// Connections open now. Not derived from the permits: the accept loop
+    /// holds one while it waits for the next client.
     pub(crate) fn connections(&self) -> usize {
+        self.open.load(Ordering::SeqCst)
+    }
+
+    /// Permits taken: open connections, sockets being handed over, and the
+    /// one the accept loop holds while it waits.
+    pub(crate) fn permits_in_use(&self) -> usize {
         self.max_connections
             .saturating_sub(self.permits.available_permits())
+    }
+
+    pub(crate) fn connection_opened(&self) {
+        self.open.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub(crate) fn connection_closed(&self) {
+        self.open.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -178,6 +196,7 @@ impl<P: Protocol> ListenerSpec<P> {
             inbox_capacity: self.inbox_capacity,
             permits: Arc::new(Semaphore::new(self.max_connections)),
             metrics: self.metrics,
+            open: AtomicUsize::new(0),
             drain: Mutex::new(CancellationToken::new()),
             local_addr: Mutex::new(None),
             acceptor: Mutex::new(None),
