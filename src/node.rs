@@ -38,6 +38,9 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum NodeError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     /// A part of the tree failed to start (a listener that cannot bind, ...).
     #[error("the node failed to start: {0}")]
     Start(#[source] SupervisorError),
@@ -86,6 +89,7 @@ impl NodeBuilder {
     /// configured listener, in order.
     pub async fn start(self) -> Result<Node, NodeError> {
         let config = self.config;
+        config.validate()?;
         let metrics = self.metrics.unwrap_or_else(Metrics::new);
         let rpc = RpcProtocol::new(config.rpc.clone(), metrics.clone(), self.services);
         let all_listeners: Arc<OnceLock<Vec<ListenerHandle>>> = Arc::new(OnceLock::new());
@@ -223,10 +227,12 @@ impl Node {
 /// Returns an error if the node could not start, or if its root supervisor
 /// gave up.
 pub async fn run(config: Config) -> Result<(), NodeError> {
+    // Listen for signals before anything is served, so that a signal that
+    // arrives early still means a graceful shutdown.
+    let signals = Signals::new()?;
     let node = Node::start(config).await?;
     tokio::select! {
-        r = shutdown_signal() => {
-            r?;
+        _ = signals.recv() => {
             node.shutdown().await;
             Ok(())
         }
@@ -236,19 +242,38 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
     }
 }
 
-async fn shutdown_signal() -> Result<(), NodeError> {
+/// SIGINT and SIGTERM, registered when created.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate()).map_err(NodeError::Signal)?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r.map_err(NodeError::Signal)?,
-            _ = term.recv() => {}
+    int: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> Result<Self, NodeError> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(Signals {
+                int: signal(SignalKind::interrupt()).map_err(NodeError::Signal)?,
+                term: signal(SignalKind::terminate()).map_err(NodeError::Signal)?,
+            })
         }
-        Ok(())
+        #[cfg(not(unix))]
+        Ok(Signals {})
     }
-    #[cfg(not(unix))]
-    {
-        tokio::signal::ctrl_c().await.map_err(NodeError::Signal)
+
+    async fn recv(mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = &mut self;
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

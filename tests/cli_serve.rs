@@ -80,7 +80,10 @@ async fn stops_gracefully_on(sig: i32) {
     let mut node = serve();
     let rpc = node.listening("rpc");
     let client = Client::connect(rpc, Codec::Json).await.expect("connects");
-    let pong = client.call("ping", serde_json::json!({})).await.expect("ping");
+    let pong = client
+        .call("ping", serde_json::json!({}))
+        .await
+        .expect("ping");
     assert!(!pong.is_null());
     node.signal(sig);
     node.wait_for(|v| (v["fields"]["message"] == "node stopped").then_some(()));

@@ -49,6 +49,17 @@ impl AbortOnDrop {
 pub(crate) struct State {
     shared: Arc<ListenerShared>,
     accepting: Option<AbortOnDrop>,
+    me: Option<ractor::ActorId>,
+}
+
+impl Drop for State {
+    /// However the listener ended (a kill runs no `post_stop`), it no longer
+    /// accepts: readiness must not report it.
+    fn drop(&mut self) {
+        if let Some(id) = self.me {
+            self.shared.clear_listener(id);
+        }
+    }
 }
 
 /// Binds the listening socket with the configured backlog. On a restart the
@@ -180,6 +191,7 @@ impl Actor for ListenerActor {
         let mut state = State {
             shared,
             accepting: None,
+            me: None,
         };
         if let Err(e) = state.start_accepting(&myself).await {
             return Err(format!(
@@ -188,6 +200,7 @@ impl Actor for ListenerActor {
             )
             .into());
         }
+        state.me = Some(myself.get_id());
         state.shared.set_listener(Some(myself));
         Ok(state)
     }

@@ -71,6 +71,15 @@ impl ListenerShared {
         *lock(&self.listener) = l;
     }
 
+    /// Forgets the listener actor `id` if it is still the registered one (a
+    /// killed listener runs no `post_stop`; its successor may already be in).
+    pub(crate) fn clear_listener(&self, id: ractor::ActorId) {
+        let mut l = lock(&self.listener);
+        if l.as_ref().is_some_and(|r| r.get_id() == id) {
+            *l = None;
+        }
+    }
+
     pub(crate) fn set_suspended(&self, s: bool) {
         *lock(&self.suspended) = s;
     }
