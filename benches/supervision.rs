@@ -17,6 +17,10 @@ use corral::supervisor::{
 use criterion::{criterion_group, criterion_main, Criterion};
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef};
 use std::time::{Duration, Instant};
+
+/// The allocator the `corral` binary uses.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
 
@@ -144,11 +148,21 @@ async fn stop_with_children(n: usize) -> Duration {
     t0.elapsed()
 }
 
+/// Runs `f` as a task on the runtime's workers, as the OTP figures run in a
+/// process on its schedulers (driving it from `block_on` would add a
+/// cross-thread wake-up to every step).
+fn on_worker<F>(rt: &Runtime, f: F) -> Duration
+where
+    F: std::future::Future<Output = Duration> + Send + 'static,
+{
+    rt.block_on(async { tokio::spawn(f).await.expect("benchmark task") })
+}
+
 fn supervision(c: &mut Criterion) {
     let rt = runtime();
     let mut g = c.benchmark_group("supervision");
     g.bench_function("restart_one_for_one", |b| {
-        b.iter_custom(|iters| rt.block_on(restart_cycles(iters)))
+        b.iter_custom(|iters| on_worker(&rt, restart_cycles(iters)))
     });
     let sup = rt.block_on(async {
         DynamicSupervisor::start(DynamicSpec::new(
@@ -159,13 +173,16 @@ fn supervision(c: &mut Criterion) {
         .expect("supervisor starts")
     });
     g.bench_function("dynamic_temporary_start_exit", |b| {
-        b.iter_custom(|iters| rt.block_on(start_exit_cycles(&sup, iters)))
+        b.iter_custom(|iters| {
+            let sup = sup.clone();
+            on_worker(&rt, async move { start_exit_cycles(&sup, iters).await })
+        })
     });
     rt.block_on(sup.stop());
     g.sample_size(10);
     g.bench_function("stop_10000_children", |b| {
         b.iter_custom(|iters| {
-            rt.block_on(async {
+            on_worker(&rt, async move {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
                     total += stop_with_children(10_000).await;

@@ -137,6 +137,7 @@ struct Dynamic {
 }
 
 pub(crate) struct State {
+    me: ActorCell,
     name: Arc<str>,
     flags: SupervisorFlags,
     intensity: Intensity,
@@ -190,7 +191,7 @@ impl State {
                 })
                 .collect();
             d.by_actor.clear();
-            shutdown_concurrently(cells, d.args.template_shutdown).await;
+            shutdown_concurrently(&self.me, cells, d.args.template_shutdown).await;
         }
         self.terminate_from(0).await;
     }
@@ -638,6 +639,7 @@ impl Actor for SupervisorActor {
     ) -> Result<State, ActorProcessingErr> {
         args.flags.validate()?;
         let mut state = State {
+            me: myself.get_cell(),
             name: args.name,
             flags: args.flags,
             intensity: Intensity::new(args.flags.max_restarts, args.flags.period),
