@@ -26,7 +26,7 @@ pub struct Metrics {
     pub accept_errors: IntCounterVec,
     /// RPC requests, by service and outcome (`ok` or an error code).
     pub rpc_requests: IntCounterVec,
-    /// RPC request latency in seconds, by service.
+    /// RPC request latency in seconds, by service and outcome (`ok` or `error`).
     pub rpc_latency: HistogramVec,
 }
 
@@ -82,7 +82,7 @@ impl Metrics {
                 0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005,
                 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
             ]),
-            &["service"],
+            &["service", "outcome"],
         )
         .expect("valid metric");
         for c in [

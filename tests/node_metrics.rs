@@ -193,7 +193,7 @@ async fn render_counts_requests_connections_restarts_and_process() {
         assert_eq!(
             sample(
                 &text,
-                "corral_rpc_request_duration_seconds_count{service=\"echo\"}"
+                "corral_rpc_request_duration_seconds_count{outcome=\"ok\",service=\"echo\"}"
             ),
             Some(9.0),
             "{text}"

@@ -88,19 +88,25 @@ struct Entry {
     service: Arc<dyn Service>,
     ok: IntCounter,
     latency: Histogram,
+    latency_error: Histogram,
     requests: IntCounterVec,
 }
 
 impl Entry {
     fn record(&self, result: &Result<Value, ServiceError>, started: Instant) {
+        let elapsed = started.elapsed().as_secs_f64();
         match result {
-            Ok(_) => self.ok.inc(),
-            Err(e) => self
-                .requests
-                .with_label_values(&[&*self.name, e.code.as_str()])
-                .inc(),
+            Ok(_) => {
+                self.ok.inc();
+                self.latency.observe(elapsed);
+            }
+            Err(e) => {
+                self.requests
+                    .with_label_values(&[&*self.name, e.code.as_str()])
+                    .inc();
+                self.latency_error.observe(elapsed);
+            }
         }
-        self.latency.observe(started.elapsed().as_secs_f64());
     }
 }
 
@@ -152,13 +158,16 @@ impl RpcShared {
                     name: Arc::from(name),
                     service: service.clone(),
                     ok: metrics.rpc_requests.with_label_values(&[name, "ok"]),
-                    latency: metrics.rpc_latency.with_label_values(&[name]),
+                    latency: metrics.rpc_latency.with_label_values(&[name, "ok"]),
+                    latency_error: metrics.rpc_latency.with_label_values(&[name, "error"]),
                     requests: metrics.rpc_requests.clone(),
                 };
                 (name.to_owned(), Arc::new(entry))
             })
             .collect();
-        let unknown_latency = metrics.rpc_latency.with_label_values(&[UNKNOWN_LABEL]);
+        let unknown_latency = metrics
+            .rpc_latency
+            .with_label_values(&[UNKNOWN_LABEL, "error"]);
         RpcShared {
             settings,
             registry,
@@ -176,7 +185,7 @@ impl RpcShared {
             .rpc_requests
             .with_label_values(&[label, code.as_str()])
             .inc();
-        let latency = entry.map_or(&self.unknown_latency, |e| &e.latency);
+        let latency = entry.map_or(&self.unknown_latency, |e| &e.latency_error);
         latency.observe(started.elapsed().as_secs_f64());
     }
 
