@@ -575,8 +575,8 @@ fn print_summary(s: &Summary) {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "bench rpc {} size={} codec={} connections={} in-flight={} threads={} addr={}",
-        s.cmd, s.size, s.codec, s.connections, s.in_flight, s.threads, s.addr
+        "bench rpc {} size={} codec={} connections={} in-flight={} threads={} addr={} transport={}",
+        s.cmd, s.size, s.codec, s.connections, s.in_flight, s.threads, s.addr, s.transport
     );
     let _ = writeln!(
         out,
