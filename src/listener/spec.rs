@@ -172,6 +172,16 @@ impl<P: Protocol> ListenerSpec<P> {
         }
     }
 
+    /// An SCTP listener; see [`ListenerSpec::sctp_shared`].
+    pub fn sctp(
+        name: impl Into<String>,
+        bind: impl Into<String>,
+        protocol: P,
+        opts: super::sctp::SctpOptions,
+    ) -> Self {
+        Self::sctp_shared(name, bind, Arc::new(protocol), opts)
+    }
+
     /// An SCTP listener (kernel SCTP, one-to-one style: one connection actor
     /// per association) named `name` on `bind` serving `protocol`, its
     /// sockets set up with `opts`. The protocol gets [`Socket::Sctp`]
