@@ -230,7 +230,11 @@ impl FrameConn {
         let stream = crate::listener::sctp::connect(addr, opts).await?;
         let out = stream.status().map(|s| s.outstrms).unwrap_or(1);
         let request_stream: u16 = if out > 1 { 1 } else { 0 };
-        Ok(FrameConn::from_sctp(stream, request_stream, opts.max_message_bytes))
+        Ok(FrameConn::from_sctp(
+            stream,
+            request_stream,
+            opts.max_message_bytes,
+        ))
     }
 
     /// A connection over an established SCTP association: bodies go out as
@@ -250,8 +254,9 @@ impl FrameConn {
             )),
             Err(e) => Err(e),
         });
-        let sink = MessageSink::new(stream)
-            .with(move |body: Bytes| futures::future::ready(Ok::<_, io::Error>((body, send_stream))));
+        let sink = MessageSink::new(stream).with(move |body: Bytes| {
+            futures::future::ready(Ok::<_, io::Error>((body, send_stream)))
+        });
         FrameConn::from_parts(Box::pin(sink), Box::pin(incoming))
     }
 
@@ -389,7 +394,10 @@ impl Client {
         codec: Codec,
         opts: &crate::listener::SctpOptions,
     ) -> Result<Client, ClientError> {
-        Ok(Client::new(FrameConn::connect_sctp(addr, opts).await?, codec))
+        Ok(Client::new(
+            FrameConn::connect_sctp(addr, opts).await?,
+            codec,
+        ))
     }
 
     /// Connects over `transport` (TCP, or SCTP with the default options).
@@ -398,7 +406,10 @@ impl Client {
         codec: Codec,
         transport: crate::config::Transport,
     ) -> Result<Client, ClientError> {
-        Ok(Client::new(FrameConn::connect_over(addr, transport).await?, codec))
+        Ok(Client::new(
+            FrameConn::connect_over(addr, transport).await?,
+            codec,
+        ))
     }
 
     /// A client over an established connection (any transport). Spawns the

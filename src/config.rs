@@ -699,7 +699,10 @@ impl Config {
             if l.transport == Transport::Sctp && l.protocol != Protocol::Rpc {
                 return bad(
                     k("transport"),
-                    format!("transport \"sctp\" serves protocol \"rpc\" only, not {:?}", l.protocol.to_string()),
+                    format!(
+                        "transport \"sctp\" serves protocol \"rpc\" only, not {:?}",
+                        l.protocol.to_string()
+                    ),
                 );
             }
         }
@@ -711,10 +714,16 @@ impl Config {
             return bad("sctp.instreams", "must be at least 1");
         }
         if sc.send_buffer_bytes < 4096 || sc.send_buffer_bytes > i32::MAX as usize {
-            return bad("sctp.send_buffer_bytes", "must be between 4096 and 2147483647");
+            return bad(
+                "sctp.send_buffer_bytes",
+                "must be between 4096 and 2147483647",
+            );
         }
         if sc.recv_buffer_bytes < 4096 || sc.recv_buffer_bytes > i32::MAX as usize {
-            return bad("sctp.recv_buffer_bytes", "must be between 4096 and 2147483647");
+            return bad(
+                "sctp.recv_buffer_bytes",
+                "must be between 4096 and 2147483647",
+            );
         }
         if sc.max_message_bytes < 64 {
             return bad("sctp.max_message_bytes", "must be at least 64");

@@ -92,7 +92,11 @@ impl NodeBuilder {
         config.validate()?;
         let metrics = self.metrics.unwrap_or_else(Metrics::new);
         let sctp_opts = crate::listener::SctpOptions::from(&config.sctp);
-        if let Some(l) = config.listeners.iter().find(|l| l.transport == Transport::Sctp) {
+        if let Some(l) = config
+            .listeners
+            .iter()
+            .find(|l| l.transport == Transport::Sctp)
+        {
             // Refuse to start rather than quietly skip the listener.
             crate::listener::sctp::probe().map_err(|e| NodeError::Transport {
                 listener: l.name.clone(),
@@ -132,18 +136,22 @@ impl NodeBuilder {
                         message: "transport \"sctp\" serves protocol \"rpc\" only".into(),
                     })
                 }
-                (ProtocolKind::Rpc, Transport::Tcp) => ListenerSpec::tcp_shared(l.name.clone(), bind, rpc.clone())
-                    .backlog(l.backlog)
-                    .max_connections(l.max_connections)
-                    .drain_timeout(l.drain_timeout())
-                    .metrics(metrics.clone())
-                    .build(),
-                (ProtocolKind::Http, Transport::Tcp) => ListenerSpec::tcp(l.name.clone(), bind, http.clone())
-                    .backlog(l.backlog)
-                    .max_connections(l.max_connections)
-                    .drain_timeout(l.drain_timeout())
-                    .metrics(metrics.clone())
-                    .build(),
+                (ProtocolKind::Rpc, Transport::Tcp) => {
+                    ListenerSpec::tcp_shared(l.name.clone(), bind, rpc.clone())
+                        .backlog(l.backlog)
+                        .max_connections(l.max_connections)
+                        .drain_timeout(l.drain_timeout())
+                        .metrics(metrics.clone())
+                        .build()
+                }
+                (ProtocolKind::Http, Transport::Tcp) => {
+                    ListenerSpec::tcp(l.name.clone(), bind, http.clone())
+                        .backlog(l.backlog)
+                        .max_connections(l.max_connections)
+                        .drain_timeout(l.drain_timeout())
+                        .metrics(metrics.clone())
+                        .build()
+                }
             };
             root = root.child(spec);
             handles.push(handle);

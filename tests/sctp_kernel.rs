@@ -135,12 +135,13 @@ async fn raw(
     (MessageSink::new(s.clone()), msgs, s)
 }
 
-async fn next_msg(msgs: &mut (impl futures::Stream<Item = std::io::Result<Incoming>> + Unpin)) -> (Value, u16) {
+async fn next_msg(
+    msgs: &mut (impl futures::Stream<Item = std::io::Result<Incoming>> + Unpin),
+) -> (Value, u16) {
     match msgs.next().await {
-        Some(Ok(Incoming::Message(body, sid))) => (
-            serde_json::from_slice(&body).expect("a JSON message"),
-            sid,
-        ),
+        Some(Ok(Incoming::Message(body, sid))) => {
+            (serde_json::from_slice(&body).expect("a JSON message"), sid)
+        }
         other => panic!("expected a message, got {other:?}"),
     }
 }
@@ -161,7 +162,10 @@ async fn request_reply_json_and_msgpack() {
                 .await
                 .expect("echo");
             assert_eq!(r["payload"], "hello sctp", "{codec}");
-            let r = client.call("compute", json!({"n": 10})).await.expect("compute");
+            let r = client
+                .call("compute", json!({"n": 10}))
+                .await
+                .expect("compute");
             assert_eq!(r["result"], 285, "{codec}: {r}");
         }
         node.shutdown().await;
@@ -181,7 +185,12 @@ async fn pipelined_calls_on_one_association() {
             .expect("connect");
         let calls = (0..1000).map(|i| {
             let c = client.clone();
-            async move { (i, c.call("echo", json!({ "payload": format!("p{i}") })).await) }
+            async move {
+                (
+                    i,
+                    c.call("echo", json!({ "payload": format!("p{i}") })).await,
+                )
+            }
         });
         for (i, r) in futures::future::join_all(calls).await {
             assert_eq!(r.expect("reply")["payload"], format!("p{i}"));
@@ -235,9 +244,13 @@ async fn pushes_go_out_on_their_own_stream() {
             .expect("start");
         let (mut tx, mut rx, _s) = raw(addr(&node)).await;
         let body = json!({"id": 1, "service": "pusher", "data": {"n": 200}});
-        tx.send((Bytes::from(body.to_string()), 3)).await.expect("send");
+        tx.send((Bytes::from(body.to_string()), 3))
+            .await
+            .expect("send");
         let body = json!({"id": 2, "service": "echo", "data": {"payload": "x"}});
-        tx.send((Bytes::from(body.to_string()), 5)).await.expect("send");
+        tx.send((Bytes::from(body.to_string()), 5))
+            .await
+            .expect("send");
         let (mut pushes, mut replies) = (0, 0);
         while pushes < 200 || replies < 2 {
             let (msg, sid) = next_msg(&mut rx).await;
@@ -285,15 +298,22 @@ async fn two_hundred_concurrent_associations() {
         }))
         .await;
         let listener = node.listener("rpc").expect("listener").clone();
-        wait_until("200 associations are open", || listener.connections() == 200).await;
-        let calls = clients.iter().enumerate().map(|(i, c)| async move {
-            (i, c.call("echo", json!({ "payload": i })).await)
-        });
+        wait_until("200 associations are open", || {
+            listener.connections() == 200
+        })
+        .await;
+        let calls = clients
+            .iter()
+            .enumerate()
+            .map(|(i, c)| async move { (i, c.call("echo", json!({ "payload": i })).await) });
         for (i, r) in futures::future::join_all(calls).await {
             assert_eq!(r.expect("reply")["payload"], i);
         }
         drop(clients);
-        wait_until("every association is closed", || listener.connections() == 0).await;
+        wait_until("every association is closed", || {
+            listener.connections() == 0
+        })
+        .await;
         wait_until("the closes are counted", || closed(&node) == before + 200).await;
         node.shutdown().await;
     })
@@ -323,7 +343,9 @@ async fn association_aborted_mid_request() {
         let before = closed(&node);
         let (mut tx, rx, s) = raw(addr(&node)).await;
         let body = json!({"id": 1, "service": "hold", "data": {}});
-        tx.send((Bytes::from(body.to_string()), 1)).await.expect("send");
+        tx.send((Bytes::from(body.to_string()), 1))
+            .await
+            .expect("send");
         entered.notified().await;
         // SO_LINGER 0 then close: the kernel sends an ABORT.
         let linger = libc::linger {
@@ -371,15 +393,25 @@ async fn bad_bodies_keep_the_association() {
         let mut conn = FrameConn::connect_sctp(addr(&node), &SctpOptions::default())
             .await
             .expect("connect");
-        for bad in [&b"\xffgarbage"[..], b"{\"id\": 7}", b"[1,2,3]", b"{not json"] {
-            conn.send_frame(Bytes::copy_from_slice(bad)).await.expect("send");
+        for bad in [
+            &b"\xffgarbage"[..],
+            b"{\"id\": 7}",
+            b"[1,2,3]",
+            b"{not json",
+        ] {
+            conn.send_frame(Bytes::copy_from_slice(bad))
+                .await
+                .expect("send");
             let reply: Value = Codec::Json
                 .decode(&conn.recv_frame().await.expect("recv").expect("a reply"))
                 .expect("json");
             assert_eq!(reply["error"]["code"], "BAD_REQUEST", "{reply}");
         }
         let reply = conn
-            .request(Codec::Json, &json!({"id": "a", "service": "echo", "data": {"payload": 5}}))
+            .request(
+                Codec::Json,
+                &json!({"id": "a", "service": "echo", "data": {"payload": 5}}),
+            )
             .await
             .expect("reply");
         assert_eq!(reply["data"]["payload"], 5);
@@ -399,12 +431,17 @@ async fn message_too_large_closes_the_association() {
             .await
             .expect("connect");
         let big = json!({"id": 1, "service": "echo", "data": {"payload": "x".repeat(4096)}});
-        conn.send_frame(Bytes::from(big.to_string())).await.expect("send");
+        conn.send_frame(Bytes::from(big.to_string()))
+            .await
+            .expect("send");
         let reply: Value = Codec::Json
             .decode(&conn.recv_frame().await.expect("recv").expect("a reply"))
             .expect("json");
         assert_eq!(reply["error"]["code"], "FRAME_TOO_LARGE", "{reply}");
-        assert!(matches!(conn.recv_frame().await, Ok(None) | Err(ClientError::Io(_))));
+        assert!(matches!(
+            conn.recv_frame().await,
+            Ok(None) | Err(ClientError::Io(_))
+        ));
         node.shutdown().await;
     })
     .await;
@@ -416,12 +453,18 @@ async fn multi_homed_listener_answers_on_its_extra_address() {
         return;
     }
     guarded(async {
-        let node = start(config(|c| c.sctp.extra_addresses = vec!["127.0.0.2".into()])).await;
+        let node = start(config(|c| {
+            c.sctp.extra_addresses = vec!["127.0.0.2".into()]
+        }))
+        .await;
         let extra = SocketAddr::new([127, 0, 0, 2].into(), addr(&node).port());
         let client = Client::connect_sctp(extra, Codec::Json, &SctpOptions::default())
             .await
             .expect("connect to the extra address");
-        let r = client.call("echo", json!({"payload": "mh"})).await.expect("echo");
+        let r = client
+            .call("echo", json!({"payload": "mh"}))
+            .await
+            .expect("echo");
         assert_eq!(r["payload"], "mh");
         node.shutdown().await;
     })

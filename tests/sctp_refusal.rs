@@ -29,7 +29,10 @@ async fn node_refuses_an_sctp_listener_without_kernel_sctp() {
     match Node::start(sctp_config()).await {
         Err(e) => {
             assert!(!kernel_has_sctp, "the kernel has SCTP, yet: {e}");
-            assert!(matches!(e, NodeError::Transport { ref listener, .. } if listener == "rpc-sctp"), "{e:?}");
+            assert!(
+                matches!(e, NodeError::Transport { ref listener, .. } if listener == "rpc-sctp"),
+                "{e:?}"
+            );
             let msg = e.to_string();
             assert!(msg.contains("rpc-sctp"), "names the listener: {msg}");
             assert!(msg.contains("no SCTP"), "says why: {msg}");
@@ -37,7 +40,10 @@ async fn node_refuses_an_sctp_listener_without_kernel_sctp() {
             assert!(msg.contains("transport = \"tcp\""), "offers TCP: {msg}");
         }
         Ok(node) => {
-            assert!(kernel_has_sctp, "a node started an SCTP listener without kernel SCTP");
+            assert!(
+                kernel_has_sctp,
+                "a node started an SCTP listener without kernel SCTP"
+            );
             eprintln!("this kernel has SCTP: checked that the SCTP listener starts instead");
             assert!(node.local_addr("rpc-sctp").is_some());
             node.shutdown().await;
@@ -55,7 +61,9 @@ fn serve_exits_with_the_reason() {
     )
     .expect("write config");
     if sctp::probe().is_ok() {
-        eprintln!("this kernel has SCTP: `corral serve` would start; refusal not testable here (skipped)");
+        eprintln!(
+            "this kernel has SCTP: `corral serve` would start; refusal not testable here (skipped)"
+        );
         return;
     }
     let out = Command::new(env!("CARGO_BIN_EXE_corral"))

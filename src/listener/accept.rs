@@ -150,11 +150,7 @@ mod libc_code {
     pub(super) const ENOMEM: i32 = 12;
 }
 
-async fn accept_loop(
-    listener: Bound,
-    shared: Arc<ListenerShared>,
-    me: ActorRef<ListenerMsg>,
-) {
+async fn accept_loop(listener: Bound, shared: Arc<ListenerShared>, me: ActorRef<ListenerMsg>) {
     loop {
         let Ok(permit) = shared.permits.clone().acquire_owned().await else {
             return;

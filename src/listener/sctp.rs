@@ -216,36 +216,33 @@ pub fn messages(
     stream: Arc<SctpStream>,
     max_message_bytes: usize,
 ) -> impl Stream<Item = io::Result<Incoming>> + Send + 'static {
-    futures::stream::unfold(
-        Some((stream, BytesMut::new())),
-        move |state| async move {
-            let (stream, mut buf) = state?;
-            buf.clear();
-            loop {
-                if buf.capacity() - buf.len() < 16 * 1024 {
-                    buf.reserve(64 * 1024);
-                }
-                match stream.recvmsg_buf(&mut buf).await {
-                    Ok((0, _, _)) => return None, // the peer shut the association down
-                    Ok((_, info, flags)) => {
-                        if buf.len() > max_message_bytes {
-                            return Some((Ok(Incoming::TooLarge(buf.len())), None));
-                        }
-                        if flags.contains(RecvFlags::NOTIFICATION) {
-                            buf.clear();
-                            continue;
-                        }
-                        if flags.contains(RecvFlags::EOR) {
-                            let body = buf.split().freeze();
-                            let item = Incoming::Message(body, info.stream);
-                            return Some((Ok(item), Some((stream, buf))));
-                        }
-                    }
-                    Err(e) => return Some((Err(e), None)),
-                }
+    futures::stream::unfold(Some((stream, BytesMut::new())), move |state| async move {
+        let (stream, mut buf) = state?;
+        buf.clear();
+        loop {
+            if buf.capacity() - buf.len() < 16 * 1024 {
+                buf.reserve(64 * 1024);
             }
-        },
-    )
+            match stream.recvmsg_buf(&mut buf).await {
+                Ok((0, _, _)) => return None, // the peer shut the association down
+                Ok((_, info, flags)) => {
+                    if buf.len() > max_message_bytes {
+                        return Some((Ok(Incoming::TooLarge(buf.len())), None));
+                    }
+                    if flags.contains(RecvFlags::NOTIFICATION) {
+                        buf.clear();
+                        continue;
+                    }
+                    if flags.contains(RecvFlags::EOR) {
+                        let body = buf.split().freeze();
+                        let item = Incoming::Message(body, info.stream);
+                        return Some((Ok(item), Some((stream, buf))));
+                    }
+                }
+                Err(e) => return Some((Err(e), None)),
+            }
+        }
+    })
 }
 
 type SendFuture = Pin<Box<dyn Future<Output = io::Result<()>> + Send>>;

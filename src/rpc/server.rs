@@ -156,7 +156,11 @@ impl RpcProtocol {
         ctx: ConnCtx,
     ) -> Result<(), RpcConnError> {
         use crate::listener::sctp::{messages, Incoming, MessageSink, PUSH_STREAM};
-        let max = self.shared.settings.max_frame_bytes.min(self.sctp_max_message);
+        let max = self
+            .shared
+            .settings
+            .max_frame_bytes
+            .min(self.sctp_max_message);
         // Replies use the request's stream when the association has it.
         let out = stream.status().map(|s| s.outstrms).unwrap_or(1).max(1);
         let reply_stream = move |sid: u16| {
