@@ -76,3 +76,28 @@ fn serve_exits_with_the_reason() {
     assert!(stderr.contains("rpc-sctp"), "{stderr}");
     assert!(stderr.contains("modprobe sctp"), "{stderr}");
 }
+
+#[test]
+fn sctp_config_is_validated() {
+    let mut c = sctp_config();
+    c.validate()
+        .expect("an SCTP rpc listener is a valid config");
+    assert_eq!(c.sctp.send_buffer_bytes, 4 << 20);
+    assert_eq!(c.sctp.recv_buffer_bytes, 4 << 20);
+
+    c.listeners[0].protocol = Protocol::Http;
+    let e = c.validate().expect_err("http over sctp");
+    assert_eq!(e.key(), Some("listener[0].transport"), "{e}");
+
+    let mut c = sctp_config();
+    c.sctp.extra_addresses = vec!["10.0.0.1".into(), "not-an-ip".into()];
+    let e = c.validate().expect_err("bad extra address");
+    assert_eq!(e.key(), Some("sctp.extra_addresses[1]"), "{e}");
+
+    let mut c = sctp_config();
+    c.sctp.ostreams = 0;
+    assert_eq!(
+        c.validate().expect_err("no streams").key(),
+        Some("sctp.ostreams")
+    );
+}
