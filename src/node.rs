@@ -125,6 +125,7 @@ impl NodeBuilder {
             let (spec, handle) = match (l.protocol, l.transport) {
                 (ProtocolKind::Rpc, Transport::Sctp) => {
                     ListenerSpec::sctp_shared(l.name.clone(), bind, rpc.clone(), sctp_opts.clone())
+                        .backlog(l.backlog)
                         .max_connections(l.max_connections)
                         .drain_timeout(l.drain_timeout())
                         .metrics(metrics.clone())

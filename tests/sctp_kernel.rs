@@ -470,3 +470,39 @@ async fn multi_homed_listener_answers_on_its_extra_address() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn suspend_and_resume_keep_associations() {
+    if !sctp_or_skip("suspend_and_resume_keep_associations") {
+        return;
+    }
+    guarded(async {
+        let node = start(config(|_| {})).await;
+        let a = addr(&node);
+        let listener = node.listener("rpc").expect("listener").clone();
+        let first = Client::connect_sctp(a, Codec::Json, &SctpOptions::default())
+            .await
+            .expect("connect");
+        // Accepted (an association still in the accept queue dies with the
+        // listening socket, as a TCP connection would).
+        first.call("ping", json!({})).await.expect("ping");
+        listener.suspend().await.expect("suspend");
+        assert!(
+            FrameConn::connect_sctp(a, &SctpOptions::default())
+                .await
+                .is_err(),
+            "a suspended listener refuses new associations"
+        );
+        first
+            .call("ping", json!({}))
+            .await
+            .expect("open association still served");
+        listener.resume().await.expect("resume");
+        let second = Client::connect_sctp(a, Codec::Json, &SctpOptions::default())
+            .await
+            .expect("connect after resume");
+        second.call("ping", json!({})).await.expect("ping");
+        node.shutdown().await;
+    })
+    .await;
+}

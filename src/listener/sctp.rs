@@ -171,10 +171,22 @@ fn socket(addr: SocketAddr, opts: &SctpOptions) -> io::Result<SctpSocket> {
 }
 
 /// Binds a listening SCTP socket on `addr` and the extra addresses (same
-/// port), with the options applied.
-pub fn bind(addr: SocketAddr, opts: &SctpOptions) -> io::Result<SctpListener> {
+/// port), with the options applied and a listen backlog of `backlog`.
+pub fn bind(addr: SocketAddr, opts: &SctpOptions, backlog: u32) -> io::Result<SctpListener> {
     let s = socket(addr, opts)?;
     s.set_reuseaddr(true)?;
+    let fd = s.as_raw_fd();
+    let listener = bind_addresses(s, addr, opts)?;
+    // tokio-sctp listens with the kernel's default backlog; listening again
+    // on a listening SCTP socket sets the backlog. `fd` is owned by `listener`.
+    // SAFETY: fd is the open listening socket.
+    if unsafe { libc::listen(fd, backlog.min(i32::MAX as u32) as i32) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(listener)
+}
+
+fn bind_addresses(s: SctpSocket, addr: SocketAddr, opts: &SctpOptions) -> io::Result<SctpListener> {
     if opts.extra_addresses.is_empty() {
         return SctpListener::bind_from(s, addr);
     }

@@ -185,8 +185,7 @@ impl<P: Protocol> ListenerSpec<P> {
     /// An SCTP listener (kernel SCTP, one-to-one style: one connection actor
     /// per association) named `name` on `bind` serving `protocol`, its
     /// sockets set up with `opts`. The protocol gets [`Socket::Sctp`]
-    /// sockets. Other defaults as for [`ListenerSpec::tcp`]; the backlog is
-    /// the kernel's default.
+    /// sockets. Defaults as for [`ListenerSpec::tcp`].
     ///
     /// [`Socket::Sctp`]: super::Socket::Sctp
     pub fn sctp_shared(
