@@ -506,3 +506,31 @@ async fn suspend_and_resume_keep_associations() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn large_messages_arrive_whole() {
+    if !sctp_or_skip("large_messages_arrive_whole") {
+        return;
+    }
+    guarded(async {
+        let node = start(config(|_| {})).await;
+        let client = Client::connect_sctp(addr(&node), Codec::MsgPack, &SctpOptions::default())
+            .await
+            .expect("connect");
+        // Larger than one recvmsg buffer and than the path MTU: the kernel
+        // fragments it and delivers it in parts, reassembled up to MSG_EOR.
+        let calls = (0..4).map(|i| {
+            let c = client.clone();
+            async move {
+                let payload = format!("{i}").repeat(300_000);
+                let r = c.call("echo", json!({ "payload": payload })).await;
+                (payload, r)
+            }
+        });
+        for (payload, r) in futures::future::join_all(calls).await {
+            assert_eq!(r.expect("reply")["payload"], payload);
+        }
+        node.shutdown().await;
+    })
+    .await;
+}

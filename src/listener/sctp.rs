@@ -224,6 +224,10 @@ pub enum Incoming {
 
 /// The messages of an association, whole, until the peer shuts it down
 /// (the stream ends) or it fails (an error, then the end).
+///
+/// A message larger than one read arrives in parts up to `MSG_EOR`; with
+/// fragment interleave off (the kernel's default, left alone here) no other
+/// message comes between them, so the parts are simply appended.
 pub fn messages(
     stream: Arc<SctpStream>,
     max_message_bytes: usize,
