@@ -110,7 +110,9 @@ async fn bind(shared: &ListenerShared) -> io::Result<Bound> {
     loop {
         let listening = match &shared.transport {
             ListenTransport::Tcp => bind_once(addr, shared.backlog).map(Bound::Tcp),
-            ListenTransport::Sctp(opts) => super::sctp::bind(addr, opts, shared.backlog).map(Bound::Sctp),
+            ListenTransport::Sctp(opts) => {
+                super::sctp::bind(addr, opts, shared.backlog).map(Bound::Sctp)
+            }
         };
         match listening {
             Err(e) if e.kind() == io::ErrorKind::AddrInUse && bound.is_some() && tries < 100 => {
