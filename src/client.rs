@@ -201,6 +201,65 @@ impl FrameConn {
         Ok(FrameConn::from_io(stream, DEFAULT_MAX_FRAME_BYTES))
     }
 
+    /// Connects over `transport`: TCP, or SCTP with the default options.
+    pub async fn connect_over(
+        addr: impl ToSocketAddrs,
+        transport: crate::config::Transport,
+    ) -> Result<FrameConn, ClientError> {
+        match transport {
+            crate::config::Transport::Tcp => FrameConn::connect(addr).await,
+            crate::config::Transport::Sctp => {
+                FrameConn::connect_sctp(addr, &crate::listener::SctpOptions::default()).await
+            }
+        }
+    }
+
+    /// Connects an SCTP association (kernel SCTP, one-to-one style socket)
+    /// set up with `opts`. One message carries one body (no length prefix);
+    /// requests go out on stream 1 (stream 0 is where the server pushes), so
+    /// replies come back on stream 1 and never wait behind pushes. Messages
+    /// longer than `opts.max_message_bytes` are a read error.
+    pub async fn connect_sctp(
+        addr: impl ToSocketAddrs,
+        opts: &crate::listener::SctpOptions,
+    ) -> Result<FrameConn, ClientError> {
+        let addr = tokio::net::lookup_host(addr)
+            .await?
+            .next()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address"))?;
+        let stream = crate::listener::sctp::connect(addr, opts).await?;
+        let out = stream.status().map(|s| s.outstrms).unwrap_or(1);
+        let request_stream: u16 = if out > 1 { 1 } else { 0 };
+        Ok(FrameConn::from_sctp(
+            stream,
+            request_stream,
+            opts.max_message_bytes,
+        ))
+    }
+
+    /// A connection over an established SCTP association: bodies go out as
+    /// messages on `stream`; incoming messages (on any stream) are bodies.
+    pub fn from_sctp(
+        stream: tokio_sctp::SctpStream,
+        send_stream: u16,
+        max_message_bytes: usize,
+    ) -> FrameConn {
+        use crate::listener::sctp::{messages, Incoming, MessageSink};
+        let stream = Arc::new(stream);
+        let incoming = messages(stream.clone(), max_message_bytes).map(|r| match r {
+            Ok(Incoming::Message(body, _)) => Ok(body),
+            Ok(Incoming::TooLarge(n)) => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("SCTP message of at least {n} bytes exceeds the limit"),
+            )),
+            Err(e) => Err(e),
+        });
+        let sink = MessageSink::new(stream).with(move |body: Bytes| {
+            futures::future::ready(Ok::<_, io::Error>((body, send_stream)))
+        });
+        FrameConn::from_parts(Box::pin(sink), Box::pin(incoming))
+    }
+
     /// Length-prefix framing over any byte stream; frames longer than
     /// `max_frame_bytes` from the peer are a read error.
     pub fn from_io<T>(io: T, max_frame_bytes: usize) -> FrameConn
@@ -327,6 +386,30 @@ impl Client {
     /// Connects over TCP (nodelay) with the default framing.
     pub async fn connect(addr: impl ToSocketAddrs, codec: Codec) -> Result<Client, ClientError> {
         Ok(Client::new(FrameConn::connect(addr).await?, codec))
+    }
+
+    /// Connects over SCTP (see [`FrameConn::connect_sctp`]).
+    pub async fn connect_sctp(
+        addr: impl ToSocketAddrs,
+        codec: Codec,
+        opts: &crate::listener::SctpOptions,
+    ) -> Result<Client, ClientError> {
+        Ok(Client::new(
+            FrameConn::connect_sctp(addr, opts).await?,
+            codec,
+        ))
+    }
+
+    /// Connects over `transport` (TCP, or SCTP with the default options).
+    pub async fn connect_over(
+        addr: impl ToSocketAddrs,
+        codec: Codec,
+        transport: crate::config::Transport,
+    ) -> Result<Client, ClientError> {
+        Ok(Client::new(
+            FrameConn::connect_over(addr, transport).await?,
+            codec,
+        ))
     }
 
     /// A client over an established connection (any transport). Spawns the

@@ -121,6 +121,8 @@ pub struct Config {
     pub rpc: RpcConfig,
     /// `[http]`: the HTTP protocol.
     pub http: HttpConfig,
+    /// `[sctp]`: kernel SCTP, for every listener with transport "sctp".
+    pub sctp: SctpConfig,
     /// `[metrics]`: Prometheus metrics.
     pub metrics: MetricsConfig,
     /// `[log]`: logging.
@@ -138,6 +140,7 @@ impl Default for Config {
             ],
             rpc: RpcConfig::default(),
             http: HttpConfig::default(),
+            sctp: SctpConfig::default(),
             metrics: MetricsConfig::default(),
             log: LogConfig::default(),
         }
@@ -389,6 +392,48 @@ impl HttpConfig {
     /// The idle timeout, or `None` when it is 0 (never).
     pub fn idle_timeout(&self) -> Option<Duration> {
         (self.idle_timeout_ms > 0).then(|| Duration::from_millis(self.idle_timeout_ms))
+    }
+}
+
+/// `[sctp]`: kernel SCTP settings, shared by every listener whose transport
+/// is `"sctp"` (and the defaults of `corral call` / `corral bench rpc
+/// --transport sctp`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SctpConfig {
+    /// Outbound streams asked for at association set-up (`SCTP_INITMSG`).
+    /// Stream 0 carries pushes; replies go out on the stream of their
+    /// request. Default 16.
+    pub ostreams: u16,
+    /// Most inbound streams accepted from a peer. Default 16.
+    pub instreams: u16,
+    /// `SO_SNDBUF`, in bytes. Default 4194304 (4 MiB): small buffers stall
+    /// SCTP with many small messages.
+    pub send_buffer_bytes: usize,
+    /// `SO_RCVBUF`, in bytes. Default 4194304 (4 MiB).
+    pub recv_buffer_bytes: usize,
+    /// `SCTP_NODELAY` (no Nagle-like bundling delay). Default true.
+    pub nodelay: bool,
+    /// Largest message (one RPC body) accepted, in bytes; a larger one is
+    /// answered with FRAME_TOO_LARGE and the association is closed. The
+    /// smaller of this and `rpc.max_frame_bytes` applies. Default 1048576.
+    pub max_message_bytes: usize,
+    /// Extra local IPv4 addresses bound besides the listener's own (`sctp_bindx`,
+    /// multi-homing), same port. Default none.
+    pub extra_addresses: Vec<String>,
+}
+
+impl Default for SctpConfig {
+    fn default() -> Self {
+        SctpConfig {
+            ostreams: 16,
+            instreams: 16,
+            send_buffer_bytes: 4 << 20,
+            recv_buffer_bytes: 4 << 20,
+            nodelay: true,
+            max_message_bytes: 1 << 20,
+            extra_addresses: Vec::new(),
+        }
     }
 }
 
@@ -650,6 +695,45 @@ impl Config {
             }
             if l.max_connections == 0 {
                 return bad(k("max_connections"), "must be at least 1");
+            }
+            if l.transport == Transport::Sctp && l.protocol != Protocol::Rpc {
+                return bad(
+                    k("transport"),
+                    format!(
+                        "transport \"sctp\" serves protocol \"rpc\" only, not {:?}",
+                        l.protocol.to_string()
+                    ),
+                );
+            }
+        }
+        let sc = &self.sctp;
+        if sc.ostreams == 0 {
+            return bad("sctp.ostreams", "must be at least 1");
+        }
+        if sc.instreams == 0 {
+            return bad("sctp.instreams", "must be at least 1");
+        }
+        if sc.send_buffer_bytes < 4096 || sc.send_buffer_bytes > i32::MAX as usize {
+            return bad(
+                "sctp.send_buffer_bytes",
+                "must be between 4096 and 2147483647",
+            );
+        }
+        if sc.recv_buffer_bytes < 4096 || sc.recv_buffer_bytes > i32::MAX as usize {
+            return bad(
+                "sctp.recv_buffer_bytes",
+                "must be between 4096 and 2147483647",
+            );
+        }
+        if sc.max_message_bytes < 64 {
+            return bad("sctp.max_message_bytes", "must be at least 64");
+        }
+        for (i, a) in sc.extra_addresses.iter().enumerate() {
+            if !matches!(a.parse::<IpAddr>(), Ok(IpAddr::V4(_))) {
+                return bad(
+                    format!("sctp.extra_addresses[{i}]"),
+                    format!("{a:?} is not an IPv4 address"),
+                );
             }
         }
         if self.rpc.max_frame_bytes < 64 {

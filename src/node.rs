@@ -91,7 +91,21 @@ impl NodeBuilder {
         let config = self.config;
         config.validate()?;
         let metrics = self.metrics.unwrap_or_else(Metrics::new);
-        let rpc = RpcProtocol::new(config.rpc.clone(), metrics.clone(), self.services);
+        let sctp_opts = crate::listener::SctpOptions::from(&config.sctp);
+        if let Some(l) = config
+            .listeners
+            .iter()
+            .find(|l| l.transport == Transport::Sctp)
+        {
+            // Refuse to start rather than quietly skip the listener.
+            crate::listener::sctp::probe().map_err(|e| NodeError::Transport {
+                listener: l.name.clone(),
+                message: e.to_string(),
+            })?;
+        }
+        let rpc = RpcProtocol::new(config.rpc.clone(), metrics.clone(), self.services)
+            .sctp_max_message_bytes(sctp_opts.max_message_bytes);
+        let rpc = Arc::new(rpc);
         let all_listeners: Arc<OnceLock<Vec<ListenerHandle>>> = Arc::new(OnceLock::new());
         let http = HttpProtocol::new(
             metrics.clone(),
@@ -107,28 +121,38 @@ impl NodeBuilder {
         }
         let mut handles = Vec::new();
         for l in &config.listeners {
-            if l.transport == Transport::Sctp {
-                return Err(NodeError::Transport {
-                    listener: l.name.clone(),
-                    message: "transport \"sctp\" is not available in this build yet; \
-                              use transport = \"tcp\""
-                        .into(),
-                });
-            }
             let bind = l.bind_address();
-            let (spec, handle) = match l.protocol {
-                ProtocolKind::Rpc => ListenerSpec::tcp(l.name.clone(), bind, rpc.clone())
-                    .backlog(l.backlog)
-                    .max_connections(l.max_connections)
-                    .drain_timeout(l.drain_timeout())
-                    .metrics(metrics.clone())
-                    .build(),
-                ProtocolKind::Http => ListenerSpec::tcp(l.name.clone(), bind, http.clone())
-                    .backlog(l.backlog)
-                    .max_connections(l.max_connections)
-                    .drain_timeout(l.drain_timeout())
-                    .metrics(metrics.clone())
-                    .build(),
+            let (spec, handle) = match (l.protocol, l.transport) {
+                (ProtocolKind::Rpc, Transport::Sctp) => {
+                    ListenerSpec::sctp_shared(l.name.clone(), bind, rpc.clone(), sctp_opts.clone())
+                        .backlog(l.backlog)
+                        .max_connections(l.max_connections)
+                        .drain_timeout(l.drain_timeout())
+                        .metrics(metrics.clone())
+                        .build()
+                }
+                (ProtocolKind::Http, Transport::Sctp) => {
+                    return Err(NodeError::Transport {
+                        listener: l.name.clone(),
+                        message: "transport \"sctp\" serves protocol \"rpc\" only".into(),
+                    })
+                }
+                (ProtocolKind::Rpc, Transport::Tcp) => {
+                    ListenerSpec::tcp_shared(l.name.clone(), bind, rpc.clone())
+                        .backlog(l.backlog)
+                        .max_connections(l.max_connections)
+                        .drain_timeout(l.drain_timeout())
+                        .metrics(metrics.clone())
+                        .build()
+                }
+                (ProtocolKind::Http, Transport::Tcp) => {
+                    ListenerSpec::tcp(l.name.clone(), bind, http.clone())
+                        .backlog(l.backlog)
+                        .max_connections(l.max_connections)
+                        .drain_timeout(l.drain_timeout())
+                        .metrics(metrics.clone())
+                        .build()
+                }
             };
             root = root.child(spec);
             handles.push(handle);

@@ -26,7 +26,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Barrier;
 
-use super::call::parse_codec;
+use super::call::{parse_codec, parse_transport};
+use corral::config::Transport;
 
 const MOD: u64 = 1_000_000_007;
 /// Highest latency the histogram records: 120 s, in nanoseconds.
@@ -66,6 +67,9 @@ pub struct BenchRpcArgs {
     /// Server address.
     #[arg(long, default_value = "127.0.0.1:7070")]
     pub addr: String,
+    /// Transport: tcp (length-prefixed frames) or sctp (one message per body).
+    #[arg(long, default_value = "tcp", value_parser = parse_transport)]
+    pub transport: Transport,
     /// Number of connections.
     #[arg(long, default_value_t = 32)]
     pub concurrency: usize,
@@ -279,6 +283,7 @@ struct ConnResult {
 
 struct ConnPlan {
     addr: String,
+    transport: Transport,
     quota: u64,
     warmup: u64,
     in_flight: usize,
@@ -295,7 +300,7 @@ async fn run_conn(plan: ConnPlan) -> anyhow::Result<ConnResult> {
         errors: 0,
         first_error: None,
     };
-    let mut conn = match FrameConn::connect(plan.addr.as_str()).await {
+    let mut conn = match FrameConn::connect_over(plan.addr.as_str(), plan.transport).await {
         Ok(c) => c,
         Err(e) => {
             plan.barrier.wait().await;
@@ -396,6 +401,7 @@ async fn run_conn(plan: ConnPlan) -> anyhow::Result<ConnResult> {
 #[derive(Debug, Serialize)]
 struct Summary {
     addr: String,
+    transport: String,
     cmd: &'static str,
     codec: &'static str,
     size: u64,
@@ -479,6 +485,7 @@ async fn bench(args: &BenchRpcArgs) -> anyhow::Result<Summary> {
         let quota = per + u64::from((c as u64) < extra);
         tasks.push(tokio::spawn(run_conn(ConnPlan {
             addr: args.addr.clone(),
+            transport: args.transport,
             quota,
             warmup: args.warmup,
             in_flight: args.in_flight,
@@ -537,6 +544,7 @@ async fn bench(args: &BenchRpcArgs) -> anyhow::Result<Summary> {
     let us = |ns: u64| ns as f64 / 1000.0;
     Ok(Summary {
         addr: args.addr.clone(),
+        transport: args.transport.to_string(),
         cmd: args.cmd.service(),
         codec: args.codec.name(),
         size: args.size,
@@ -567,8 +575,8 @@ fn print_summary(s: &Summary) {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "bench rpc {} size={} codec={} connections={} in-flight={} threads={} addr={}",
-        s.cmd, s.size, s.codec, s.connections, s.in_flight, s.threads, s.addr
+        "bench rpc {} size={} codec={} connections={} in-flight={} threads={} addr={} transport={}",
+        s.cmd, s.size, s.codec, s.connections, s.in_flight, s.threads, s.addr, s.transport
     );
     let _ = writeln!(
         out,

@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use corral::client::{Client, ClientError, Codec};
+use corral::config::Transport;
 use serde_json::Value;
 
 /// Arguments of `corral call`.
@@ -18,12 +19,20 @@ pub struct CallArgs {
     /// Server address.
     #[arg(long, default_value = "127.0.0.1:7070")]
     pub addr: String,
+    /// Transport: tcp (length-prefixed frames) or sctp (one message per body).
+    #[arg(long, default_value = "tcp", value_parser = parse_transport)]
+    pub transport: Transport,
     /// Body encoding.
     #[arg(long, default_value = "json", value_parser = parse_codec)]
     pub codec: Codec,
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 30.0)]
     pub timeout: f64,
+}
+
+/// Parses `--transport`.
+pub fn parse_transport(s: &str) -> Result<Transport, String> {
+    Transport::try_from(s.to_ascii_lowercase())
 }
 
 /// Parses `--codec`.
@@ -41,7 +50,7 @@ pub async fn run(args: CallArgs) -> anyhow::Result<ExitCode> {
     };
     let timeout = Duration::try_from_secs_f64(args.timeout).context("bad --timeout")?;
     let outcome = tokio::time::timeout(timeout, async {
-        let client = Client::connect(args.addr.as_str(), args.codec).await?;
+        let client = Client::connect_over(args.addr.as_str(), args.codec, args.transport).await?;
         client.call(&args.service, data).await
     })
     .await;

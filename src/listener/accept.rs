@@ -5,7 +5,7 @@
 
 use super::connection::ConnMsg;
 use super::protocol::Socket;
-use super::spec::ListenerShared;
+use super::spec::{ListenTransport, ListenerShared};
 use crate::supervisor::SupervisorError;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use std::io;
@@ -62,9 +62,42 @@ impl Drop for State {
     }
 }
 
+/// A bound listening socket of either transport: the one accept loop serves
+/// both.
+enum Bound {
+    Tcp(TcpListener),
+    Sctp(tokio_sctp::SctpListener),
+}
+
+impl Bound {
+    async fn accept(&self, shared: &ListenerShared) -> io::Result<(Socket, SocketAddr)> {
+        match self {
+            Bound::Tcp(l) => {
+                let (stream, peer) = l.accept().await?;
+                let _ = stream.set_nodelay(true);
+                Ok((Socket::Tcp(stream), peer))
+            }
+            Bound::Sctp(l) => {
+                let (stream, peer) = l.accept().await?;
+                if let ListenTransport::Sctp(opts) = &shared.transport {
+                    let _ = stream.set_nodelay(opts.nodelay);
+                }
+                Ok((Socket::Sctp(stream), peer))
+            }
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        match self {
+            Bound::Tcp(l) => l.local_addr(),
+            Bound::Sctp(l) => l.local_addr(),
+        }
+    }
+}
+
 /// Binds the listening socket with the configured backlog. On a restart the
 /// previous socket may still be closing; the address is then retried briefly.
-async fn bind(shared: &ListenerShared) -> io::Result<TcpListener> {
+async fn bind(shared: &ListenerShared) -> io::Result<Bound> {
     let bound = *shared.lock_local_addr();
     let addr: SocketAddr = match bound {
         Some(bound) => bound,
@@ -75,7 +108,13 @@ async fn bind(shared: &ListenerShared) -> io::Result<TcpListener> {
     };
     let mut tries = 0;
     loop {
-        match bind_once(addr, shared.backlog) {
+        let listening = match &shared.transport {
+            ListenTransport::Tcp => bind_once(addr, shared.backlog).map(Bound::Tcp),
+            ListenTransport::Sctp(opts) => {
+                super::sctp::bind(addr, opts, shared.backlog).map(Bound::Sctp)
+            }
+        };
+        match listening {
             Err(e) if e.kind() == io::ErrorKind::AddrInUse && bound.is_some() && tries < 100 => {
                 tries += 1;
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -113,17 +152,13 @@ mod libc_code {
     pub(super) const ENOMEM: i32 = 12;
 }
 
-async fn accept_loop(
-    listener: TcpListener,
-    shared: Arc<ListenerShared>,
-    me: ActorRef<ListenerMsg>,
-) {
+async fn accept_loop(listener: Bound, shared: Arc<ListenerShared>, me: ActorRef<ListenerMsg>) {
     loop {
         let Ok(permit) = shared.permits.clone().acquire_owned().await else {
             return;
         };
-        let (stream, peer) = loop {
-            match listener.accept().await {
+        let (socket, peer) = loop {
+            match listener.accept(&shared).await {
                 Ok(accepted) => break accepted,
                 Err(e) => {
                     if let Some(m) = &shared.metrics {
@@ -141,7 +176,6 @@ async fn accept_loop(
                 .with_label_values(&[&*shared.name])
                 .inc();
         }
-        let _ = stream.set_nodelay(true);
         let Some(acceptor) = shared.acceptor() else {
             let _ = me.cast(ListenerMsg::LoopEnded("acceptor_sup is not running".into()));
             return;
@@ -149,11 +183,7 @@ async fn accept_loop(
         match acceptor.start_child(()).await {
             Ok(Some(cell)) => {
                 // If the actor is already gone, the socket and permit drop here.
-                let _ = ActorRef::<ConnMsg>::from(cell).cast(ConnMsg::Socket(
-                    Socket::Tcp(stream),
-                    peer,
-                    permit,
-                ));
+                let _ = ActorRef::<ConnMsg>::from(cell).cast(ConnMsg::Socket(socket, peer, permit));
             }
             Ok(None) => {}
             Err(SupervisorError::NoProc) => {

@@ -67,6 +67,9 @@ pub trait Protocol: Send + Sync + 'static {
 pub enum Socket {
     /// A TCP connection.
     Tcp(TcpStream),
+    /// An SCTP association (one-to-one style socket): message boundaries
+    /// kept, several streams; see [`super::sctp`].
+    Sctp(tokio_sctp::SctpStream),
 }
 
 /// One accepted connection, handed to [`Protocol::serve`].

@@ -22,11 +22,18 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+/// The transport a listener binds.
+pub(crate) enum ListenTransport {
+    Tcp,
+    Sctp(super::sctp::SctpOptions),
+}
+
 /// What every incarnation of a listener and its connections share; it
 /// outlives restarts of the listener and of acceptor_sup.
 pub(crate) struct ListenerShared {
     pub(crate) name: Arc<str>,
     pub(crate) bind: String,
+    pub(crate) transport: ListenTransport,
     pub(crate) backlog: u32,
     pub(crate) max_connections: usize,
     pub(crate) drain_timeout: Duration,
@@ -133,6 +140,7 @@ impl ListenerShared {
 pub struct ListenerSpec<P> {
     name: String,
     bind: String,
+    transport: ListenTransport,
     backlog: u32,
     max_connections: usize,
     drain_timeout: Duration,
@@ -154,6 +162,7 @@ impl<P: Protocol> ListenerSpec<P> {
         ListenerSpec {
             name: name.into(),
             bind: bind.into(),
+            transport: ListenTransport::Tcp,
             backlog: 1024,
             max_connections: 10_000,
             drain_timeout: Duration::from_secs(5),
@@ -161,6 +170,33 @@ impl<P: Protocol> ListenerSpec<P> {
             metrics: None,
             protocol,
         }
+    }
+
+    /// An SCTP listener; see [`ListenerSpec::sctp_shared`].
+    pub fn sctp(
+        name: impl Into<String>,
+        bind: impl Into<String>,
+        protocol: P,
+        opts: super::sctp::SctpOptions,
+    ) -> Self {
+        Self::sctp_shared(name, bind, Arc::new(protocol), opts)
+    }
+
+    /// An SCTP listener (kernel SCTP, one-to-one style: one connection actor
+    /// per association) named `name` on `bind` serving `protocol`, its
+    /// sockets set up with `opts`. The protocol gets [`Socket::Sctp`]
+    /// sockets. Defaults as for [`ListenerSpec::tcp`].
+    ///
+    /// [`Socket::Sctp`]: super::Socket::Sctp
+    pub fn sctp_shared(
+        name: impl Into<String>,
+        bind: impl Into<String>,
+        protocol: Arc<P>,
+        opts: super::sctp::SctpOptions,
+    ) -> Self {
+        let mut spec = Self::tcp_shared(name, bind, protocol);
+        spec.transport = ListenTransport::Sctp(opts);
+        spec
     }
 
     /// The listen backlog.
@@ -199,6 +235,7 @@ impl<P: Protocol> ListenerSpec<P> {
         let shared = Arc::new(ListenerShared {
             name: Arc::from(self.name.as_str()),
             bind: self.bind,
+            transport: self.transport,
             backlog: self.backlog,
             max_connections: self.max_connections,
             drain_timeout: self.drain_timeout,

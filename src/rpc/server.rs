@@ -116,6 +116,8 @@ pub enum RpcConnError {
 #[derive(Clone)]
 pub struct RpcProtocol {
     shared: Arc<RpcShared>,
+    /// Largest SCTP message accepted (besides `max_frame_bytes`).
+    sctp_max_message: usize,
 }
 
 impl std::fmt::Debug for RpcProtocol {
@@ -133,7 +135,58 @@ impl RpcProtocol {
     pub fn new(settings: RpcConfig, metrics: Arc<Metrics>, services: Registry) -> Self {
         RpcProtocol {
             shared: Arc::new(RpcShared::new(settings, metrics, &services)),
+            sctp_max_message: usize::MAX,
         }
+    }
+
+    /// Limits incoming SCTP messages to `bytes` (the smaller of this and
+    /// `max_frame_bytes` applies).
+    pub fn sctp_max_message_bytes(mut self, bytes: usize) -> Self {
+        self.sctp_max_message = bytes;
+        self
+    }
+
+    /// Serves one SCTP association until the peer shuts it down or aborts
+    /// it, it idles out, or `ctx`'s token drains it. One message is one
+    /// body; a reply goes out on the stream its request came in on, pushes
+    /// on stream [`PUSH_STREAM`](crate::listener::sctp::PUSH_STREAM).
+    pub async fn serve_sctp(
+        &self,
+        stream: tokio_sctp::SctpStream,
+        ctx: ConnCtx,
+    ) -> Result<(), RpcConnError> {
+        use crate::listener::sctp::{messages, Incoming, MessageSink, PUSH_STREAM};
+        let max = self
+            .shared
+            .settings
+            .max_frame_bytes
+            .min(self.sctp_max_message);
+        // Replies use the request's stream when the association has it.
+        let out = stream.status().map(|s| s.outstrms).unwrap_or(1).max(1);
+        let reply_stream = move |sid: u16| {
+            if sid < out {
+                sid
+            } else if out > 1 {
+                1 + (sid - 1) % (out - 1)
+            } else {
+                PUSH_STREAM
+            }
+        };
+        let stream = Arc::new(stream);
+        let reader = messages(stream.clone(), max).map(move |r| match r {
+            Ok(Incoming::Message(body, sid)) => Ok((Frame::Body(body), reply_stream(sid))),
+            Ok(Incoming::TooLarge(len)) => Ok((Frame::TooLarge(len), PUSH_STREAM)),
+            Err(e) => Err(FrameError::Io(e)),
+        });
+        let writer = MessageSink::new(stream).sink_map_err(FrameError::Io);
+        serve_framed(
+            Box::pin(reader),
+            writer,
+            self.shared.clone(),
+            ctx,
+            PUSH_STREAM,
+        )
+        .await
     }
 
     /// The settings in force (out-of-range values corrected).
@@ -182,12 +235,13 @@ where
 {
     let max = shared.settings.max_frame_bytes;
     let (r, w) = tokio::io::split(io);
-    let reader = FramedRead::new(r, FrameCodec::new(max));
+    let reader = FramedRead::new(r, FrameCodec::new(max)).map(|f| f.map(|f| (f, ())));
     // Outgoing sizes are policed by the dispatcher: data over the limit is
     // replaced by an INTERNAL error, and error replies always go out (even
     // when the limit is set smaller than an error message).
-    let writer = FramedWrite::new(w, FrameCodec::new(u32::MAX as usize));
-    serve_framed(reader, writer, shared, conn).await
+    let writer = FramedWrite::new(w, FrameCodec::new(u32::MAX as usize))
+        .with(|(body, ()): (Bytes, ())| futures::future::ready(Ok::<_, FrameError>(body)));
+    serve_framed(reader, writer, shared, conn, ()).await
 }
 
 /// Whether an I/O error just means the peer went away.
@@ -216,41 +270,55 @@ fn end_with(e: FrameError) -> Result<(), RpcConnError> {
     }
 }
 
-enum Event {
-    Done(Completed),
-    Frame(Option<Result<Frame, FrameError>>),
+enum Event<T> {
+    Done((Completed, T)),
+    Frame(Option<Result<(Frame, T), FrameError>>),
     Push(Push),
     Flushed(Result<(), FrameError>),
     Cancelled,
     IdleTimer,
 }
 
-/// Encodes `c` and queues it on `writer` (no flush).
-async fn send<W>(
+/// Encodes `c` and queues it on `writer` (no flush), tagged with `tag`.
+async fn send<W, T>(
     writer: &mut W,
     shared: &RpcShared,
     scratch: &mut BytesMut,
     c: &Completed,
+    tag: T,
 ) -> Result<(), FrameError>
 where
-    W: Sink<Bytes, Error = FrameError> + Unpin,
+    W: Sink<(Bytes, T), Error = FrameError> + Unpin,
 {
     if shared.encode(c, scratch) {
-        writer.feed(scratch.split().freeze()).await?;
+        writer.feed((scratch.split().freeze(), tag)).await?;
     }
     Ok(())
 }
 
+/// A request in progress, its reply to go out with `tag`.
+fn tagged<T: Copy + Send + 'static>(
+    f: BoxFuture<'static, Completed>,
+    tag: T,
+) -> futures::future::Map<BoxFuture<'static, Completed>, impl FnOnce(Completed) -> (Completed, T)> {
+    use futures::FutureExt;
+    f.map(move |c| (c, tag))
+}
+
 /// Serves one connection given as a stream of frames and a sink of bodies.
-pub(crate) async fn serve_framed<R, W>(
+/// Each frame comes with a tag (the SCTP stream to answer on; `()` for a
+/// byte stream) that goes out with its reply; pushes go out with `push_tag`.
+pub(crate) async fn serve_framed<R, W, T>(
     mut reader: R,
     mut writer: W,
     shared: Arc<RpcShared>,
     conn: ConnCtx,
+    push_tag: T,
 ) -> Result<(), RpcConnError>
 where
-    R: Stream<Item = Result<Frame, FrameError>> + Unpin,
-    W: Sink<Bytes, Error = FrameError> + Unpin,
+    R: Stream<Item = Result<(Frame, T), FrameError>> + Unpin,
+    W: Sink<(Bytes, T), Error = FrameError> + Unpin,
+    T: Copy + Send + 'static,
 {
     let ConnCtx {
         peer,
@@ -263,7 +331,7 @@ where
     let max_in_flight = shared.settings.max_in_flight;
     let idle = shared.settings.idle_timeout();
 
-    let mut in_flight: FuturesUnordered<BoxFuture<'static, Completed>> = FuturesUnordered::new();
+    let mut in_flight = FuturesUnordered::new();
     let mut scratch = BytesMut::with_capacity(SCRATCH_BYTES);
     let mut last_enc = Encoding::Json;
     let mut reading = true;
@@ -293,14 +361,14 @@ where
             () = &mut idle_sleep, if reading && idle.is_some() && in_flight.is_empty() => Event::IdleTimer,
         };
         match event {
-            Event::Done(c) => {
+            Event::Done((c, tag)) => {
                 last_activity = Instant::now();
-                if let Err(e) = send(&mut writer, &shared, &mut scratch, &c).await {
+                if let Err(e) = send(&mut writer, &shared, &mut scratch, &c, tag).await {
                     break end_with(e);
                 }
                 dirty = true;
             }
-            Event::Frame(Some(Ok(Frame::Body(body)))) => {
+            Event::Frame(Some(Ok((Frame::Body(body), tag)))) => {
                 let now = Instant::now();
                 last_activity = now;
                 if let Some(enc) = Encoding::detect(&body) {
@@ -308,19 +376,19 @@ where
                 }
                 match shared.dispatch(&body, &cx, now) {
                     Dispatched::Ready(c) => {
-                        if let Err(e) = send(&mut writer, &shared, &mut scratch, &c).await {
+                        if let Err(e) = send(&mut writer, &shared, &mut scratch, &c, tag).await {
                             break end_with(e);
                         }
                         dirty = true;
                     }
-                    Dispatched::Pending(f) => in_flight.push(f),
+                    Dispatched::Pending(f) => in_flight.push(tagged(f, tag)),
                 }
             }
-            Event::Frame(Some(Ok(Frame::TooLarge(len)))) => {
+            Event::Frame(Some(Ok((Frame::TooLarge(len), tag)))) => {
                 tracing::debug!(conn_id, len, "RPC frame too large; closing");
                 reading = false;
                 let c = shared.too_large(len, last_enc, Instant::now());
-                if let Err(e) = send(&mut writer, &shared, &mut scratch, &c).await {
+                if let Err(e) = send(&mut writer, &shared, &mut scratch, &c, tag).await {
                     break end_with(e);
                 }
                 dirty = true;
@@ -338,7 +406,7 @@ where
             }
             Event::Push(p) => {
                 if shared.encode_push(&p, last_enc, &mut scratch) {
-                    if let Err(e) = writer.feed(scratch.split().freeze()).await {
+                    if let Err(e) = writer.feed((scratch.split().freeze(), push_tag)).await {
                         break end_with(e);
                     }
                     dirty = true;
@@ -387,6 +455,9 @@ impl crate::listener::Protocol for RpcProtocol {
             match socket {
                 Some(crate::listener::Socket::Tcp(stream)) => {
                     proto.serve_connection(stream, ctx).await?;
+                }
+                Some(crate::listener::Socket::Sctp(stream)) => {
+                    proto.serve_sctp(stream, ctx).await?;
                 }
                 None => {}
             }
