@@ -112,9 +112,15 @@ impl NodeBuilder {
         let metrics = self.metrics.unwrap_or_else(Metrics::new);
         let rpc = RpcProtocol::new(config.rpc.clone(), metrics.clone(), self.services);
         let all_listeners: Arc<OnceLock<Vec<ListenerHandle>>> = Arc::new(OnceLock::new());
-        let serves_http = config.listeners.iter().any(|l| l.protocol == ProtocolKind::Http);
+        let serves_http = config
+            .listeners
+            .iter()
+            .any(|l| l.protocol == ProtocolKind::Http);
         let files = serves_http.then(|| {
-            FileCache::new(FileCacheSettings::from_config(&config), Some(metrics.clone()))
+            FileCache::new(
+                FileCacheSettings::from_config(&config),
+                Some(metrics.clone()),
+            )
         });
         let mut http = HttpProtocol::builder(metrics.clone(), &config.http)
             .metrics_enabled(config.metrics.enabled)

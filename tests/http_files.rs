@@ -22,7 +22,11 @@ async fn get_serves_file_with_type_etag_date_server() {
     guarded(async {
         let site = Site::new();
         let (node, addr) = start(Node::builder(config(&site.root))).await;
-        let r = client().get(url(addr, "/small.txt")).send().await.expect("get");
+        let r = client()
+            .get(url(addr, "/small.txt"))
+            .send()
+            .await
+            .expect("get");
         assert_eq!(r.status(), StatusCode::OK);
         let h = r.headers().clone();
         assert_eq!(h[header::CONTENT_TYPE], "text/plain");
@@ -42,7 +46,11 @@ async fn head_has_headers_and_no_body() {
     guarded(async {
         let site = Site::new();
         let (node, addr) = start(Node::builder(config(&site.root))).await;
-        let r = client().head(url(addr, "/big.txt")).send().await.expect("head");
+        let r = client()
+            .head(url(addr, "/big.txt"))
+            .send()
+            .await
+            .expect("head");
         assert_eq!(r.status(), StatusCode::OK);
         assert_eq!(r.headers()[header::CONTENT_LENGTH], "102400");
         assert!(r.headers().contains_key(header::ETAG));
@@ -197,10 +205,19 @@ async fn missing_is_404_and_post_is_405_with_allow() {
         let c = client();
         let r = c.get(url(addr, "/nope.txt")).send().await.expect("get");
         assert_eq!(r.status(), StatusCode::NOT_FOUND);
-        let r = c.post(url(addr, "/small.txt")).body("x").send().await.expect("post");
+        let r = c
+            .post(url(addr, "/small.txt"))
+            .body("x")
+            .send()
+            .await
+            .expect("post");
         assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
         assert_eq!(r.headers()[header::ALLOW], "GET, HEAD");
-        let r = c.delete(url(addr, "/metrics")).send().await.expect("delete");
+        let r = c
+            .delete(url(addr, "/metrics"))
+            .send()
+            .await
+            .expect("delete");
         assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
         assert_eq!(r.headers()[header::ALLOW], "GET, HEAD");
         node.shutdown().await;
@@ -213,9 +230,17 @@ async fn missing_docroot_serves_404_not_a_crash() {
     guarded(async {
         let site = Site::new();
         let (node, addr) = start(Node::builder(config(&site.root.join("absent")))).await;
-        let r = client().get(url(addr, "/small.txt")).send().await.expect("get");
+        let r = client()
+            .get(url(addr, "/small.txt"))
+            .send()
+            .await
+            .expect("get");
         assert_eq!(r.status(), StatusCode::NOT_FOUND);
-        let r = client().get(url(addr, "/health")).send().await.expect("get");
+        let r = client()
+            .get(url(addr, "/health"))
+            .send()
+            .await
+            .expect("get");
         assert_eq!(r.status(), StatusCode::OK);
         node.shutdown().await;
     })
@@ -249,10 +274,7 @@ async fn traversal_tricks_never_read_outside_the_docroot() {
         for t in tricks {
             let resp = raw_get(addr, t).await;
             let status = status_of(&resp);
-            assert!(
-                (400..500).contains(&status),
-                "{t}: status {status}: {resp}"
-            );
+            assert!((400..500).contains(&status), "{t}: status {status}: {resp}");
             assert!(!resp.contains(SECRET), "{t} leaked the secret");
             assert!(!resp.contains("root:"), "{t} leaked /etc/passwd");
         }
@@ -326,7 +348,11 @@ async fn cache_sup_runs_under_the_root_and_bounds_the_bytes() {
         let (node, addr) = start(Node::builder(cfg)).await;
         let children = node.root().which_children().await.expect("children");
         let ids: Vec<_> = children.iter().filter_map(|c| c.id.clone()).collect();
-        assert_eq!(ids.first().map(String::as_str), Some("cache_sup"), "{ids:?}");
+        assert_eq!(
+            ids.first().map(String::as_str),
+            Some("cache_sup"),
+            "{ids:?}"
+        );
         let c = client();
         for p in ["/big.txt", "/big2.txt", "/big.txt", "/big2.txt"] {
             let r = c.get(url(addr, p)).send().await.expect("get");

@@ -31,7 +31,10 @@ async fn slowloris_is_cut_off_by_the_header_read_timeout() {
         // must close the connection; the number of lines bounds the test.
         let mut cut_off = false;
         for i in 0..1_000 {
-            if s.write_all(format!("X-Drip-{i}: y\r\n").as_bytes()).await.is_err() {
+            if s.write_all(format!("X-Drip-{i}: y\r\n").as_bytes())
+                .await
+                .is_err()
+            {
                 cut_off = true;
                 break;
             }
@@ -82,8 +85,10 @@ async fn huge_head_gets_431() {
         let big = "a".repeat(2_000);
         let resp = raw(
             addr,
-            format!("GET /small.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Big: {big}\r\n\r\n")
-                .as_bytes(),
+            format!(
+                "GET /small.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Big: {big}\r\n\r\n"
+            )
+            .as_bytes(),
         )
         .await;
         assert_eq!(status_of(&resp), 431, "{resp}");
@@ -139,9 +144,8 @@ async fn large_body_gets_413() {
             .expect("post");
         assert_eq!(r.status(), reqwest::StatusCode::PAYLOAD_TOO_LARGE);
         // Chunked (no length): the limited body stops the handler.
-        let chunks = futures::stream::iter(
-            (0..10).map(|_| Ok::<_, std::io::Error>(vec![b'y'; 50])),
-        );
+        let chunks =
+            futures::stream::iter((0..10).map(|_| Ok::<_, std::io::Error>(vec![b'y'; 50])));
         let r = c
             .post(url(addr, "/upload"))
             .body(reqwest::Body::wrap_stream(chunks))

@@ -109,7 +109,11 @@ async fn unreadable_certificate_stops_start_up_naming_the_file() {
         let mut cfg = config(&site.root);
         cfg.http.tls_cert = Some(garbage);
         cfg.http.tls_key = Some(pki.key.clone());
-        let msg = Node::builder(cfg).start().await.expect_err("refused").to_string();
+        let msg = Node::builder(cfg)
+            .start()
+            .await
+            .expect_err("refused")
+            .to_string();
         assert!(msg.contains("garbage.pem"), "{msg}");
     })
     .await;
@@ -123,7 +127,11 @@ async fn mismatched_key_stops_start_up_naming_the_file() {
         let mut cfg = config(&site.root);
         cfg.http.tls_cert = Some(pki.cert.clone());
         cfg.http.tls_key = Some(pki.other_key.clone());
-        let msg = Node::builder(cfg).start().await.expect_err("refused").to_string();
+        let msg = Node::builder(cfg)
+            .start()
+            .await
+            .expect_err("refused")
+            .to_string();
         assert!(msg.contains("other.pem"), "{msg}");
         assert!(msg.contains("does not fit"), "{msg}");
     })

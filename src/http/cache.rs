@@ -187,7 +187,11 @@ impl FileCache {
                 .flags(
                     SupervisorFlags::new(Strategy::OneForOne).intensity(5, Duration::from_secs(10)),
                 )
-                .child(ChildSpec::worker("file_cache", FileCacheActor, self.clone())),
+                .child(ChildSpec::worker(
+                    "file_cache",
+                    FileCacheActor,
+                    self.clone(),
+                )),
         )
     }
 

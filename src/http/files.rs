@@ -8,11 +8,11 @@
 
 use super::cache::{CacheBackend, FileCache};
 use super::routes::{full, Body, HandlerFuture};
+use futures::FutureExt;
 use http_body_util::BodyExt;
 use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 use percent_encoding::percent_decode_str;
-use futures::FutureExt;
 use std::io;
 use tower_http::services::ServeDir;
 

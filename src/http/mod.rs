@@ -148,9 +148,9 @@ impl HttpProtocolBuilder {
     pub fn build(self) -> Result<HttpProtocol, HttpError> {
         let c = &self.config;
         let tls = match (&c.tls_cert, &c.tls_key) {
-            (Some(cert), Some(key)) => Some(tokio_rustls::TlsAcceptor::from(
-                tls::server_config(cert, key)?,
-            )),
+            (Some(cert), Some(key)) => Some(tokio_rustls::TlsAcceptor::from(tls::server_config(
+                cert, key,
+            )?)),
             _ => None,
         };
         Ok(HttpProtocol {
@@ -175,7 +175,10 @@ impl HttpProtocolBuilder {
 impl HttpProtocol {
     /// A builder of an HTTP protocol with these limits and TLS settings,
     /// exporting `metrics`; no routes and no static files until added.
-    pub fn builder(metrics: Arc<Metrics>, config: &crate::config::HttpConfig) -> HttpProtocolBuilder {
+    pub fn builder(
+        metrics: Arc<Metrics>,
+        config: &crate::config::HttpConfig,
+    ) -> HttpProtocolBuilder {
         HttpProtocolBuilder {
             metrics,
             metrics_enabled: true,
@@ -192,7 +195,11 @@ impl HttpProtocol {
     }
 }
 
-fn text(status: StatusCode, content_type: &'static str, body: impl Into<bytes::Bytes>) -> Response<Body> {
+fn text(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<bytes::Bytes>,
+) -> Response<Body> {
     let mut r = Response::new(full(body));
     *r.status_mut() = status;
     r.headers_mut()
@@ -333,8 +340,7 @@ impl Inner {
             let inner = inner.clone();
             // Boxed as `dyn Future + Send`: hyper's HTTP/2 executor bound
             // cannot be proven for the async block's own type.
-            let fut: ServiceFuture =
-                Box::pin(async move { Ok(inner.handle(req, nth).await) });
+            let fut: ServiceFuture = Box::pin(async move { Ok(inner.handle(req, nth).await) });
             fut
         });
         let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
@@ -380,7 +386,8 @@ impl Protocol for HttpProtocol {
                 return inner.serve_io(stream, draining).await;
             };
             // The handshake is part of the head: it gets the header read timeout.
-            let handshake = tokio::time::timeout(inner.header_read_timeout, acceptor.accept(stream));
+            let handshake =
+                tokio::time::timeout(inner.header_read_timeout, acceptor.accept(stream));
             let tls = tokio::select! {
                 r = handshake => match r {
                     Ok(Ok(tls)) => tls,

@@ -41,7 +41,9 @@ impl Site {
         let root = dir.path().join("public");
         std::fs::create_dir_all(root.join("sub")).expect("mkdir");
         std::fs::write(dir.path().join("secret.txt"), SECRET).expect("write");
-        let small: Vec<u8> = (0..1024).map(|i| b"abcdefghijklmnopqrstuvwxyz\n"[i % 27]).collect();
+        let small: Vec<u8> = (0..1024)
+            .map(|i| b"abcdefghijklmnopqrstuvwxyz\n"[i % 27])
+            .collect();
         let big: Vec<u8> = (0..100 * 1024)
             .map(|i| format!("line {:06}\n", i / 12).into_bytes()[i % 12])
             .collect();
