@@ -13,6 +13,7 @@ RUNS=${1:-3}
 SECS=${2:-10}
 PEERS=${PEERS:-../shared/peers}
 SCRATCH=$(mktemp -d /tmp/corral-bench-http.XXXXXX)
+chmod 755 "$SCRATCH" # nginx workers run as another user
 cargo build --release -q --bin corral
 CORRAL=target/release/corral
 pids=()

@@ -294,6 +294,27 @@ async fn traversal_tricks_never_read_outside_the_docroot() {
     .await;
 }
 
+#[cfg(unix)]
+#[tokio::test]
+async fn a_symlink_turned_outside_after_caching_is_refused() {
+    guarded(async {
+        let site = Site::new();
+        let (node, addr) = start(Node::builder(config(&site.root))).await;
+        let link = site.root.join("link.txt");
+        std::os::unix::fs::symlink(site.root.join("small.txt"), &link).expect("symlink");
+        let resp = raw_get(addr, "/link.txt").await;
+        assert_eq!(status_of(&resp), 200, "{resp}");
+        // Cached; now the link points outside the docroot.
+        std::fs::remove_file(&link).expect("rm");
+        std::os::unix::fs::symlink(site.dir.path().join("secret.txt"), &link).expect("symlink");
+        let resp = raw_get(addr, "/link.txt").await;
+        assert_eq!(status_of(&resp), 404, "{resp}");
+        assert!(!resp.contains(SECRET));
+        node.shutdown().await;
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn a_changed_file_is_served_fresh() {
     guarded(async {

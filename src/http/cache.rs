@@ -17,8 +17,11 @@
 //! empties it when (re)started, runs moka's pending maintenance (evictions,
 //! the size gauges) once a second, and answers [`FileCacheMsg`] requests.
 //!
-//! Nothing outside the docroot is read: every path is canonicalised (symlinks
-//! resolved) and must stay under the canonical docroot.
+//! Nothing outside the docroot is read: a path is canonicalised (symlinks
+//! resolved) and must stay under the canonical docroot before its file is
+//! cached; a later hit on the same path takes the entry only while the path
+//! still leads to the same file (device, inode, mtime, size), so a symlink
+//! turned to point elsewhere is checked again.
 
 use crate::metrics::Metrics;
 use crate::supervisor::{ChildSpec, Strategy, SupervisorFlags, SupervisorSpec};
@@ -75,9 +78,20 @@ struct CachedFile {
     gzip: Option<Bytes>,
     modified: SystemTime,
     len: u64,
+    /// Device and inode of the file read.
+    id: Option<(u64, u64)>,
 }
 
 impl CachedFile {
+    /// True when `meta` (of the path this entry is cached under) is the
+    /// same file, unchanged.
+    fn is_current(&self, meta: &std::fs::Metadata) -> bool {
+        self.id.is_some()
+            && self.id == file_id(meta)
+            && self.len == meta.len()
+            && meta.modified().is_ok_and(|m| m == self.modified)
+    }
+
     fn weight(&self) -> u64 {
         self.bytes.len() as u64 + self.gzip.as_ref().map_or(0, |g| g.len() as u64) + ENTRY_OVERHEAD
     }
@@ -247,6 +261,20 @@ impl FileCache {
     async fn resolve_plain(&self, root: &Path, path: &Path) -> io::Result<Resolved> {
         // Blocking calls, on purpose: stat and realpath of a cached dentry
         // take microseconds, far less than a hop to the blocking pool.
+        //
+        // Fast path, one stat: the entry cached under this very path, when
+        // the path still leads to the same file (device and inode, so a
+        // symlink turned elsewhere misses) with the same mtime and size.
+        // That file was checked to be inside the docroot when cached.
+        let meta = std::fs::metadata(path)?;
+        if meta.is_file() {
+            if let Some(entry) = self.inner.cache.get(path) {
+                if entry.is_current(&meta) {
+                    self.count(true);
+                    return Ok(Resolved::Cached(entry, false));
+                }
+            }
+        }
         let real = std::fs::canonicalize(path)?;
         if !real.starts_with(root) {
             tracing::warn!(path = %path.display(), "refused: resolves outside the docroot");
@@ -263,18 +291,12 @@ impl FileCache {
         if meta.len() > self.inner.max_file_bytes {
             return Ok(Resolved::Disk(real, modified, meta.len()));
         }
-        if let Some(entry) = self.inner.cache.get(&real) {
-            if entry.modified == modified && entry.len == meta.len() {
-                self.count(true);
-                return Ok(Resolved::Cached(entry, false));
-            }
-        }
         self.count(false);
         let gzip_min = self.inner.gzip_min_bytes;
-        let read_path = real.clone();
+        let id = file_id(&meta);
         let entry = tokio::task::spawn_blocking(move || -> io::Result<CachedFile> {
-            let bytes = std::fs::read(&read_path)?;
-            let gzip = if bytes.len() as u64 >= gzip_min && compressible(&read_path) {
+            let bytes = std::fs::read(&real)?;
+            let gzip = if bytes.len() as u64 >= gzip_min && compressible(&real) {
                 gzip(&bytes)?.filter(|g| g.len() < bytes.len() / 10 * 9)
             } else {
                 None
@@ -284,6 +306,7 @@ impl FileCache {
                 bytes: Bytes::from(bytes),
                 gzip: gzip.map(Bytes::from),
                 modified,
+                id,
             })
         })
         .await
@@ -299,8 +322,23 @@ impl FileCache {
                 .add(i64::try_from(entry.weight()).unwrap_or(i64::MAX));
             m.cache_entries.with_label_values(&[LABEL]).inc();
         }
-        self.inner.cache.insert(real, entry.clone());
+        self.inner.cache.insert(path.to_path_buf(), entry.clone());
         Ok(Resolved::Cached(entry, false))
+    }
+}
+
+/// The identity of a file: device and inode (`None` where unknown: then a
+/// cached entry is never taken on the fast path).
+fn file_id(meta: &std::fs::Metadata) -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        Some((meta.dev(), meta.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        None
     }
 }
 

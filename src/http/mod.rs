@@ -90,6 +90,9 @@ struct Inner {
     routes: Routes,
     files: Option<StaticFiles>,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    /// The request counter and latency histogram of each status class,
+    /// `1xx` to `5xx`, looked up once.
+    by_class: Vec<(prometheus::IntCounter, prometheus::Histogram)>,
 }
 
 impl std::fmt::Debug for HttpProtocol {
@@ -153,8 +156,19 @@ impl HttpProtocolBuilder {
             )?)),
             _ => None,
         };
+        let by_class = [100u16, 200, 300, 400, 500]
+            .iter()
+            .map(|s| {
+                let class = status_class(*s);
+                (
+                    self.metrics.http_requests.with_label_values(&[class]),
+                    self.metrics.http_latency.with_label_values(&[class]),
+                )
+            })
+            .collect();
         Ok(HttpProtocol {
             inner: Arc::new(Inner {
+                by_class,
                 metrics: self.metrics,
                 metrics_enabled: self.metrics_enabled,
                 listeners: self.listeners,
@@ -222,12 +236,12 @@ impl Inner {
         if http1 && self.max_requests > 0 && nth >= self.max_requests {
             headers.insert(CONNECTION, HeaderValue::from_static("close"));
         }
-        let class = status_class(resp.status().as_u16());
-        self.metrics.http_requests.with_label_values(&[class]).inc();
-        self.metrics
-            .http_latency
-            .with_label_values(&[class])
-            .observe(start.elapsed().as_secs_f64());
+        let class = usize::from(resp.status().as_u16() / 100)
+            .saturating_sub(1)
+            .min(4);
+        let (count, latency) = &self.by_class[class];
+        count.inc();
+        latency.observe(start.elapsed().as_secs_f64());
         resp
     }
 
