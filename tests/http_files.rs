@@ -163,6 +163,18 @@ async fn gzip_when_accepted_with_vary() {
         assert!(r.headers().contains_key(header::VARY));
         assert_eq!(r.bytes().await.expect("body").len(), site.big.len());
 
+        // The gzip variant is not a file of its own.
+        let r = c.get(url(addr, "/big.txt.gz")).send().await.expect("get");
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        // A real .gz file is served as it is.
+        std::fs::write(site.root.join("real.txt.gz"), b"\x1f\x8b not really").expect("write");
+        let r = c.get(url(addr, "/real.txt.gz")).send().await.expect("get");
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(
+            r.bytes().await.expect("body").as_ref(),
+            b"\x1f\x8b not really"
+        );
+
         // Refused explicitly: identity.
         let r = c
             .get(url(addr, "/big.txt"))

@@ -20,6 +20,7 @@ use tower_http::services::ServeDir;
 #[derive(Clone, Debug)]
 pub(crate) struct StaticFiles {
     serve: Serve,
+    docroot: std::path::PathBuf,
 }
 
 type Serve = ServeDir<tower_http::services::fs::DefaultServeDirFallback, CacheBackend>;
@@ -29,7 +30,23 @@ impl StaticFiles {
         let serve = ServeDir::with_backend(cache.docroot(), cache.backend())
             .append_index_html_on_directories(true)
             .precompressed_gzip();
-        StaticFiles { serve }
+        StaticFiles {
+            serve,
+            docroot: cache.docroot().to_path_buf(),
+        }
+    }
+
+    /// False for a request of `x.gz` when no such file exists: the cache
+    /// backend answers a missing `x.gz` with the gzip variant of `x` (that is
+    /// how ServeDir asks for it), which must not be reachable by that name.
+    fn gz_exists_or_not_asked(&self, path: &str) -> bool {
+        if !path.ends_with(".gz") {
+            return true;
+        }
+        let Ok(decoded) = percent_decode_str(path).decode_utf8() else {
+            return false;
+        };
+        self.docroot.join(decoded.trim_start_matches('/')).is_file()
     }
 
     pub(crate) fn serve(&self, req: Request<Body>) -> HandlerFuture {
@@ -43,6 +60,12 @@ impl StaticFiles {
             return Box::pin(std::future::ready(plain(
                 StatusCode::BAD_REQUEST,
                 "bad path\n",
+            )));
+        }
+        if !self.gz_exists_or_not_asked(req.uri().path()) {
+            return Box::pin(std::future::ready(plain(
+                StatusCode::NOT_FOUND,
+                "not found\n",
             )));
         }
         let mut serve = self.serve.clone();
