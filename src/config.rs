@@ -123,6 +123,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// `[sctp]`: kernel SCTP, for every listener with transport "sctp".
     pub sctp: SctpConfig,
+    /// `[cache]`: the static file cache.
+    pub cache: CacheConfig,
     /// `[metrics]`: Prometheus metrics.
     pub metrics: MetricsConfig,
     /// `[log]`: logging.
@@ -141,6 +143,7 @@ impl Default for Config {
             rpc: RpcConfig::default(),
             http: HttpConfig::default(),
             sctp: SctpConfig::default(),
+            cache: CacheConfig::default(),
             metrics: MetricsConfig::default(),
             log: LogConfig::default(),
         }
@@ -365,12 +368,29 @@ impl RpcConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
-    /// Time allowed to read a request's headers, in ms. Default 10000.
+    /// Time allowed to read a request's headers, in ms (a slowloris client
+    /// is cut off after it). Default 10000.
     pub header_read_timeout_ms: u64,
     /// Close a keep-alive connection idle this long, in ms; 0 = never. Default 60000.
     pub idle_timeout_ms: u64,
-    /// Largest request head accepted, in bytes. Default 16384.
+    /// Largest request head accepted, in bytes (larger: 431). Default 16384.
     pub max_header_bytes: usize,
+    /// Longest request target (path and query) accepted, in bytes (longer:
+    /// 414). Default 8192.
+    pub max_uri_bytes: usize,
+    /// Largest request body accepted, in bytes (larger: 413). Default 1048576.
+    pub max_body_bytes: u64,
+    /// Most requests served on one HTTP/1.1 connection; the last response
+    /// says `Connection: close`. 0 = no limit. Default 1000.
+    pub max_requests_per_connection: u64,
+    /// Directory of the static files; a missing directory serves 404s.
+    /// Default `"./public"`.
+    pub docroot: PathBuf,
+    /// PEM file of the TLS certificate chain; with `tls_key`, every HTTP
+    /// listener speaks TLS (ALPN h2 and http/1.1). Default: none (plain HTTP).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM file of the TLS private key (PKCS#8, PKCS#1 or SEC1). Default: none.
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for HttpConfig {
@@ -379,6 +399,12 @@ impl Default for HttpConfig {
             header_read_timeout_ms: 10_000,
             idle_timeout_ms: 60_000,
             max_header_bytes: 16_384,
+            max_uri_bytes: 8_192,
+            max_body_bytes: 1 << 20,
+            max_requests_per_connection: 1_000,
+            docroot: PathBuf::from("./public"),
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -433,6 +459,30 @@ impl Default for SctpConfig {
             nodelay: true,
             max_message_bytes: 1 << 20,
             extra_addresses: Vec::new(),
+        }
+    }
+}
+
+/// `[cache]`: the static file cache (`cache_sup` / `file_cache`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// Most bytes the cache holds (contents plus gzip variants); least
+    /// recently used entries are evicted past it. Default 67108864 (64 MiB).
+    pub max_bytes: u64,
+    /// Largest file kept in the cache, in bytes; larger files are streamed
+    /// from disk (and not gzipped). Default 1048576 (1 MiB).
+    pub max_file_bytes: u64,
+    /// Smallest compressible file given a gzip variant, in bytes. Default 1024.
+    pub gzip_min_bytes: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            max_bytes: 64 << 20,
+            max_file_bytes: 1 << 20,
+            gzip_min_bytes: 1024,
         }
     }
 }
@@ -753,6 +803,20 @@ impl Config {
         }
         if self.http.max_header_bytes < 256 {
             return bad("http.max_header_bytes", "must be at least 256");
+        }
+        if self.http.max_uri_bytes < 16 {
+            return bad("http.max_uri_bytes", "must be at least 16");
+        }
+        if self.http.docroot.as_os_str().is_empty() {
+            return bad("http.docroot", "must not be empty");
+        }
+        match (&self.http.tls_cert, &self.http.tls_key) {
+            (Some(_), None) => return bad("http.tls_key", "must be set with http.tls_cert"),
+            (None, Some(_)) => return bad("http.tls_cert", "must be set with http.tls_key"),
+            _ => {}
+        }
+        if self.cache.max_file_bytes > u64::from(u32::MAX) / 2 {
+            return bad("cache.max_file_bytes", "must be below 2 GiB");
         }
         if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&self.log.level) {
             return bad("log.level", format!("not a valid filter directive: {e}"));

@@ -8,7 +8,8 @@
 //!   draining) and the [`listener::Protocol`] plug-in point;
 //! - [`rpc`]: the RPC protocol (length-prefixed JSON / MessagePack frames,
 //!   pipelining, a service registry);
-//! - [`http`]: `/metrics` and `/health` on hyper;
+//! - [`http`]: the web service on hyper: static files from a cache,
+//!   `/metrics`, `/health`, routes of your own, TLS;
 //! - [`node`]: a whole node built from a [`config::Config`];
 //! - [`client`]: the async RPC client used by the CLI, the bench and tests;
 //! - [`metrics`]: every metric the node exports.

@@ -3,7 +3,8 @@
 //! Every metric the node exports is declared here and registered in one
 //! [`prometheus::Registry`] owned by [`Metrics`]. Units are in the names
 //! (`_seconds`, `_bytes`), counters end in `_total`, and labels are few and
-//! bounded (`listener`, `service`, `outcome`, `supervisor`, `child`).
+//! bounded (`listener`, `service`, `outcome`, `status` (a class: `2xx`),
+//! `cache`, `supervisor`, `child`).
 
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
@@ -28,6 +29,32 @@ pub struct Metrics {
     pub rpc_requests: IntCounterVec,
     /// RPC request latency in seconds, by service and outcome (`ok` or `error`).
     pub rpc_latency: HistogramVec,
+    /// HTTP requests answered, by status class (`2xx`, `3xx`, `4xx`, `5xx`).
+    pub http_requests: IntCounterVec,
+    /// HTTP request latency in seconds (request head read to response head
+    /// ready), by status class.
+    pub http_latency: HistogramVec,
+    /// Cache lookups that found a fresh entry, by cache (`file`).
+    pub cache_hits: IntCounterVec,
+    /// Cache lookups that had to read the source, by cache.
+    pub cache_misses: IntCounterVec,
+    /// Entries evicted for room or age (not replacements), by cache.
+    pub cache_evictions: IntCounterVec,
+    /// Bytes held by a cache (contents and their compressed variants), by cache.
+    pub cache_bytes: IntGaugeVec,
+    /// Entries held by a cache, by cache.
+    pub cache_entries: IntGaugeVec,
+}
+
+/// The status class label of an HTTP status: `1xx` .. `5xx`.
+pub fn status_class(status: u16) -> &'static str {
+    match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
 }
 
 impl std::fmt::Debug for Metrics {
@@ -85,6 +112,69 @@ impl Metrics {
             &["service", "outcome"],
         )
         .expect("valid metric");
+        let http_requests = IntCounterVec::new(
+            Opts::new(
+                "http_requests_total",
+                "HTTP requests answered, by status class.",
+            ),
+            &["status"],
+        )
+        .expect("valid metric");
+        let http_latency = HistogramVec::new(
+            HistogramOpts::new(
+                "http_request_duration_seconds",
+                "Time from reading an HTTP request head to its response head being ready.",
+            )
+            .buckets(vec![
+                0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005,
+                0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ]),
+            &["status"],
+        )
+        .expect("valid metric");
+        let cache_hits = IntCounterVec::new(
+            Opts::new(
+                "cache_hits_total",
+                "Cache lookups answered by a fresh entry.",
+            ),
+            &["cache"],
+        )
+        .expect("valid metric");
+        let cache_misses = IntCounterVec::new(
+            Opts::new(
+                "cache_misses_total",
+                "Cache lookups that read the source (absent or stale entry).",
+            ),
+            &["cache"],
+        )
+        .expect("valid metric");
+        let cache_evictions = IntCounterVec::new(
+            Opts::new(
+                "cache_evictions_total",
+                "Cache entries evicted to stay within the size bound.",
+            ),
+            &["cache"],
+        )
+        .expect("valid metric");
+        let cache_bytes = IntGaugeVec::new(
+            Opts::new(
+                "cache_bytes",
+                "Bytes held by the cache (contents and compressed variants).",
+            ),
+            &["cache"],
+        )
+        .expect("valid metric");
+        let cache_entries = IntGaugeVec::new(
+            Opts::new("cache_entries", "Entries held by the cache."),
+            &["cache"],
+        )
+        .expect("valid metric");
+        // Series that exist from the start, so that a scrape shows them at 0.
+        for c in [&cache_hits, &cache_misses, &cache_evictions] {
+            c.with_label_values(&["file"]);
+        }
+        cache_bytes.with_label_values(&["file"]);
+        cache_entries.with_label_values(&["file"]);
         for c in [
             Box::new(connections_active.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(connections_accepted.clone()),
@@ -92,6 +182,13 @@ impl Metrics {
             Box::new(accept_errors.clone()),
             Box::new(rpc_requests.clone()),
             Box::new(rpc_latency.clone()),
+            Box::new(http_requests.clone()),
+            Box::new(http_latency.clone()),
+            Box::new(cache_hits.clone()),
+            Box::new(cache_misses.clone()),
+            Box::new(cache_evictions.clone()),
+            Box::new(cache_bytes.clone()),
+            Box::new(cache_entries.clone()),
             Box::new(crate::supervisor::RestartCollector::new()),
         ] {
             registry.register(c).expect("metric names are unique");
@@ -112,6 +209,13 @@ impl Metrics {
             accept_errors,
             rpc_requests,
             rpc_latency,
+            http_requests,
+            http_latency,
+            cache_hits,
+            cache_misses,
+            cache_evictions,
+            cache_bytes,
+            cache_entries,
         })
     }
 

@@ -3,6 +3,8 @@
 //!
 //! ```text
 //! corral                      root, one_for_one
+//! ├── cache_sup               one_for_one (when an HTTP listener is configured)
+//! │   └── file_cache          owns the static file cache
 //! └── listener_sup:<name>     rest_for_one, one per configured listener
 //!     ├── acceptor_sup        dynamic; one temporary actor per connection
 //!     └── listener            owns the socket, accepts, hands sockets over
@@ -23,7 +25,7 @@
 //! ```
 
 use crate::config::{Config, Protocol as ProtocolKind, Transport};
-use crate::http::HttpProtocol;
+use crate::http::{FileCache, FileCacheSettings, HttpProtocol, Routes};
 use crate::listener::{ListenerHandle, ListenerSpec};
 use crate::metrics::Metrics;
 use crate::rpc::{Registry, RpcProtocol};
@@ -52,6 +54,9 @@ pub enum NodeError {
         /// Why, and what to do.
         message: String,
     },
+    /// The HTTP protocol could not be set up (an unusable TLS certificate, ...).
+    #[error(transparent)]
+    Http(#[from] crate::http::HttpError),
     /// Waiting for a shutdown signal failed.
     #[error("cannot wait for signals: {0}")]
     Signal(#[source] std::io::Error),
@@ -63,9 +68,23 @@ pub struct NodeBuilder {
     services: Registry,
     children: Vec<ChildSpec>,
     metrics: Option<Arc<Metrics>>,
+    routes: Routes,
 }
 
 impl NodeBuilder {
+    /// Adds HTTP routes, served after `/metrics` and `/health` and before
+    /// the static files, on every HTTP listener.
+    pub fn routes(mut self, routes: Routes) -> Self {
+        self.routes = self.routes.merge(routes);
+        self
+    }
+
+    /// Adds one HTTP route (see [`NodeBuilder::routes`]).
+    pub fn route(mut self, prefix: &str, handler: impl crate::http::Handler) -> Self {
+        self.routes = self.routes.route(prefix, handler);
+        self
+    }
+
     /// Adds an RPC service (it overrides a built-in of the same name).
     pub fn service(mut self, name: &str, service: Arc<dyn crate::rpc::Service>) -> Self {
         self.services.register(name, service);
@@ -107,15 +126,30 @@ impl NodeBuilder {
             .sctp_max_message_bytes(sctp_opts.max_message_bytes);
         let rpc = Arc::new(rpc);
         let all_listeners: Arc<OnceLock<Vec<ListenerHandle>>> = Arc::new(OnceLock::new());
-        let http = HttpProtocol::new(
-            metrics.clone(),
-            config.metrics.enabled,
-            all_listeners.clone(),
-            &config.http,
-        );
+        let serves_http = config
+            .listeners
+            .iter()
+            .any(|l| l.protocol == ProtocolKind::Http);
+        let files = serves_http.then(|| {
+            FileCache::new(
+                FileCacheSettings::from_config(&config),
+                Some(metrics.clone()),
+            )
+        });
+        let mut http = HttpProtocol::builder(metrics.clone(), &config.http)
+            .metrics_enabled(config.metrics.enabled)
+            .listeners(all_listeners.clone())
+            .routes(self.routes);
+        if let Some(files) = &files {
+            http = http.files(files.clone());
+        }
+        let http = http.build()?;
         let mut root = SupervisorSpec::new(config.node.name.clone()).flags(
             SupervisorFlags::new(Strategy::OneForOne).intensity(10, Duration::from_secs(10)),
         );
+        if let Some(files) = &files {
+            root = root.child(files.supervisor_spec());
+        }
         for child in self.children {
             root = root.child(child);
         }
@@ -195,6 +229,7 @@ impl Node {
             services: Registry::new(),
             children: Vec::new(),
             metrics: None,
+            routes: Routes::new(),
         }
     }
 

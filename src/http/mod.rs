@@ -1,19 +1,75 @@
-//! The HTTP protocol on hyper: `/metrics` (Prometheus text format) and
-//! `/health` (liveness, and readiness from the listeners' states).
+//! The HTTP protocol on hyper: HTTP/1.1 with keep-alive, and HTTP/2 where
+//! TLS negotiates it (ALPN) or a client speaks it from the start, through
+//! hyper-util's auto builder.
 //!
-//! This is the node's minimal web face; static files, compression and the
-//! chat's web pages come with the web service.
+//! Routes, in order: `/metrics` (Prometheus text format), `/health`,
+//! `/health/live`, `/health/ready` (readiness from the listeners' states),
+//! the [`Routes`] a library user adds, then the static files of
+//! `[http] docroot` served from the [`FileCache`] (ETag / 304,
+//! Last-Modified, Range / 206 / 416, HEAD, gzip with `Vary`, index.html).
+//!
+//! Limits (from `[http]`): header read timeout (a slowloris client is cut
+//! off), idle keep-alive timeout, max requests per connection, max header
+//! size (431), max URI length (414), max body size (413). Every response
+//! carries `Date` and `Server`; requests are counted by status class with
+//! their latency (`corral_http_requests_total`,
+//! `corral_http_request_duration_seconds`).
+//!
+//! ```no_run
+//! # #[tokio::main] async fn main() -> Result<(), corral::node::NodeError> {
+//! use corral::config::Config;
+//! use corral::http::{full, Body, Routes};
+//! use corral::node::Node;
+//! use hyper::{Request, Response};
+//!
+//! let routes = Routes::new().route("/api/hello", |_req: Request<Body>| async {
+//!     Response::new(full("hello\n"))
+//! });
+//! let node = Node::builder(Config::embedded_default()).routes(routes).start().await?;
+//! # node.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+mod cache;
+mod files;
+mod routes;
+mod tls;
+
+pub use cache::{
+    CacheBackend, CachedBody, FileCache, FileCacheActor, FileCacheMsg, FileCacheSettings,
+    FileCacheState, FileMeta,
+};
+pub use routes::{empty, full, Body, BoxError, Handler, HandlerFuture, Routes};
+pub use tls::server_config as tls_server_config;
 
 use crate::listener::{Connection, ListenerHandle, Protocol, ServeFuture, Socket};
-use crate::metrics::Metrics;
-use bytes::Bytes;
-use http_body_util::Full;
+use crate::metrics::{status_class, Metrics};
+use files::StaticFiles;
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE, SERVER};
-use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper::header::{HeaderValue, ALLOW, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, SERVER};
+use hyper::{Method, Request, Response, StatusCode, Version};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_util::sync::CancellationToken;
+
+/// Why the HTTP protocol could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HttpError {
+    /// The TLS certificate or key is unreadable, malformed or mismatched.
+    #[error("TLS: {}: {message}", path.display())]
+    Tls {
+        /// The file concerned.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+}
 
 /// The HTTP protocol.
 #[derive(Clone)]
@@ -24,84 +80,235 @@ pub struct HttpProtocol {
 struct Inner {
     metrics: Arc<Metrics>,
     metrics_enabled: bool,
-    idle_timeout: Option<Duration>,
     listeners: Arc<OnceLock<Vec<ListenerHandle>>>,
+    idle_timeout: Option<Duration>,
     header_read_timeout: Duration,
     max_header_bytes: usize,
+    max_uri_bytes: usize,
+    max_body_bytes: u64,
+    max_requests: u64,
+    routes: Routes,
+    files: Option<StaticFiles>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    /// The request counter and latency histogram of each status class,
+    /// `1xx` to `5xx`, looked up once.
+    by_class: Vec<(prometheus::IntCounter, prometheus::Histogram)>,
 }
 
 impl std::fmt::Debug for HttpProtocol {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpProtocol").finish_non_exhaustive()
+        f.debug_struct("HttpProtocol")
+            .field("routes", &self.inner.routes)
+            .field("tls", &self.inner.tls.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds an [`HttpProtocol`].
+pub struct HttpProtocolBuilder {
+    metrics: Arc<Metrics>,
+    metrics_enabled: bool,
+    listeners: Arc<OnceLock<Vec<ListenerHandle>>>,
+    config: crate::config::HttpConfig,
+    routes: Routes,
+    files: Option<FileCache>,
+}
+
+impl std::fmt::Debug for HttpProtocolBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpProtocolBuilder")
+            .finish_non_exhaustive()
+    }
+}
+
+impl HttpProtocolBuilder {
+    /// Serves `/metrics` (default) or answers it 404.
+    pub fn metrics_enabled(mut self, enabled: bool) -> Self {
+        self.metrics_enabled = enabled;
+        self
+    }
+
+    /// Reports readiness from the listeners set later in `listeners` (empty
+    /// until set: not ready).
+    pub fn listeners(mut self, listeners: Arc<OnceLock<Vec<ListenerHandle>>>) -> Self {
+        self.listeners = listeners;
+        self
+    }
+
+    /// Adds these routes after `/metrics` and `/health`.
+    pub fn routes(mut self, routes: Routes) -> Self {
+        self.routes = self.routes.merge(routes);
+        self
+    }
+
+    /// Serves static files through this cache (last, after every route).
+    pub fn files(mut self, cache: FileCache) -> Self {
+        self.files = Some(cache);
+        self
+    }
+
+    /// The protocol; fails if the TLS certificate or key is unusable.
+    pub fn build(self) -> Result<HttpProtocol, HttpError> {
+        let c = &self.config;
+        let tls = match (&c.tls_cert, &c.tls_key) {
+            (Some(cert), Some(key)) => Some(tokio_rustls::TlsAcceptor::from(tls::server_config(
+                cert, key,
+            )?)),
+            _ => None,
+        };
+        let by_class = [100u16, 200, 300, 400, 500]
+            .iter()
+            .map(|s| {
+                let class = status_class(*s);
+                (
+                    self.metrics.http_requests.with_label_values(&[class]),
+                    self.metrics.http_latency.with_label_values(&[class]),
+                )
+            })
+            .collect();
+        Ok(HttpProtocol {
+            inner: Arc::new(Inner {
+                by_class,
+                metrics: self.metrics,
+                metrics_enabled: self.metrics_enabled,
+                listeners: self.listeners,
+                idle_timeout: c.idle_timeout(),
+                header_read_timeout: c.header_read_timeout(),
+                max_header_bytes: c.max_header_bytes,
+                max_uri_bytes: c.max_uri_bytes,
+                max_body_bytes: c.max_body_bytes,
+                max_requests: c.max_requests_per_connection,
+                routes: self.routes,
+                files: self.files.as_ref().map(StaticFiles::new),
+                tls,
+            }),
+        })
     }
 }
 
 impl HttpProtocol {
-    /// An HTTP protocol exporting `metrics` (unless `metrics_enabled` is
-    /// false: then /metrics is 404), reporting readiness from the listeners
-    /// set later in `listeners` (empty until set: not ready).
-    pub fn new(
+    /// A builder of an HTTP protocol with these limits and TLS settings,
+    /// exporting `metrics`; no routes and no static files until added.
+    pub fn builder(
         metrics: Arc<Metrics>,
-        metrics_enabled: bool,
-        listeners: Arc<OnceLock<Vec<ListenerHandle>>>,
         config: &crate::config::HttpConfig,
-    ) -> Self {
-        HttpProtocol {
-            inner: Arc::new(Inner {
-                metrics,
-                metrics_enabled,
-                idle_timeout: config.idle_timeout(),
-                listeners,
-                header_read_timeout: config.header_read_timeout(),
-                max_header_bytes: config.max_header_bytes,
-            }),
+    ) -> HttpProtocolBuilder {
+        HttpProtocolBuilder {
+            metrics,
+            metrics_enabled: true,
+            listeners: Arc::new(OnceLock::new()),
+            config: config.clone(),
+            routes: Routes::new(),
+            files: None,
         }
+    }
+
+    /// True when connections are served over TLS.
+    pub fn is_tls(&self) -> bool {
+        self.inner.tls.is_some()
     }
 }
 
-type Body = Full<Bytes>;
-
-fn text(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Body> {
-    let mut r = Response::new(Full::new(body.into()));
+fn text(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<bytes::Bytes>,
+) -> Response<Body> {
+    let mut r = Response::new(full(body));
     *r.status_mut() = status;
     r.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     r
 }
 
+fn plain(status: StatusCode, body: &'static str) -> Response<Body> {
+    text(status, "text/plain; charset=utf-8", body)
+}
+
 impl Inner {
-    fn route(&self, req: &Request<Incoming>) -> Response<Body> {
+    /// Answers one request, and records it.
+    async fn handle(self: Arc<Self>, req: Request<Incoming>, nth: u64) -> Response<Body> {
+        let start = Instant::now();
+        let http1 = req.version() <= Version::HTTP_11;
+        let mut resp = self.respond(req).await;
+        let headers = resp.headers_mut();
+        headers.insert(SERVER, HeaderValue::from_static("corral"));
+        if http1 && self.max_requests > 0 && nth >= self.max_requests {
+            headers.insert(CONNECTION, HeaderValue::from_static("close"));
+        }
+        let class = usize::from(resp.status().as_u16() / 100)
+            .saturating_sub(1)
+            .min(4);
+        let (count, latency) = &self.by_class[class];
+        count.inc();
+        latency.observe(start.elapsed().as_secs_f64());
+        resp
+    }
+
+    async fn respond(&self, req: Request<Incoming>) -> Response<Body> {
+        let uri_len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+        if uri_len > self.max_uri_bytes {
+            return plain(StatusCode::URI_TOO_LONG, "URI too long\n");
+        }
+        let head_len = uri_len
+            + req
+                .headers()
+                .iter()
+                .map(|(n, v)| n.as_str().len() + v.len() + 4)
+                .sum::<usize>();
+        if head_len > self.max_header_bytes {
+            return plain(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "request header fields too large\n",
+            );
+        }
+        let declared = req
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > self.max_body_bytes) {
+            let mut r = plain(StatusCode::PAYLOAD_TOO_LARGE, "payload too large\n");
+            // The body is left unread: the connection cannot be reused.
+            r.headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
+            return r;
+        }
+        let limit = usize::try_from(self.max_body_bytes).unwrap_or(usize::MAX);
+        let req = req.map(|b| Limited::new(b, limit).boxed_unsync());
         let path = req.uri().path();
-        let known = match path {
+        let builtin = match path {
             "/metrics" => self.metrics_enabled,
             "/health" | "/health/live" | "/health/ready" => true,
             _ => false,
         };
-        if !known {
-            return text(
-                StatusCode::NOT_FOUND,
-                "text/plain; charset=utf-8",
-                "not found\n",
-            );
+        if builtin {
+            return self.builtin(&req);
         }
+        if let Some(handler) = self.routes.find(path) {
+            return handler.call(req).await;
+        }
+        match &self.files {
+            Some(files) => files.serve(req).await,
+            None => plain(StatusCode::NOT_FOUND, "not found\n"),
+        }
+    }
+
+    fn builtin(&self, req: &Request<Body>) -> Response<Body> {
         if req.method() != Method::GET && req.method() != Method::HEAD {
-            let mut r = text(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "text/plain; charset=utf-8",
-                "method not allowed\n",
-            );
+            let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
             r.headers_mut()
                 .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
             return r;
         }
-        match path {
+        match req.uri().path() {
             "/metrics" => text(
                 StatusCode::OK,
                 "text/plain; version=0.0.4; charset=utf-8",
                 self.metrics.render(),
             ),
             "/health/live" => text(StatusCode::OK, "application/json", "{\"live\":true}\n"),
-            _ => self.health(path == "/health/ready"),
+            path => self.health(path == "/health/ready"),
         }
     }
 
@@ -128,6 +335,54 @@ impl Inner {
         };
         text(status, "application/json", format!("{body}\n"))
     }
+
+    /// Serves one connection (plain or TLS) until it ends, the idle timeout
+    /// passes, or the listener drains.
+    async fn serve_io<I>(
+        self: Arc<Self>,
+        io: I,
+        draining: CancellationToken,
+    ) -> Result<(), crate::listener::ProtocolError>
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let activity = Arc::new(Activity::default());
+        let seen = activity.clone();
+        let inner = self.clone();
+        let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+            let nth = seen.touch();
+            let inner = inner.clone();
+            // Boxed as `dyn Future + Send`: hyper's HTTP/2 executor bound
+            // cannot be proven for the async block's own type.
+            let fut: ServiceFuture = Box::pin(async move { Ok(inner.handle(req, nth).await) });
+            fut
+        });
+        let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.header_read_timeout)
+            .max_buf_size(self.max_header_bytes.max(8192))
+            .keep_alive(true);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(self.max_header_bytes).unwrap_or(u32::MAX));
+        let conn = builder.serve_connection(TokioIo::new(io), service);
+        tokio::pin!(conn);
+        tokio::select! {
+            r = conn.as_mut() => r?,
+            _ = draining.cancelled() => {
+                conn.as_mut().graceful_shutdown();
+                conn.await?;
+            }
+            _ = idle(self.idle_timeout, &activity) => {
+                conn.as_mut().graceful_shutdown();
+                conn.await?;
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Protocol for HttpProtocol {
@@ -140,59 +395,44 @@ impl Protocol for HttpProtocol {
             let Some(Socket::Tcp(stream)) = socket else {
                 return Ok(());
             };
-            let header_read_timeout = inner.header_read_timeout;
-            let max_buf = inner.max_header_bytes.max(8192);
-            let idle_timeout = inner.idle_timeout;
-            let activity = Arc::new(Activity::default());
-            let seen = activity.clone();
-            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let inner = inner.clone();
-                seen.touch();
-                async move {
-                    let mut resp = inner.route(&req);
-                    resp.headers_mut()
-                        .insert(SERVER, HeaderValue::from_static("corral"));
-                    Ok::<_, std::convert::Infallible>(resp)
-                }
-            });
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(header_read_timeout)
-                .max_buf_size(max_buf)
-                .keep_alive(true);
-            let conn = builder.serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(conn);
-            tokio::select! {
-                r = conn.as_mut() => r?,
-                _ = draining.cancelled() => {
-                    conn.as_mut().graceful_shutdown();
-                    conn.await?;
-                }
-                _ = idle(idle_timeout, &activity) => {
-                    conn.as_mut().graceful_shutdown();
-                    conn.await?;
-                }
-            }
-            Ok(())
+            let _ = stream.set_nodelay(true);
+            let Some(acceptor) = inner.tls.clone() else {
+                return inner.serve_io(stream, draining).await;
+            };
+            // The handshake is part of the head: it gets the header read timeout.
+            let handshake =
+                tokio::time::timeout(inner.header_read_timeout, acceptor.accept(stream));
+            let tls = tokio::select! {
+                r = handshake => match r {
+                    Ok(Ok(tls)) => tls,
+                    Ok(Err(e)) => return Err(format!("TLS handshake: {e}").into()),
+                    Err(_) => return Err("TLS handshake timed out".into()),
+                },
+                _ = draining.cancelled() => return Ok(()),
+            };
+            inner.serve_io(tls, draining).await
         })
     }
 }
 
-/// When a connection last started a request.
+type ServiceFuture = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Response<Body>, std::convert::Infallible>> + Send>,
+>;
+
+/// How many requests a connection has started.
 #[derive(Default)]
 struct Activity {
-    requests: std::sync::atomic::AtomicU64,
+    requests: AtomicU64,
 }
 
 impl Activity {
-    fn touch(&self) {
-        self.requests
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    /// Counts a request; returns its number on the connection (from 1).
+    fn touch(&self) -> u64 {
+        self.requests.fetch_add(1, Ordering::Relaxed) + 1
     }
 
     fn count(&self) -> u64 {
-        self.requests.load(std::sync::atomic::Ordering::Relaxed)
+        self.requests.load(Ordering::Relaxed)
     }
 }
 

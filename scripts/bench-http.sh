@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Compares corral's static files with nginx (../shared/peers/nginx) in one
+# run, interleaved, on the same files, with wrk -t1 -c64 (keep-alive):
+#   1k.txt (1 KiB) and 100k.txt with Accept-Encoding: gzip (100 KiB of text).
+# nginx gzips on the fly (level 1) and from its gzip_static copies (/pre/);
+# corral serves the gzip variant its file cache made once (its docroot has
+# no .gz copies, so the variant is its own).
+# Usage: scripts/bench-http.sh [RUNS=3] [SECS=10]
+# Needs: apt-get install -y nginx wrk
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${1:-3}
+SECS=${2:-10}
+PEERS=${PEERS:-../shared/peers}
+SCRATCH=$(mktemp -d /tmp/corral-bench-http.XXXXXX)
+chmod 755 "$SCRATCH" # nginx workers run as another user
+cargo build --release -q --bin corral
+CORRAL=target/release/corral
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$SCRATCH"; }
+trap cleanup EXIT
+
+mkdir -p "$SCRATCH/nginx/logs" "$SCRATCH/nginx/tmp" "$SCRATCH/corral"
+python3 "$PEERS/nginx/gen-docroot.py" "$SCRATCH/nginx/html" >/dev/null
+cp "$SCRATCH/nginx/html/1k.txt" "$SCRATCH/nginx/html/100k.txt" "$SCRATCH/corral/"
+cat >"$SCRATCH/corral.toml" <<TOML
+[[listener]]
+name = "http"
+protocol = "http"
+port = 18090
+[http]
+docroot = "$SCRATCH/corral"
+max_requests_per_connection = 100000
+[log]
+level = "warn"
+TOML
+nginx -p "$SCRATCH/nginx/" -c "$(realpath "$PEERS/nginx/nginx.conf")" &
+pids+=($!)
+$CORRAL serve --config "$SCRATCH/corral.toml" >"$SCRATCH/corral.log" 2>&1 &
+pids+=($!)
+for port in 18080 18090; do
+  for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port/1k.txt" && break; sleep 0.1; done
+done
+
+fig() { # name url [wrk args]
+  local name=$1 url=$2; shift 2
+  local r
+  r=$(wrk -t1 -c64 -d"${SECS}s" --latency "$@" "$url" | awk '/^Requests\/sec:/{print $2} /Non-2xx|Socket errors/{print "ERR:" $0}' | tr '\n' ' ')
+  echo "$name rps=$r"
+}
+for i in $(seq "$RUNS"); do
+  fig "run$i nginx.1k" http://127.0.0.1:18080/1k.txt
+  fig "run$i corral.1k" http://127.0.0.1:18090/1k.txt
+  fig "run$i nginx.100k.gzip_fly" http://127.0.0.1:18080/100k.txt -H 'Accept-Encoding: gzip'
+  fig "run$i nginx.100k.gzip_static" http://127.0.0.1:18080/pre/100k.txt -H 'Accept-Encoding: gzip'
+  fig "run$i corral.100k.gzip" http://127.0.0.1:18090/100k.txt -H 'Accept-Encoding: gzip'
+done

@@ -1,0 +1,611 @@
+//! The static file cache: `cache_sup` / `file_cache`.
+//!
+//! [`FileCache`] is a moka cache bounded in bytes (a weigher) of the files
+//! under a docroot: each entry holds the file's bytes, a gzip variant made
+//! once when the file is cached (for text-like files that shrink), and the
+//! mtime and size it was read at. Every lookup stats the file (a cheap
+//! syscall on a cached dentry) and reads it again when its mtime or size
+//! changed, so a file changed on disk is served fresh.
+//!
+//! It is the backend of tower-http's `ServeDir`
+//! ([`CacheBackend`]), which does the HTTP semantics (ETag and Last-Modified
+//! from the entry's mtime and size, 304, Range, MIME types, index.html) on top.
+//!
+//! Lookups go straight to the shared cache, not through an actor's mailbox
+//! (one mailbox would serialise every request of every connection); the
+//! `file_cache` actor under `cache_sup` owns the cache's life cycle: it
+//! empties it when (re)started, runs moka's pending maintenance (evictions,
+//! the size gauges) once a second, and answers [`FileCacheMsg`] requests.
+//!
+//! Nothing outside the docroot is read: a path is canonicalised (symlinks
+//! resolved) and must stay under the canonical docroot before its file is
+//! cached; a later hit on the same path takes the entry only while the path
+//! still leads to the same file (device, inode, mtime, size), so a symlink
+//! turned to point elsewhere is checked again.
+
+use crate::metrics::Metrics;
+use crate::supervisor::{ChildSpec, Strategy, SupervisorFlags, SupervisorSpec};
+use bytes::Bytes;
+use moka::notification::RemovalCause;
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use std::future::Future;
+use std::io::{self, Cursor, Write};
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
+use tokio::io::{AsyncRead, AsyncSeek, ReadBuf};
+use tower_http::services::fs::{Backend, File as BackendFile, Metadata as BackendMetadata};
+
+/// The `cache` label of the file cache's metrics.
+const LABEL: &str = "file";
+
+/// Bytes counted for an entry on top of its contents (key, bookkeeping).
+const ENTRY_OVERHEAD: u64 = 256;
+
+/// How often the `file_cache` actor runs the cache's pending maintenance.
+const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Settings of a [`FileCache`].
+#[derive(Debug, Clone)]
+pub struct FileCacheSettings {
+    /// The directory served.
+    pub docroot: PathBuf,
+    /// Most bytes held (contents and gzip variants).
+    pub max_bytes: u64,
+    /// Largest file cached; larger files are streamed from disk.
+    pub max_file_bytes: u64,
+    /// Smallest compressible file given a gzip variant.
+    pub gzip_min_bytes: u64,
+}
+
+impl FileCacheSettings {
+    /// The settings of `[http] docroot` and `[cache]`.
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        FileCacheSettings {
+            docroot: config.http.docroot.clone(),
+            max_bytes: config.cache.max_bytes,
+            max_file_bytes: config.cache.max_file_bytes,
+            gzip_min_bytes: config.cache.gzip_min_bytes,
+        }
+    }
+}
+
+/// One cached file.
+struct CachedFile {
+    bytes: Bytes,
+    gzip: Option<Bytes>,
+    modified: SystemTime,
+    len: u64,
+    /// Device and inode of the file read.
+    id: Option<(u64, u64)>,
+}
+
+impl CachedFile {
+    /// True when `meta` (of the path this entry is cached under) is the
+    /// same file, unchanged.
+    fn is_current(&self, meta: &std::fs::Metadata) -> bool {
+        self.id.is_some()
+            && self.id == file_id(meta)
+            && self.len == meta.len()
+            && meta.modified().is_ok_and(|m| m == self.modified)
+    }
+
+    fn weight(&self) -> u64 {
+        self.bytes.len() as u64 + self.gzip.as_ref().map_or(0, |g| g.len() as u64) + ENTRY_OVERHEAD
+    }
+}
+
+/// The cache of the files under a docroot. Cheap to clone: clones share it.
+#[derive(Clone)]
+pub struct FileCache {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    cache: moka::sync::Cache<PathBuf, Arc<CachedFile>>,
+    docroot: PathBuf,
+    /// The canonical docroot, once it exists.
+    root: OnceLock<PathBuf>,
+    max_file_bytes: u64,
+    gzip_min_bytes: u64,
+    metrics: Option<Arc<Metrics>>,
+}
+
+impl std::fmt::Debug for FileCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileCache")
+            .field("docroot", &self.inner.docroot)
+            .field("entries", &self.inner.cache.entry_count())
+            .finish_non_exhaustive()
+    }
+}
+
+impl FileCache {
+    /// A cache of the files under `settings.docroot`, counting hits, misses,
+    /// evictions and size in `metrics` (if given).
+    pub fn new(settings: FileCacheSettings, metrics: Option<Arc<Metrics>>) -> Self {
+        let listener_metrics = metrics.clone();
+        let cache = moka::sync::Cache::builder()
+            .max_capacity(settings.max_bytes)
+            .weigher(|_: &PathBuf, v: &Arc<CachedFile>| {
+                u32::try_from(v.weight()).unwrap_or(u32::MAX)
+            })
+            .eviction_listener(move |_, v: Arc<CachedFile>, cause| {
+                if let Some(m) = &listener_metrics {
+                    m.cache_bytes
+                        .with_label_values(&[LABEL])
+                        .sub(i64::try_from(v.weight()).unwrap_or(i64::MAX));
+                    m.cache_entries.with_label_values(&[LABEL]).dec();
+                    if matches!(cause, RemovalCause::Size | RemovalCause::Expired) {
+                        m.cache_evictions.with_label_values(&[LABEL]).inc();
+                    }
+                }
+            })
+            .build();
+        let inner = Inner {
+            cache,
+            docroot: settings.docroot,
+            root: OnceLock::new(),
+            max_file_bytes: settings.max_file_bytes,
+            gzip_min_bytes: settings.gzip_min_bytes,
+            metrics,
+        };
+        FileCache {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The directory served (as configured).
+    pub fn docroot(&self) -> &Path {
+        &self.inner.docroot
+    }
+
+    /// Entries held (after pending maintenance).
+    pub fn entry_count(&self) -> u64 {
+        self.inner.cache.run_pending_tasks();
+        self.inner.cache.entry_count()
+    }
+
+    /// Bytes held (after pending maintenance).
+    pub fn weighted_size(&self) -> u64 {
+        self.inner.cache.run_pending_tasks();
+        self.inner.cache.weighted_size()
+    }
+
+    /// Empties the cache.
+    pub fn clear(&self) {
+        self.inner.cache.invalidate_all();
+        self.inner.cache.run_pending_tasks();
+    }
+
+    /// Runs the cache's pending maintenance (evictions, listeners).
+    pub fn run_maintenance(&self) {
+        self.inner.cache.run_pending_tasks();
+    }
+
+    /// A `ServeDir` backend reading through this cache.
+    pub fn backend(&self) -> CacheBackend {
+        CacheBackend {
+            cache: self.clone(),
+        }
+    }
+
+    /// The `cache_sup` subtree: a one_for_one supervisor of the `file_cache`
+    /// actor that owns this cache's life cycle.
+    pub fn supervisor_spec(&self) -> ChildSpec {
+        ChildSpec::supervisor(
+            "cache_sup",
+            SupervisorSpec::new("cache_sup")
+                .flags(
+                    SupervisorFlags::new(Strategy::OneForOne).intensity(5, Duration::from_secs(10)),
+                )
+                .child(ChildSpec::worker(
+                    "file_cache",
+                    FileCacheActor,
+                    self.clone(),
+                )),
+        )
+    }
+
+    /// The canonical docroot, if the docroot exists.
+    fn root(&self) -> Option<&Path> {
+        if let Some(r) = self.inner.root.get() {
+            return Some(r);
+        }
+        let canonical = std::fs::canonicalize(&self.inner.docroot).ok()?;
+        if !canonical.is_dir() {
+            return None;
+        }
+        Some(self.inner.root.get_or_init(|| canonical))
+    }
+
+    fn count(&self, hit: bool) {
+        if let Some(m) = &self.inner.metrics {
+            if hit {
+                m.cache_hits.with_label_values(&[LABEL]).inc();
+            } else {
+                m.cache_misses.with_label_values(&[LABEL]).inc();
+            }
+        }
+    }
+
+    /// Resolves `path` (built by ServeDir under the docroot) to a directory,
+    /// a cached file, or a large file to stream. A `.gz` path that does not
+    /// exist names the gzip variant of the file without the suffix.
+    async fn resolve(&self, path: PathBuf) -> io::Result<Resolved> {
+        let not_found = || io::Error::from(io::ErrorKind::NotFound);
+        let Some(root) = self.root().map(Path::to_path_buf) else {
+            return Err(not_found());
+        };
+        if path.as_os_str().as_encoded_bytes().contains(&0) {
+            return Err(io::Error::from(io::ErrorKind::InvalidInput));
+        }
+        match self.resolve_plain(&root, &path).await {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let Some(base) = strip_gz(&path) else {
+                    return Err(e);
+                };
+                match self.resolve_plain(&root, &base).await? {
+                    Resolved::Cached(entry, false) if entry.gzip.is_some() => {
+                        Ok(Resolved::Cached(entry, true))
+                    }
+                    _ => Err(not_found()),
+                }
+            }
+            other => other,
+        }
+    }
+
+    async fn resolve_plain(&self, root: &Path, path: &Path) -> io::Result<Resolved> {
+        // Blocking calls, on purpose: stat and realpath of a cached dentry
+        // take microseconds, far less than a hop to the blocking pool.
+        //
+        // Fast path, one stat: the entry cached under this very path, when
+        // the path still leads to the same file (device and inode, so a
+        // symlink turned elsewhere misses) with the same mtime and size.
+        // That file was checked to be inside the docroot when cached.
+        let meta = std::fs::metadata(path)?;
+        if meta.is_file() {
+            if let Some(entry) = self.inner.cache.get(path) {
+                if entry.is_current(&meta) {
+                    self.count(true);
+                    return Ok(Resolved::Cached(entry, false));
+                }
+            }
+        }
+        let real = std::fs::canonicalize(path)?;
+        if !real.starts_with(root) {
+            tracing::warn!(path = %path.display(), "refused: resolves outside the docroot");
+            return Err(io::Error::from(io::ErrorKind::NotFound));
+        }
+        let meta = std::fs::metadata(&real)?;
+        let modified = meta.modified()?;
+        if meta.is_dir() {
+            return Ok(Resolved::Dir(modified));
+        }
+        if !meta.is_file() {
+            return Err(io::Error::from(io::ErrorKind::NotFound));
+        }
+        if meta.len() > self.inner.max_file_bytes {
+            return Ok(Resolved::Disk(real, modified, meta.len()));
+        }
+        self.count(false);
+        let gzip_min = self.inner.gzip_min_bytes;
+        let id = file_id(&meta);
+        let entry = tokio::task::spawn_blocking(move || -> io::Result<CachedFile> {
+            let bytes = std::fs::read(&real)?;
+            let gzip = if bytes.len() as u64 >= gzip_min && compressible(&real) {
+                gzip(&bytes)?.filter(|g| g.len() < bytes.len() / 10 * 9)
+            } else {
+                None
+            };
+            Ok(CachedFile {
+                len: bytes.len() as u64,
+                bytes: Bytes::from(bytes),
+                gzip: gzip.map(Bytes::from),
+                modified,
+                id,
+            })
+        })
+        .await
+        .map_err(io::Error::other)??;
+        if entry.len != meta.len() {
+            // Changed while read: serve what was read, cache nothing.
+            return Ok(Resolved::Cached(Arc::new(entry), false));
+        }
+        let entry = Arc::new(entry);
+        if let Some(m) = &self.inner.metrics {
+            m.cache_bytes
+                .with_label_values(&[LABEL])
+                .add(i64::try_from(entry.weight()).unwrap_or(i64::MAX));
+            m.cache_entries.with_label_values(&[LABEL]).inc();
+        }
+        self.inner.cache.insert(path.to_path_buf(), entry.clone());
+        Ok(Resolved::Cached(entry, false))
+    }
+}
+
+/// The identity of a file: device and inode (`None` where unknown: then a
+/// cached entry is never taken on the fast path).
+fn file_id(meta: &std::fs::Metadata) -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        Some((meta.dev(), meta.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        None
+    }
+}
+
+/// `path` without a final `.gz`, if it has one.
+fn strip_gz(path: &Path) -> Option<PathBuf> {
+    let name = path.file_name()?.to_str()?;
+    let base = name.strip_suffix(".gz").filter(|b| !b.is_empty())?;
+    Some(path.with_file_name(base))
+}
+
+/// Text-like files worth compressing.
+fn compressible(path: &Path) -> bool {
+    let Some(mime) = mime_guess::from_path(path).first() else {
+        return false;
+    };
+    mime.type_() == mime_guess::mime::TEXT
+        || matches!(
+            mime.subtype().as_str(),
+            "javascript" | "json" | "xml" | "svg" | "wasm" | "xhtml"
+        )
+        || mime.suffix().is_some_and(|s| s == "json" || s == "xml")
+}
+
+fn gzip(bytes: &[u8]) -> io::Result<Option<Vec<u8>>> {
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(bytes.len() / 3),
+        flate2::Compression::default(),
+    );
+    enc.write_all(bytes)?;
+    Ok(Some(enc.finish()?))
+}
+
+enum Resolved {
+    Dir(SystemTime),
+    /// The entry, and whether its gzip variant is meant.
+    Cached(Arc<CachedFile>, bool),
+    Disk(PathBuf, SystemTime, u64),
+}
+
+impl Resolved {
+    fn metadata(&self) -> FileMeta {
+        match self {
+            Resolved::Dir(modified) => FileMeta {
+                dir: true,
+                modified: *modified,
+                len: 0,
+            },
+            Resolved::Cached(e, gz) => FileMeta {
+                dir: false,
+                modified: e.modified,
+                len: if *gz {
+                    e.gzip.as_ref().map_or(0, |g| g.len() as u64)
+                } else {
+                    e.bytes.len() as u64
+                },
+            },
+            Resolved::Disk(_, modified, len) => FileMeta {
+                dir: false,
+                modified: *modified,
+                len: *len,
+            },
+        }
+    }
+}
+
+/// tower-http's `ServeDir` backend over a [`FileCache`].
+#[derive(Clone, Debug)]
+pub struct CacheBackend {
+    cache: FileCache,
+}
+
+/// Metadata of a file served by [`CacheBackend`].
+#[derive(Debug, Clone, Copy)]
+pub struct FileMeta {
+    dir: bool,
+    modified: SystemTime,
+    len: u64,
+}
+
+impl BackendMetadata for FileMeta {
+    fn is_dir(&self) -> bool {
+        self.dir
+    }
+
+    fn modified(&self) -> io::Result<SystemTime> {
+        Ok(self.modified)
+    }
+
+    fn len(&self) -> u64 {
+        self.len
+    }
+}
+
+/// A file opened by [`CacheBackend`]: cached bytes, or a large file on disk.
+#[derive(Debug)]
+pub struct CachedBody {
+    meta: FileMeta,
+    source: Source,
+}
+
+#[derive(Debug)]
+enum Source {
+    Memory(Cursor<Bytes>),
+    Disk(tokio::fs::File),
+}
+
+impl AsyncRead for CachedBody {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match &mut self.source {
+            Source::Memory(c) => Pin::new(c).poll_read(cx, buf),
+            Source::Disk(f) => Pin::new(f).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncSeek for CachedBody {
+    fn start_seek(mut self: Pin<&mut Self>, position: io::SeekFrom) -> io::Result<()> {
+        match &mut self.source {
+            Source::Memory(c) => Pin::new(c).start_seek(position),
+            Source::Disk(f) => Pin::new(f).start_seek(position),
+        }
+    }
+
+    fn poll_complete(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<u64>> {
+        match &mut self.source {
+            Source::Memory(c) => Pin::new(c).poll_complete(cx),
+            Source::Disk(f) => Pin::new(f).poll_complete(cx),
+        }
+    }
+}
+
+impl BackendFile for CachedBody {
+    type Metadata = FileMeta;
+    type MetadataFuture<'a> = Pin<Box<dyn Future<Output = io::Result<FileMeta>> + Send + 'a>>;
+
+    fn metadata(&self) -> Self::MetadataFuture<'_> {
+        let meta = self.meta;
+        Box::pin(async move { Ok(meta) })
+    }
+}
+
+type BoxIo<T> = Pin<Box<dyn Future<Output = io::Result<T>> + Send>>;
+
+impl Backend for CacheBackend {
+    type File = CachedBody;
+    type Metadata = FileMeta;
+    type OpenFuture = BoxIo<CachedBody>;
+    type MetadataFuture = BoxIo<FileMeta>;
+
+    fn open(&self, path: PathBuf) -> Self::OpenFuture {
+        let cache = self.cache.clone();
+        Box::pin(async move {
+            let resolved = cache.resolve(path).await?;
+            let meta = resolved.metadata();
+            let source = match resolved {
+                Resolved::Dir(_) => return Err(io::Error::from(io::ErrorKind::IsADirectory)),
+                Resolved::Cached(e, gz) => {
+                    let bytes = if gz {
+                        e.gzip.clone().unwrap_or_default()
+                    } else {
+                        e.bytes.clone()
+                    };
+                    Source::Memory(Cursor::new(bytes))
+                }
+                Resolved::Disk(real, _, _) => Source::Disk(tokio::fs::File::open(real).await?),
+            };
+            Ok(CachedBody { meta, source })
+        })
+    }
+
+    fn metadata(&self, path: PathBuf) -> Self::MetadataFuture {
+        let cache = self.cache.clone();
+        Box::pin(async move { Ok(cache.resolve(path).await?.metadata()) })
+    }
+}
+
+/// Requests to the `file_cache` actor.
+#[derive(Debug)]
+pub enum FileCacheMsg {
+    /// Run the cache's pending maintenance (sent by the actor's own timer).
+    Maintain,
+    /// Empty the cache.
+    Clear,
+    /// Reply with the entries and bytes held.
+    Stats(RpcReplyPort<(u64, u64)>),
+}
+
+/// The `file_cache` actor: owns the [`FileCache`]'s life cycle (see the
+/// module docs).
+#[derive(Debug, Clone, Copy)]
+pub struct FileCacheActor;
+
+/// The `file_cache` actor's state.
+#[derive(Debug)]
+pub struct FileCacheState {
+    cache: FileCache,
+    timer: tokio::task::JoinHandle<()>,
+}
+
+impl Actor for FileCacheActor {
+    type Msg = FileCacheMsg;
+    type State = FileCacheState;
+    type Arguments = FileCache;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<FileCacheMsg>,
+        cache: FileCache,
+    ) -> Result<FileCacheState, ActorProcessingErr> {
+        // A (re)started owner starts from an empty cache, as an OTP worker
+        // starts from its initial state.
+        cache.clear();
+        let timer = myself.send_interval(MAINTENANCE_INTERVAL, || FileCacheMsg::Maintain);
+        Ok(FileCacheState { cache, timer })
+    }
+
+    async fn handle(
+        &self,
+        _: ActorRef<FileCacheMsg>,
+        msg: FileCacheMsg,
+        state: &mut FileCacheState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            FileCacheMsg::Maintain => state.cache.run_maintenance(),
+            FileCacheMsg::Clear => state.cache.clear(),
+            FileCacheMsg::Stats(reply) => {
+                let _ = reply.send((state.cache.entry_count(), state.cache.weighted_size()));
+            }
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _: ActorRef<FileCacheMsg>,
+        state: &mut FileCacheState,
+    ) -> Result<(), ActorProcessingErr> {
+        state.timer.abort();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gz_suffix() {
+        assert_eq!(
+            strip_gz(Path::new("/a/b.txt.gz")),
+            Some(PathBuf::from("/a/b.txt"))
+        );
+        assert_eq!(strip_gz(Path::new("/a/.gz")), None);
+        assert_eq!(strip_gz(Path::new("/a/b.txt")), None);
+    }
+
+    #[test]
+    fn text_is_compressible() {
+        assert!(compressible(Path::new("a.txt")));
+        assert!(compressible(Path::new("a.html")));
+        assert!(compressible(Path::new("a.js")));
+        assert!(compressible(Path::new("a.json")));
+        assert!(!compressible(Path::new("a.png")));
+        assert!(!compressible(Path::new("a")));
+    }
+}

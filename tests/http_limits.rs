@@ -1,0 +1,233 @@
+//! The HTTP limits of a running node: a slowloris client is cut off, a huge
+//! head gets 431, a long URI 414, a large body 413, keep-alive reuses one
+//! connection, max requests per connection closes it, the idle timeout
+//! closes an idle one.
+//!
+//! Tests synchronise on events (replies, the server closing a socket); no
+//! assertion is about time.
+
+mod http_common;
+
+use corral::http::{full, Body};
+use corral::node::Node;
+use http_body_util::BodyExt;
+use http_common::*;
+use hyper::{Request, Response, StatusCode as HyperStatus};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+#[tokio::test]
+async fn slowloris_is_cut_off_by_the_header_read_timeout() {
+    guarded(async {
+        let site = Site::new();
+        let mut cfg = config(&site.root);
+        cfg.http.header_read_timeout_ms = 300;
+        let (node, addr) = start(Node::builder(cfg)).await;
+        let mut s = TcpStream::connect(addr).await.expect("connects");
+        s.write_all(b"GET /small.txt HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .expect("writes");
+        // One header line every 50 ms, never finishing the head. The server
+        // must close the connection; the number of lines bounds the test.
+        let mut cut_off = false;
+        for i in 0..1_000 {
+            if s.write_all(format!("X-Drip-{i}: y\r\n").as_bytes())
+                .await
+                .is_err()
+            {
+                cut_off = true;
+                break;
+            }
+            let mut probe = [0u8; 256];
+            match tokio::time::timeout(
+                std::time::Duration::from_millis(50),
+                tokio::io::AsyncReadExt::read(&mut s, &mut probe),
+            )
+            .await
+            {
+                Ok(Ok(0)) | Ok(Err(_)) => {
+                    cut_off = true;
+                    break;
+                }
+                Ok(Ok(_)) => {
+                    // A 408 or similar, then the close.
+                    cut_off = closed_by_server(&mut s).await;
+                    break;
+                }
+                Err(_) => {}
+            }
+        }
+        assert!(cut_off, "the slow client was never cut off");
+        node.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn huge_head_gets_431() {
+    guarded(async {
+        let site = Site::new();
+        let (node, addr) = start(Node::builder(config(&site.root))).await;
+        // Beyond hyper's read buffer (max_header_bytes = 16384).
+        let big = "a".repeat(20_000);
+        let resp = raw(
+            addr,
+            format!("GET /small.txt HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\n\r\n").as_bytes(),
+        )
+        .await;
+        assert_eq!(status_of(&resp), 431, "{resp}");
+        node.shutdown().await;
+
+        // Under hyper's buffer but over a smaller configured limit.
+        let mut cfg = config(&site.root);
+        cfg.http.max_header_bytes = 1024;
+        let (node, addr) = start(Node::builder(cfg)).await;
+        let big = "a".repeat(2_000);
+        let resp = raw(
+            addr,
+            format!(
+                "GET /small.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Big: {big}\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await;
+        assert_eq!(status_of(&resp), 431, "{resp}");
+        node.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn long_uri_gets_414() {
+    guarded(async {
+        let site = Site::new();
+        let (node, addr) = start(Node::builder(config(&site.root))).await;
+        let long = format!("/{}", "a".repeat(9_000));
+        let r = client().get(url(addr, &long)).send().await.expect("get");
+        assert_eq!(r.status(), reqwest::StatusCode::URI_TOO_LONG);
+        node.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn large_body_gets_413() {
+    guarded(async {
+        let site = Site::new();
+        let mut cfg = config(&site.root);
+        cfg.http.max_body_bytes = 100;
+        let builder = Node::builder(cfg).route("/upload", |req: Request<Body>| async move {
+            match req.into_body().collect().await {
+                Ok(b) => Response::new(full(format!("got {}", b.to_bytes().len()))),
+                Err(_) => {
+                    let mut r = Response::new(full("too large"));
+                    *r.status_mut() = HyperStatus::PAYLOAD_TOO_LARGE;
+                    r
+                }
+            }
+        });
+        let (node, addr) = start(builder).await;
+        let c = client();
+        let r = c
+            .post(url(addr, "/upload"))
+            .body(vec![b'x'; 50])
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(r.text().await.expect("body"), "got 50");
+        // Declared too large: refused before the handler.
+        let r = c
+            .post(url(addr, "/upload"))
+            .body(vec![b'x'; 1_000])
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(r.status(), reqwest::StatusCode::PAYLOAD_TOO_LARGE);
+        // Chunked (no length): the limited body stops the handler.
+        let chunks =
+            futures::stream::iter((0..10).map(|_| Ok::<_, std::io::Error>(vec![b'y'; 50])));
+        let r = c
+            .post(url(addr, "/upload"))
+            .body(reqwest::Body::wrap_stream(chunks))
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(r.status(), reqwest::StatusCode::PAYLOAD_TOO_LARGE);
+        node.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn keep_alive_reuses_one_connection() {
+    guarded(async {
+        let site = Site::new();
+        let (node, addr) = start(Node::builder(config(&site.root))).await;
+        let mut s = TcpStream::connect(addr).await.expect("connects");
+        for _ in 0..5 {
+            s.write_all(b"GET /small.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+                .await
+                .expect("writes");
+            let (head, body) = read_response(&mut s).await.expect("a response");
+            assert!(head.starts_with("http/1.1 200"), "{head}");
+            assert!(!head.contains("connection: close"), "{head}");
+            assert_eq!(body, site.small);
+        }
+        // A pooled client too: five requests, one connection accepted in all.
+        let c = client();
+        for _ in 0..5 {
+            let r = c.get(url(addr, "/small.txt")).send().await.expect("get");
+            r.bytes().await.expect("body");
+        }
+        let text = node.metrics().render();
+        let accepted = text
+            .lines()
+            .find(|l| l.starts_with("corral_connections_accepted_total{listener=\"http\"}"))
+            .and_then(|l| l.rsplit_once(' '))
+            .and_then(|(_, v)| v.parse::<f64>().ok());
+        assert_eq!(accepted, Some(2.0), "{text}");
+        node.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn max_requests_per_connection_closes_it() {
+    guarded(async {
+        let site = Site::new();
+        let mut cfg = config(&site.root);
+        cfg.http.max_requests_per_connection = 3;
+        let (node, addr) = start(Node::builder(cfg)).await;
+        let mut s = TcpStream::connect(addr).await.expect("connects");
+        for i in 1..=3 {
+            s.write_all(b"GET /small.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+                .await
+                .expect("writes");
+            let (head, _) = read_response(&mut s).await.expect("a response");
+            assert!(head.starts_with("http/1.1 200"), "{head}");
+            assert_eq!(head.contains("connection: close"), i == 3, "{i}: {head}");
+        }
+        assert!(closed_by_server(&mut s).await);
+        node.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn idle_keep_alive_connection_is_closed() {
+    guarded(async {
+        let site = Site::new();
+        let mut cfg = config(&site.root);
+        cfg.http.idle_timeout_ms = 200;
+        let (node, addr) = start(Node::builder(cfg)).await;
+        let mut s = TcpStream::connect(addr).await.expect("connects");
+        s.write_all(b"GET /small.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .expect("writes");
+        read_response(&mut s).await.expect("a response");
+        // Then nothing: the server closes it.
+        assert!(closed_by_server(&mut s).await);
+        node.shutdown().await;
+    })
+    .await;
+}
