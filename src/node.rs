@@ -157,36 +157,27 @@ impl NodeBuilder {
         for l in &config.listeners {
             let bind = l.bind_address();
             let (spec, handle) = match (l.protocol, l.transport) {
-                (ProtocolKind::Rpc, Transport::Sctp) => {
-                    ListenerSpec::sctp_shared(l.name.clone(), bind, rpc.clone(), sctp_opts.clone())
-                        .backlog(l.backlog)
-                        .max_connections(l.max_connections)
-                        .drain_timeout(l.drain_timeout())
-                        .metrics(metrics.clone())
-                        .build()
-                }
+                (ProtocolKind::Rpc, Transport::Sctp) => limits(
+                    ListenerSpec::sctp_shared(l.name.clone(), bind, rpc.clone(), sctp_opts.clone()),
+                    l,
+                    &metrics,
+                ),
                 (ProtocolKind::Http, Transport::Sctp) => {
                     return Err(NodeError::Transport {
                         listener: l.name.clone(),
                         message: "transport \"sctp\" serves protocol \"rpc\" only".into(),
                     })
                 }
-                (ProtocolKind::Rpc, Transport::Tcp) => {
-                    ListenerSpec::tcp_shared(l.name.clone(), bind, rpc.clone())
-                        .backlog(l.backlog)
-                        .max_connections(l.max_connections)
-                        .drain_timeout(l.drain_timeout())
-                        .metrics(metrics.clone())
-                        .build()
-                }
-                (ProtocolKind::Http, Transport::Tcp) => {
-                    ListenerSpec::tcp(l.name.clone(), bind, http.clone())
-                        .backlog(l.backlog)
-                        .max_connections(l.max_connections)
-                        .drain_timeout(l.drain_timeout())
-                        .metrics(metrics.clone())
-                        .build()
-                }
+                (ProtocolKind::Rpc, Transport::Tcp) => limits(
+                    ListenerSpec::tcp_shared(l.name.clone(), bind, rpc.clone()),
+                    l,
+                    &metrics,
+                ),
+                (ProtocolKind::Http, Transport::Tcp) => limits(
+                    ListenerSpec::tcp(l.name.clone(), bind, http.clone()),
+                    l,
+                    &metrics,
+                ),
             };
             root = root.child(spec);
             handles.push(handle);
@@ -204,6 +195,19 @@ impl NodeBuilder {
             shutdown_timeout: config.node.shutdown_timeout(),
         })
     }
+}
+
+/// A listener's limits from its config, and its subtree.
+fn limits<P: crate::listener::Protocol>(
+    spec: ListenerSpec<P>,
+    l: &crate::config::ListenerConfig,
+    metrics: &Arc<Metrics>,
+) -> (ChildSpec, ListenerHandle) {
+    spec.backlog(l.backlog)
+        .max_connections(l.max_connections)
+        .drain_timeout(l.drain_timeout())
+        .metrics(metrics.clone())
+        .build()
 }
 
 /// A running node.
