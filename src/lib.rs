@@ -66,6 +66,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod chat;
 pub mod client;
 pub mod config;
 pub mod http;
