@@ -31,7 +31,12 @@ async fn clock_rule() {
     ok(&c, "login", json!({"user": "ann", "clock": 2000})).await; // 2001, 2002
     ok(&c, "channel", json!({"channel": "room"})).await; // 2003, 2004
     ok(&s, "subscribe", json!({"topic": "room"})).await; // 2005, 2006
-    let r = ok(&c, "publish", json!({"channel": "room", "message": "x", "clock": 3000})).await;
+    let r = ok(
+        &c,
+        "publish",
+        json!({"channel": "room", "message": "x", "clock": 3000}),
+    )
+    .await;
     let push = sp.recv().await.expect("push");
     assert_eq!(push.data["event_clock"].as_u64(), Some(3001));
     assert_eq!(push.data["clock"].as_u64(), Some(3002));
@@ -50,10 +55,20 @@ async fn history_is_ordered_and_paginated_by_seq() {
     ok(&c, "channel", json!({"channel": "other"})).await;
     let mut seqs = Vec::new();
     for i in 0..25 {
-        let r = ok(&c, "publish", json!({"channel": "room", "message": format!("m{i}")})).await;
+        let r = ok(
+            &c,
+            "publish",
+            json!({"channel": "room", "message": format!("m{i}")}),
+        )
+        .await;
         seqs.push(r["seq"].as_u64().expect("seq"));
         // Interleaved events of another channel do not show in "room".
-        ok(&c, "publish", json!({"channel": "other", "message": "noise"})).await;
+        ok(
+            &c,
+            "publish",
+            json!({"channel": "other", "message": "noise"}),
+        )
+        .await;
     }
     assert!(seqs.windows(2).all(|w| w[0] < w[1]));
     // Pages of 10 from the newest back: 15..25, 5..15, 0..5.
@@ -69,7 +84,10 @@ async fn history_is_ordered_and_paginated_by_seq() {
         pages += 1;
         let msgs = page["messages"].as_array().expect("messages").clone();
         let page_seqs: Vec<u64> = msgs.iter().filter_map(|m| m["seq"].as_u64()).collect();
-        assert!(page_seqs.windows(2).all(|w| w[0] < w[1]), "ascending in a page");
+        assert!(
+            page_seqs.windows(2).all(|w| w[0] < w[1]),
+            "ascending in a page"
+        );
         for m in msgs.iter().rev() {
             got.push(m["message"].as_str().expect("text").to_owned());
         }
@@ -83,7 +101,12 @@ async fn history_is_ordered_and_paginated_by_seq() {
     assert_eq!(got, want);
     assert_eq!(pages, 3);
     // The default limit applies when none is given; a large one is capped.
-    let all = ok(&c, "history", json!({"channel": "room", "limit": 1_000_000})).await;
+    let all = ok(
+        &c,
+        "history",
+        json!({"channel": "room", "limit": 1_000_000}),
+    )
+    .await;
     assert_eq!(all["messages"].as_array().map(Vec::len), Some(25));
     n.node.shutdown().await;
 }
@@ -97,21 +120,64 @@ async fn retried_writes_are_stored_once() {
     ok(&s, "login", json!({"user": "bob"})).await;
     ok(&c, "channel", json!({"channel": "room"})).await;
     ok(&s, "subscribe", json!({"topic": "room"})).await;
-    let first = ok(&c, "publish", json!({"channel": "room", "message": "once", "client_id": "c-1"})).await;
-    let again = ok(&c, "publish", json!({"channel": "room", "message": "once", "client_id": "c-1"})).await;
+    let first = ok(
+        &c,
+        "publish",
+        json!({"channel": "room", "message": "once", "client_id": "c-1"}),
+    )
+    .await;
+    let again = ok(
+        &c,
+        "publish",
+        json!({"channel": "room", "message": "once", "client_id": "c-1"}),
+    )
+    .await;
     assert_eq!(first["seq"], again["seq"]);
     assert_eq!(first["duplicate"], false);
     assert_eq!(again["duplicate"], true);
     // msg_id is the same thing; numbers are accepted.
-    let m1 = ok(&c, "message", json!({"dst": "bob", "message": "pm", "msg_id": 42})).await;
-    let m2 = ok(&c, "message", json!({"dst": "bob", "message": "pm", "msg_id": 42})).await;
+    let m1 = ok(
+        &c,
+        "message",
+        json!({"dst": "bob", "message": "pm", "msg_id": 42}),
+    )
+    .await;
+    let m2 = ok(
+        &c,
+        "message",
+        json!({"dst": "bob", "message": "pm", "msg_id": 42}),
+    )
+    .await;
     assert_eq!(m1["seq"], m2["seq"]);
     assert_eq!(m2["duplicate"], true);
     // Another sender may use the same id.
-    let other = ok(&s, "message", json!({"dst": "ann", "message": "pm", "msg_id": 42})).await;
+    let other = ok(
+        &s,
+        "message",
+        json!({"dst": "ann", "message": "pm", "msg_id": 42}),
+    )
+    .await;
     assert_ne!(other["seq"], m1["seq"]);
-    assert_eq!(code(c.call("publish", json!({"channel": "room", "message": "x", "client_id": ""})).await), "BAD_REQUEST");
-    assert_eq!(code(c.call("publish", json!({"channel": "room", "message": "x", "client_id": [1]})).await), "BAD_REQUEST");
+    assert_eq!(
+        code(
+            c.call(
+                "publish",
+                json!({"channel": "room", "message": "x", "client_id": ""})
+            )
+            .await
+        ),
+        "BAD_REQUEST"
+    );
+    assert_eq!(
+        code(
+            c.call(
+                "publish",
+                json!({"channel": "room", "message": "x", "client_id": [1]})
+            )
+            .await
+        ),
+        "BAD_REQUEST"
+    );
     let h = ok(&s, "history", json!({"channel": "room"})).await;
     assert_eq!(h["messages"].as_array().map(Vec::len), Some(1));
     assert_eq!(h["messages"][0]["client_id"], "c-1");

@@ -75,14 +75,22 @@ async fn acknowledged_publications_survive_kill_9() {
     let mut node = serve(dir.path());
     let addr = node.listening("rpc");
     let c = Arc::new(Client::connect(addr, Codec::Json).await.expect("connects"));
-    c.call("login", json!({"user": "ann"})).await.expect("login");
+    c.call("login", json!({"user": "ann"}))
+        .await
+        .expect("login");
     c.call("channel", json!({"channel": "room"}))
         .await
         .expect("channel");
     // Concurrent publishes (pipelined on one connection, and a second one):
     // group commit serves many at once.
-    let c2 = Arc::new(Client::connect(addr, Codec::MsgPack).await.expect("connects"));
-    c2.call("login", json!({"user": "bob"})).await.expect("login");
+    let c2 = Arc::new(
+        Client::connect(addr, Codec::MsgPack)
+            .await
+            .expect("connects"),
+    );
+    c2.call("login", json!({"user": "bob"}))
+        .await
+        .expect("login");
     let mut tasks = Vec::new();
     for i in 0..N {
         let c = if i % 2 == 0 { c.clone() } else { c2.clone() };
@@ -133,7 +141,9 @@ async fn acknowledged_publications_survive_kill_9() {
     assert_eq!(users["users"].as_array().map(Vec::len), Some(2));
     let chans = c.call("channels", json!({})).await.expect("channels");
     assert_eq!(chans["channels"], json!(["room"]));
-    c.call("login", json!({"user": "bob"})).await.expect("login");
+    c.call("login", json!({"user": "bob"}))
+        .await
+        .expect("login");
     let pm = c
         .call("history", json!({"user": "bob"}))
         .await

@@ -17,7 +17,11 @@ async fn publication_reaches_every_subscriber_in_order() {
     ok(&publisher, "channel", json!({"channel": "room"})).await;
     let mut subs = Vec::new();
     for i in 0..5 {
-        let codec = if i % 2 == 0 { Codec::Json } else { Codec::MsgPack };
+        let codec = if i % 2 == 0 {
+            Codec::Json
+        } else {
+            Codec::MsgPack
+        };
         let (c, p) = n.client(codec).await;
         ok(&c, "subscribe", json!({"topic": "room"})).await;
         subs.push((c, p));
@@ -49,7 +53,12 @@ async fn publication_reaches_every_subscriber_in_order() {
     }
     // A marker on the other channel: its subscriber got nothing from "room".
     ok(&other, "login", json!({"user": "oth"})).await;
-    ok(&other, "publish", json!({"channel": "elsewhere", "message": "marker"})).await;
+    ok(
+        &other,
+        "publish",
+        json!({"channel": "elsewhere", "message": "marker"}),
+    )
+    .await;
     let first = other_pushes.recv().await.expect("push");
     assert_eq!(first.topic, "elsewhere");
     assert_eq!(first.data["message"], "marker");
@@ -57,8 +66,18 @@ async fn publication_reaches_every_subscriber_in_order() {
     let (c0, p0) = &mut subs[0];
     ok(c0, "unsubscribe", json!({"topic": "room"})).await;
     ok(c0, "subscribe", json!({"topic": "elsewhere"})).await;
-    ok(&publisher, "publish", json!({"channel": "room", "message": "after"})).await;
-    ok(&other, "publish", json!({"channel": "elsewhere", "message": "marker2"})).await;
+    ok(
+        &publisher,
+        "publish",
+        json!({"channel": "room", "message": "after"}),
+    )
+    .await;
+    ok(
+        &other,
+        "publish",
+        json!({"channel": "elsewhere", "message": "marker2"}),
+    )
+    .await;
     let got = p0.recv().await.expect("push");
     assert_eq!(got.data["message"], "marker2");
     n.node.shutdown().await;
@@ -73,7 +92,12 @@ async fn private_messages_go_to_the_recipients_connections() {
     ok(&ann, "login", json!({"user": "ann"})).await;
     ok(&bob1, "login", json!({"user": "bob"})).await;
     ok(&bob2, "login", json!({"user": "bob"})).await;
-    let r = ok(&ann, "message", json!({"src": "ann", "dst": "bob", "message": "hi bob"})).await;
+    let r = ok(
+        &ann,
+        "message",
+        json!({"src": "ann", "dst": "bob", "message": "hi bob"}),
+    )
+    .await;
     let seq = r["seq"].as_u64();
     for p in [&mut bob1_p, &mut bob2_p] {
         let push = p.recv().await.expect("push");
@@ -117,7 +141,12 @@ async fn slow_subscriber_drops_and_never_blocks_others() {
     let total = 200;
     let dropped_before = metrics.chat_pushes_dropped.get();
     for i in 0..total {
-        ok(&publisher, "publish", json!({"channel": "room", "message": format!("{i}")})).await;
+        ok(
+            &publisher,
+            "publish",
+            json!({"channel": "room", "message": format!("{i}")}),
+        )
+        .await;
         // The fast subscriber reads as it goes and misses nothing.
         let p = fast_p.recv().await.expect("push");
         assert_eq!(p.data["message"], format!("{i}"));
@@ -127,13 +156,20 @@ async fn slow_subscriber_drops_and_never_blocks_others() {
         metrics.chat_pushes_dropped.get() - dropped_before,
         (total - 4) as u64
     );
-    assert!(metrics.render().contains("corral_chat_pushes_dropped_total"));
+    assert!(metrics
+        .render()
+        .contains("corral_chat_pushes_dropped_total"));
     assert!(metrics
         .render()
         .contains("corral_chat_messages_total{kind=\"publish\"} 200"));
     // A closed subscriber is removed from its topics.
     drop(slow_rx);
-    ok(&publisher, "publish", json!({"channel": "room", "message": "last"})).await;
+    ok(
+        &publisher,
+        "publish",
+        json!({"channel": "room", "message": "last"}),
+    )
+    .await;
     fast_p.recv().await.expect("push");
     assert_eq!(hub.subscribers("room"), 1);
     drop(fast);

@@ -36,7 +36,10 @@ async fn chat_sup_is_in_the_root_tree() {
 async fn disabled_chat_has_no_services() {
     let n = start_with(|c| c.chat.enabled = false).await;
     let (c, _) = n.client(Codec::Json).await;
-    assert_eq!(code(c.call("login", json!({"user": "ann"})).await), "UNKNOWN_SERVICE");
+    assert_eq!(
+        code(c.call("login", json!({"user": "ann"})).await),
+        "UNKNOWN_SERVICE"
+    );
     n.node.shutdown().await;
 }
 
@@ -47,7 +50,10 @@ async fn every_service(codec: Codec) {
 
     // Before login.
     assert_eq!(
-        code(a.call("publish", json!({"channel": "room", "message": "hi"})).await),
+        code(
+            a.call("publish", json!({"channel": "room", "message": "hi"}))
+                .await
+        ),
         "BAD_REQUEST"
     );
     assert_eq!(code(a.call("logout", json!({})).await), "BAD_REQUEST");
@@ -61,7 +67,10 @@ async fn every_service(codec: Codec) {
         );
     }
     assert_eq!(code(a.call("login", json!({})).await), "BAD_REQUEST");
-    assert_eq!(code(a.call("login", json!({"user": 7})).await), "BAD_REQUEST");
+    assert_eq!(
+        code(a.call("login", json!({"user": 7})).await),
+        "BAD_REQUEST"
+    );
     let r = ok(&a, "login", json!({"user": "ann"})).await;
     assert_eq!(r["user"], "ann");
     assert_eq!(r["logins"].as_array().map(Vec::len), Some(1));
@@ -85,8 +94,14 @@ async fn every_service(codec: Codec) {
     let r = ok(&a, "channel", json!({"channel": "room"})).await;
     assert_eq!(r["channel"], "room");
     assert_eq!(r["creator"], "ann");
-    assert_eq!(code(b.call("channel", json!({"channel": "room"})).await), "CONFLICT");
-    assert_eq!(code(b.call("channel", json!({"channel": "r m"})).await), "BAD_REQUEST");
+    assert_eq!(
+        code(b.call("channel", json!({"channel": "room"})).await),
+        "CONFLICT"
+    );
+    assert_eq!(
+        code(b.call("channel", json!({"channel": "r m"})).await),
+        "BAD_REQUEST"
+    );
     ok(&b, "channel", json!({"channel": "lobby"})).await;
     let r = ok(&b, "channels", json!({})).await;
     assert_eq!(r["channels"], json!(["lobby", "room"]));
@@ -96,7 +111,10 @@ async fn every_service(codec: Codec) {
     assert_eq!(r["subscribed"], true);
     let r = ok(&b, "subscribe", json!({"topic": "room"})).await;
     assert_eq!(r["subscribed"], false);
-    assert_eq!(code(b.call("subscribe", json!({"topic": "nowhere"})).await), "NOT_FOUND");
+    assert_eq!(
+        code(b.call("subscribe", json!({"topic": "nowhere"})).await),
+        "NOT_FOUND"
+    );
     assert_eq!(code(b.call("subscribe", json!({})).await), "BAD_REQUEST");
     let r = ok(&b, "unsubscribe", json!({"topic": "room"})).await;
     assert_eq!(r["unsubscribed"], true);
@@ -104,32 +122,69 @@ async fn every_service(codec: Codec) {
     assert_eq!(r["unsubscribed"], false);
 
     // publish
-    let r = ok(&a, "publish", json!({"user": "ann", "channel": "room", "message": "hello"})).await;
+    let r = ok(
+        &a,
+        "publish",
+        json!({"user": "ann", "channel": "room", "message": "hello"}),
+    )
+    .await;
     assert!(r["seq"].as_u64().is_some());
     assert_eq!(r["duplicate"], false);
     assert_eq!(
-        code(a.call("publish", json!({"user": "bob", "channel": "room", "message": "x"})).await),
+        code(
+            a.call(
+                "publish",
+                json!({"user": "bob", "channel": "room", "message": "x"})
+            )
+            .await
+        ),
         "BAD_REQUEST"
     );
     assert_eq!(
-        code(a.call("publish", json!({"channel": "nowhere", "message": "x"})).await),
+        code(
+            a.call("publish", json!({"channel": "nowhere", "message": "x"}))
+                .await
+        ),
         "NOT_FOUND"
     );
     assert_eq!(
-        code(a.call("publish", json!({"channel": "room", "message": "x".repeat(4097)})).await),
+        code(
+            a.call(
+                "publish",
+                json!({"channel": "room", "message": "x".repeat(4097)})
+            )
+            .await
+        ),
         "BAD_REQUEST"
     );
-    assert_eq!(code(a.call("publish", json!({"channel": "room"})).await), "BAD_REQUEST");
+    assert_eq!(
+        code(a.call("publish", json!({"channel": "room"})).await),
+        "BAD_REQUEST"
+    );
 
     // message
-    let r = ok(&a, "message", json!({"src": "ann", "dst": "bob", "message": "psst"})).await;
+    let r = ok(
+        &a,
+        "message",
+        json!({"src": "ann", "dst": "bob", "message": "psst"}),
+    )
+    .await;
     assert_eq!(r["dst"], "bob");
     assert_eq!(
-        code(a.call("message", json!({"dst": "nobody", "message": "x"})).await),
+        code(
+            a.call("message", json!({"dst": "nobody", "message": "x"}))
+                .await
+        ),
         "NOT_FOUND"
     );
     assert_eq!(
-        code(a.call("message", json!({"src": "bob", "dst": "bob", "message": "x"})).await),
+        code(
+            a.call(
+                "message",
+                json!({"src": "bob", "dst": "bob", "message": "x"})
+            )
+            .await
+        ),
         "BAD_REQUEST"
     );
 
@@ -140,18 +195,33 @@ async fn every_service(codec: Codec) {
     let r = ok(&b, "history", json!({"user": "bob"})).await;
     assert_eq!(r["messages"][0]["message"], "psst");
     assert_eq!(r["messages"][0]["src"], "ann");
-    assert_eq!(code(b.call("history", json!({"user": "ann"})).await), "BAD_REQUEST");
-    assert_eq!(code(b.call("history", json!({"channel": "nowhere"})).await), "NOT_FOUND");
+    assert_eq!(
+        code(b.call("history", json!({"user": "ann"})).await),
+        "BAD_REQUEST"
+    );
+    assert_eq!(
+        code(b.call("history", json!({"channel": "nowhere"})).await),
+        "NOT_FOUND"
+    );
     assert_eq!(code(b.call("history", json!({})).await), "BAD_REQUEST");
     assert_eq!(
-        code(b.call("history", json!({"channel": "room", "limit": 0})).await),
+        code(
+            b.call("history", json!({"channel": "room", "limit": 0}))
+                .await
+        ),
         "BAD_REQUEST"
     );
     assert_eq!(
-        code(b.call("history", json!({"channel": "room", "before": "x"})).await),
+        code(
+            b.call("history", json!({"channel": "room", "before": "x"}))
+                .await
+        ),
         "BAD_REQUEST"
     );
-    assert_eq!(code(b.call("users", json!({"clock": -1})).await), "BAD_REQUEST");
+    assert_eq!(
+        code(b.call("users", json!({"clock": -1})).await),
+        "BAD_REQUEST"
+    );
     n.node.shutdown().await;
 }
 

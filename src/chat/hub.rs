@@ -278,9 +278,15 @@ mod tests {
             hub.publish(Push::new("room", json!({ "i": i })));
         }
         for i in 0..3 {
-            assert_eq!(fast_rx.recv().await.map(|p| p.data), Some(json!({ "i": i })));
+            assert_eq!(
+                fast_rx.recv().await.map(|p| p.data),
+                Some(json!({ "i": i }))
+            );
         }
-        assert_eq!(slow_rx.recv().await.map(|p| p.data), Some(json!({ "i": 0 })));
+        assert_eq!(
+            slow_rx.recv().await.map(|p| p.data),
+            Some(json!({ "i": 0 }))
+        );
         assert!(slow_rx.try_recv().is_err());
         drop(slow_rx);
         let d = hub.publish(Push::new("room", json!({})));

@@ -289,9 +289,10 @@ fn name_field<'a>(data: &'a Value, key: &str) -> Result<&'a str, ServiceError> {
 fn u64_field(data: &Value, key: &str) -> Result<Option<u64>, ServiceError> {
     match data.get(key) {
         None | Some(Value::Null) => Ok(None),
-        Some(v) => v.as_u64().map(Some).ok_or_else(|| {
-            ServiceError::bad_request(format!("{key} must be an unsigned integer"))
-        }),
+        Some(v) => v
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| ServiceError::bad_request(format!("{key} must be an unsigned integer"))),
     }
 }
 

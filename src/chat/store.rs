@@ -47,7 +47,7 @@ pub const MAX_LOGINS_KEPT: usize = 100;
 pub enum StoreError {
     /// The database failed (I/O, corruption, ...).
     #[error("chat store: {0}")]
-    Db(#[from] redb::Error),
+    Db(#[source] Box<redb::Error>),
     /// A record could not be encoded or decoded.
     #[error("chat store record: {0}")]
     Record(#[from] serde_json::Error),
@@ -368,7 +368,7 @@ impl Store {
 }
 
 fn db_err<E: Into<redb::Error>>(e: E) -> StoreError {
-    StoreError::Db(e.into())
+    StoreError::Db(Box::new(e.into()))
 }
 
 /// The writer thread: batches of queued writes, one transaction each.
@@ -442,7 +442,10 @@ fn apply(
                     Ok(Out::User(rec))
                 }
                 Op::CreateChannel(rec) => {
-                    let exists = channels.get(rec.channel.as_str()).map_err(db_err)?.is_some();
+                    let exists = channels
+                        .get(rec.channel.as_str())
+                        .map_err(db_err)?
+                        .is_some();
                     if exists {
                         Err(StoreError::Conflict(format!(
                             "channel {:?} already exists",
@@ -563,7 +566,8 @@ mod tests {
             for i in 0..500 {
                 let s = store.clone();
                 tasks.push(tokio::spawn(async move {
-                    s.append(publish("ann", "room", &format!("m{i}"), None)).await
+                    s.append(publish("ann", "room", &format!("m{i}"), None))
+                        .await
                 }));
             }
             let mut seqs = Vec::new();
