@@ -253,3 +253,22 @@ async fn rate_limit_answers_overloaded() {
     ok(&b, "channels", json!({})).await;
     n.node.shutdown().await;
 }
+
+#[test]
+fn chat_config_is_checked_and_names_the_key() {
+    let mut c = corral::config::Config::embedded_default();
+    assert!(c.chat.enabled);
+    c.chat.rate_burst = 0.0;
+    let e = c.validate().expect_err("refused");
+    assert_eq!(e.key(), Some("chat.rate_burst"));
+    let mut c = corral::config::Config::embedded_default();
+    c.chat.history_default_limit = c.chat.history_max_limit + 1;
+    let e = c.validate().expect_err("refused");
+    assert_eq!(e.key(), Some("chat.history_default_limit"));
+    let mut c = corral::config::Config::embedded_default();
+    c.chat.max_message_bytes = 0;
+    assert_eq!(
+        c.validate().expect_err("refused").key(),
+        Some("chat.max_message_bytes")
+    );
+}
