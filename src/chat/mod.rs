@@ -21,9 +21,9 @@
 //! |---|---|---|
 //! | `login` | `user` | `user`, `created`, `logins` (timestamps) |
 //! | `logout` | — | `user` |
-//! | `users` | — | `users`: [{`user`, `online`, `created`, `last_login`}] |
+//! | `users` | — | `users`: list of {`user`, `online`, `created`, `last_login`} |
 //! | `channel` | `channel` | `channel`, `creator`, `created` |
-//! | `channels` | — | `channels`: [names] |
+//! | `channels` | — | `channels`: list of names |
 //! | `subscribe` | `topic` | `topic`, `subscribed` (false if it already was) |
 //! | `unsubscribe` | `topic` | `topic`, `unsubscribed` (false if it was not) |
 //! | `publish` | `channel`, `message`, `user`?, `client_id`? | `seq`, `channel`, `user`, `duplicate` |
