@@ -125,6 +125,8 @@ pub struct Config {
     pub sctp: SctpConfig,
     /// `[cache]`: the static file cache.
     pub cache: CacheConfig,
+    /// `[chat]`: the chat services, hub and store.
+    pub chat: ChatConfig,
     /// `[metrics]`: Prometheus metrics.
     pub metrics: MetricsConfig,
     /// `[log]`: logging.
@@ -144,6 +146,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             sctp: SctpConfig::default(),
             cache: CacheConfig::default(),
+            chat: ChatConfig::default(),
             metrics: MetricsConfig::default(),
             log: LogConfig::default(),
         }
@@ -487,6 +490,47 @@ impl Default for CacheConfig {
     }
 }
 
+/// `[chat]`: the chat services (`chat_sup`: `chat_store`, `chat_hub`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChatConfig {
+    /// Run the chat subtree and register the chat services on RPC listeners.
+    /// Default true.
+    pub enabled: bool,
+    /// Largest chat message text, in bytes (UTF-8). Default 4096.
+    pub max_message_bytes: usize,
+    /// Chat requests a connection may make per second, on average (a token
+    /// bucket refilled at this rate); 0 disables the limit. Over it a request
+    /// is answered OVERLOADED. Default 200.
+    pub rate_per_second: f64,
+    /// Size of each connection's token bucket: the longest burst of chat
+    /// requests allowed. Default 400.
+    pub rate_burst: f64,
+    /// Most events a `history` reply holds (a larger `limit` is capped).
+    /// Default 500.
+    pub history_max_limit: usize,
+    /// Events a `history` reply holds when the request gives no `limit`.
+    /// Default 50.
+    pub history_default_limit: usize,
+    /// Most writes committed in one transaction (one fsync) by the store's
+    /// writer. Default 1024.
+    pub commit_batch_max: usize,
+}
+
+impl Default for ChatConfig {
+    fn default() -> Self {
+        ChatConfig {
+            enabled: true,
+            max_message_bytes: 4096,
+            rate_per_second: 200.0,
+            rate_burst: 400.0,
+            history_max_limit: 500,
+            history_default_limit: 50,
+            commit_batch_max: 1024,
+        }
+    }
+}
+
 /// `[metrics]`: Prometheus metrics.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -714,6 +758,28 @@ impl Config {
         }
         if self.node.data_dir.as_os_str().is_empty() {
             return bad("node.data_dir", "must not be empty");
+        }
+        let c = &self.chat;
+        if c.max_message_bytes == 0 {
+            return bad("chat.max_message_bytes", "must be at least 1");
+        }
+        if !(c.rate_per_second.is_finite() && c.rate_per_second >= 0.0) {
+            return bad("chat.rate_per_second", "must be a number >= 0");
+        }
+        if !(c.rate_burst.is_finite() && c.rate_burst >= 1.0) {
+            return bad("chat.rate_burst", "must be a number >= 1");
+        }
+        if c.history_max_limit == 0 {
+            return bad("chat.history_max_limit", "must be at least 1");
+        }
+        if c.history_default_limit == 0 || c.history_default_limit > c.history_max_limit {
+            return bad(
+                "chat.history_default_limit",
+                "must be between 1 and chat.history_max_limit",
+            );
+        }
+        if c.commit_batch_max == 0 {
+            return bad("chat.commit_batch_max", "must be at least 1");
         }
         let mut names = HashSet::new();
         let mut binds = HashSet::new();

@@ -10,6 +10,9 @@
 //!   pipelining, a service registry);
 //! - [`http`]: the web service on hyper: static files from a cache,
 //!   `/metrics`, `/health`, routes of your own, TLS;
+//! - [`chat`]: the chat services (login, channels, publish, private
+//!   messages, history), the pub/sub hub, the Lamport clock and the durable
+//!   redb store with group commit;
 //! - [`node`]: a whole node built from a [`config::Config`];
 //! - [`client`]: the async RPC client used by the CLI, the bench and tests;
 //! - [`metrics`]: every metric the node exports.
@@ -66,6 +69,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod chat;
 pub mod client;
 pub mod config;
 pub mod http;

@@ -7,7 +7,8 @@
 //! `cache`, `supervisor`, `child`).
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 use std::sync::Arc;
 
@@ -44,6 +45,12 @@ pub struct Metrics {
     pub cache_bytes: IntGaugeVec,
     /// Entries held by a cache, by cache.
     pub cache_entries: IntGaugeVec,
+    /// Chat events stored, by kind (`publish`, `message`).
+    pub chat_messages: IntCounterVec,
+    /// Chat pushes queued for a subscriber.
+    pub chat_pushes_delivered: IntCounter,
+    /// Chat pushes dropped because a subscriber's queue was full.
+    pub chat_pushes_dropped: IntCounter,
 }
 
 /// The status class label of an HTTP status: `1xx` .. `5xx`.
@@ -169,6 +176,27 @@ impl Metrics {
             &["cache"],
         )
         .expect("valid metric");
+        let chat_messages = IntCounterVec::new(
+            Opts::new(
+                "chat_messages_total",
+                "Chat events stored, by kind (publish, message).",
+            ),
+            &["kind"],
+        )
+        .expect("valid metric");
+        let chat_pushes_delivered = IntCounter::new(
+            "chat_pushes_delivered_total",
+            "Chat pushes queued for a subscribed connection.",
+        )
+        .expect("valid metric");
+        let chat_pushes_dropped = IntCounter::new(
+            "chat_pushes_dropped_total",
+            "Chat pushes dropped because the subscriber's queue was full.",
+        )
+        .expect("valid metric");
+        for k in ["publish", "message"] {
+            chat_messages.with_label_values(&[k]);
+        }
         // Series that exist from the start, so that a scrape shows them at 0.
         for c in [&cache_hits, &cache_misses, &cache_evictions] {
             c.with_label_values(&["file"]);
@@ -189,6 +217,9 @@ impl Metrics {
             Box::new(cache_evictions.clone()),
             Box::new(cache_bytes.clone()),
             Box::new(cache_entries.clone()),
+            Box::new(chat_messages.clone()),
+            Box::new(chat_pushes_delivered.clone()),
+            Box::new(chat_pushes_dropped.clone()),
             Box::new(crate::supervisor::RestartCollector::new()),
         ] {
             registry.register(c).expect("metric names are unique");
@@ -216,6 +247,9 @@ impl Metrics {
             cache_evictions,
             cache_bytes,
             cache_entries,
+            chat_messages,
+            chat_pushes_delivered,
+            chat_pushes_dropped,
         })
     }
 

@@ -5,6 +5,9 @@
 //! corral                      root, one_for_one
 //! ├── cache_sup               one_for_one (when an HTTP listener is configured)
 //! │   └── file_cache          owns the static file cache
+//! ├── chat_sup                rest_for_one (when `[chat] enabled`)
+//! │   ├── chat_store          owns the chat store (<data_dir>/chat.redb)
+//! │   └── chat_hub            owns the pub/sub hub
 //! └── listener_sup:<name>     rest_for_one, one per configured listener
 //!     ├── acceptor_sup        dynamic; one temporary actor per connection
 //!     └── listener            owns the socket, accepts, hands sockets over
@@ -57,6 +60,9 @@ pub enum NodeError {
     /// The HTTP protocol could not be set up (an unusable TLS certificate, ...).
     #[error(transparent)]
     Http(#[from] crate::http::HttpError),
+    /// The chat could not start (its store cannot be opened, ...).
+    #[error(transparent)]
+    Chat(#[from] crate::chat::ChatError),
     /// Waiting for a shutdown signal failed.
     #[error("cannot wait for signals: {0}")]
     Signal(#[source] std::io::Error),
@@ -122,7 +128,19 @@ impl NodeBuilder {
                 message: e.to_string(),
             })?;
         }
-        let rpc = RpcProtocol::new(config.rpc.clone(), metrics.clone(), self.services)
+        let mut services = self.services;
+        let chat = if config.chat.enabled {
+            let chat = crate::chat::Chat::open(
+                &config.chat,
+                &config.node.data_dir,
+                Some(metrics.clone()),
+            )?;
+            chat.register_into(&mut services);
+            Some(chat)
+        } else {
+            None
+        };
+        let rpc = RpcProtocol::new(config.rpc.clone(), metrics.clone(), services)
             .sctp_max_message_bytes(sctp_opts.max_message_bytes);
         let rpc = Arc::new(rpc);
         let all_listeners: Arc<OnceLock<Vec<ListenerHandle>>> = Arc::new(OnceLock::new());
@@ -149,6 +167,9 @@ impl NodeBuilder {
         );
         if let Some(files) = &files {
             root = root.child(files.supervisor_spec());
+        }
+        if let Some(chat) = &chat {
+            root = root.child(chat.supervisor_spec());
         }
         for child in self.children {
             root = root.child(child);
@@ -193,6 +214,7 @@ impl NodeBuilder {
             listeners: handles,
             metrics,
             shutdown_timeout: config.node.shutdown_timeout(),
+            chat,
         })
     }
 }
@@ -217,6 +239,7 @@ pub struct Node {
     listeners: Vec<ListenerHandle>,
     metrics: Arc<Metrics>,
     shutdown_timeout: Duration,
+    chat: Option<crate::chat::Chat>,
 }
 
 impl std::fmt::Debug for NodeBuilder {
@@ -250,6 +273,11 @@ impl Node {
     /// The node's metrics.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
+    }
+
+    /// The chat, when enabled.
+    pub fn chat(&self) -> Option<&crate::chat::Chat> {
+        self.chat.as_ref()
     }
 
     /// A listener by name.

@@ -27,6 +27,8 @@ fn serve() -> Serve {
         .arg(format!("{manifest}/config/sys.toml"))
         .args(["--env", "test"])
         .env("CORRAL__LOG__LEVEL", "info")
+        // Concurrent nodes must not share a chat store (tests/chat_durability.rs).
+        .env("CORRAL__CHAT__ENABLED", "false")
         .env_remove("RUST_LOG")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -117,6 +119,7 @@ fn serve_refuses_a_port_in_use_and_names_it() {
         .arg("--config")
         .arg(&file)
         .env("CORRAL__LOG__LEVEL", "error")
+        .env("CORRAL__CHAT__ENABLED", "false")
         .env_remove("RUST_LOG")
         .output()
         .expect("runs");

@@ -40,6 +40,7 @@ fn listener(name: &str, protocol: Protocol) -> ListenerConfig {
 /// listener `http`, both on free ports.
 fn config(rpc_name: &str) -> Config {
     let mut c = Config::embedded_default();
+    c.chat.enabled = false;
     c.listeners = vec![
         listener(rpc_name, Protocol::Rpc),
         listener("http", Protocol::Http),

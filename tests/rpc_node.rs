@@ -46,6 +46,8 @@ fn rpc_listener(name: &str) -> ListenerConfig {
 fn config(listeners: Vec<ListenerConfig>) -> Config {
     let mut c = Config::embedded_default();
     c.listeners = listeners;
+    // The chat has tests of its own (tests/chat_*.rs).
+    c.chat.enabled = false;
     c.node.shutdown_timeout_ms = 20_000;
     c
 }

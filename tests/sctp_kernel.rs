@@ -63,6 +63,7 @@ async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
 
 fn config(edit: impl FnOnce(&mut Config)) -> Config {
     let mut c = Config::embedded_default();
+    c.chat.enabled = false;
     let mut l = ListenerConfig::new("rpc", Transport::Sctp, Protocol::Rpc, 0);
     l.drain_timeout_ms = 1_000;
     c.listeners = vec![l];

@@ -14,6 +14,7 @@ use corral::node::{Node, NodeError};
 
 fn sctp_config() -> Config {
     let mut c = Config::embedded_default();
+    c.chat.enabled = false;
     c.listeners = vec![ListenerConfig::new(
         "rpc-sctp",
         Transport::Sctp,

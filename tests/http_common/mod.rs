@@ -71,6 +71,7 @@ impl Site {
 /// A config with one HTTP listener (`http`) on a free port serving `root`.
 pub fn config(root: &std::path::Path) -> Config {
     let mut c = Config::embedded_default();
+    c.chat.enabled = false;
     let mut l = ListenerConfig::new("http", Transport::Tcp, Protocol::Http, 0);
     l.drain_timeout_ms = 1_000;
     c.listeners = vec![l];

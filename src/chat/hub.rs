@@ -1,0 +1,306 @@
+//! `chat_hub`: topics -> subscribed connections, and each connection's chat
+//! session (logged-in user, rate limit bucket).
+//!
+//! A subscriber is a connection's push sender (from
+//! [`CallContext::pushes`](crate::rpc::CallContext::pushes)), which feeds the
+//! connection actor's bounded push queue.
+//!
+//! # Overflow policy
+//!
+//! Fan-out never waits: each push is offered with `try_send`. When a
+//! subscriber's queue is full, the push is dropped for that subscriber only
+//! and counted in `corral_chat_pushes_dropped_total`; the subscriber can
+//! catch up with `history` (every event has a `seq`, so a gap is visible).
+//! Other subscribers and the publisher are never slowed. A subscriber whose
+//! connection has closed is removed, with its session, as soon as the
+//! connection goes (a watcher task waits for its push channel to close).
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+
+use crate::metrics::Metrics;
+use crate::rpc::Push;
+
+/// One connection's chat session.
+#[derive(Debug)]
+struct Session {
+    pushes: mpsc::Sender<Push>,
+    user: Option<String>,
+    topics: BTreeSet<String>,
+    tokens: f64,
+    refilled: Instant,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    topics: HashMap<String, HashMap<u64, mpsc::Sender<Push>>>,
+    sessions: HashMap<u64, Session>,
+}
+
+/// What a fan-out did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Delivery {
+    /// Subscribers the push was queued for.
+    pub delivered: usize,
+    /// Subscribers whose queue was full (the push was dropped for them).
+    pub dropped: usize,
+}
+
+/// The hub; cheap to clone.
+#[derive(Clone)]
+pub struct Hub {
+    state: Arc<Mutex<State>>,
+    metrics: Option<Arc<Metrics>>,
+    rate_per_second: f64,
+    burst: f64,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub").finish_non_exhaustive()
+    }
+}
+
+impl Hub {
+    /// A hub whose connections may each make `rate_per_second` requests a
+    /// second on average, in bursts of up to `burst` (0 disables the limit).
+    pub fn new(metrics: Option<Arc<Metrics>>, rate_per_second: f64, burst: f64) -> Hub {
+        Hub {
+            state: Arc::new(Mutex::new(State::default())),
+            metrics,
+            rate_per_second,
+            burst,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The session of connection `conn`, created on first use (with a task
+    /// that removes it when the connection's push channel closes).
+    fn session<'a>(
+        &self,
+        st: &'a mut State,
+        conn: u64,
+        pushes: &mpsc::Sender<Push>,
+    ) -> &'a mut Session {
+        st.sessions.entry(conn).or_insert_with(|| {
+            let hub = self.clone();
+            let watched = pushes.clone();
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move {
+                    watched.closed().await;
+                    hub.remove_connection(conn);
+                });
+            }
+            Session {
+                pushes: pushes.clone(),
+                user: None,
+                topics: BTreeSet::new(),
+                tokens: self.burst,
+                refilled: Instant::now(),
+            }
+        })
+    }
+
+    /// Takes one token from connection `conn`'s bucket; false when it is
+    /// over its rate limit.
+    pub fn admit(&self, conn: u64, pushes: &mpsc::Sender<Push>) -> bool {
+        if self.rate_per_second <= 0.0 {
+            return true;
+        }
+        let (rate, burst) = (self.rate_per_second, self.burst.max(1.0));
+        let mut st = self.lock();
+        let s = self.session(&mut st, conn, pushes);
+        let now = Instant::now();
+        let elapsed = now.duration_since(s.refilled).as_secs_f64();
+        s.refilled = now;
+        s.tokens = (s.tokens + elapsed * rate).min(burst);
+        if s.tokens >= 1.0 {
+            s.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// The user logged in on connection `conn`.
+    pub fn user_of(&self, conn: u64) -> Option<String> {
+        self.lock().sessions.get(&conn).and_then(|s| s.user.clone())
+    }
+
+    /// Logs `user` in on connection `conn` and subscribes the connection to
+    /// the user's own topic (private messages). A previous user of the
+    /// connection is logged out first.
+    pub fn login(&self, conn: u64, pushes: &mpsc::Sender<Push>, user: &str) {
+        let previous = self.user_of(conn);
+        if let Some(p) = previous {
+            self.logout(conn, &p);
+        }
+        let mut st = self.lock();
+        let s = self.session(&mut st, conn, pushes);
+        s.user = Some(user.to_owned());
+        s.topics.insert(user.to_owned());
+        let tx = s.pushes.clone();
+        st.topics
+            .entry(user.to_owned())
+            .or_default()
+            .insert(conn, tx);
+    }
+
+    /// Logs the user of connection `conn` out; returns who it was.
+    pub fn logout_conn(&self, conn: u64) -> Option<String> {
+        let user = self.user_of(conn)?;
+        self.logout(conn, &user);
+        Some(user)
+    }
+
+    fn logout(&self, conn: u64, user: &str) {
+        let mut st = self.lock();
+        if let Some(s) = st.sessions.get_mut(&conn) {
+            s.user = None;
+            s.topics.remove(user);
+        }
+        remove_sub(&mut st, user, conn);
+    }
+
+    /// Users logged in on at least one connection.
+    pub fn online(&self) -> BTreeSet<String> {
+        self.lock()
+            .sessions
+            .values()
+            .filter_map(|s| s.user.clone())
+            .collect()
+    }
+
+    /// Subscribes connection `conn` to `topic`; false if it already was.
+    pub fn subscribe(&self, conn: u64, pushes: &mpsc::Sender<Push>, topic: &str) -> bool {
+        let mut st = self.lock();
+        let s = self.session(&mut st, conn, pushes);
+        let new = s.topics.insert(topic.to_owned());
+        let tx = s.pushes.clone();
+        st.topics
+            .entry(topic.to_owned())
+            .or_default()
+            .insert(conn, tx);
+        new
+    }
+
+    /// Unsubscribes connection `conn` from `topic`; false if it was not.
+    pub fn unsubscribe(&self, conn: u64, topic: &str) -> bool {
+        let mut st = self.lock();
+        let was = st
+            .sessions
+            .get_mut(&conn)
+            .map(|s| s.topics.remove(topic))
+            .unwrap_or(false);
+        remove_sub(&mut st, topic, conn);
+        was
+    }
+
+    /// Topics connection `conn` is subscribed to.
+    pub fn topics_of(&self, conn: u64) -> Vec<String> {
+        self.lock()
+            .sessions
+            .get(&conn)
+            .map(|s| s.topics.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Number of connections subscribed to `topic`.
+    pub fn subscribers(&self, topic: &str) -> usize {
+        self.lock().topics.get(topic).map_or(0, HashMap::len)
+    }
+
+    /// Forgets connection `conn`: its session and subscriptions.
+    pub fn remove_connection(&self, conn: u64) {
+        let mut st = self.lock();
+        if let Some(s) = st.sessions.remove(&conn) {
+            for t in &s.topics {
+                remove_sub(&mut st, t, conn);
+            }
+        }
+    }
+
+    /// Offers `push` to every subscriber of its topic without waiting (see
+    /// the module's overflow policy).
+    pub fn publish(&self, push: Push) -> Delivery {
+        let subs: Vec<(u64, mpsc::Sender<Push>)> = match self.lock().topics.get(&push.topic) {
+            Some(m) => m.iter().map(|(k, v)| (*k, v.clone())).collect(),
+            None => return Delivery::default(),
+        };
+        let mut d = Delivery::default();
+        let mut closed = Vec::new();
+        for (conn, tx) in subs {
+            match tx.try_send(push.clone()) {
+                Ok(()) => d.delivered += 1,
+                Err(mpsc::error::TrySendError::Full(_)) => d.dropped += 1,
+                Err(mpsc::error::TrySendError::Closed(_)) => closed.push(conn),
+            }
+        }
+        for conn in closed {
+            self.remove_connection(conn);
+        }
+        if let Some(m) = &self.metrics {
+            m.chat_pushes_delivered.inc_by(d.delivered as u64);
+            m.chat_pushes_dropped.inc_by(d.dropped as u64);
+        }
+        d
+    }
+}
+
+fn remove_sub(st: &mut State, topic: &str, conn: u64) {
+    if let Some(m) = st.topics.get_mut(topic) {
+        m.remove(&conn);
+        if m.is_empty() {
+            st.topics.remove(topic);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn full_queue_drops_for_that_subscriber_only() {
+        let hub = Hub::new(None, 0.0, 0.0);
+        let (slow_tx, mut slow_rx) = mpsc::channel(1);
+        let (fast_tx, mut fast_rx) = mpsc::channel(16);
+        hub.subscribe(1, &slow_tx, "room");
+        hub.subscribe(2, &fast_tx, "room");
+        for i in 0..3 {
+            hub.publish(Push::new("room", json!({ "i": i })));
+        }
+        for i in 0..3 {
+            assert_eq!(
+                fast_rx.recv().await.map(|p| p.data),
+                Some(json!({ "i": i }))
+            );
+        }
+        assert_eq!(
+            slow_rx.recv().await.map(|p| p.data),
+            Some(json!({ "i": 0 }))
+        );
+        assert!(slow_rx.try_recv().is_err());
+        drop(slow_rx);
+        let d = hub.publish(Push::new("room", json!({})));
+        assert_eq!(d.delivered, 1);
+        assert_eq!(hub.subscribers("room"), 1);
+    }
+
+    #[test]
+    fn rate_limit_bucket() {
+        let hub = Hub::new(None, 0.001, 2.0);
+        let (tx, _rx) = mpsc::channel(1);
+        assert!(hub.admit(1, &tx));
+        assert!(hub.admit(1, &tx));
+        assert!(!hub.admit(1, &tx));
+        assert!(hub.admit(2, &tx));
+    }
+}

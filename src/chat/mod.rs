@@ -1,0 +1,572 @@
+//! The chat: RPC services, the hub (pub/sub), the Lamport clock and the
+//! durable store.
+//!
+//! ```text
+//! chat_sup      rest_for_one
+//! ├── chat_store  owns the redb store (<data_dir>/chat.redb) and its writer
+//! └── chat_hub    owns the hub: topics -> subscribed connections, sessions
+//! ```
+//!
+//! The node builds a [`Chat`] when `[chat] enabled = true`, adds
+//! [`Chat::supervisor_spec`] to the root before the listeners and registers
+//! [`Chat::services`] on every RPC listener.
+//!
+//! # Services (fields of `data`)
+//!
+//! Every request may carry `clock` (the client's Lamport clock, an unsigned
+//! integer); every reply and push carries `timestamp` (ms since the epoch)
+//! and `clock` (the node's Lamport clock, advanced by one for the send).
+//!
+//! | service | request | reply |
+//! |---|---|---|
+//! | `login` | `user` | `user`, `created`, `logins` (timestamps) |
+//! | `logout` | — | `user` |
+//! | `users` | — | `users`: list of {`user`, `online`, `created`, `last_login`} |
+//! | `channel` | `channel` | `channel`, `creator`, `created` |
+//! | `channels` | — | `channels`: list of names |
+//! | `subscribe` | `topic` | `topic`, `subscribed` (false if it already was) |
+//! | `unsubscribe` | `topic` | `topic`, `unsubscribed` (false if it was not) |
+//! | `publish` | `channel`, `message`, `user`?, `client_id`? | `seq`, `channel`, `user`, `duplicate` |
+//! | `message` | `dst`, `message`, `src`?, `client_id`? | `seq`, `src`, `dst`, `duplicate` |
+//! | `history` | `channel` or `user`, `before`?, `limit`? | `messages` (ascending `seq`), `next_before` |
+//!
+//! `msg_id` is accepted for `client_id`. A publication is pushed on topic
+//! `<channel>` to its subscribers; a private message on topic `<dst>` to the
+//! connections where `dst` is logged in. Push `data` is the event (see
+//! [`store::Event::to_json`]) plus `timestamp`, `clock` (the send clock) and
+//! `event_clock` (the clock stored with the event).
+//!
+//! Errors: BAD_REQUEST (bad or missing field, bad name, message too long,
+//! not logged in, `user`/`src` other than the logged-in user), NOT_FOUND
+//! (unknown channel, user or topic), CONFLICT (channel exists), OVERLOADED
+//! (over the connection's rate limit), INTERNAL (store failure).
+
+pub mod clock;
+pub mod hub;
+pub mod store;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use serde_json::{json, Map, Value};
+
+use crate::config::ChatConfig;
+use crate::metrics::Metrics;
+use crate::rpc::{async_trait, CallContext, Push, Registry, Request, Service, ServiceError};
+use crate::supervisor::{ChildSpec, Strategy, SupervisorFlags, SupervisorSpec};
+
+pub use clock::{now_ms, LamportClock};
+pub use hub::{Delivery, Hub};
+pub use store::{ChannelRecord, Event, EventKind, Scope, Store, StoreError, UserRecord};
+
+/// The chat service names, as registered.
+pub const SERVICES: [&str; 10] = [
+    "login",
+    "logout",
+    "users",
+    "channel",
+    "channels",
+    "subscribe",
+    "unsubscribe",
+    "publish",
+    "message",
+    "history",
+];
+
+/// Longest user or channel name, in bytes.
+pub const MAX_NAME_LEN: usize = 32;
+/// Longest client message id, in bytes.
+pub const MAX_CLIENT_ID_LEN: usize = 64;
+
+/// Why the chat could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChatError {
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+struct Inner {
+    store: Store,
+    hub: Hub,
+    clock: LamportClock,
+    config: ChatConfig,
+    metrics: Option<Arc<Metrics>>,
+}
+
+/// The chat of one node: store, hub, clock and services. Cheap to clone.
+#[derive(Clone)]
+pub struct Chat {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Chat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Chat").finish_non_exhaustive()
+    }
+}
+
+impl Chat {
+    /// Opens the store at `<data_dir>/chat.redb` and builds the hub.
+    pub fn open(
+        config: &ChatConfig,
+        data_dir: &Path,
+        metrics: Option<Arc<Metrics>>,
+    ) -> Result<Chat, ChatError> {
+        let store = Store::open(&data_dir.join("chat.redb"), config.commit_batch_max)?;
+        let hub = Hub::new(metrics.clone(), config.rate_per_second, config.rate_burst);
+        Ok(Chat {
+            inner: Arc::new(Inner {
+                store,
+                hub,
+                clock: LamportClock::new(0),
+                config: config.clone(),
+                metrics,
+            }),
+        })
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The hub.
+    pub fn hub(&self) -> &Hub {
+        &self.inner.hub
+    }
+
+    /// The node's Lamport clock.
+    pub fn clock(&self) -> &LamportClock {
+        &self.inner.clock
+    }
+
+    /// The chat services, under the names in [`SERVICES`].
+    pub fn services(&self) -> Registry {
+        let mut r = Registry::new();
+        self.register_into(&mut r);
+        r
+    }
+
+    /// Registers the chat services into `registry` (a name already there is
+    /// left alone).
+    pub fn register_into(&self, registry: &mut Registry) {
+        for (name, op) in SERVICES.iter().zip(OPS) {
+            if registry.get(name).is_none() {
+                registry.register(
+                    *name,
+                    Arc::new(ChatService {
+                        chat: self.clone(),
+                        op,
+                    }),
+                );
+            }
+        }
+    }
+
+    /// `chat_sup` (rest_for_one): `chat_store`, then `chat_hub`.
+    pub fn supervisor_spec(&self) -> ChildSpec {
+        ChildSpec::supervisor(
+            "chat_sup",
+            SupervisorSpec::new("chat_sup")
+                .flags(
+                    SupervisorFlags::new(Strategy::RestForOne)
+                        .intensity(5, std::time::Duration::from_secs(10)),
+                )
+                .child(ChildSpec::worker(
+                    "chat_store",
+                    ChatStoreActor,
+                    self.inner.store.clone(),
+                ))
+                .child(ChildSpec::worker(
+                    "chat_hub",
+                    ChatHubActor,
+                    self.inner.hub.clone(),
+                )),
+        )
+    }
+}
+
+/// The `chat_store` actor: owns a handle on the store (its writer thread
+/// runs while any handle lives).
+#[derive(Debug, Clone, Copy)]
+pub struct ChatStoreActor;
+
+impl Actor for ChatStoreActor {
+    type Msg = ();
+    type State = Store;
+    type Arguments = Store;
+
+    async fn pre_start(&self, _: ActorRef<()>, store: Store) -> Result<Store, ActorProcessingErr> {
+        Ok(store)
+    }
+}
+
+/// The `chat_hub` actor: owns a handle on the hub.
+#[derive(Debug, Clone, Copy)]
+pub struct ChatHubActor;
+
+impl Actor for ChatHubActor {
+    type Msg = ();
+    type State = Hub;
+    type Arguments = Hub;
+
+    async fn pre_start(&self, _: ActorRef<()>, hub: Hub) -> Result<Hub, ActorProcessingErr> {
+        Ok(hub)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    Login,
+    Logout,
+    Users,
+    Channel,
+    Channels,
+    Subscribe,
+    Unsubscribe,
+    Publish,
+    Message,
+    History,
+}
+
+const OPS: [Op; 10] = [
+    Op::Login,
+    Op::Logout,
+    Op::Users,
+    Op::Channel,
+    Op::Channels,
+    Op::Subscribe,
+    Op::Unsubscribe,
+    Op::Publish,
+    Op::Message,
+    Op::History,
+];
+
+struct ChatService {
+    chat: Chat,
+    op: Op,
+}
+
+/// Checks a user, channel or topic name: 1 to 32 of `A-Za-z0-9_-`.
+pub fn validate_name(what: &str, name: &str) -> Result<(), ServiceError> {
+    if name.is_empty() || name.len() > MAX_NAME_LEN {
+        return Err(ServiceError::bad_request(format!(
+            "{what} must be 1 to {MAX_NAME_LEN} characters long"
+        )));
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return Err(ServiceError::bad_request(format!(
+            "{what} {name:?} may hold only letters, digits, '_' and '-'"
+        )));
+    }
+    Ok(())
+}
+
+fn str_field<'a>(data: &'a Value, key: &str) -> Result<Option<&'a str>, ServiceError> {
+    match data.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(ServiceError::bad_request(format!("{key} must be a string"))),
+    }
+}
+
+fn required<'a>(data: &'a Value, key: &str) -> Result<&'a str, ServiceError> {
+    str_field(data, key)?.ok_or_else(|| ServiceError::bad_request(format!("missing field {key}")))
+}
+
+fn name_field<'a>(data: &'a Value, key: &str) -> Result<&'a str, ServiceError> {
+    let n = required(data, key)?;
+    validate_name(key, n)?;
+    Ok(n)
+}
+
+fn u64_field(data: &Value, key: &str) -> Result<Option<u64>, ServiceError> {
+    match data.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| ServiceError::bad_request(format!("{key} must be an unsigned integer"))),
+    }
+}
+
+fn client_id(data: &Value) -> Result<Option<String>, ServiceError> {
+    let v = match data.get("client_id").or_else(|| data.get("msg_id")) {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        Some(_) => {
+            return Err(ServiceError::bad_request(
+                "client_id must be a string or a number",
+            ))
+        }
+    };
+    if v.is_empty() || v.len() > MAX_CLIENT_ID_LEN {
+        return Err(ServiceError::bad_request(format!(
+            "client_id must be 1 to {MAX_CLIENT_ID_LEN} characters long"
+        )));
+    }
+    Ok(Some(v))
+}
+
+fn store_err(e: StoreError) -> ServiceError {
+    match e {
+        StoreError::Conflict(m) => ServiceError::conflict(m),
+        StoreError::NotFound(m) => ServiceError::not_found(m),
+        e => ServiceError::internal(e.to_string()),
+    }
+}
+
+fn obj(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+#[async_trait]
+impl Service for ChatService {
+    async fn call(&self, req: Request, ctx: &CallContext) -> Result<Value, ServiceError> {
+        let inner = &self.chat.inner;
+        if !inner.hub.admit(ctx.conn_id(), ctx.pushes()) {
+            return Err(ServiceError::overloaded(
+                "over this connection's chat rate limit; slow down",
+            ));
+        }
+        let received = u64_field(&req.data, "clock")?;
+        let recv_clock = inner.clock.receive(received);
+        let mut reply = self.op(&req.data, ctx, recv_clock).await?;
+        reply.insert("timestamp".into(), Value::from(now_ms()));
+        reply.insert("clock".into(), Value::from(inner.clock.send()));
+        Ok(Value::Object(reply))
+    }
+}
+
+impl ChatService {
+    fn logged_in(&self, ctx: &CallContext) -> Result<String, ServiceError> {
+        self.chat
+            .inner
+            .hub
+            .user_of(ctx.conn_id())
+            .ok_or_else(|| ServiceError::bad_request("log in first (service login)"))
+    }
+
+    /// `who` (the `user` or `src` field) must be absent or the logged-in user.
+    fn sender(&self, data: &Value, key: &str, ctx: &CallContext) -> Result<String, ServiceError> {
+        let me = self.logged_in(ctx)?;
+        match str_field(data, key)? {
+            Some(u) if u != me => Err(ServiceError::bad_request(format!(
+                "{key} {u:?} is not the logged-in user {me:?}"
+            ))),
+            _ => Ok(me),
+        }
+    }
+
+    fn message_text(&self, data: &Value) -> Result<String, ServiceError> {
+        let m = required(data, "message")?;
+        let max = self.chat.inner.config.max_message_bytes;
+        if m.len() > max {
+            return Err(ServiceError::bad_request(format!(
+                "message is {} bytes long; the limit is {max}",
+                m.len()
+            )));
+        }
+        Ok(m.to_owned())
+    }
+
+    fn fan_out(&self, topic: &str, ev: &Event) {
+        let inner = &self.chat.inner;
+        let mut data = obj(ev.to_json());
+        data.insert("event_clock".into(), Value::from(ev.clock));
+        data.insert("timestamp".into(), Value::from(now_ms()));
+        data.insert("clock".into(), Value::from(inner.clock.send()));
+        inner.hub.publish(Push::new(topic, Value::Object(data)));
+    }
+
+    async fn op(
+        &self,
+        data: &Value,
+        ctx: &CallContext,
+        clock: u64,
+    ) -> Result<Map<String, Value>, ServiceError> {
+        let inner = &self.chat.inner;
+        let store = &inner.store;
+        let conn = ctx.conn_id();
+        Ok(match self.op {
+            Op::Login => {
+                let user = name_field(data, "user")?;
+                let rec = store.login(user, now_ms()).await.map_err(store_err)?;
+                inner.hub.login(conn, ctx.pushes(), user);
+                obj(json!({"user": rec.user, "created": rec.created, "logins": rec.logins}))
+            }
+            Op::Logout => match inner.hub.logout_conn(conn) {
+                Some(user) => obj(json!({ "user": user })),
+                None => return Err(ServiceError::bad_request("not logged in")),
+            },
+            Op::Users => {
+                let online = inner.hub.online();
+                let users = store.users().await.map_err(store_err)?;
+                let list: Vec<Value> = users
+                    .into_iter()
+                    .map(|u| {
+                        json!({
+                            "user": u.user,
+                            "online": online.contains(&u.user),
+                            "created": u.created,
+                            "last_login": u.logins.last(),
+                        })
+                    })
+                    .collect();
+                obj(json!({ "users": list }))
+            }
+            Op::Channel => {
+                let channel = name_field(data, "channel")?;
+                let rec = ChannelRecord {
+                    channel: channel.to_owned(),
+                    creator: inner.hub.user_of(conn),
+                    created: now_ms(),
+                    clock,
+                };
+                let rec = store.create_channel(rec).await.map_err(store_err)?;
+                obj(json!({"channel": rec.channel, "creator": rec.creator, "created": rec.created}))
+            }
+            Op::Channels => {
+                let list: Vec<String> = store
+                    .channels()
+                    .await
+                    .map_err(store_err)?
+                    .into_iter()
+                    .map(|c| c.channel)
+                    .collect();
+                obj(json!({ "channels": list }))
+            }
+            Op::Subscribe => {
+                let topic = name_field(data, "topic")?;
+                let own = inner.hub.user_of(conn).as_deref() == Some(topic);
+                if !own && !store.channel_exists(topic).await.map_err(store_err)? {
+                    return Err(ServiceError::not_found(format!(
+                        "no channel {topic:?} (create it with service channel)"
+                    )));
+                }
+                let new = inner.hub.subscribe(conn, ctx.pushes(), topic);
+                obj(json!({"topic": topic, "subscribed": new}))
+            }
+            Op::Unsubscribe => {
+                let topic = name_field(data, "topic")?;
+                let was = inner.hub.unsubscribe(conn, topic);
+                obj(json!({"topic": topic, "unsubscribed": was}))
+            }
+            Op::Publish => {
+                let user = self.sender(data, "user", ctx)?;
+                let channel = name_field(data, "channel")?.to_owned();
+                let message = self.message_text(data)?;
+                let ev = Event {
+                    seq: 0,
+                    kind: EventKind::Publish,
+                    user,
+                    target: channel.clone(),
+                    message,
+                    timestamp: now_ms(),
+                    clock,
+                    client_id: client_id(data)?,
+                };
+                let a = store.append(ev).await.map_err(store_err)?;
+                if !a.duplicate {
+                    if let Some(m) = &inner.metrics {
+                        m.chat_messages.with_label_values(&["publish"]).inc();
+                    }
+                    self.fan_out(&channel, &a.event);
+                }
+                obj(json!({
+                    "seq": a.event.seq, "channel": a.event.target, "user": a.event.user,
+                    "duplicate": a.duplicate,
+                }))
+            }
+            Op::Message => {
+                let src = self.sender(data, "src", ctx)?;
+                let dst = name_field(data, "dst")?.to_owned();
+                let message = self.message_text(data)?;
+                let ev = Event {
+                    seq: 0,
+                    kind: EventKind::Message,
+                    user: src,
+                    target: dst.clone(),
+                    message,
+                    timestamp: now_ms(),
+                    clock,
+                    client_id: client_id(data)?,
+                };
+                let a = store.append(ev).await.map_err(store_err)?;
+                if !a.duplicate {
+                    if let Some(m) = &inner.metrics {
+                        m.chat_messages.with_label_values(&["message"]).inc();
+                    }
+                    self.fan_out(&dst, &a.event);
+                }
+                obj(json!({
+                    "seq": a.event.seq, "src": a.event.user, "dst": a.event.target,
+                    "duplicate": a.duplicate,
+                }))
+            }
+            Op::History => {
+                let cfg = &inner.config;
+                let channel = str_field(data, "channel")?;
+                let user = str_field(data, "user")?;
+                let scope = match (channel, user) {
+                    (Some(c), None) => {
+                        validate_name("channel", c)?;
+                        if !store.channel_exists(c).await.map_err(store_err)? {
+                            return Err(ServiceError::not_found(format!("no channel {c:?}")));
+                        }
+                        Scope::Channel(c.to_owned())
+                    }
+                    (None, Some(u)) => {
+                        validate_name("user", u)?;
+                        let me = self.logged_in(ctx)?;
+                        if me != u {
+                            return Err(ServiceError::bad_request(format!(
+                                "the private messages of {u:?} are only for {u:?}"
+                            )));
+                        }
+                        Scope::User(u.to_owned())
+                    }
+                    _ => {
+                        return Err(ServiceError::bad_request(
+                            "give exactly one of channel or user",
+                        ))
+                    }
+                };
+                let before = u64_field(data, "before")?;
+                let limit = match u64_field(data, "limit")? {
+                    Some(0) => return Err(ServiceError::bad_request("limit must be at least 1")),
+                    Some(n) => (n.min(cfg.history_max_limit as u64)) as usize,
+                    None => cfg.history_default_limit,
+                };
+                let events = store
+                    .history(scope.clone(), before, limit)
+                    .await
+                    .map_err(store_err)?;
+                let next_before = if events.len() == limit {
+                    events.first().map(|e| e.seq)
+                } else {
+                    None
+                };
+                let mut out = obj(json!({
+                    "messages": events.iter().map(Event::to_json).collect::<Vec<_>>(),
+                    "next_before": next_before,
+                }));
+                match scope {
+                    Scope::Channel(c) => out.insert("channel".into(), Value::from(c)),
+                    Scope::User(u) => out.insert("user".into(), Value::from(u)),
+                };
+                out
+            }
+        })
+    }
+}

@@ -1,0 +1,644 @@
+//! `chat_store`: the durable log of chat events, on redb.
+//!
+//! One file, `<data_dir>/chat.redb`, holds:
+//!
+//! - `users`: name -> the user's record (creation and login timestamps);
+//! - `channels`: name -> the channel's record;
+//! - `events`: seq -> an event (a publication or a private message), the
+//!   append-only log; `seq` is assigned here, strictly increasing, and the
+//!   Lamport clock of the event is kept as metadata;
+//! - `channel_index` / `user_index`: (name, seq) pairs, for history by
+//!   channel and by user (a private message is indexed under both ends);
+//! - `client_ids`: (sender, client message id) -> seq, so that a retried
+//!   write with the same client id is stored once.
+//!
+//! # Group commit
+//!
+//! Every write goes to one writer thread through a queue. The thread takes
+//! everything queued (up to `batch_max`), applies it in one write transaction
+//! and commits it with one fsync (redb's immediate durability), then answers
+//! each write. A write is acknowledged only once its batch has committed, so
+//! whatever was acknowledged survives a crash; under load many concurrent
+//! writes share one fsync. A write that is refused (a channel that already
+//! exists, ...) is answered with its error and does not affect the others.
+//! Reads run on the blocking pool against the last committed state.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+
+const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
+const CHANNELS: TableDefinition<&str, &[u8]> = TableDefinition::new("channels");
+const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
+const CHANNEL_INDEX: TableDefinition<(&str, u64), ()> = TableDefinition::new("channel_index");
+const USER_INDEX: TableDefinition<(&str, u64), ()> = TableDefinition::new("user_index");
+const CLIENT_IDS: TableDefinition<(&str, &str), u64> = TableDefinition::new("client_ids");
+
+/// Most login timestamps kept per user (the oldest are dropped).
+pub const MAX_LOGINS_KEPT: usize = 100;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database failed (I/O, corruption, ...).
+    #[error("chat store: {0}")]
+    Db(#[source] Box<redb::Error>),
+    /// A record could not be encoded or decoded.
+    #[error("chat store record: {0}")]
+    Record(#[from] serde_json::Error),
+    /// The data directory could not be created.
+    #[error("chat store directory: {0}")]
+    Io(#[from] std::io::Error),
+    /// The thing to create exists already.
+    #[error("{0}")]
+    Conflict(String),
+    /// A thing referred to does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The writer thread is gone (the store is shutting down).
+    #[error("the chat store is closed")]
+    Closed,
+}
+
+/// A user's record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRecord {
+    /// The user's name.
+    pub user: String,
+    /// When the user first logged in (ms since the epoch).
+    pub created: u64,
+    /// Login timestamps, oldest first (the last [`MAX_LOGINS_KEPT`]).
+    pub logins: Vec<u64>,
+}
+
+/// A channel's record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelRecord {
+    /// The channel's name.
+    pub channel: String,
+    /// Who created it, if known.
+    pub creator: Option<String>,
+    /// When it was created (ms since the epoch).
+    pub created: u64,
+    /// The Lamport clock of its creation.
+    pub clock: u64,
+}
+
+/// What an event is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventKind {
+    /// A publication on a channel.
+    Publish,
+    /// A private message from one user to another.
+    Message,
+}
+
+/// One entry of the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// The server-assigned sequence number (0 before it is stored).
+    pub seq: u64,
+    /// What it is.
+    pub kind: EventKind,
+    /// The sender.
+    pub user: String,
+    /// The channel of a publication, or the recipient of a private message.
+    pub target: String,
+    /// The text.
+    pub message: String,
+    /// When the node received it (ms since the epoch).
+    pub timestamp: u64,
+    /// The node's Lamport clock when it received it.
+    pub clock: u64,
+    /// The client's message id, if it gave one.
+    pub client_id: Option<String>,
+}
+
+impl Event {
+    /// The event as wire `data`, with the seed's field names: a publication
+    /// is `{kind: "publish", seq, user, channel, message, timestamp, clock,
+    /// client_id?}`, a private message `{kind: "message", seq, src, dst,
+    /// message, timestamp, clock, client_id?}`.
+    pub fn to_json(&self) -> Value {
+        let mut v = match self.kind {
+            EventKind::Publish => json!({
+                "kind": "publish", "seq": self.seq, "user": self.user,
+                "channel": self.target, "message": self.message,
+                "timestamp": self.timestamp, "clock": self.clock,
+            }),
+            EventKind::Message => json!({
+                "kind": "message", "seq": self.seq, "src": self.user,
+                "dst": self.target, "message": self.message,
+                "timestamp": self.timestamp, "clock": self.clock,
+            }),
+        };
+        if let (Some(id), Some(o)) = (&self.client_id, v.as_object_mut()) {
+            o.insert("client_id".into(), Value::from(id.clone()));
+        }
+        v
+    }
+}
+
+/// The result of an append.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appended {
+    /// The stored event (for a duplicate, the original one).
+    pub event: Event,
+    /// Whether the client id had been seen: nothing new was stored.
+    pub duplicate: bool,
+}
+
+/// Whose history to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// Publications on a channel.
+    Channel(String),
+    /// Private messages sent or received by a user.
+    User(String),
+}
+
+enum Op {
+    Login(String, u64),
+    CreateChannel(ChannelRecord),
+    Append(Event),
+}
+
+enum Out {
+    User(UserRecord),
+    Channel(ChannelRecord),
+    Appended(Appended),
+}
+
+type Job = (Op, oneshot::Sender<Result<Out, StoreError>>);
+
+/// A handle on the store; cheap to clone. The writer thread stops when the
+/// last handle is dropped.
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<Database>,
+    writes: std::sync::mpsc::Sender<Job>,
+    commits: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the store at `path` and starts its writer thread,
+    /// which commits at most `batch_max` writes per transaction.
+    pub fn open(path: &Path, batch_max: usize) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent() {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(dir)?;
+            }
+        }
+        let db = Arc::new(Database::create(path).map_err(db_err)?);
+        // Create every table, so that readers never find one missing.
+        let txn = db.begin_write().map_err(db_err)?;
+        let next_seq = {
+            txn.open_table(USERS).map_err(db_err)?;
+            txn.open_table(CHANNELS).map_err(db_err)?;
+            txn.open_table(CHANNEL_INDEX).map_err(db_err)?;
+            txn.open_table(USER_INDEX).map_err(db_err)?;
+            txn.open_table(CLIENT_IDS).map_err(db_err)?;
+            let events = txn.open_table(EVENTS).map_err(db_err)?;
+            let last = events.last().map_err(db_err)?.map(|(k, _)| k.value());
+            last.unwrap_or(0) + 1
+        };
+        txn.commit().map_err(db_err)?;
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let writer_db = db.clone();
+        let batch_max = batch_max.max(1);
+        let commits = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = commits.clone();
+        std::thread::Builder::new()
+            .name("chat-store-writer".into())
+            .spawn(move || writer(writer_db, rx, next_seq, batch_max, &counter))?;
+        Ok(Store {
+            db,
+            writes: tx,
+            commits,
+        })
+    }
+
+    /// Write transactions committed since the store was opened (one fsync
+    /// each): with group commit, fewer than the writes under concurrency.
+    pub fn commits(&self) -> u64 {
+        self.commits.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    async fn write(&self, op: Op) -> Result<Out, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.writes.send((op, tx)).map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Records a login of `user` at `ts` (creating the user on first login).
+    pub async fn login(&self, user: &str, ts: u64) -> Result<UserRecord, StoreError> {
+        match self.write(Op::Login(user.to_owned(), ts)).await? {
+            Out::User(u) => Ok(u),
+            _ => Err(StoreError::Closed),
+        }
+    }
+
+    /// Creates a channel; [`StoreError::Conflict`] if it exists.
+    pub async fn create_channel(&self, rec: ChannelRecord) -> Result<ChannelRecord, StoreError> {
+        match self.write(Op::CreateChannel(rec)).await? {
+            Out::Channel(c) => Ok(c),
+            _ => Err(StoreError::Closed),
+        }
+    }
+
+    /// Appends an event (its `seq` is assigned here). A publication's channel
+    /// and a message's recipient must exist ([`StoreError::NotFound`]). An
+    /// event whose sender and client id were seen before is not stored again:
+    /// the original is returned, marked duplicate.
+    pub async fn append(&self, event: Event) -> Result<Appended, StoreError> {
+        match self.write(Op::Append(event)).await? {
+            Out::Appended(a) => Ok(a),
+            _ => Err(StoreError::Closed),
+        }
+    }
+
+    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&redb::ReadTransaction) -> Result<T, StoreError> + Send + 'static,
+    {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || {
+            let txn = db.begin_read().map_err(db_err)?;
+            f(&txn)
+        })
+        .await
+        .map_err(|_| StoreError::Closed)?
+    }
+
+    /// A user's record.
+    pub async fn user(&self, user: &str) -> Result<Option<UserRecord>, StoreError> {
+        let user = user.to_owned();
+        self.read(move |txn| {
+            let t = txn.open_table(USERS).map_err(db_err)?;
+            let got = t.get(user.as_str()).map_err(db_err)?;
+            match got {
+                Some(v) => Ok(Some(serde_json::from_slice(v.value())?)),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
+    /// Every user, by name.
+    pub async fn users(&self) -> Result<Vec<UserRecord>, StoreError> {
+        self.read(|txn| {
+            let t = txn.open_table(USERS).map_err(db_err)?;
+            let mut out = Vec::new();
+            for row in t.iter().map_err(db_err)? {
+                let (_, v) = row.map_err(db_err)?;
+                out.push(serde_json::from_slice(v.value())?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Whether a channel exists.
+    pub async fn channel_exists(&self, channel: &str) -> Result<bool, StoreError> {
+        let channel = channel.to_owned();
+        self.read(move |txn| {
+            let t = txn.open_table(CHANNELS).map_err(db_err)?;
+            let found = t.get(channel.as_str()).map_err(db_err)?.is_some();
+            Ok(found)
+        })
+        .await
+    }
+
+    /// Every channel, by name.
+    pub async fn channels(&self) -> Result<Vec<ChannelRecord>, StoreError> {
+        self.read(|txn| {
+            let t = txn.open_table(CHANNELS).map_err(db_err)?;
+            let mut out = Vec::new();
+            for row in t.iter().map_err(db_err)? {
+                let (_, v) = row.map_err(db_err)?;
+                out.push(serde_json::from_slice(v.value())?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Number of events in the log.
+    pub async fn event_count(&self) -> Result<u64, StoreError> {
+        self.read(|txn| {
+            let t = txn.open_table(EVENTS).map_err(db_err)?;
+            let n = t.len().map_err(db_err)?;
+            Ok(n)
+        })
+        .await
+    }
+
+    /// A page of history: the (at most) `limit` latest events of `scope`
+    /// with a seq below `before` (all when `None`), in ascending seq order.
+    pub async fn history(
+        &self,
+        scope: Scope,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError> {
+        self.read(move |txn| {
+            let (index, name) = match &scope {
+                Scope::Channel(c) => (CHANNEL_INDEX, c.as_str()),
+                Scope::User(u) => (USER_INDEX, u.as_str()),
+            };
+            let idx = txn.open_table(index).map_err(db_err)?;
+            let events = txn.open_table(EVENTS).map_err(db_err)?;
+            let end = before.unwrap_or(u64::MAX);
+            let mut out = Vec::new();
+            for row in idx.range((name, 0)..(name, end)).map_err(db_err)?.rev() {
+                if out.len() >= limit {
+                    break;
+                }
+                let (k, _) = row.map_err(db_err)?;
+                let seq = k.value().1;
+                if let Some(v) = events.get(seq).map_err(db_err)? {
+                    out.push(serde_json::from_slice::<Event>(v.value())?);
+                }
+            }
+            out.reverse();
+            Ok(out)
+        })
+        .await
+    }
+}
+
+fn db_err<E: Into<redb::Error>>(e: E) -> StoreError {
+    StoreError::Db(Box::new(e.into()))
+}
+
+/// The writer thread: batches of queued writes, one transaction each.
+fn writer(
+    db: Arc<Database>,
+    rx: std::sync::mpsc::Receiver<Job>,
+    mut next_seq: u64,
+    max: usize,
+    commits: &std::sync::atomic::AtomicU64,
+) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < max {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let start_seq = next_seq;
+        match apply(&db, &batch, &mut next_seq) {
+            Ok(results) => {
+                commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                for ((_, reply), r) in batch.into_iter().zip(results) {
+                    let _ = reply.send(r);
+                }
+            }
+            Err(e) => {
+                // Nothing of the batch was committed.
+                next_seq = start_seq;
+                tracing::error!(error = %e, "chat store: batch commit failed");
+                let msg = e.to_string();
+                for (_, reply) in batch {
+                    let _ = reply.send(Err(StoreError::Io(std::io::Error::other(msg.clone()))));
+                }
+            }
+        }
+    }
+}
+
+fn apply(
+    db: &Database,
+    batch: &[Job],
+    next_seq: &mut u64,
+) -> Result<Vec<Result<Out, StoreError>>, StoreError> {
+    let txn = db.begin_write().map_err(db_err)?;
+    let mut results = Vec::with_capacity(batch.len());
+    {
+        let mut users = txn.open_table(USERS).map_err(db_err)?;
+        let mut channels = txn.open_table(CHANNELS).map_err(db_err)?;
+        let mut events = txn.open_table(EVENTS).map_err(db_err)?;
+        let mut chan_idx = txn.open_table(CHANNEL_INDEX).map_err(db_err)?;
+        let mut user_idx = txn.open_table(USER_INDEX).map_err(db_err)?;
+        let mut ids = txn.open_table(CLIENT_IDS).map_err(db_err)?;
+        for (op, _) in batch {
+            let r = match op {
+                Op::Login(user, ts) => {
+                    let old = match users.get(user.as_str()).map_err(db_err)? {
+                        Some(v) => Some(serde_json::from_slice::<UserRecord>(v.value())?),
+                        None => None,
+                    };
+                    let mut rec = match old {
+                        Some(r) => r,
+                        None => UserRecord {
+                            user: user.clone(),
+                            created: *ts,
+                            logins: Vec::new(),
+                        },
+                    };
+                    rec.logins.push(*ts);
+                    if rec.logins.len() > MAX_LOGINS_KEPT {
+                        let extra = rec.logins.len() - MAX_LOGINS_KEPT;
+                        rec.logins.drain(..extra);
+                    }
+                    let bytes = serde_json::to_vec(&rec)?;
+                    users
+                        .insert(user.as_str(), bytes.as_slice())
+                        .map_err(db_err)?;
+                    Ok(Out::User(rec))
+                }
+                Op::CreateChannel(rec) => {
+                    let exists = channels
+                        .get(rec.channel.as_str())
+                        .map_err(db_err)?
+                        .is_some();
+                    if exists {
+                        Err(StoreError::Conflict(format!(
+                            "channel {:?} already exists",
+                            rec.channel
+                        )))
+                    } else {
+                        let bytes = serde_json::to_vec(rec)?;
+                        channels
+                            .insert(rec.channel.as_str(), bytes.as_slice())
+                            .map_err(db_err)?;
+                        Ok(Out::Channel(rec.clone()))
+                    }
+                }
+                Op::Append(ev) => {
+                    let dup = match &ev.client_id {
+                        Some(id) => ids
+                            .get((ev.user.as_str(), id.as_str()))
+                            .map_err(db_err)?
+                            .map(|v| v.value()),
+                        None => None,
+                    };
+                    if let Some(seq) = dup {
+                        match events.get(seq).map_err(db_err)? {
+                            Some(v) => Ok(Out::Appended(Appended {
+                                event: serde_json::from_slice(v.value())?,
+                                duplicate: true,
+                            })),
+                            None => Err(StoreError::NotFound(format!("event {seq} is missing"))),
+                        }
+                    } else {
+                        let target_ok = match ev.kind {
+                            EventKind::Publish => {
+                                channels.get(ev.target.as_str()).map_err(db_err)?.is_some()
+                            }
+                            EventKind::Message => {
+                                users.get(ev.target.as_str()).map_err(db_err)?.is_some()
+                            }
+                        };
+                        if !target_ok {
+                            Err(StoreError::NotFound(match ev.kind {
+                                EventKind::Publish => format!("no channel {:?}", ev.target),
+                                EventKind::Message => format!("no user {:?}", ev.target),
+                            }))
+                        } else {
+                            let mut ev = ev.clone();
+                            ev.seq = *next_seq;
+                            *next_seq += 1;
+                            let bytes = serde_json::to_vec(&ev)?;
+                            events.insert(ev.seq, bytes.as_slice()).map_err(db_err)?;
+                            match ev.kind {
+                                EventKind::Publish => {
+                                    chan_idx
+                                        .insert((ev.target.as_str(), ev.seq), ())
+                                        .map_err(db_err)?;
+                                }
+                                EventKind::Message => {
+                                    user_idx
+                                        .insert((ev.user.as_str(), ev.seq), ())
+                                        .map_err(db_err)?;
+                                    user_idx
+                                        .insert((ev.target.as_str(), ev.seq), ())
+                                        .map_err(db_err)?;
+                                }
+                            }
+                            if let Some(id) = &ev.client_id {
+                                ids.insert((ev.user.as_str(), id.as_str()), ev.seq)
+                                    .map_err(db_err)?;
+                            }
+                            Ok(Out::Appended(Appended {
+                                event: ev,
+                                duplicate: false,
+                            }))
+                        }
+                    }
+                }
+            };
+            results.push(r);
+        }
+    }
+    txn.commit().map_err(db_err)?;
+    Ok(results)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn publish(user: &str, channel: &str, msg: &str, id: Option<&str>) -> Event {
+        Event {
+            seq: 0,
+            kind: EventKind::Publish,
+            user: user.into(),
+            target: channel.into(),
+            message: msg.into(),
+            timestamp: 1,
+            clock: 1,
+            client_id: id.map(Into::into),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn group_commit_many_concurrent_writes_survive_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("chat.redb");
+        {
+            let store = Store::open(&path, 1024).expect("open");
+            store.login("ann", 5).await.expect("login");
+            store
+                .create_channel(ChannelRecord {
+                    channel: "room".into(),
+                    creator: None,
+                    created: 1,
+                    clock: 1,
+                })
+                .await
+                .expect("create");
+            let mut tasks = Vec::new();
+            for i in 0..500 {
+                let s = store.clone();
+                tasks.push(tokio::spawn(async move {
+                    s.append(publish("ann", "room", &format!("m{i}"), None))
+                        .await
+                }));
+            }
+            let mut seqs = Vec::new();
+            for t in tasks {
+                seqs.push(t.await.expect("join").expect("append").event.seq);
+            }
+            seqs.sort_unstable();
+            seqs.dedup();
+            assert_eq!(seqs.len(), 500);
+            // Group commit: 502 writes, fewer transactions (the first append
+            // finds the writer idle; the others queue behind its commit).
+            assert!(store.commits() < 502, "commits: {}", store.commits());
+            // Refusals do not spoil a batch.
+            let dup = store
+                .create_channel(ChannelRecord {
+                    channel: "room".into(),
+                    creator: None,
+                    created: 2,
+                    clock: 2,
+                })
+                .await;
+            assert!(matches!(dup, Err(StoreError::Conflict(_))));
+            let missing = store.append(publish("ann", "nowhere", "x", None)).await;
+            assert!(matches!(missing, Err(StoreError::NotFound(_))));
+        }
+        // The writer thread lets go of the file once its queue is dropped.
+        let store = loop {
+            match Store::open(&path, 16) {
+                Ok(s) => break s,
+                Err(_) => tokio::task::yield_now().await,
+            }
+        };
+        assert_eq!(store.event_count().await.expect("count"), 500);
+        let all = store
+            .history(Scope::Channel("room".into()), None, 1000)
+            .await
+            .expect("history");
+        assert_eq!(all.len(), 500);
+        assert!(all.windows(2).all(|w| w[0].seq < w[1].seq));
+        let next = store
+            .append(publish("ann", "room", "after", Some("c1")))
+            .await
+            .expect("append");
+        assert_eq!(next.event.seq, 501);
+        let again = store
+            .append(publish("ann", "room", "after", Some("c1")))
+            .await
+            .expect("append");
+        assert!(again.duplicate);
+        assert_eq!(again.event.seq, 501);
+        let u = store.user("ann").await.expect("user").expect("ann");
+        assert_eq!(u.logins, vec![5]);
+    }
+}
