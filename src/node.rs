@@ -139,7 +139,8 @@ impl NodeBuilder {
         let mut http = HttpProtocol::builder(metrics.clone(), &config.http)
             .metrics_enabled(config.metrics.enabled)
             .listeners(all_listeners.clone())
-            .routes(self.routes);
+            .routes(self.routes)
+            .routes(Routes::new().route("/ws", crate::http::websocket_handler(rpc.clone())));
         if let Some(files) = &files {
             http = http.files(files.clone());
         }

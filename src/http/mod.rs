@@ -34,6 +34,7 @@ mod cache;
 mod files;
 mod routes;
 mod tls;
+mod ws;
 
 pub use cache::{
     CacheBackend, CachedBody, FileCache, FileCacheActor, FileCacheMsg, FileCacheSettings,
@@ -41,6 +42,7 @@ pub use cache::{
 };
 pub use routes::{empty, full, Body, BoxError, Handler, HandlerFuture, Routes};
 pub use tls::server_config as tls_server_config;
+pub use ws::websocket_handler;
 
 use crate::listener::{Connection, ListenerHandle, Protocol, ServeFuture, Socket};
 use crate::metrics::{status_class, Metrics};
@@ -368,7 +370,7 @@ impl Inner {
             .http2()
             .timer(TokioTimer::new())
             .max_header_list_size(u32::try_from(self.max_header_bytes).unwrap_or(u32::MAX));
-        let conn = builder.serve_connection(TokioIo::new(io), service);
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
         tokio::pin!(conn);
         tokio::select! {
             r = conn.as_mut() => r?,
