@@ -73,7 +73,9 @@ pub struct NodeBuilder {
 
 impl NodeBuilder {
     /// Adds HTTP routes, served after `/metrics` and `/health` and before
-    /// the static files, on every HTTP listener.
+    /// the static files, on every HTTP listener. The node adds `/ws` (the
+    /// RPC service over WebSocket) and `/chat` (the web chat page) after
+    /// these, so a route of the same prefix added here wins.
     pub fn routes(mut self, routes: Routes) -> Self {
         self.routes = self.routes.merge(routes);
         self
@@ -140,7 +142,12 @@ impl NodeBuilder {
             .metrics_enabled(config.metrics.enabled)
             .listeners(all_listeners.clone())
             .routes(self.routes)
-            .routes(Routes::new().route("/ws", crate::http::websocket_handler(rpc.clone())));
+            // The chat's web face: the WebSocket RPC endpoint and the page.
+            .routes(
+                Routes::new()
+                    .route("/ws", crate::http::websocket_handler(rpc.clone()))
+                    .route("/chat", crate::http::chat_page_handler()),
+            );
         if let Some(files) = &files {
             http = http.files(files.clone());
         }

@@ -137,3 +137,55 @@ async fn plain_http_to_ws_is_refused() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn chat_page_is_served_at_chat() {
+    guarded(async {
+        let (node, addr, _dir) = start().await;
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        let r = http
+            .get(format!("http://{addr}/chat"))
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(r.status(), 308);
+        assert_eq!(r.headers()["location"], "/chat/");
+        for (path, mime, needle) in [
+            ("/chat/", "text/html", "<script src=\"chat.js\">"),
+            ("/chat/index.html", "text/html", "id=\"login-form\""),
+            ("/chat/chat.js", "text/javascript", "\"/ws\""),
+            ("/chat/chat.css", "text/css", "#messages"),
+        ] {
+            let r = http
+                .get(format!("http://{addr}{path}"))
+                .send()
+                .await
+                .expect("get");
+            assert_eq!(r.status(), 200, "{path}");
+            let ct = r.headers()["content-type"]
+                .to_str()
+                .expect("ascii")
+                .to_string();
+            assert!(ct.starts_with(mime), "{path}: {ct}");
+            let body = r.text().await.expect("body");
+            assert!(body.contains(needle), "{path} lacks {needle}");
+        }
+        let r = http
+            .get(format!("http://{addr}/chat/nope.js"))
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(r.status(), 404);
+        let r = http
+            .post(format!("http://{addr}/chat/"))
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(r.status(), 405);
+        node.shutdown().await;
+    })
+    .await;
+}

@@ -31,6 +31,7 @@
 //! ```
 
 mod cache;
+mod chat_page;
 mod files;
 mod routes;
 mod tls;
@@ -40,6 +41,7 @@ pub use cache::{
     CacheBackend, CachedBody, FileCache, FileCacheActor, FileCacheMsg, FileCacheSettings,
     FileCacheState, FileMeta,
 };
+pub use chat_page::chat_page_handler;
 pub use routes::{empty, full, Body, BoxError, Handler, HandlerFuture, Routes};
 pub use tls::server_config as tls_server_config;
 pub use ws::websocket_handler;
