@@ -128,6 +128,9 @@ impl NodeBuilder {
             .sctp_max_message_bytes(sctp_opts.max_message_bytes);
         let rpc = Arc::new(rpc);
         let all_listeners: Arc<OnceLock<Vec<ListenerHandle>>> = Arc::new(OnceLock::new());
+        // Closes the WebSockets at shutdown: once upgraded they have left
+        // the HTTP connection actor that the listener drains.
+        let websockets = tokio_util::sync::CancellationToken::new();
         let serves_http = config
             .listeners
             .iter()
@@ -145,7 +148,10 @@ impl NodeBuilder {
             // The chat's web face: the WebSocket RPC endpoint and the page.
             .routes(
                 Routes::new()
-                    .route("/ws", crate::http::websocket_handler(rpc.clone()))
+                    .route(
+                        "/ws",
+                        crate::http::websocket_handler(rpc.clone(), websockets.clone()),
+                    )
                     .route("/chat", crate::http::chat_page_handler()),
             );
         if let Some(files) = &files {
@@ -210,6 +216,7 @@ impl NodeBuilder {
             listeners: handles,
             metrics,
             shutdown_timeout: config.node.shutdown_timeout(),
+            websockets,
         })
     }
 }
@@ -221,6 +228,7 @@ pub struct Node {
     listeners: Vec<ListenerHandle>,
     metrics: Arc<Metrics>,
     shutdown_timeout: Duration,
+    websockets: tokio_util::sync::CancellationToken,
 }
 
 impl std::fmt::Debug for NodeBuilder {
@@ -272,6 +280,7 @@ impl Node {
     /// killed.
     pub async fn shutdown(self) {
         tracing::info!("shutting down");
+        self.websockets.cancel();
         let root = self.root.clone();
         if tokio::time::timeout(self.shutdown_timeout, root.stop())
             .await

@@ -189,3 +189,69 @@ async fn chat_page_is_served_at_chat() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn shutdown_closes_websockets_going_away() {
+    guarded(async {
+        let (node, addr, _dir) = start().await;
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+            .await
+            .expect("websocket handshake");
+        ws.send(Message::text(r#"{"id":1,"service":"ping","data":{}}"#))
+            .await
+            .expect("send");
+        assert_eq!(next_text(&mut ws).await["id"], 1);
+        node.shutdown().await;
+        let close = loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(frame))) => break frame,
+                Some(Ok(_)) => continue,
+                other => panic!("expected a close frame, got {other:?}"),
+            }
+        };
+        let frame = close.expect("a close code");
+        assert_eq!(u16::from(frame.code), 1001);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_message_over_the_frame_limit_closes_the_socket() {
+    guarded(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut c = Config::embedded_default();
+        c.listeners = vec![ListenerConfig::new(
+            "http",
+            Transport::Tcp,
+            Protocol::Http,
+            0,
+        )];
+        c.http.docroot = dir.path().to_path_buf();
+        c.rpc.max_frame_bytes = 1024;
+        let node = Node::builder(c).start().await.expect("node starts");
+        let addr = node.local_addr("http").expect("http address");
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+            .await
+            .expect("websocket handshake");
+        let big = format!(
+            r#"{{"id":1,"service":"echo","data":{{"payload":"{}"}}}}"#,
+            "x".repeat(4096)
+        );
+        let _ = ws.send(Message::text(big)).await;
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(frame))) => {
+                    if let Some(f) = frame {
+                        assert_eq!(u16::from(f.code), 1009);
+                    }
+                    break;
+                }
+                Some(Ok(Message::Text(t))) => panic!("answered a too large message: {t}"),
+                Some(Ok(_)) => continue,
+                None | Some(Err(_)) => break,
+            }
+        }
+        node.shutdown().await;
+    })
+    .await;
+}

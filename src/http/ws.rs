@@ -6,11 +6,16 @@
 //! listener; the reply goes back as a message of the same kind. Pushes
 //! (chat publications) go out as JSON text messages. Requests run
 //! concurrently, so replies may come out of order: `id` matches them.
+//! A message longer than the RPC service's `max_frame_bytes` closes the
+//! socket (code 1009). When `closing` is cancelled (the node shuts down) the
+//! socket stops reading, sends the replies of requests in flight, and closes
+//! with code 1001 (going away).
 //!
 //! ```no_run
 //! # async fn demo(rpc: std::sync::Arc<corral::rpc::RpcProtocol>) {
 //! use corral::http::{websocket_handler, Routes};
-//! let routes = Routes::new().route("/ws", websocket_handler(rpc));
+//! let closing = tokio_util::sync::CancellationToken::new();
+//! let routes = Routes::new().route("/ws", websocket_handler(rpc, closing.clone()));
 //! # }
 //! ```
 
@@ -25,9 +30,11 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
+use tokio_util::sync::CancellationToken;
 
 use super::routes::{full, Body, Handler, HandlerFuture};
 use crate::rpc::{Push, RpcProtocol};
@@ -35,13 +42,15 @@ use crate::rpc::{Push, RpcProtocol};
 /// How many outgoing messages (replies and pushes) may wait for the socket.
 const OUT_QUEUE: usize = 256;
 
-/// A route handler that upgrades requests to WebSockets served by `rpc`.
-pub fn websocket_handler(rpc: Arc<RpcProtocol>) -> impl Handler {
-    WsHandler { rpc }
+/// A route handler that upgrades requests to WebSockets served by `rpc`;
+/// cancelling `closing` closes them all (see the module docs).
+pub fn websocket_handler(rpc: Arc<RpcProtocol>, closing: CancellationToken) -> impl Handler {
+    WsHandler { rpc, closing }
 }
 
 struct WsHandler {
     rpc: Arc<RpcProtocol>,
+    closing: CancellationToken,
 }
 
 fn reply(status: StatusCode, text: &'static str) -> Response<Body> {
@@ -60,6 +69,7 @@ fn header_has(req: &Request<Body>, name: hyper::header::HeaderName, token: &str)
 impl Handler for WsHandler {
     fn call(&self, mut req: Request<Body>) -> HandlerFuture {
         let rpc = self.rpc.clone();
+        let closing = self.closing.clone();
         Box::pin(async move {
             if req.method() != Method::GET
                 || !header_has(&req, UPGRADE, "websocket")
@@ -92,13 +102,17 @@ impl Handler for WsHandler {
             tokio::spawn(async move {
                 match on_upgrade.await {
                     Ok(upgraded) => {
+                        let max = rpc.settings().max_frame_bytes;
+                        let config = WebSocketConfig::default()
+                            .max_message_size(Some(max))
+                            .max_frame_size(Some(max));
                         let ws = WebSocketStream::from_raw_socket(
                             TokioIo::new(upgraded),
                             Role::Server,
-                            None,
+                            Some(config),
                         )
                         .await;
-                        serve(ws, rpc).await;
+                        serve(ws, rpc, closing).await;
                     }
                     Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
                 }
@@ -115,7 +129,7 @@ impl Handler for WsHandler {
 }
 
 /// Serves one upgraded WebSocket until the peer closes it.
-async fn serve<S>(ws: WebSocketStream<S>, rpc: Arc<RpcProtocol>)
+async fn serve<S>(ws: WebSocketStream<S>, rpc: Arc<RpcProtocol>, closing: CancellationToken)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -123,6 +137,7 @@ where
     let (push_tx, mut push_rx) = mpsc::channel::<Push>(crate::rpc::ConnCtx::PUSH_QUEUE);
     let conn = rpc.open_message_connection(None, push_tx);
     let (out_tx, mut out_rx) = mpsc::channel::<Message>(OUT_QUEUE);
+    let going_away = closing.clone();
     let writer = tokio::spawn(async move {
         let mut pushes_open = true;
         loop {
@@ -146,9 +161,23 @@ where
                 break;
             }
         }
+        if going_away.is_cancelled() {
+            let frame = CloseFrame {
+                code: CloseCode::Away,
+                reason: "the server is shutting down".into(),
+            };
+            let _ = sink.send(Message::Close(Some(frame))).await;
+        }
         let _ = sink.close().await;
     });
-    while let Some(msg) = stream.next().await {
+    loop {
+        let msg = tokio::select! {
+            m = stream.next() => match m {
+                Some(m) => m,
+                None => break,
+            },
+            _ = closing.cancelled() => break,
+        };
         let (body, binary) = match msg {
             Ok(Message::Text(t)) => (bytes::Bytes::from(t), false),
             Ok(Message::Binary(b)) => (b, true),
@@ -156,7 +185,11 @@ where
                 let _ = out_tx.send(Message::Pong(p)).await;
                 continue;
             }
-            Ok(Message::Close(_)) | Err(_) => break,
+            Ok(Message::Close(_)) => break,
+            Err(e) => {
+                tracing::debug!(error = %e, "websocket closed");
+                break;
+            }
             Ok(_) => continue,
         };
         let rpc = rpc.clone();
