@@ -23,6 +23,9 @@
 //! # Ok(()) }
 //! ```
 
+mod clock;
+pub use clock::LamportClock;
+
 use std::collections::HashMap;
 use std::fmt;
 use std::io;

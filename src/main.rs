@@ -13,7 +13,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use cli::bench::BenchRpcArgs;
+use cli::bot::BotArgs;
 use cli::call::CallArgs;
+use cli::chat_client::ClientArgs;
 use cli::{ConfigArgs, LogFormatArg};
 
 /// corral: OTP-style supervision trees on ractor and tokio, and a server
@@ -42,6 +44,10 @@ enum Command {
     },
     /// Call one RPC service and print its reply as JSON.
     Call(CallArgs),
+    /// Interactive chat client: commands on stdin, pushes shown as they arrive.
+    Client(ClientArgs),
+    /// Chat bots: log in, publish batches on random channels, until stopped.
+    Bot(BotArgs),
     /// Load generators.
     Bench {
         #[command(subcommand)]
@@ -86,6 +92,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .enable_all()
                 .build()?;
             runtime.block_on(cli::call::run(args))
+        }
+        Command::Client(args) => {
+            cli::logging::init_for_tool(cli.log_format)?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(cli::chat_client::run(args))
+        }
+        Command::Bot(args) => {
+            cli::logging::init_for_tool(cli.log_format)?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(cli::bot::run(args))
         }
         Command::Bench {
             target: BenchTarget::Rpc(args),

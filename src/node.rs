@@ -79,7 +79,9 @@ pub struct NodeBuilder {
 
 impl NodeBuilder {
     /// Adds HTTP routes, served after `/metrics` and `/health` and before
-    /// the static files, on every HTTP listener.
+    /// the static files, on every HTTP listener. The node adds `/ws` (the
+    /// RPC service over WebSocket) and `/chat` (the web chat page) after
+    /// these, so a route of the same prefix added here wins.
     pub fn routes(mut self, routes: Routes) -> Self {
         self.routes = self.routes.merge(routes);
         self
@@ -144,6 +146,9 @@ impl NodeBuilder {
             .sctp_max_message_bytes(sctp_opts.max_message_bytes);
         let rpc = Arc::new(rpc);
         let all_listeners: Arc<OnceLock<Vec<ListenerHandle>>> = Arc::new(OnceLock::new());
+        // Closes the WebSockets at shutdown: once upgraded they have left
+        // the HTTP connection actor that the listener drains.
+        let websockets = tokio_util::sync::CancellationToken::new();
         let serves_http = config
             .listeners
             .iter()
@@ -157,7 +162,16 @@ impl NodeBuilder {
         let mut http = HttpProtocol::builder(metrics.clone(), &config.http)
             .metrics_enabled(config.metrics.enabled)
             .listeners(all_listeners.clone())
-            .routes(self.routes);
+            .routes(self.routes)
+            // The chat's web face: the WebSocket RPC endpoint and the page.
+            .routes(
+                Routes::new()
+                    .route(
+                        "/ws",
+                        crate::http::websocket_handler(rpc.clone(), websockets.clone()),
+                    )
+                    .route("/chat", crate::http::chat_page_handler()),
+            );
         if let Some(files) = &files {
             http = http.files(files.clone());
         }
@@ -215,6 +229,7 @@ impl NodeBuilder {
             metrics,
             shutdown_timeout: config.node.shutdown_timeout(),
             chat,
+            websockets,
         })
     }
 }
@@ -240,6 +255,7 @@ pub struct Node {
     metrics: Arc<Metrics>,
     shutdown_timeout: Duration,
     chat: Option<crate::chat::Chat>,
+    websockets: tokio_util::sync::CancellationToken,
 }
 
 impl std::fmt::Debug for NodeBuilder {
@@ -296,6 +312,7 @@ impl Node {
     /// killed.
     pub async fn shutdown(self) {
         tracing::info!("shutting down");
+        self.websockets.cancel();
         let root = self.root.clone();
         if tokio::time::timeout(self.shutdown_timeout, root.stop())
             .await

@@ -1,8 +1,10 @@
 //! Command-line only code: argument groups, logging set-up, and the `call`,
-//! `check-config` and `bench` subcommands. Not part of the library.
+//! `check-config`, `bench`, `client` and `bot` subcommands. Not part of the library.
 
 pub mod bench;
+pub mod bot;
 pub mod call;
+pub mod chat_client;
 pub mod logging;
 
 use std::fmt::Write as _;

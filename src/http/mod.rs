@@ -31,16 +31,20 @@
 //! ```
 
 mod cache;
+mod chat_page;
 mod files;
 mod routes;
 mod tls;
+mod ws;
 
 pub use cache::{
     CacheBackend, CachedBody, FileCache, FileCacheActor, FileCacheMsg, FileCacheSettings,
     FileCacheState, FileMeta,
 };
+pub use chat_page::chat_page_handler;
 pub use routes::{empty, full, Body, BoxError, Handler, HandlerFuture, Routes};
 pub use tls::server_config as tls_server_config;
+pub use ws::websocket_handler;
 
 use crate::listener::{Connection, ListenerHandle, Protocol, ServeFuture, Socket};
 use crate::metrics::{status_class, Metrics};
@@ -368,7 +372,7 @@ impl Inner {
             .http2()
             .timer(TokioTimer::new())
             .max_header_list_size(u32::try_from(self.max_header_bytes).unwrap_or(u32::MAX));
-        let conn = builder.serve_connection(TokioIo::new(io), service);
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
         tokio::pin!(conn);
         tokio::select! {
             r = conn.as_mut() => r?,

@@ -61,4 +61,4 @@ pub use async_trait::async_trait;
 pub use codec::{Frame, FrameCodec, FrameError};
 pub use envelope::{Encoding, ErrorCode, Push, RequestId, Shape};
 pub use registry::{CallContext, Registry, Request, Service, ServiceError};
-pub use server::{ConnCtx, RpcConnError, RpcProtocol};
+pub use server::{ConnCtx, MessageConnection, RpcConnError, RpcProtocol};

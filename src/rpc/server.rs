@@ -222,6 +222,38 @@ impl RpcProtocol {
     pub async fn handle_message(&self, body: Bytes, cx: &Arc<CallContext>) -> Option<Bytes> {
         self.shared.handle_body(&body, cx).await
     }
+
+    /// Opens a connection of a message transport (WebSocket, ...): a
+    /// [`CallContext`] with a connection number of its own and whose pushes go
+    /// to `pushes`, counted as an open connection until the returned value is
+    /// dropped. Pass its [`MessageConnection::context`] to
+    /// [`RpcProtocol::handle_message`].
+    pub fn open_message_connection(
+        &self,
+        peer: Option<SocketAddr>,
+        pushes: mpsc::Sender<Push>,
+    ) -> MessageConnection {
+        let (conn_id, guard) = self.shared.stats.connection_opened();
+        MessageConnection {
+            cx: Arc::new(CallContext::new(conn_id, peer, pushes)),
+            _counted: guard,
+        }
+    }
+}
+
+/// One open connection of a message transport (see
+/// [`RpcProtocol::open_message_connection`]); counted until dropped.
+#[derive(Debug)]
+pub struct MessageConnection {
+    cx: Arc<CallContext>,
+    _counted: crate::rpc::dispatch::ConnGuard,
+}
+
+impl MessageConnection {
+    /// The connection's call context.
+    pub fn context(&self) -> &Arc<CallContext> {
+        &self.cx
+    }
 }
 
 /// Serves one byte-stream connection with length-prefixed frames.

@@ -1,0 +1,492 @@
+//! `corral client`: an interactive terminal chat client.
+//!
+//! Reads commands from stdin, one a line, and prints replies; pushes
+//! (publications on subscribed channels, private messages) are printed as
+//! they arrive by a task of their own. Keeps a Lamport clock: every request
+//! carries `clock` (ticked before sending) and `timestamp`; every reply and
+//! push with a `clock` advances it (`max(local, received) + 1`).
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use clap::Args;
+use corral::client::{Client, ClientError, Codec, LamportClock, Push};
+use serde_json::{json, Map, Value};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+/// Arguments of `corral client`.
+#[derive(Debug, Clone, Args)]
+pub struct ClientArgs {
+    /// Server address (the RPC listener).
+    #[arg(long, default_value = "127.0.0.1:7070")]
+    pub addr: String,
+    /// Body encoding.
+    #[arg(long, default_value = "json", value_parser = super::call::parse_codec)]
+    pub codec: Codec,
+    /// Log in as this user on start.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Give up on a call after this many seconds.
+    #[arg(long, default_value_t = 10.0)]
+    pub timeout: f64,
+}
+
+/// The help text (also printed for an unknown command).
+pub const HELP: &str = "\
+commands:
+  login <name>                 log in (your name is also your private topic)
+  logout                       log out
+  users                        list users
+  channels                     list channels
+  create <channel>             create a channel
+  sub <topic>                  subscribe to a channel (or user) topic
+  unsub <topic>                unsubscribe
+  pub <channel> <message...>   publish on a channel
+  msg <user> <message...>      send a private message
+  history <channel|@user> [limit] [before]
+                               past events, oldest first
+  clock                        show the local Lamport clock
+  help                         this text
+  quit                         leave";
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// A connection with its Lamport clock: every call stamps `clock` and
+/// `timestamp` into the request's data and observes the reply's clock.
+#[derive(Debug, Clone)]
+pub struct ChatConn {
+    /// The RPC client.
+    pub client: Client,
+    /// The local Lamport clock.
+    pub clock: Arc<LamportClock>,
+    /// How long a call may take.
+    pub timeout: Duration,
+}
+
+impl ChatConn {
+    /// Calls `service` with `data` (an object) stamped with clock and timestamp.
+    pub async fn call(&self, service: &str, data: Value) -> Result<Value, ClientError> {
+        let mut data = match data {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        data.insert("clock".into(), json!(self.clock.tick()));
+        data.insert("timestamp".into(), json!(now_ms()));
+        let reply =
+            tokio::time::timeout(self.timeout, self.client.call(service, Value::Object(data)))
+                .await
+                .map_err(|_| {
+                    ClientError::Io(Arc::new(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "no reply in time",
+                    )))
+                })??;
+        self.clock.observe_data(&reply);
+        Ok(reply)
+    }
+}
+
+/// One parsed command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// `login <name>`
+    Login(String),
+    /// `logout`
+    Logout,
+    /// `users`
+    Users,
+    /// `channels`
+    Channels,
+    /// `create <channel>`
+    Create(String),
+    /// `sub <topic>`
+    Sub(String),
+    /// `unsub <topic>`
+    Unsub(String),
+    /// `pub <channel> <message...>`
+    Pub(String, String),
+    /// `msg <user> <message...>`
+    Msg(String, String),
+    /// `history <target> [limit] [before]`
+    History(String, Option<u64>, Option<u64>),
+    /// `clock`
+    Clock,
+    /// `help`
+    Help,
+    /// `quit`
+    Quit,
+    /// An empty line.
+    Nothing,
+}
+
+/// Parses one line; `Err` says what is wrong.
+pub fn parse(line: &str) -> Result<Command, String> {
+    let line = line.trim();
+    let (cmd, rest) = match line.split_once(char::is_whitespace) {
+        Some((c, r)) => (c, r.trim()),
+        None => (line, ""),
+    };
+    let mut words = rest.split_whitespace();
+    let one = |what: &str| -> Result<String, String> {
+        let mut w = rest.split_whitespace();
+        match (w.next(), w.next()) {
+            (Some(x), None) => Ok(x.to_string()),
+            _ => Err(format!("usage: {cmd} <{what}>")),
+        }
+    };
+    let with_text = |what: &str| -> Result<(String, String), String> {
+        match rest.split_once(char::is_whitespace) {
+            Some((t, m)) if !m.trim().is_empty() => Ok((t.to_string(), m.trim().to_string())),
+            _ => Err(format!("usage: {cmd} <{what}> <message...>")),
+        }
+    };
+    Ok(match cmd.to_ascii_lowercase().as_str() {
+        "" => Command::Nothing,
+        "login" => Command::Login(one("name")?),
+        "logout" => Command::Logout,
+        "users" => Command::Users,
+        "channels" => Command::Channels,
+        "create" | "channel" => Command::Create(one("channel")?),
+        "sub" | "subscribe" => Command::Sub(one("topic")?),
+        "unsub" | "unsubscribe" => Command::Unsub(one("topic")?),
+        "pub" | "publish" => {
+            let (c, m) = with_text("channel")?;
+            Command::Pub(c, m)
+        }
+        "msg" | "message" => {
+            let (u, m) = with_text("user")?;
+            Command::Msg(u, m)
+        }
+        "history" => {
+            let usage = || "usage: history <channel|@user> [limit] [before]".to_string();
+            let target = words.next().ok_or_else(usage)?.to_string();
+            let num = |w: Option<&str>| -> Result<Option<u64>, String> {
+                w.map(|w| w.parse::<u64>().map_err(|_| usage())).transpose()
+            };
+            let limit = num(words.next())?;
+            let before = num(words.next())?;
+            if words.next().is_some() {
+                return Err(usage());
+            }
+            Command::History(target, limit, before)
+        }
+        "clock" => Command::Clock,
+        "help" | "?" => Command::Help,
+        "quit" | "exit" | "q" => Command::Quit,
+        other => return Err(format!("unknown command {other:?}")),
+    })
+}
+
+fn str_field<'a>(v: &'a Value, names: &[&str]) -> Option<&'a str> {
+    names.iter().find_map(|n| v.get(*n).and_then(Value::as_str))
+}
+
+/// One line for a publication or private message (a push's data or a
+/// history event); whatever is not recognised is shown as JSON.
+pub fn format_event(topic: Option<&str>, data: &Value) -> String {
+    let from = str_field(data, &["user", "src"]);
+    let message = str_field(data, &["message"]);
+    let channel = str_field(data, &["channel"]);
+    let dst = str_field(data, &["dst"]);
+    match (from, message) {
+        (Some(from), Some(message)) => {
+            let place = match (channel, dst) {
+                (Some(c), _) => format!("#{c}"),
+                (None, Some(d)) => format!("@{d}"),
+                (None, None) => topic.map_or_else(String::new, |t| t.to_string()),
+            };
+            let seq = data
+                .get("seq")
+                .map(|s| format!(" seq={s}"))
+                .unwrap_or_default();
+            let clock = data
+                .get("clock")
+                .map(|c| format!(" clock={c}"))
+                .unwrap_or_default();
+            format!("[{place}] {from}: {message}  ({}{seq}{clock})", ts(data))
+        }
+        _ => match topic {
+            Some(t) => format!("[{t}] {data}"),
+            None => data.to_string(),
+        },
+    }
+}
+
+fn ts(data: &Value) -> String {
+    match data.get("timestamp") {
+        Some(Value::Number(n)) => format!("t={n}"),
+        Some(Value::String(s)) => format!("t={s}"),
+        _ => "t=?".into(),
+    }
+}
+
+fn list(reply: &Value, key: &str) -> String {
+    match reply.get(key).and_then(Value::as_array) {
+        Some(items) if items.is_empty() => format!("no {key}"),
+        Some(items) => {
+            let names: Vec<String> = items
+                .iter()
+                .map(|i| match i {
+                    Value::String(s) => s.clone(),
+                    other => str_field(other, &["name", "user", "channel"])
+                        .map_or_else(|| other.to_string(), str::to_string),
+                })
+                .collect();
+            format!("{key} ({}): {}", names.len(), names.join(", "))
+        }
+        None => reply.to_string(),
+    }
+}
+
+/// What the client prints for `push`.
+pub fn format_push(push: &Push) -> String {
+    format!("<< {}", format_event(Some(&push.topic), &push.data))
+}
+
+/// Runs `corral client` until `quit` or end of input.
+pub async fn run(args: ClientArgs) -> anyhow::Result<ExitCode> {
+    let timeout = Duration::try_from_secs_f64(args.timeout).context("bad --timeout")?;
+    let client = tokio::time::timeout(timeout, Client::connect(args.addr.as_str(), args.codec))
+        .await
+        .map_err(|_| anyhow::anyhow!("cannot connect to {} within {timeout:?}", args.addr))?
+        .with_context(|| format!("connecting to {}", args.addr))?;
+    let conn = ChatConn {
+        client: client.clone(),
+        clock: Arc::new(LamportClock::new()),
+        timeout,
+    };
+    if let Some(mut pushes) = client.pushes() {
+        let clock = conn.clock.clone();
+        tokio::spawn(async move {
+            while let Some(p) = pushes.recv().await {
+                clock.observe_data(&p.data);
+                println!("{}", format_push(&p));
+            }
+        });
+    }
+    println!(
+        "connected to {} ({}); type `help` for commands",
+        args.addr, args.codec
+    );
+    let mut me: Option<String> = None;
+    if let Some(user) = args.user.clone() {
+        execute(&conn, &mut me, Command::Login(user)).await;
+    }
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    loop {
+        let line = match lines.next_line().await {
+            Ok(Some(l)) => l,
+            Ok(None) => break,
+            Err(e) => {
+                eprintln!("error: reading stdin: {e}");
+                return Ok(ExitCode::FAILURE);
+            }
+        };
+        match parse(&line) {
+            Ok(Command::Quit) => break,
+            Ok(cmd) => {
+                if client.is_closed() {
+                    eprintln!("error: the connection is closed");
+                    return Ok(ExitCode::FAILURE);
+                }
+                execute(&conn, &mut me, cmd).await;
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                println!("{HELP}");
+            }
+        }
+    }
+    if me.is_some() && !client.is_closed() {
+        let _ = conn.call("logout", json!({})).await;
+    }
+    println!("bye");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs one command and prints its outcome.
+async fn execute(conn: &ChatConn, me: &mut Option<String>, cmd: Command) {
+    let need_login = |me: &Option<String>| -> Option<String> {
+        if me.is_none() {
+            eprintln!("error: log in first (login <name>)");
+        }
+        me.clone()
+    };
+    let (service, data, show): (&str, Value, fn(&Value) -> String) = match cmd {
+        Command::Nothing => return,
+        Command::Quit => return,
+        Command::Help => {
+            println!("{HELP}");
+            return;
+        }
+        Command::Clock => {
+            println!("clock {}", conn.clock.now());
+            return;
+        }
+        Command::Login(user) => {
+            match conn.call("login", json!({ "user": user })).await {
+                Ok(_) => {
+                    println!("logged in as {user}");
+                    *me = Some(user);
+                }
+                Err(e) => eprintln!("error: {e}"),
+            }
+            return;
+        }
+        Command::Logout => {
+            match conn.call("logout", json!({})).await {
+                Ok(_) => {
+                    println!("logged out");
+                    *me = None;
+                }
+                Err(e) => eprintln!("error: {e}"),
+            }
+            return;
+        }
+        Command::Users => ("users", json!({}), |r| list(r, "users")),
+        Command::Channels => ("channels", json!({}), |r| list(r, "channels")),
+        Command::Create(c) => ("channel", json!({ "channel": c }), |r| {
+            format!(
+                "created channel {}",
+                str_field(r, &["channel"]).unwrap_or("(ok)")
+            )
+        }),
+        Command::Sub(t) => ("subscribe", json!({ "topic": t }), |r| {
+            format!(
+                "subscribed to {}",
+                str_field(r, &["topic"]).unwrap_or("(ok)")
+            )
+        }),
+        Command::Unsub(t) => ("unsubscribe", json!({ "topic": t }), |r| {
+            format!(
+                "unsubscribed from {}",
+                str_field(r, &["topic"]).unwrap_or("(ok)")
+            )
+        }),
+        Command::Pub(c, m) => {
+            let Some(user) = need_login(me) else { return };
+            (
+                "publish",
+                json!({"user": user, "channel": c, "message": m}),
+                |r| format!("published {}", stamp(r)),
+            )
+        }
+        Command::Msg(u, m) => {
+            let Some(src) = need_login(me) else { return };
+            (
+                "message",
+                json!({"src": src, "dst": u, "message": m}),
+                |r| format!("sent {}", stamp(r)),
+            )
+        }
+        Command::History(target, limit, before) => {
+            let mut data = Map::new();
+            // A channel or a user: which one is the server's to say, so the
+            // name goes in as a channel unless it starts with '@'.
+            match target.strip_prefix('@') {
+                Some(user) => data.insert("user".into(), json!(user)),
+                None => data.insert("channel".into(), json!(target)),
+            };
+            if let Some(l) = limit {
+                data.insert("limit".into(), json!(l));
+            }
+            if let Some(b) = before {
+                data.insert("before".into(), json!(b));
+            }
+            ("history", Value::Object(data), show_history)
+        }
+    };
+    match conn.call(service, data).await {
+        Ok(reply) => println!("{}", show(&reply)),
+        Err(e) => eprintln!("error: {e}"),
+    }
+}
+
+fn stamp(r: &Value) -> String {
+    let mut parts = Vec::new();
+    for k in ["seq", "clock", "timestamp"] {
+        if let Some(v) = r.get(k) {
+            parts.push(format!("{k}={v}"));
+        }
+    }
+    format!("({})", parts.join(" "))
+}
+
+fn show_history(r: &Value) -> String {
+    let Some(events) = r.get("events").and_then(Value::as_array) else {
+        return r.to_string();
+    };
+    if events.is_empty() {
+        return "no events".into();
+    }
+    let mut out: Vec<String> = events.iter().map(|e| format_event(None, e)).collect();
+    let rest: Map<String, Value> = r
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter(|(k, _)| !matches!(k.as_str(), "events" | "clock" | "timestamp"))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    if !rest.is_empty() {
+        out.push(format!("({})", Value::Object(rest)));
+    }
+    out.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_commands() {
+        assert_eq!(parse("login bob"), Ok(Command::Login("bob".into())));
+        assert_eq!(
+            parse("pub general hello  world "),
+            Ok(Command::Pub("general".into(), "hello  world".into()))
+        );
+        assert_eq!(
+            parse("msg alice hi"),
+            Ok(Command::Msg("alice".into(), "hi".into()))
+        );
+        assert_eq!(
+            parse("history general 5"),
+            Ok(Command::History("general".into(), Some(5), None))
+        );
+        assert!(parse("history general x").is_err());
+        assert!(parse("login").is_err());
+        assert!(parse("login a b").is_err());
+        assert!(parse("pub general").is_err());
+        assert!(parse("frobnicate").is_err());
+        assert_eq!(parse("   "), Ok(Command::Nothing));
+        assert_eq!(parse("QUIT"), Ok(Command::Quit));
+    }
+
+    #[test]
+    fn formats_events_leniently() {
+        let line = format_event(
+            Some("general"),
+            &json!({"user": "bob", "channel": "general", "message": "hi", "seq": 3, "clock": 9, "timestamp": 1}),
+        );
+        assert!(line.contains("[#general] bob: hi"), "{line}");
+        assert!(line.contains("seq=3") && line.contains("clock=9"), "{line}");
+        let line = format_event(None, &json!({"src": "a", "dst": "b", "message": "yo"}));
+        assert!(line.contains("[@b] a: yo"), "{line}");
+        let line = format_event(Some("t"), &json!({"weird": true}));
+        assert_eq!(line, r#"[t] {"weird":true}"#);
+        assert_eq!(
+            list(&json!({"users": ["a", "b"]}), "users"),
+            "users (2): a, b"
+        );
+        assert_eq!(list(&json!({"channels": []}), "channels"), "no channels");
+    }
+}

@@ -1,0 +1,129 @@
+//! A Lamport clock, as the client library keeps it.
+//!
+//! The rule (Lamport 1978): before sending, the clock ticks (+1) and the
+//! message carries the new value; on receiving a message that carries
+//! `received`, the clock becomes `max(local, received) + 1`. So a reply is
+//! always later than its request, and a message later than everything its
+//! sender had seen.
+//!
+//! ```
+//! use corral::client::LamportClock;
+//! let clock = LamportClock::new();
+//! let sent = clock.tick();          // 1, goes into the request's data.clock
+//! assert_eq!(sent, 1);
+//! assert_eq!(clock.observe(41), 42); // the reply carried clock 41
+//! assert_eq!(clock.now(), 42);
+//! ```
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A Lamport clock, safe to share between tasks (lock-free).
+#[derive(Debug, Default)]
+pub struct LamportClock {
+    value: AtomicU64,
+}
+
+impl LamportClock {
+    /// A clock at 0.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A clock at `value`.
+    pub fn starting_at(value: u64) -> Self {
+        LamportClock {
+            value: AtomicU64::new(value),
+        }
+    }
+
+    /// The current value, unchanged.
+    pub fn now(&self) -> u64 {
+        self.value.load(Ordering::SeqCst)
+    }
+
+    /// Before sending: advances by one and returns the value to send.
+    pub fn tick(&self) -> u64 {
+        self.value.fetch_add(1, Ordering::SeqCst).saturating_add(1)
+    }
+
+    /// On receipt of a message carrying `received`: the clock becomes
+    /// `max(local, received) + 1`, which is returned.
+    pub fn observe(&self, received: u64) -> u64 {
+        let mut current = self.value.load(Ordering::SeqCst);
+        loop {
+            let next = current.max(received).saturating_add(1);
+            match self.value.compare_exchange_weak(
+                current,
+                next,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            ) {
+                Ok(_) => return next,
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    /// Observes the `clock` field of a reply's or push's `data`, if it has
+    /// a non-negative integer one; returns the new value, or `None` (clock
+    /// unchanged) when there is none.
+    pub fn observe_data(&self, data: &serde_json::Value) -> Option<u64> {
+        data.get("clock")
+            .and_then(serde_json::Value::as_u64)
+            .map(|c| self.observe(c))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LamportClock;
+    use std::sync::Arc;
+
+    #[test]
+    fn tick_and_observe() {
+        let c = LamportClock::new();
+        assert_eq!(c.now(), 0);
+        assert_eq!(c.tick(), 1);
+        assert_eq!(c.tick(), 2);
+        // An older clock still advances ours by one.
+        assert_eq!(c.observe(1), 3);
+        // A newer one jumps past it.
+        assert_eq!(c.observe(10), 11);
+        assert_eq!(c.now(), 11);
+        assert_eq!(LamportClock::starting_at(5).tick(), 6);
+    }
+
+    #[test]
+    fn observe_data_reads_the_clock_field() {
+        let c = LamportClock::new();
+        assert_eq!(c.observe_data(&serde_json::json!({"clock": 7})), Some(8));
+        assert_eq!(c.observe_data(&serde_json::json!({"x": 1})), None);
+        assert_eq!(c.observe_data(&serde_json::json!({"clock": -1})), None);
+        assert_eq!(c.now(), 8);
+    }
+
+    #[test]
+    fn saturates_instead_of_wrapping() {
+        let c = LamportClock::starting_at(u64::MAX);
+        assert_eq!(c.observe(u64::MAX), u64::MAX);
+    }
+
+    #[test]
+    fn concurrent_ticks_are_distinct() {
+        let c = Arc::new(LamportClock::new());
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let c = c.clone();
+                std::thread::spawn(move || (0..1000).map(|_| c.tick()).collect::<Vec<_>>())
+            })
+            .collect();
+        let mut all: Vec<u64> = threads
+            .into_iter()
+            .flat_map(|t| t.join().expect("thread"))
+            .collect();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), 4000);
+        assert_eq!(c.now(), 4000);
+    }
+}

@@ -1,0 +1,314 @@
+//! `corral client` and `corral bot` as a user runs them, stdin piped, against
+//! a node in this process. Two nodes: one with only the built-in services
+//! (what a node without chat answers: UNKNOWN_SERVICE, printed clearly), and
+//! one with a small stand-in for the chat services registered by the test
+//! (login, channels, channel, subscribe, publish, message, with pushes and a
+//! Lamport clock in every reply), to drive the client's and the bots' whole
+//! flow on the wire contract.
+
+mod fake_chat;
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use corral::config::{Config, ListenerConfig, Protocol, Transport};
+use corral::node::{Node, NodeBuilder};
+use tokio::io::AsyncWriteExt;
+
+use fake_chat::FakeChat;
+
+const GUARD: Duration = Duration::from_secs(60);
+
+fn config() -> Config {
+    let mut c = Config::embedded_default();
+    let mut l = ListenerConfig::new("rpc", Transport::Tcp, Protocol::Rpc, 0);
+    l.drain_timeout_ms = 500;
+    c.listeners = vec![l];
+    c
+}
+
+async fn node(with_chat: Option<Arc<FakeChat>>) -> (Node, SocketAddr) {
+    let mut b: NodeBuilder = Node::builder(config());
+    if let Some(chat) = with_chat {
+        b = fake_chat::register(b, &chat);
+    }
+    let node = b.start().await.expect("node starts");
+    let addr = node.local_addr("rpc").expect("rpc address");
+    (node, addr)
+}
+
+struct Output {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `corral <args>` with `input` on stdin (then closed unless `keep_open`
+/// is set, in which case it stays open until the process exits).
+async fn run(args: &[&str], input: &str) -> Output {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_corral"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn corral");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin
+        .write_all(input.as_bytes())
+        .await
+        .expect("write stdin");
+    drop(stdin);
+    let out = tokio::time::timeout(GUARD, child.wait_with_output())
+        .await
+        .expect("corral exits in time")
+        .expect("wait");
+    Output {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[tokio::test]
+async fn quit_help_and_unknown_commands() {
+    let (node, addr) = node(None).await;
+    let addr = addr.to_string();
+    let out = run(
+        &["client", "--addr", &addr],
+        "help\nfrobnicate now\npub general\n\nclock\nquit\nusers\n",
+    )
+    .await;
+    assert_eq!(out.code, Some(0), "{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("connected to"), "{}", out.stdout);
+    assert!(out.stdout.contains("login <name>"), "help: {}", out.stdout);
+    assert!(
+        out.stderr.contains("unknown command \"frobnicate\""),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("usage: pub <channel> <message...>"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stdout.contains("clock 0"), "{}", out.stdout);
+    assert!(out.stdout.trim_end().ends_with("bye"), "{}", out.stdout);
+    // Nothing after quit ran.
+    assert!(!out.stderr.contains("UNKNOWN_SERVICE"), "{}", out.stderr);
+
+    // End of input is a quit too.
+    let out = run(&["client", "--addr", &addr], "help\n").await;
+    assert_eq!(out.code, Some(0));
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn server_errors_are_printed() {
+    let (node, addr) = node(None).await;
+    let addr = addr.to_string();
+    for codec in ["json", "msgpack"] {
+        let out = run(
+            &["client", "--addr", &addr, "--codec", codec],
+            "login bob\nusers\npub general hi\nmsg alice hi\nquit\n",
+        )
+        .await;
+        assert_eq!(out.code, Some(0), "{}{}", out.stdout, out.stderr);
+        assert!(
+            out.stderr.contains("error: UNKNOWN_SERVICE"),
+            "{}",
+            out.stderr
+        );
+        assert_eq!(
+            out.stderr.matches("UNKNOWN_SERVICE").count(),
+            2,
+            "{}",
+            out.stderr
+        );
+        assert_eq!(
+            out.stderr.matches("log in first").count(),
+            2,
+            "{}",
+            out.stderr
+        );
+        assert!(!out.stdout.contains("logged in"), "{}", out.stdout);
+    }
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn cannot_connect_is_an_error() {
+    // A port nobody listens on (bound, then released).
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .to_string();
+    let out = run(&["client", "--addr", &addr], "quit\n").await;
+    assert_eq!(out.code, Some(1));
+    assert!(out.stderr.contains("connecting to"), "{}", out.stderr);
+}
+
+#[tokio::test]
+async fn whole_flow_with_pushes_against_stand_in_services() {
+    let chat = Arc::new(FakeChat::default());
+    let (node, addr) = node(Some(chat.clone())).await;
+    let addr = addr.to_string();
+    // alice subscribes to general and stays a while; bob publishes and
+    // sends alice a private message.
+    let alice = {
+        let addr = addr.clone();
+        tokio::spawn(async move {
+            let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_corral"))
+                .args(["client", "--addr", &addr, "--user", "alice"])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .kill_on_drop(true)
+                .spawn()
+                .expect("spawn");
+            let mut stdin = child.stdin.take().expect("stdin");
+            stdin
+                .write_all(b"create general\nsub general\n")
+                .await
+                .expect("write");
+            // Stay subscribed until both pushes can have arrived.
+            tokio::time::sleep(Duration::from_millis(2500)).await;
+            stdin.write_all(b"clock\nquit\n").await.expect("write");
+            drop(stdin);
+            tokio::time::timeout(GUARD, child.wait_with_output())
+                .await
+                .expect("in time")
+                .expect("wait")
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let bob = run(
+        &["client", "--addr", &addr, "--codec", "msgpack"],
+        "login bob\nusers\nchannels\npub general hello everyone\nmsg alice psst\ncreate general\nquit\n",
+    )
+    .await;
+    assert_eq!(bob.code, Some(0), "{}{}", bob.stdout, bob.stderr);
+    assert!(bob.stdout.contains("logged in as bob"), "{}", bob.stdout);
+    assert!(
+        bob.stdout.contains("users (2): alice, bob"),
+        "{}",
+        bob.stdout
+    );
+    assert!(
+        bob.stdout.contains("channels (1): general"),
+        "{}",
+        bob.stdout
+    );
+    assert!(bob.stdout.contains("published (seq=1"), "{}", bob.stdout);
+    assert!(bob.stdout.contains("sent (seq=2"), "{}", bob.stdout);
+    assert!(
+        bob.stderr
+            .contains("error: CONFLICT: channel general exists"),
+        "{}",
+        bob.stderr
+    );
+
+    let alice = alice.await.expect("alice task");
+    let stdout = String::from_utf8_lossy(&alice.stdout);
+    assert_eq!(alice.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("logged in as alice"), "{stdout}");
+    assert!(stdout.contains("created channel general"), "{stdout}");
+    assert!(stdout.contains("subscribed to general"), "{stdout}");
+    assert!(
+        stdout.contains("<< [#general] bob: hello everyone"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("<< [@alice] bob: psst"), "{stdout}");
+    // Alice's clock saw the server's clock in pushes: past bob's sends.
+    let clock: u64 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("clock "))
+        .and_then(|c| c.trim().parse().ok())
+        .expect("a clock line");
+    assert!(clock > 6, "alice's clock {clock}\n{stdout}");
+    // Clocks went up on the wire: every request carried one (checked by
+    // the fake), and the server saw clocks beyond the first tick.
+    assert!(chat.max_client_clock.load(Ordering::SeqCst) > 3);
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn bots_publish_until_the_duration_ends() {
+    let chat = Arc::new(FakeChat::default());
+    let (node, addr) = node(Some(chat.clone())).await;
+    let addr = addr.to_string();
+    let out = run(
+        &[
+            "bot",
+            "--count",
+            "3",
+            "--addr",
+            &addr,
+            "--duration",
+            "1.5",
+            "--pause",
+            "0.2",
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(out.code, Some(0), "{}{}", out.stdout, out.stderr);
+    let bots: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("bot_"))
+        .collect();
+    assert_eq!(bots.len(), 3, "{}", out.stdout);
+    let total = chat.published.load(Ordering::SeqCst);
+    assert!(
+        total >= 30,
+        "each bot sends at least one batch of 10: {total}"
+    );
+    assert!(
+        out.stdout
+            .contains(&format!("total: {total} messages sent, 0 errors, 3 bots")),
+        "{}\n(server counted {total})",
+        out.stdout
+    );
+    // `general` was created (once: the others got CONFLICT or saw it).
+    assert!(chat.channels.lock().expect("lock").contains("general"));
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn bots_without_chat_services_report_errors() {
+    let (node, addr) = node(None).await;
+    let addr = addr.to_string();
+    let out = run(
+        &[
+            "bot",
+            "--count",
+            "2",
+            "--addr",
+            &addr,
+            "--duration",
+            "0.6",
+            "--pause",
+            "0.1",
+        ],
+        "",
+    )
+    .await;
+    // Nothing could be sent: exit 1, and the summary says why.
+    assert_eq!(out.code, Some(1), "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("total: 0 messages sent"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("login: UNKNOWN_SERVICE"),
+        "{}",
+        out.stdout
+    );
+    node.shutdown().await;
+}
