@@ -24,6 +24,8 @@ const GUARD: Duration = Duration::from_secs(60);
 
 fn config() -> Config {
     let mut c = Config::embedded_default();
+    // Stand-in or no chat services: no store under ./data shared by tests.
+    c.chat.enabled = false;
     let mut l = ListenerConfig::new("rpc", Transport::Tcp, Protocol::Rpc, 0);
     l.drain_timeout_ms = 500;
     c.listeners = vec![l];

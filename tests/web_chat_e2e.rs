@@ -40,6 +40,8 @@ async fn two_pages_chat_through_the_stand_in_services() {
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let mut c = Config::embedded_default();
+    // Stand-in or no chat services: no store under ./data shared by tests.
+    c.chat.enabled = false;
     let mut l = ListenerConfig::new("http", Transport::Tcp, Protocol::Http, 0);
     l.drain_timeout_ms = 500;
     c.listeners = vec![l];

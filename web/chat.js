@@ -197,7 +197,7 @@ async function select(kind, name) {
       renderLists();
     }
     const h = await call("history", kind === "channel" ? { channel: name, limit: 50 } : { user: name, limit: 50 });
-    for (const ev of h.events || []) addEvent(key, ev);
+    for (const ev of h.messages || h.events || []) addEvent(key, ev);
     renderMessages();
   } catch (e) { showError(e.message); }
 }

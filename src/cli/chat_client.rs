@@ -421,7 +421,11 @@ fn stamp(r: &Value) -> String {
 }
 
 fn show_history(r: &Value) -> String {
-    let Some(events) = r.get("events").and_then(Value::as_array) else {
+    let Some(events) = r
+        .get("messages")
+        .or_else(|| r.get("events"))
+        .and_then(Value::as_array)
+    else {
         return r.to_string();
     };
     if events.is_empty() {
@@ -432,7 +436,9 @@ fn show_history(r: &Value) -> String {
         .as_object()
         .map(|m| {
             m.iter()
-                .filter(|(k, _)| !matches!(k.as_str(), "events" | "clock" | "timestamp"))
+                .filter(|(k, _)| {
+                    !matches!(k.as_str(), "messages" | "events" | "clock" | "timestamp")
+                })
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect()
         })
