@@ -314,3 +314,67 @@ async fn bots_without_chat_services_report_errors() {
     );
     node.shutdown().await;
 }
+
+/// The bots and the interactive client against the real chat services (a
+/// store in a temporary data_dir): every message the bots report sent is in
+/// the channel's history.
+#[tokio::test]
+async fn bots_and_client_against_the_real_chat() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut c = config();
+    c.chat.enabled = true;
+    c.node.data_dir = dir.path().to_path_buf();
+    let node = Node::builder(c).start().await.expect("node starts");
+    let addr = node.local_addr("rpc").expect("rpc address").to_string();
+    let out = run(
+        &[
+            "bot",
+            "--count",
+            "2",
+            "--addr",
+            &addr,
+            "--duration",
+            "1.5",
+            "--pause",
+            "0.2",
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(out.code, Some(0), "{}{}", out.stdout, out.stderr);
+    let summary = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("total: "))
+        .expect("a summary line");
+    assert!(summary.contains(", 0 errors, 2 bots"), "{summary}");
+    let sent: u64 = summary
+        .trim_start_matches("total: ")
+        .split(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .expect("a count");
+    assert!(sent >= 20, "{summary}");
+    let client = corral::client::Client::connect(addr.as_str(), corral::client::Codec::Json)
+        .await
+        .expect("connects");
+    let h = client
+        .call(
+            "history",
+            serde_json::json!({"channel": "general", "limit": 500}),
+        )
+        .await
+        .expect("history");
+    let stored = h["messages"].as_array().map_or(0, Vec::len) as u64;
+    assert_eq!(stored, sent, "{h}");
+
+    // The interactive client sees the same channel.
+    let out = run(
+        &["client", "--addr", &addr, "--user", "ada"],
+        "channels\nhistory general 3\nquit\n",
+    )
+    .await;
+    assert_eq!(out.code, Some(0), "{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("general"), "{}", out.stdout);
+    node.shutdown().await;
+}
