@@ -266,14 +266,12 @@ async fn bots_publish_until_the_duration_ends() {
         .collect();
     assert_eq!(bots.len(), 3, "{}", out.stdout);
     let total = chat.published.load(Ordering::SeqCst);
+    let reported = summary_count(&out.stdout, ", 0 errors, 3 bots");
+    // "sent" counts acknowledged publishes; one per bot may still have been
+    // in flight, stored but unacknowledged, when the duration ended.
     assert!(
-        total >= 30,
-        "each bot sends at least one batch of 10: {total}"
-    );
-    assert!(
-        out.stdout
-            .contains(&format!("total: {total} messages sent, 0 errors, 3 bots")),
-        "{}\n(server counted {total})",
+        reported >= 30 && reported <= total && total <= reported + 3,
+        "bots reported {reported}, the server counted {total}: {}",
         out.stdout
     );
     // `general` was created (once: the others got CONFLICT or saw it).
@@ -342,19 +340,8 @@ async fn bots_and_client_against_the_real_chat() {
     )
     .await;
     assert_eq!(out.code, Some(0), "{}{}", out.stdout, out.stderr);
-    let summary = out
-        .stdout
-        .lines()
-        .find(|l| l.starts_with("total: "))
-        .expect("a summary line");
-    assert!(summary.contains(", 0 errors, 2 bots"), "{summary}");
-    let sent: u64 = summary
-        .trim_start_matches("total: ")
-        .split(' ')
-        .next()
-        .and_then(|n| n.parse().ok())
-        .expect("a count");
-    assert!(sent >= 20, "{summary}");
+    let sent = summary_count(&out.stdout, ", 0 errors, 2 bots");
+    assert!(sent >= 20, "{}", out.stdout);
     let client = corral::client::Client::connect(addr.as_str(), corral::client::Codec::Json)
         .await
         .expect("connects");
@@ -366,7 +353,12 @@ async fn bots_and_client_against_the_real_chat() {
         .await
         .expect("history");
     let stored = h["messages"].as_array().map_or(0, Vec::len) as u64;
-    assert_eq!(stored, sent, "{h}");
+    // Nothing acknowledged is lost; one publish per bot may have been stored
+    // without its acknowledgement being counted when the duration ended.
+    assert!(
+        sent <= stored && stored <= sent + 2,
+        "sent {sent}, stored {stored}"
+    );
 
     // The interactive client sees the same channel.
     let out = run(
@@ -377,4 +369,19 @@ async fn bots_and_client_against_the_real_chat() {
     assert_eq!(out.code, Some(0), "{}{}", out.stdout, out.stderr);
     assert!(out.stdout.contains("general"), "{}", out.stdout);
     node.shutdown().await;
+}
+
+/// The count in the bots' summary line (`total: N messages sent, ...`),
+/// which must end as `tail` says.
+fn summary_count(stdout: &str, tail: &str) -> u64 {
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("total: "))
+        .unwrap_or_else(|| panic!("a summary line in {stdout}"));
+    assert!(line.contains(tail), "{line}");
+    line.trim_start_matches("total: ")
+        .split(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("a count in {line}"))
 }
