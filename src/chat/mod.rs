@@ -380,6 +380,43 @@ impl ChatService {
         Ok(m.to_owned())
     }
 
+    /// Stores a publication or private message from `user` to `target`
+    /// (a channel or a user), then, unless it is a retry already stored,
+    /// counts it and pushes it to the target's subscribers. Returns the
+    /// stored event and whether it was a duplicate.
+    async fn append(
+        &self,
+        kind: EventKind,
+        user: String,
+        target: String,
+        data: &Value,
+        clock: u64,
+    ) -> Result<(Event, bool), ServiceError> {
+        let inner = &self.chat.inner;
+        let ev = Event {
+            seq: 0,
+            kind,
+            user,
+            target,
+            message: self.message_text(data)?,
+            timestamp: now_ms(),
+            clock,
+            client_id: client_id(data)?,
+        };
+        let a = inner.store.append(ev).await.map_err(store_err)?;
+        if !a.duplicate {
+            if let Some(m) = &inner.metrics {
+                let label = match kind {
+                    EventKind::Publish => "publish",
+                    EventKind::Message => "message",
+                };
+                m.chat_messages.with_label_values(&[label]).inc();
+            }
+            self.fan_out(&a.event.target, &a.event);
+        }
+        Ok((a.event, a.duplicate))
+    }
+
     fn fan_out(&self, topic: &str, ev: &Event) {
         let inner = &self.chat.inner;
         let mut data = obj(ev.to_json());
@@ -465,53 +502,23 @@ impl ChatService {
             Op::Publish => {
                 let user = self.sender(data, "user", ctx)?;
                 let channel = name_field(data, "channel")?.to_owned();
-                let message = self.message_text(data)?;
-                let ev = Event {
-                    seq: 0,
-                    kind: EventKind::Publish,
-                    user,
-                    target: channel.clone(),
-                    message,
-                    timestamp: now_ms(),
-                    clock,
-                    client_id: client_id(data)?,
-                };
-                let a = store.append(ev).await.map_err(store_err)?;
-                if !a.duplicate {
-                    if let Some(m) = &inner.metrics {
-                        m.chat_messages.with_label_values(&["publish"]).inc();
-                    }
-                    self.fan_out(&channel, &a.event);
-                }
+                let (ev, duplicate) = self
+                    .append(EventKind::Publish, user, channel, data, clock)
+                    .await?;
                 obj(json!({
-                    "seq": a.event.seq, "channel": a.event.target, "user": a.event.user,
-                    "duplicate": a.duplicate,
+                    "seq": ev.seq, "channel": ev.target, "user": ev.user,
+                    "duplicate": duplicate,
                 }))
             }
             Op::Message => {
                 let src = self.sender(data, "src", ctx)?;
                 let dst = name_field(data, "dst")?.to_owned();
-                let message = self.message_text(data)?;
-                let ev = Event {
-                    seq: 0,
-                    kind: EventKind::Message,
-                    user: src,
-                    target: dst.clone(),
-                    message,
-                    timestamp: now_ms(),
-                    clock,
-                    client_id: client_id(data)?,
-                };
-                let a = store.append(ev).await.map_err(store_err)?;
-                if !a.duplicate {
-                    if let Some(m) = &inner.metrics {
-                        m.chat_messages.with_label_values(&["message"]).inc();
-                    }
-                    self.fan_out(&dst, &a.event);
-                }
+                let (ev, duplicate) = self
+                    .append(EventKind::Message, src, dst, data, clock)
+                    .await?;
                 obj(json!({
-                    "seq": a.event.seq, "src": a.event.user, "dst": a.event.target,
-                    "duplicate": a.duplicate,
+                    "seq": ev.seq, "src": ev.user, "dst": ev.target,
+                    "duplicate": duplicate,
                 }))
             }
             Op::History => {

@@ -1,6 +1,6 @@
 //! `corral bot --count N`: chat bots, as in the seed.
 //!
-//! Each bot has a connection of its own and a random name `bot_XXXXX`; it
+//! Each bot has a connection of its own and a random name `bot_` followed by five digits; it
 //! logs in, then loops: list the channels, pick one at random (creating
 //! `general` when there is none), publish a batch of messages on it, wait,
 //! repeat. Stops on Ctrl-C or after `--duration`, then prints a summary.
