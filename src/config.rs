@@ -337,6 +337,9 @@ pub struct RpcConfig {
     pub compute_workers: usize,
     /// Largest `n` the `compute` service accepts. Default 1000000000.
     pub compute_max_n: u64,
+    /// Pushes queued for one connection before further pushes to it are
+    /// dropped (the slow-subscriber policy). Default 8192.
+    pub push_queue: usize,
 }
 
 impl Default for RpcConfig {
@@ -347,6 +350,7 @@ impl Default for RpcConfig {
             idle_timeout_ms: 60_000,
             compute_workers: 0,
             compute_max_n: 1_000_000_000,
+            push_queue: 8192,
         }
     }
 }

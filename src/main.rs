@@ -1,5 +1,5 @@
 //! The `corral` command line: run a node, check a configuration, call a
-//! service, benchmark the RPC service.
+//! service, benchmark the RPC and chat services.
 
 mod cli;
 
@@ -12,6 +12,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use cli::bench::chat::BenchChatArgs;
 use cli::bench::BenchRpcArgs;
 use cli::bot::BotArgs;
 use cli::call::CallArgs;
@@ -59,6 +60,8 @@ enum Command {
 enum BenchTarget {
     /// Closed-loop, pipelined load on the RPC service (echo or compute).
     Rpc(BenchRpcArgs),
+    /// Pub/sub fan-out through the chat services: one publisher, N subscribers.
+    Chat(BenchChatArgs),
 }
 
 fn main() -> ExitCode {
@@ -112,6 +115,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             cli::logging::init_for_tool(cli.log_format)?;
             cli::bench::run(args)
+        }
+        Command::Bench {
+            target: BenchTarget::Chat(args),
+        } => {
+            cli::logging::init_for_tool(cli.log_format)?;
+            cli::bench::chat::run(args)
         }
     }
 }

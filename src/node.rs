@@ -188,12 +188,14 @@ impl NodeBuilder {
         for child in self.children {
             root = root.child(child);
         }
+        let push_queue = rpc.settings().push_queue;
         let mut handles = Vec::new();
         for l in &config.listeners {
             let bind = l.bind_address();
             let (spec, handle) = match (l.protocol, l.transport) {
                 (ProtocolKind::Rpc, Transport::Sctp) => limits(
-                    ListenerSpec::sctp_shared(l.name.clone(), bind, rpc.clone(), sctp_opts.clone()),
+                    ListenerSpec::sctp_shared(l.name.clone(), bind, rpc.clone(), sctp_opts.clone())
+                        .inbox_capacity(push_queue),
                     l,
                     &metrics,
                 ),
@@ -204,7 +206,8 @@ impl NodeBuilder {
                     })
                 }
                 (ProtocolKind::Rpc, Transport::Tcp) => limits(
-                    ListenerSpec::tcp_shared(l.name.clone(), bind, rpc.clone()),
+                    ListenerSpec::tcp_shared(l.name.clone(), bind, rpc.clone())
+                        .inbox_capacity(push_queue),
                     l,
                     &metrics,
                 ),

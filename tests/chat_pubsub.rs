@@ -5,9 +5,7 @@ mod chat_common;
 
 use chat_common::{ok, start};
 use corral::client::Codec;
-use corral::rpc::Push;
 use serde_json::json;
-use tokio::sync::mpsc;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publication_reaches_every_subscriber_in_order() {
@@ -134,7 +132,7 @@ async fn slow_subscriber_drops_and_never_blocks_others() {
     ok(&publisher, "login", json!({"user": "pub"})).await;
     ok(&publisher, "channel", json!({"channel": "room"})).await;
     // The slow subscriber: a queue of 4 that is never read.
-    let (slow_tx, slow_rx) = mpsc::channel::<Push>(4);
+    let (slow_tx, slow_rx) = corral::rpc::push::channel(4);
     hub.subscribe(u64::MAX, &slow_tx, "room");
     let (fast, mut fast_p) = n.client(Codec::Json).await;
     ok(&fast, "subscribe", json!({"topic": "room"})).await;
@@ -174,5 +172,58 @@ async fn slow_subscriber_drops_and_never_blocks_others() {
     assert_eq!(hub.subscribers("room"), 1);
     drop(fast);
     drop(fast_p);
+    n.node.shutdown().await;
+}
+
+/// Publishes pipelined from several connections share group commits; every
+/// subscriber still gets every acknowledged publication once, in `seq` order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_publishes_are_pushed_once_each_in_seq_order() {
+    let n = chat_common::start_with(|c| c.chat.rate_per_second = 0.0).await;
+    let (admin, _) = n.client(Codec::Json).await;
+    ok(&admin, "login", json!({"user": "admin"})).await;
+    ok(&admin, "channel", json!({"channel": "busy"})).await;
+    let mut subs = Vec::new();
+    for codec in [Codec::Json, Codec::MsgPack] {
+        let (c, p) = n.client(codec).await;
+        ok(&c, "subscribe", json!({"topic": "busy"})).await;
+        subs.push((c, p));
+    }
+    let (per_conn, conns) = (100usize, 4usize);
+    let mut publishers = Vec::new();
+    for i in 0..conns {
+        let (c, _) = n.client(Codec::Json).await;
+        ok(&c, "login", json!({"user": format!("pub{i}")})).await;
+        publishers.push(std::sync::Arc::new(c));
+    }
+    let calls = publishers.iter().enumerate().flat_map(|(i, c)| {
+        (0..per_conn).map(move |j| {
+            let c = c.clone();
+            async move {
+                let data = json!({"channel": "busy", "message": format!("{i}-{j}")});
+                ok(&c, "publish", data).await["seq"].as_u64().expect("seq")
+            }
+        })
+    });
+    let mut acked: Vec<u64> = futures::future::join_all(calls).await;
+    acked.sort_unstable();
+    let total = per_conn * conns;
+    assert_eq!(acked.len(), total);
+    assert!(
+        n.node.chat().expect("chat").store().commits() < total as u64,
+        "publishes share commits"
+    );
+    for (_, p) in &mut subs {
+        let mut seen = Vec::with_capacity(total);
+        for _ in 0..total {
+            let push = tokio::time::timeout(std::time::Duration::from_secs(10), p.recv())
+                .await
+                .expect("a push within 10 s")
+                .expect("a push");
+            seen.push(push.data["seq"].as_u64().expect("seq"));
+        }
+        assert!(seen.windows(2).all(|w| w[0] < w[1]), "in seq order");
+        assert_eq!(seen, acked);
+    }
     n.node.shutdown().await;
 }

@@ -3,7 +3,8 @@
 //!
 //! A subscriber is a connection's push sender (from
 //! [`CallContext::pushes`](crate::rpc::CallContext::pushes)), which feeds the
-//! connection actor's bounded push queue.
+//! connection actor's bounded push queue (`[rpc] push_queue`, 8192 pushes
+//! by default).
 //!
 //! # Overflow policy
 //!
@@ -19,15 +20,13 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use tokio::sync::mpsc;
-
 use crate::metrics::Metrics;
-use crate::rpc::Push;
+use crate::rpc::{Push, PushError, PushSender, Pushes};
 
 /// One connection's chat session.
 #[derive(Debug)]
 struct Session {
-    pushes: mpsc::Sender<Push>,
+    pushes: PushSender,
     user: Option<String>,
     topics: BTreeSet<String>,
     tokens: f64,
@@ -36,7 +35,7 @@ struct Session {
 
 #[derive(Debug, Default)]
 struct State {
-    topics: HashMap<String, HashMap<u64, mpsc::Sender<Push>>>,
+    topics: HashMap<String, HashMap<u64, PushSender>>,
     sessions: HashMap<u64, Session>,
 }
 
@@ -82,12 +81,7 @@ impl Hub {
 
     /// The session of connection `conn`, created on first use (with a task
     /// that removes it when the connection's push channel closes).
-    fn session<'a>(
-        &self,
-        st: &'a mut State,
-        conn: u64,
-        pushes: &mpsc::Sender<Push>,
-    ) -> &'a mut Session {
+    fn session<'a>(&self, st: &'a mut State, conn: u64, pushes: &PushSender) -> &'a mut Session {
         st.sessions.entry(conn).or_insert_with(|| {
             let hub = self.clone();
             let watched = pushes.clone();
@@ -109,7 +103,7 @@ impl Hub {
 
     /// Takes one token from connection `conn`'s bucket; false when it is
     /// over its rate limit.
-    pub fn admit(&self, conn: u64, pushes: &mpsc::Sender<Push>) -> bool {
+    pub fn admit(&self, conn: u64, pushes: &PushSender) -> bool {
         if self.rate_per_second <= 0.0 {
             return true;
         }
@@ -136,7 +130,7 @@ impl Hub {
     /// Logs `user` in on connection `conn` and subscribes the connection to
     /// the user's own topic (private messages). A previous user of the
     /// connection is logged out first.
-    pub fn login(&self, conn: u64, pushes: &mpsc::Sender<Push>, user: &str) {
+    pub fn login(&self, conn: u64, pushes: &PushSender, user: &str) {
         let previous = self.user_of(conn);
         if let Some(p) = previous {
             self.logout(conn, &p);
@@ -178,7 +172,7 @@ impl Hub {
     }
 
     /// Subscribes connection `conn` to `topic`; false if it already was.
-    pub fn subscribe(&self, conn: u64, pushes: &mpsc::Sender<Push>, topic: &str) -> bool {
+    pub fn subscribe(&self, conn: u64, pushes: &PushSender, topic: &str) -> bool {
         let mut st = self.lock();
         let s = self.session(&mut st, conn, pushes);
         let new = s.topics.insert(topic.to_owned());
@@ -229,17 +223,45 @@ impl Hub {
     /// Offers `push` to every subscriber of its topic without waiting (see
     /// the module's overflow policy).
     pub fn publish(&self, push: Push) -> Delivery {
-        let subs: Vec<(u64, mpsc::Sender<Push>)> = match self.lock().topics.get(&push.topic) {
-            Some(m) => m.iter().map(|(k, v)| (*k, v.clone())).collect(),
-            None => return Delivery::default(),
-        };
+        self.publish_batch(vec![push])
+    }
+
+    /// Offers each push to the subscribers of its topic without waiting,
+    /// in order. A subscriber gets all of its pushes of the batch in one
+    /// queue operation, or, when its queue has no room for them all, none.
+    pub fn publish_batch(&self, pushes: Vec<Push>) -> Delivery {
+        // Group by topic, keeping the order within each topic.
+        let mut by_topic: Vec<(String, Vec<Push>)> = Vec::new();
+        for p in pushes {
+            match by_topic.iter_mut().find(|(t, _)| t == p.topic()) {
+                Some((_, v)) => v.push(p),
+                None => by_topic.push((p.topic().to_owned(), vec![p])),
+            }
+        }
         let mut d = Delivery::default();
         let mut closed = Vec::new();
-        for (conn, tx) in subs {
-            match tx.try_send(push.clone()) {
-                Ok(()) => d.delivered += 1,
-                Err(mpsc::error::TrySendError::Full(_)) => d.dropped += 1,
-                Err(mpsc::error::TrySendError::Closed(_)) => closed.push(conn),
+        {
+            // try_send never waits, so offering under the lock is cheap and
+            // saves cloning every sender.
+            let st = self.lock();
+            for (topic, batch) in by_topic {
+                let Some(subs) = st.topics.get(&topic) else {
+                    continue;
+                };
+                let n = batch.len();
+                let batch = if n == 1 {
+                    batch.into_iter().next().map(Pushes::from)
+                } else {
+                    Some(Pushes::batch(batch.into()))
+                };
+                let Some(batch) = batch else { continue };
+                for (conn, tx) in subs {
+                    match tx.try_send(batch.clone()) {
+                        Ok(()) => d.delivered += n,
+                        Err(PushError::Full) => d.dropped += n,
+                        Err(PushError::Closed) => closed.push(*conn),
+                    }
+                }
             }
         }
         for conn in closed {
@@ -270,34 +292,65 @@ mod tests {
     #[tokio::test]
     async fn full_queue_drops_for_that_subscriber_only() {
         let hub = Hub::new(None, 0.0, 0.0);
-        let (slow_tx, mut slow_rx) = mpsc::channel(1);
-        let (fast_tx, mut fast_rx) = mpsc::channel(16);
+        let (slow_tx, mut slow_rx) = crate::rpc::push::channel(1);
+        let (fast_tx, mut fast_rx) = crate::rpc::push::channel(16);
         hub.subscribe(1, &slow_tx, "room");
         hub.subscribe(2, &fast_tx, "room");
         for i in 0..3 {
             hub.publish(Push::new("room", json!({ "i": i })));
         }
         for i in 0..3 {
-            assert_eq!(
-                fast_rx.recv().await.map(|p| p.data),
-                Some(json!({ "i": i }))
-            );
+            assert_eq!(first_data(fast_rx.recv().await), Some(json!({ "i": i })));
         }
-        assert_eq!(
-            slow_rx.recv().await.map(|p| p.data),
-            Some(json!({ "i": 0 }))
-        );
-        assert!(slow_rx.try_recv().is_err());
+        assert_eq!(first_data(slow_rx.recv().await), Some(json!({ "i": 0 })));
+        assert!(slow_rx.is_empty());
         drop(slow_rx);
         let d = hub.publish(Push::new("room", json!({})));
         assert_eq!(d.delivered, 1);
         assert_eq!(hub.subscribers("room"), 1);
     }
 
+    fn first_data(p: Option<Pushes>) -> Option<serde_json::Value> {
+        p.and_then(|b| b.iter().next().map(|p| p.data().clone()))
+    }
+
+    #[tokio::test]
+    async fn a_batch_reaches_each_subscriber_whole_and_in_order() {
+        let hub = Hub::new(None, 0.0, 0.0);
+        let (a_tx, mut a_rx) = crate::rpc::push::channel(16);
+        let (b_tx, mut b_rx) = crate::rpc::push::channel(16);
+        let (small_tx, small_rx) = crate::rpc::push::channel(2);
+        hub.subscribe(1, &a_tx, "a");
+        hub.subscribe(2, &b_tx, "b");
+        hub.subscribe(3, &small_tx, "a");
+        let batch: Vec<Push> = [("a", 1), ("b", 2), ("a", 3), ("a", 4), ("c", 5)]
+            .into_iter()
+            .map(|(t, i)| Push::new(t, json!(i)))
+            .collect();
+        let d = hub.publish_batch(batch);
+        // "a": 3 pushes to the roomy subscriber, none to the small one (no
+        // room for all 3); "b": 1; "c": nobody.
+        assert_eq!(
+            d,
+            Delivery {
+                delivered: 4,
+                dropped: 3
+            }
+        );
+        let got = a_rx
+            .recv()
+            .await
+            .map(|b| b.iter().map(|p| p.data().clone()).collect());
+        assert_eq!(got, Some(vec![json!(1), json!(3), json!(4)]));
+        assert!(a_rx.is_empty());
+        assert_eq!(first_data(b_rx.recv().await), Some(json!(2)));
+        assert!(small_rx.is_empty());
+    }
+
     #[test]
     fn rate_limit_bucket() {
         let hub = Hub::new(None, 0.001, 2.0);
-        let (tx, _rx) = mpsc::channel(1);
+        let (tx, _rx) = crate::rpc::push::channel(1);
         assert!(hub.admit(1, &tx));
         assert!(hub.admit(1, &tx));
         assert!(!hub.admit(1, &tx));

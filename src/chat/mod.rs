@@ -117,7 +117,7 @@ impl Chat {
     ) -> Result<Chat, ChatError> {
         let store = Store::open(&data_dir.join("chat.redb"), config.commit_batch_max)?;
         let hub = Hub::new(metrics.clone(), config.rate_per_second, config.rate_burst);
-        Ok(Chat {
+        let chat = Chat {
             inner: Arc::new(Inner {
                 store,
                 hub,
@@ -125,7 +125,42 @@ impl Chat {
                 config: config.clone(),
                 metrics,
             }),
-        })
+        };
+        // Pushes go out from the commit: one fan-out per group commit, in
+        // `seq` order, before the writes are acknowledged. Weak: the store
+        // (which holds the hook) must not keep the chat alive.
+        let weak = Arc::downgrade(&chat.inner);
+        chat.inner.store.on_commit(Box::new(move |events| {
+            if let Some(inner) = weak.upgrade() {
+                Chat { inner }.fan_out(events);
+            }
+        }));
+        Ok(chat)
+    }
+
+    /// Counts the events a commit stored and pushes them to the subscribers
+    /// of their topics, each subscriber getting its share in one batch.
+    fn fan_out(&self, events: &[&Event]) {
+        let inner = &self.inner;
+        let now = now_ms();
+        let pushes = events
+            .iter()
+            .map(|ev| {
+                if let Some(m) = &inner.metrics {
+                    let label = match ev.kind {
+                        EventKind::Publish => "publish",
+                        EventKind::Message => "message",
+                    };
+                    m.chat_messages.with_label_values(&[label]).inc();
+                }
+                let mut data = obj(ev.to_json());
+                data.insert("event_clock".into(), Value::from(ev.clock));
+                data.insert("timestamp".into(), Value::from(now));
+                data.insert("clock".into(), Value::from(inner.clock.send()));
+                Push::new(ev.target.clone(), Value::Object(data))
+            })
+            .collect();
+        inner.hub.publish_batch(pushes);
     }
 
     /// The store.
@@ -381,9 +416,10 @@ impl ChatService {
     }
 
     /// Stores a publication or private message from `user` to `target`
-    /// (a channel or a user), then, unless it is a retry already stored,
-    /// counts it and pushes it to the target's subscribers. Returns the
-    /// stored event and whether it was a duplicate.
+    /// (a channel or a user); unless it is a retry already stored, its
+    /// commit counts it and pushes it to the target's subscribers (see
+    /// [`Chat::open`]). Returns the stored event and whether it was a
+    /// duplicate.
     async fn append(
         &self,
         kind: EventKind,
@@ -403,27 +439,9 @@ impl ChatService {
             clock,
             client_id: client_id(data)?,
         };
+        // The store's commit hook counts the event and pushes it.
         let a = inner.store.append(ev).await.map_err(store_err)?;
-        if !a.duplicate {
-            if let Some(m) = &inner.metrics {
-                let label = match kind {
-                    EventKind::Publish => "publish",
-                    EventKind::Message => "message",
-                };
-                m.chat_messages.with_label_values(&[label]).inc();
-            }
-            self.fan_out(&a.event.target, &a.event);
-        }
         Ok((a.event, a.duplicate))
-    }
-
-    fn fan_out(&self, topic: &str, ev: &Event) {
-        let inner = &self.chat.inner;
-        let mut data = obj(ev.to_json());
-        data.insert("event_clock".into(), Value::from(ev.clock));
-        data.insert("timestamp".into(), Value::from(now_ms()));
-        data.insert("clock".into(), Value::from(inner.clock.send()));
-        inner.hub.publish(Push::new(topic, Value::Object(data)));
     }
 
     async fn op(

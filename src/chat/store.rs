@@ -177,6 +177,11 @@ enum Out {
 
 type Job = (Op, oneshot::Sender<Result<Out, StoreError>>);
 
+/// What the writer thread calls after each commit with the events the commit
+/// made durable, in `seq` order (retries found already stored are not
+/// among them), before any write of the batch is acknowledged.
+pub type CommitHook = Box<dyn Fn(&[&Event]) + Send + Sync>;
+
 /// A handle on the store; cheap to clone. The writer thread stops when the
 /// last handle is dropped.
 #[derive(Clone)]
@@ -184,6 +189,7 @@ pub struct Store {
     db: Arc<Database>,
     writes: std::sync::mpsc::Sender<Job>,
     commits: Arc<std::sync::atomic::AtomicU64>,
+    hook: Arc<std::sync::OnceLock<CommitHook>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -220,14 +226,24 @@ impl Store {
         let batch_max = batch_max.max(1);
         let commits = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let counter = commits.clone();
+        let hook = Arc::new(std::sync::OnceLock::new());
+        let writer_hook = hook.clone();
         std::thread::Builder::new()
             .name("chat-store-writer".into())
-            .spawn(move || writer(writer_db, rx, next_seq, batch_max, &counter))?;
+            .spawn(move || writer(writer_db, rx, next_seq, batch_max, &counter, &writer_hook))?;
         Ok(Store {
             db,
             writes: tx,
             commits,
+            hook,
         })
+    }
+
+    /// Sets the hook called after each commit with the events it stored
+    /// (see [`CommitHook`]); false if one was set already. The hook runs on
+    /// the writer thread: it must be quick and must not wait for the store.
+    pub fn on_commit(&self, hook: CommitHook) -> bool {
+        self.hook.set(hook).is_ok()
     }
 
     /// Write transactions committed since the store was opened (one fsync
@@ -391,6 +407,7 @@ fn writer(
     mut next_seq: u64,
     max: usize,
     commits: &std::sync::atomic::AtomicU64,
+    hook: &std::sync::OnceLock<CommitHook>,
 ) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
@@ -404,6 +421,21 @@ fn writer(
         match apply(&db, &batch, &mut next_seq) {
             Ok(results) => {
                 commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if let Some(hook) = hook.get() {
+                    let stored: Vec<&Event> = results
+                        .iter()
+                        .filter_map(|r| match r {
+                            Ok(Out::Appended(a)) if !a.duplicate => Some(&a.event),
+                            _ => None,
+                        })
+                        .collect();
+                    if !stored.is_empty() {
+                        let run = std::panic::AssertUnwindSafe(|| hook(&stored));
+                        if std::panic::catch_unwind(run).is_err() {
+                            tracing::error!("chat store: the commit hook panicked");
+                        }
+                    }
+                }
                 for ((_, reply), r) in batch.into_iter().zip(results) {
                     let _ = reply.send(r);
                 }

@@ -29,6 +29,8 @@ use tokio::sync::Barrier;
 use super::call::{parse_codec, parse_transport};
 use corral::config::Transport;
 
+pub mod chat;
+
 const MOD: u64 = 1_000_000_007;
 /// Highest latency the histogram records: 120 s, in nanoseconds.
 const MAX_LATENCY_NS: u64 = 120_000_000_000;

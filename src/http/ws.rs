@@ -128,29 +128,45 @@ impl Handler for WsHandler {
     }
 }
 
+/// A push as the text of a WebSocket message (JSON, encoded once per push
+/// and shared with the other subscribers).
+fn push_text(rpc: &RpcProtocol, push: &Push) -> Option<String> {
+    let body = rpc.encode_push(push, crate::rpc::Encoding::Json)?;
+    String::from_utf8(body.to_vec()).ok()
+}
+
 /// Serves one upgraded WebSocket until the peer closes it.
 async fn serve<S>(ws: WebSocketStream<S>, rpc: Arc<RpcProtocol>, closing: CancellationToken)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let (mut sink, mut stream) = ws.split();
-    let (push_tx, mut push_rx) = mpsc::channel::<Push>(crate::rpc::ConnCtx::PUSH_QUEUE);
+    let (push_tx, mut push_rx) = crate::rpc::push::channel(rpc.settings().push_queue);
     let conn = rpc.open_message_connection(None, push_tx);
     let (out_tx, mut out_rx) = mpsc::channel::<Message>(OUT_QUEUE);
     let going_away = closing.clone();
+    let rpc_for_pushes = rpc.clone();
     let writer = tokio::spawn(async move {
         let mut pushes_open = true;
         loop {
             let msg = tokio::select! {
                 m = out_rx.recv() => match m { Some(m) => m, None => break },
                 p = push_rx.recv(), if pushes_open => match p {
-                    Some(p) => match serde_json::to_string(&p) {
-                        Ok(text) => Message::text(text),
-                        Err(e) => {
-                            tracing::warn!(error = %e, "cannot encode a push");
-                            continue;
+                    Some(batch) => {
+                        let mut sent = true;
+                        for p in &batch {
+                            if let Some(text) = push_text(&rpc_for_pushes, p) {
+                                if sink.send(Message::text(text)).await.is_err() {
+                                    sent = false;
+                                    break;
+                                }
+                            }
                         }
-                    },
+                        if !sent {
+                            break;
+                        }
+                        continue;
+                    }
                     None => {
                         pushes_open = false;
                         continue;

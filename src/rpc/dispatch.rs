@@ -22,7 +22,8 @@ use prometheus::{Histogram, IntCounter, IntCounterVec};
 use serde_json::Value;
 use tokio::sync::Semaphore;
 
-use super::envelope::{self, Encoding, ErrorCode, Push, RequestId, Shape};
+use super::envelope::{self, Encoding, ErrorCode, RequestId, Shape};
+use super::push::Push;
 use super::registry::{CallContext, Registry, Request, Service, ServiceError};
 use super::services;
 use crate::config::RpcConfig;
@@ -303,22 +304,16 @@ impl RpcShared {
         envelope::write_reply(out, c.enc, c.shape, &c.id, service, Err(fallback)).is_ok()
     }
 
-    /// Appends the push body to `out`; false (and `out` unchanged) if it
-    /// cannot be encoded or exceeds `max_frame_bytes`.
-    pub(crate) fn encode_push(&self, push: &Push, enc: Encoding, out: &mut BytesMut) -> bool {
-        let start = out.len();
-        match envelope::write_push(out, enc, push) {
-            Ok(()) if out.len() - start <= self.settings.max_frame_bytes => true,
-            Ok(()) => {
-                out.truncate(start);
-                tracing::warn!(topic = %push.topic, "dropping a push larger than a frame");
-                false
-            }
-            Err(e) => {
-                tracing::warn!(topic = %push.topic, error = %e, "dropping an unencodable push");
-                false
-            }
+    /// The push's body in `enc`, borrowed from the push (which encodes it
+    /// once for every connection it goes to); `None` if it cannot be encoded
+    /// or exceeds `max_frame_bytes`.
+    pub(crate) fn encode_push<'p>(&self, push: &'p Push, enc: Encoding) -> Option<&'p [u8]> {
+        let body = push.encoded(enc)?;
+        if body.len() > self.settings.max_frame_bytes {
+            tracing::warn!(topic = %push.topic(), "dropping a push larger than a frame");
+            return None;
         }
+        Some(body)
     }
 
     /// Handles one body to completion (for message transports that handle

@@ -24,6 +24,8 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value};
 
+use super::push::Push;
+
 /// The encoding of a body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Encoding {
@@ -222,26 +224,6 @@ impl Serialize for RequestId {
             IdRepr::I64(i) => s.serialize_i64(*i),
             IdRepr::U64(u) => s.serialize_u64(*u),
             IdRepr::Str(_) => s.serialize_str(self.as_str().unwrap_or_default()),
-        }
-    }
-}
-
-/// A publication sent to a connection without a request:
-/// `{"topic": <channel or user>, "data": {…}}`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Push {
-    /// The channel or user the publication is about.
-    pub topic: String,
-    /// The payload.
-    pub data: Value,
-}
-
-impl Push {
-    /// A push on `topic` carrying `data`.
-    pub fn new(topic: impl Into<String>, data: Value) -> Self {
-        Push {
-            topic: topic.into(),
-            data,
         }
     }
 }
@@ -795,15 +777,6 @@ mod tests {
         );
         assert!(r.is_ok());
         assert_eq!(out.first(), Some(&0x82)); // fixmap of two entries
-    }
-
-    #[test]
-    fn push_shape() {
-        let mut out = BytesMut::new();
-        let p = Push::new("room", json!({"text":"hi"}));
-        assert!(write_push(&mut out, Encoding::Json, &p).is_ok());
-        let v: Value = serde_json::from_slice(&out).unwrap_or(Value::Null);
-        assert_eq!(v, json!({"topic":"room","data":{"text":"hi"}}));
     }
 
     #[test]

@@ -44,13 +44,15 @@
 //! # }
 //! ```
 //!
-//! Modules: `codec` (framing), `envelope` (encodings and shapes), `registry`
+//! Modules: `codec` (framing), `envelope` (encodings and shapes), [`push`]
+//! (pushes and their queue), `registry`
 //! (the [`Service`] plug-in point), `services` (built-ins), `dispatch` (body
 //! in, reply out), `server` (one connection), `settings`.
 
 mod codec;
 mod dispatch;
 mod envelope;
+pub mod push;
 mod registry;
 mod server;
 mod services;
@@ -59,6 +61,7 @@ mod settings;
 pub use crate::config::RpcConfig;
 pub use async_trait::async_trait;
 pub use codec::{Frame, FrameCodec, FrameError};
-pub use envelope::{Encoding, ErrorCode, Push, RequestId, Shape};
+pub use envelope::{Encoding, ErrorCode, RequestId, Shape};
+pub use push::{Push, PushError, PushReceiver, PushSender, Pushes};
 pub use registry::{CallContext, Registry, Request, Service, ServiceError};
 pub use server::{ConnCtx, MessageConnection, RpcConnError, RpcProtocol};

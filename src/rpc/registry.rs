@@ -2,7 +2,7 @@
 //!
 //! A service receives a [`Request`] (id, service name, shape and `data`, a
 //! JSON object) and the [`CallContext`] of the connection it came on (peer
-//! address, a sender of [`Push`]es to that connection), and returns the reply
+//! address, a sender of [`Push`](super::Push)es to that connection), and returns the reply
 //! `data` or a [`ServiceError`].
 
 use std::collections::BTreeMap;
@@ -12,9 +12,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde_json::Value;
-use tokio::sync::mpsc;
 
-use super::envelope::{ErrorCode, Push, RequestId, Shape};
+use super::envelope::{ErrorCode, RequestId, Shape};
+use super::push::PushSender;
 
 /// An error a service answers with: a code and a message for humans.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -114,13 +114,13 @@ impl Request {
 pub struct CallContext {
     conn_id: u64,
     peer: Option<SocketAddr>,
-    pushes: mpsc::Sender<Push>,
+    pushes: PushSender,
 }
 
 impl CallContext {
     /// A context for connection `conn_id` from `peer`, whose pushes go to
     /// `pushes`.
-    pub fn new(conn_id: u64, peer: Option<SocketAddr>, pushes: mpsc::Sender<Push>) -> Self {
+    pub fn new(conn_id: u64, peer: Option<SocketAddr>, pushes: PushSender) -> Self {
         CallContext {
             conn_id,
             peer,
@@ -140,7 +140,7 @@ impl CallContext {
 
     /// A sender of pushes to this connection; keep a clone to publish to it
     /// later. Sends fail once the connection is gone.
-    pub fn pushes(&self) -> &mpsc::Sender<Push> {
+    pub fn pushes(&self) -> &PushSender {
         &self.pushes
     }
 }
@@ -241,7 +241,7 @@ mod tests {
         assert!(r.register("a", Arc::new(Fixed("a2"))).is_some());
         assert_eq!(r.names().collect::<Vec<_>>(), ["a", "b"]);
         assert_eq!(snapshot.names().collect::<Vec<_>>(), ["b"]);
-        let (tx, _rx) = mpsc::channel(1);
+        let (tx, _rx) = crate::rpc::push::channel(1);
         let cx = CallContext::new(1, None, tx);
         let got = match r.get("a") {
             Some(s) => s.call(Request::new("a", Value::Null), &cx).await,

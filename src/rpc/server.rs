@@ -22,19 +22,26 @@ use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::mpsc;
 use tokio_util::codec::{FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
 
 use super::codec::{Frame, FrameCodec, FrameError};
 use super::dispatch::{Completed, Dispatched, RpcShared};
-use super::envelope::{Encoding, Push};
+use super::envelope::Encoding;
+use super::push::{self, PushReceiver, PushSender, Pushes, DEFAULT_PUSH_QUEUE};
 use super::registry::{CallContext, Registry};
 use crate::config::RpcConfig;
 use crate::metrics::Metrics;
 
 /// Initial capacity of the buffer replies are encoded into.
 const SCRATCH_BYTES: usize = 8 * 1024;
+
+/// Most queued pushes written in one go before the loop looks at requests.
+const PUSH_BATCH: usize = 256;
+
+/// Bytes buffered for the socket before a write is forced: pushes and
+/// replies ready together go out in few, large writes.
+const WRITE_BUFFER: usize = 64 * 1024;
 
 /// After closing our side, how long to read and discard what the peer still
 /// sends before dropping the connection. Dropping a socket with unread input
@@ -47,18 +54,16 @@ const LINGER: Duration = Duration::from_secs(1);
 pub struct ConnCtx {
     peer: Option<SocketAddr>,
     cancel: CancellationToken,
-    pushes_tx: mpsc::Sender<Push>,
-    pushes_rx: mpsc::Receiver<Push>,
+    pushes_tx: PushSender,
+    pushes_rx: PushReceiver,
 }
 
 impl ConnCtx {
-    /// Pushes queued for a connection before senders wait.
-    pub const PUSH_QUEUE: usize = 256;
-
     /// The context of a connection from `peer`, drained when `cancel` is
-    /// cancelled (stop reading, finish requests in flight, flush, close).
+    /// cancelled (stop reading, finish requests in flight, flush, close),
+    /// with a push queue of [`DEFAULT_PUSH_QUEUE`] pushes.
     pub fn new(peer: Option<SocketAddr>, cancel: CancellationToken) -> Self {
-        let (pushes_tx, pushes_rx) = mpsc::channel(Self::PUSH_QUEUE);
+        let (pushes_tx, pushes_rx) = push::channel(DEFAULT_PUSH_QUEUE);
         ConnCtx {
             peer,
             cancel,
@@ -68,13 +73,15 @@ impl ConnCtx {
     }
 
     /// The context of a connection accepted by a listener: pushes come
-    /// through the connection's inbox.
+    /// through the connection's inbox, at most `push_queue` at a time.
     pub(crate) fn from_connection(
-        conn: crate::listener::Connection<Push>,
+        conn: crate::listener::Connection<Pushes>,
+        push_queue: usize,
     ) -> (Option<crate::listener::Socket>, Self) {
         let peer = conn.peer();
-        let pushes_tx = conn.handle().tx;
-        let (socket, pushes_rx, cancel) = conn.into_parts();
+        let tx = conn.handle().tx;
+        let (socket, rx, cancel) = conn.into_parts();
+        let (pushes_tx, pushes_rx) = push::from_parts(tx, rx, push_queue);
         (
             socket,
             ConnCtx {
@@ -98,7 +105,7 @@ impl ConnCtx {
 
     /// A sender of pushes to this connection (services get one in their
     /// [`CallContext`] too).
-    pub fn push_sender(&self) -> mpsc::Sender<Push> {
+    pub fn push_sender(&self) -> PushSender {
         self.pushes_tx.clone()
     }
 }
@@ -223,6 +230,13 @@ impl RpcProtocol {
         self.shared.handle_body(&body, cx).await
     }
 
+    /// A push's body in `enc`, borrowed from the push (encoded once for every
+    /// connection it goes to); `None` if it cannot be encoded or is larger
+    /// than a frame.
+    pub(crate) fn encode_push<'p>(&self, push: &'p super::Push, enc: Encoding) -> Option<&'p [u8]> {
+        self.shared.encode_push(push, enc)
+    }
+
     /// Opens a connection of a message transport (WebSocket, ...): a
     /// [`CallContext`] with a connection number of its own and whose pushes go
     /// to `pushes`, counted as an open connection until the returned value is
@@ -231,7 +245,7 @@ impl RpcProtocol {
     pub fn open_message_connection(
         &self,
         peer: Option<SocketAddr>,
-        pushes: mpsc::Sender<Push>,
+        pushes: PushSender,
     ) -> MessageConnection {
         let (conn_id, guard) = self.shared.stats.connection_opened();
         MessageConnection {
@@ -271,8 +285,10 @@ where
     // Outgoing sizes are policed by the dispatcher: data over the limit is
     // replaced by an INTERNAL error, and error replies always go out (even
     // when the limit is set smaller than an error message).
-    let writer = FramedWrite::new(w, FrameCodec::new(u32::MAX as usize))
-        .with(|(body, ()): (Bytes, ())| futures::future::ready(Ok::<_, FrameError>(body)));
+    let mut writer = FramedWrite::new(w, FrameCodec::new(u32::MAX as usize));
+    writer.set_backpressure_boundary(WRITE_BUFFER);
+    let writer =
+        writer.with(|(body, ()): (Bytes, ())| futures::future::ready(Ok::<_, FrameError>(body)));
     serve_framed(reader, writer, shared, conn, ()).await
 }
 
@@ -305,7 +321,7 @@ fn end_with(e: FrameError) -> Result<(), RpcConnError> {
 enum Event<T> {
     Done((Completed, T)),
     Frame(Option<Result<(Frame, T), FrameError>>),
-    Push(Push),
+    Pushes(usize),
     Flushed(Result<(), FrameError>),
     Cancelled,
     IdleTimer,
@@ -364,6 +380,7 @@ where
     let idle = shared.settings.idle_timeout();
 
     let mut in_flight = FuturesUnordered::new();
+    let mut pushes = Vec::with_capacity(PUSH_BATCH);
     let mut scratch = BytesMut::with_capacity(SCRATCH_BYTES);
     let mut last_enc = Encoding::Json;
     let mut reading = true;
@@ -387,7 +404,7 @@ where
             biased;
             Some(c) = in_flight.next(), if !in_flight.is_empty() => Event::Done(c),
             frame = reader.next(), if can_read => Event::Frame(frame),
-            Some(p) = pushes_rx.recv() => Event::Push(p),
+            n = pushes_rx.recv_many(&mut pushes, PUSH_BATCH), if pushes.is_empty() => Event::Pushes(n),
             r = writer.flush(), if dirty => Event::Flushed(r),
             () = &mut cancelled, if reading => Event::Cancelled,
             () = &mut idle_sleep, if reading && idle.is_some() && in_flight.is_empty() => Event::IdleTimer,
@@ -436,12 +453,28 @@ where
                     break Err(e);
                 }
             }
-            Event::Push(p) => {
-                if shared.encode_push(&p, last_enc, &mut scratch) {
-                    if let Err(e) = writer.feed((scratch.split().freeze(), push_tag)).await {
-                        break end_with(e);
+            // The channel never closes while `cx` holds a sender.
+            Event::Pushes(0) => {}
+            Event::Pushes(_) => {
+                // Taken in a batch, so the queue's permits go back at once.
+                // Each body is copied, not shared: a shared body's reference
+                // count would bounce between the threads of all subscribers.
+                let mut failed = None;
+                'batches: for batch in pushes.drain(..) {
+                    for p in &batch {
+                        let Some(body) = shared.encode_push(p, last_enc) else {
+                            continue;
+                        };
+                        let frame = (Bytes::copy_from_slice(body), push_tag);
+                        if let Err(e) = writer.feed(frame).await {
+                            failed = Some(e);
+                            break 'batches;
+                        }
+                        dirty = true;
                     }
-                    dirty = true;
+                }
+                if let Some(e) = failed {
+                    break end_with(e);
                 }
             }
             Event::Flushed(Ok(())) => dirty = false,
@@ -478,12 +511,12 @@ where
 }
 
 impl crate::listener::Protocol for RpcProtocol {
-    type Msg = Push;
+    type Msg = Pushes;
 
-    fn serve(&self, conn: crate::listener::Connection<Push>) -> crate::listener::ServeFuture {
+    fn serve(&self, conn: crate::listener::Connection<Pushes>) -> crate::listener::ServeFuture {
         let proto = self.clone();
         Box::pin(async move {
-            let (socket, ctx) = ConnCtx::from_connection(conn);
+            let (socket, ctx) = ConnCtx::from_connection(conn, proto.shared.settings.push_queue);
             match socket {
                 Some(crate::listener::Socket::Tcp(stream)) => {
                     proto.serve_connection(stream, ctx).await?;

@@ -199,7 +199,6 @@ pub(crate) fn with_builtins(
 mod tests {
     use super::*;
     use crate::rpc::envelope::Shape;
-    use tokio::sync::mpsc;
 
     fn reg(max_n: u64) -> Registry {
         with_builtins(
@@ -217,7 +216,7 @@ mod tests {
         shape: Shape,
         data: Value,
     ) -> Result<Value, ServiceError> {
-        let (tx, _rx) = mpsc::channel(1);
+        let (tx, _rx) = crate::rpc::push::channel(1);
         let cx = CallContext::new(0, None, tx);
         match r.get(svc) {
             Some(s) => s.call(Request::new(svc, data).with_shape(shape), &cx).await,

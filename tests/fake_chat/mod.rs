@@ -9,9 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use corral::node::NodeBuilder;
-use corral::rpc::{async_trait, CallContext, Push, Request, Service, ServiceError};
+use corral::rpc::{async_trait, CallContext, Push, PushSender, Request, Service, ServiceError};
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
 
 /// The services the stand-in answers.
 pub const SERVICES: &[&str] = &[
@@ -41,7 +40,7 @@ pub struct FakeChat {
     pub clock: AtomicU64,
     pub channels: Mutex<BTreeSet<String>>,
     pub users: Mutex<BTreeSet<String>>,
-    pub subs: Mutex<HashMap<String, Vec<mpsc::Sender<Push>>>>,
+    pub subs: Mutex<HashMap<String, Vec<PushSender>>>,
     pub published: AtomicU64,
     pub max_client_clock: AtomicU64,
 }

@@ -1,0 +1,614 @@
+//! `corral bench chat`: pub/sub fan-out through the chat services.
+//!
+//! The same experiment as `pubsub-load` in ../shared/peers (which measures
+//! Redis and NATS): N subscriber connections `subscribe` to one channel, then
+//! one publisher connection logs in and pipelines `publish` requests in
+//! batches of at most `--batch`, never more than `--window` messages ahead of
+//! the slowest subscriber. Every publish is durable: the node acknowledges it
+//! after its group commit and pushes it to the subscribers after the commit.
+//!
+//! Each message carries the time it was sent (`@@` and 20 digits of
+//! nanoseconds since the start, padded to `--size` bytes), so every delivered
+//! push gives a delivery latency: publish written → push received, which
+//! includes the commit. Subscribers read their sockets in large chunks and
+//! check each frame cheaply (the length prefix, the marker, the digits)
+//! instead of decoding it, so that the generator costs little CPU, as
+//! `pubsub-load` does with RESP; the clock is read once per chunk.
+//!
+//! Results: delivered pushes per second (all subscribers, first publish → last
+//! delivery), acknowledged publishes per second (the durable publish rate),
+//! the p50 / p99 delivery latency, and `missing` (published × subscribers −
+//! delivered: pushes dropped by the slow-subscriber policy, or lost). With
+//! `--subscribers 0` the window applies to acknowledgements instead, which
+//! measures the durable publish rate alone.
+
+use std::fmt::Write as _;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use bytes::{Buf, Bytes, BytesMut};
+use clap::Args;
+use corral::client::{Codec, FrameConn};
+use futures::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{Barrier, Notify};
+use tokio_util::sync::CancellationToken;
+
+use super::{new_histogram, MAX_LATENCY_NS};
+use crate::cli::call::parse_codec;
+
+/// The marker in front of the send time in each message.
+const MARK: &[u8] = b"@@";
+/// Digits of the send time.
+const DIGITS: usize = 20;
+/// Bytes a subscriber asks the socket for at a time.
+const READ_CHUNK: usize = 128 * 1024;
+/// How long to wait for the last deliveries and acknowledgements.
+const SETTLE: Duration = Duration::from_secs(10);
+
+/// Arguments of `corral bench chat`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchChatArgs {
+    /// Server address (an RPC listener with the chat services).
+    #[arg(long, default_value = "127.0.0.1:7070")]
+    pub addr: String,
+    /// Subscriber connections.
+    #[arg(long, default_value_t = 100)]
+    pub subscribers: usize,
+    /// Message bytes (at least 22: the send time is in it).
+    #[arg(long, default_value_t = 64)]
+    pub size: usize,
+    /// Messages to publish (stops earlier after --duration).
+    #[arg(long, default_value_t = 100_000_000)]
+    pub messages: u64,
+    /// Stop publishing after this many seconds.
+    #[arg(long, default_value_t = 5.0, value_name = "SECS")]
+    pub duration: f64,
+    /// Messages the publisher may run ahead of the slowest subscriber (of
+    /// the acknowledgements, with no subscribers).
+    #[arg(long, default_value_t = 2000)]
+    pub window: u64,
+    /// Most publishes written at once.
+    #[arg(long, default_value_t = 256)]
+    pub batch: u64,
+    /// The channel (created if missing).
+    #[arg(long, default_value = "bench")]
+    pub channel: String,
+    /// The publisher's user name.
+    #[arg(long, default_value = "bench_pub")]
+    pub user: String,
+    /// Body encoding (json or msgpack), for every connection.
+    #[arg(long, default_value = "json", value_parser = parse_codec)]
+    pub codec: Codec,
+    /// Load-generator threads (1 = a current-thread runtime).
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Print one JSON object on stdout instead of the summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// State shared by the publisher and the subscribers.
+struct Shared {
+    t0: Instant,
+    counts: Vec<AtomicU64>,
+    progress: Notify,
+    cancel: CancellationToken,
+    errors: AtomicU64,
+    first_error: Mutex<Option<String>>,
+    last_delivery_ns: AtomicU64,
+}
+
+impl Shared {
+    fn now_ns(&self) -> u64 {
+        u64::try_from(self.t0.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    fn min_count(&self) -> u64 {
+        self.counts
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .min()
+            .unwrap_or(0)
+    }
+
+    fn fail(&self, e: String) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut first) = self.first_error.lock() {
+            first.get_or_insert(e);
+        }
+        self.progress.notify_waiters();
+    }
+}
+
+/// The outcome of a run, as printed with `--json`.
+#[derive(Debug, Serialize)]
+struct Summary {
+    addr: String,
+    codec: &'static str,
+    subscribers: usize,
+    size: usize,
+    window: u64,
+    threads: usize,
+    published: u64,
+    acked: u64,
+    delivered: u64,
+    missing: u64,
+    errors: u64,
+    elapsed_s: f64,
+    delivered_per_s: f64,
+    published_per_s: f64,
+    acked_per_s: f64,
+    latency_us: Latency,
+    first_error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct Latency {
+    p50: f64,
+    p99: f64,
+    p999: f64,
+    max: f64,
+}
+
+/// Runs `corral bench chat`. Exit code 0 when every publish was acknowledged
+/// and every push delivered, 2 otherwise.
+pub fn run(args: BenchChatArgs) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(args.threads > 0, "--threads must be at least 1");
+    anyhow::ensure!(args.window > 0, "--window must be at least 1");
+    anyhow::ensure!(args.batch > 0, "--batch must be at least 1");
+    anyhow::ensure!(
+        args.size >= MARK.len() + DIGITS,
+        "--size must be at least {}",
+        MARK.len() + DIGITS
+    );
+    anyhow::ensure!(
+        args.duration > 0.0 && args.duration.is_finite(),
+        "--duration must be positive"
+    );
+    let runtime = if args.threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(args.threads)
+            .enable_all()
+            .build()?
+    };
+    let summary = runtime.block_on(bench(&args))?;
+    if args.json {
+        super::super::print_stdout(&format!("{}\n", serde_json::to_string(&summary)?));
+    } else {
+        print_summary(&summary);
+    }
+    Ok(if summary.errors > 0 || summary.missing > 0 {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// One request, as the client library would send it.
+fn request(codec: Codec, id: u64, service: &str, data: Value) -> anyhow::Result<Bytes> {
+    Ok(codec.encode(&json!({"id": id, "service": service, "data": data}))?)
+}
+
+/// Sends a request and returns the reply's `data`, or its error as a failure.
+async fn call(
+    conn: &mut FrameConn,
+    codec: Codec,
+    service: &str,
+    data: Value,
+) -> anyhow::Result<Value> {
+    conn.send_frame(request(codec, 0, service, data)?).await?;
+    let body = conn
+        .recv_frame()
+        .await?
+        .context("connection closed by the server")?;
+    let mut reply: Value = codec.decode(&body)?;
+    if let Some(e) = reply.get("error") {
+        bail!("{service}: {e}");
+    }
+    Ok(reply
+        .get_mut("data")
+        .map(Value::take)
+        .unwrap_or(Value::Null))
+}
+
+/// The send time carried by a push body, if it has one. The marker may
+/// overlap an encoding's own bytes (a MessagePack string of 64 bytes has
+/// the length byte `@`), so the first match followed by digits counts.
+fn send_time(body: &[u8]) -> Option<u64> {
+    let mut from = 0;
+    while let Some(i) = memchr::memmem::find(body.get(from..)?, MARK) {
+        let start = from + i + MARK.len();
+        let parsed = body.get(start..start + DIGITS).and_then(|digits| {
+            digits.iter().try_fold(0u64, |acc, d| {
+                d.is_ascii_digit()
+                    .then(|| acc.wrapping_mul(10).wrapping_add(u64::from(d - b'0')))
+            })
+        });
+        if parsed.is_some() {
+            return parsed;
+        }
+        from += i + 1;
+    }
+    None
+}
+
+/// Whether a reply body is an error reply (checked without decoding it).
+fn is_error_reply(codec: Codec, body: &[u8]) -> bool {
+    match codec {
+        Codec::Json => memchr::memmem::find(body, b"\"error\"").is_some(),
+        // "error" as a MessagePack fixstr key.
+        Codec::MsgPack => memchr::memmem::find(body, b"\xa5error").is_some(),
+    }
+}
+
+/// Largest frame a subscriber accepts.
+const MAX_FRAME: usize = 16 << 20;
+
+/// The first complete frame at `buf[*pos..]`: its body, `pos` moved past it.
+fn next_frame<'a>(buf: &'a [u8], pos: &mut usize) -> anyhow::Result<Option<&'a [u8]>> {
+    let rest = &buf[*pos..];
+    let Some(head) = rest.get(..4) else {
+        return Ok(None);
+    };
+    let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+    anyhow::ensure!(len <= MAX_FRAME, "frame of {len} bytes");
+    let Some(body) = rest.get(4..4 + len) else {
+        return Ok(None);
+    };
+    *pos += 4 + len;
+    Ok(Some(body))
+}
+
+/// Reads into `buf`; false at end of stream or once `stop` is cancelled.
+async fn read_more(
+    sock: &mut TcpStream,
+    buf: &mut BytesMut,
+    stop: &CancellationToken,
+) -> anyhow::Result<bool> {
+    if buf.capacity() - buf.len() < READ_CHUNK {
+        buf.reserve(READ_CHUNK);
+    }
+    tokio::select! {
+        r = sock.read_buf(buf) => Ok(r? > 0),
+        () = stop.cancelled() => Ok(false),
+    }
+}
+
+/// One subscriber: a raw socket read in large chunks, every frame checked
+/// for its send time, one clock reading per chunk read.
+async fn subscriber(
+    i: usize,
+    args: Arc<BenchChatArgs>,
+    shared: Arc<Shared>,
+    ready: Arc<Barrier>,
+) -> anyhow::Result<Histogram<u64>> {
+    let mut hist = new_histogram()?;
+    let mut buf = BytesMut::with_capacity(READ_CHUNK * 2);
+    let setup = async {
+        let mut sock = TcpStream::connect(args.addr.as_str()).await?;
+        sock.set_nodelay(true)?;
+        let body = request(args.codec, 0, "subscribe", json!({ "topic": args.channel }))?;
+        let len = u32::try_from(body.len())?;
+        sock.write_all(&len.to_be_bytes()).await?;
+        sock.write_all(&body).await?;
+        loop {
+            let mut pos = 0;
+            if let Some(reply) = next_frame(&buf, &mut pos)? {
+                anyhow::ensure!(
+                    !is_error_reply(args.codec, reply),
+                    "subscribe: {}",
+                    String::from_utf8_lossy(reply)
+                );
+                buf.advance(pos);
+                break;
+            }
+            anyhow::ensure!(
+                read_more(&mut sock, &mut buf, &shared.cancel).await?,
+                "connection closed by the server"
+            );
+        }
+        anyhow::Ok(sock)
+    }
+    .await;
+    ready.wait().await;
+    let mut sock = match setup {
+        Ok(s) => s,
+        Err(e) => {
+            shared.fail(format!("subscriber {i}: {e:#}"));
+            return Ok(hist);
+        }
+    };
+    let counter = &shared.counts[i];
+    let mut got = 0u64;
+    loop {
+        let now = shared.now_ns();
+        let mut pos = 0;
+        let before = got;
+        loop {
+            let frame = match next_frame(&buf, &mut pos) {
+                Ok(Some(f)) => f,
+                Ok(None) => break,
+                Err(e) => {
+                    shared.fail(format!("subscriber {i}: {e:#}"));
+                    return Ok(hist);
+                }
+            };
+            let Some(sent) = send_time(frame) else {
+                shared.fail(format!(
+                    "subscriber {i}: unexpected frame {:?}",
+                    String::from_utf8_lossy(&frame[..frame.len().min(120)])
+                ));
+                return Ok(hist);
+            };
+            let _ = hist.record(now.saturating_sub(sent).clamp(1, MAX_LATENCY_NS));
+            got += 1;
+        }
+        buf.advance(pos);
+        if got > before {
+            counter.store(got, Ordering::Relaxed);
+            shared.last_delivery_ns.fetch_max(now, Ordering::Relaxed);
+            shared.progress.notify_one();
+        }
+        match read_more(&mut sock, &mut buf, &shared.cancel).await {
+            Ok(true) => {}
+            Ok(false) => {
+                if !shared.cancel.is_cancelled() {
+                    shared.fail(format!("subscriber {i}: connection closed by the server"));
+                }
+                break;
+            }
+            Err(e) => {
+                if !shared.cancel.is_cancelled() {
+                    shared.fail(format!("subscriber {i}: {e:#}"));
+                }
+                break;
+            }
+        }
+    }
+    Ok(hist)
+}
+
+/// The message for a publish sent at `ns`: the marker, the time, padding.
+fn message(ns: u64, size: usize) -> String {
+    let mut m = String::with_capacity(size);
+    m.push_str("@@");
+    let _ = write!(m, "{ns:020}");
+    while m.len() < size {
+        m.push('m');
+    }
+    m
+}
+
+async fn bench(args: &BenchChatArgs) -> anyhow::Result<Summary> {
+    let args = Arc::new(args.clone());
+    let n = args.subscribers;
+    let codec = args.codec;
+
+    // The publisher logs in and makes sure the channel exists.
+    let mut publisher = FrameConn::connect(args.addr.as_str())
+        .await
+        .with_context(|| format!("connect to {}", args.addr))?;
+    call(&mut publisher, codec, "login", json!({ "user": args.user })).await?;
+    if let Err(e) = call(
+        &mut publisher,
+        codec,
+        "channel",
+        json!({ "channel": args.channel }),
+    )
+    .await
+    {
+        if !format!("{e:#}").contains("CONFLICT") {
+            return Err(e);
+        }
+    }
+
+    let shared = Arc::new(Shared {
+        t0: Instant::now(),
+        counts: (0..n).map(|_| AtomicU64::new(0)).collect(),
+        progress: Notify::new(),
+        cancel: CancellationToken::new(),
+        errors: AtomicU64::new(0),
+        first_error: Mutex::new(None),
+        last_delivery_ns: AtomicU64::new(0),
+    });
+    let ready = Arc::new(Barrier::new(n + 1));
+    let subs: Vec<_> = (0..n)
+        .map(|i| tokio::spawn(subscriber(i, args.clone(), shared.clone(), ready.clone())))
+        .collect();
+    ready.wait().await;
+
+    // Acknowledgements, counted as they come.
+    let (mut sink, mut replies) = publisher.into_parts();
+    let acked = Arc::new(AtomicU64::new(0));
+    let last_ack_ns = Arc::new(AtomicU64::new(0));
+    let reader = {
+        let (shared, acked, last_ack_ns) = (shared.clone(), acked.clone(), last_ack_ns.clone());
+        tokio::spawn(async move {
+            while let Some(r) = replies.next().await {
+                match r {
+                    Ok(body) if is_error_reply(codec, &body) => {
+                        let e: Value = codec.decode(&body).unwrap_or(Value::Null);
+                        shared.fail(format!("publish: {}", e.get("error").unwrap_or(&e)));
+                    }
+                    Ok(_) => {
+                        acked.fetch_add(1, Ordering::Relaxed);
+                        last_ack_ns.fetch_max(shared.now_ns(), Ordering::Relaxed);
+                        shared.progress.notify_one();
+                    }
+                    Err(e) => {
+                        if !shared.cancel.is_cancelled() {
+                            shared.fail(format!("publisher: {e}"));
+                        }
+                        break;
+                    }
+                }
+            }
+        })
+    };
+
+    // Publish, paced by the slowest subscriber (or by the acknowledgements).
+    let start_ns = shared.now_ns();
+    let deadline =
+        shared.t0 + Duration::from_nanos(start_ns) + Duration::from_secs_f64(args.duration);
+    let done_so_far = |shared: &Shared| {
+        if n == 0 {
+            acked.load(Ordering::Relaxed)
+        } else {
+            shared.min_count()
+        }
+    };
+    let mut published = 0u64;
+    while published < args.messages
+        && Instant::now() < deadline
+        && shared.errors.load(Ordering::Relaxed) == 0
+    {
+        let notified = shared.progress.notified();
+        let room = (done_so_far(&shared) + args.window).saturating_sub(published);
+        if room == 0 {
+            let _ = tokio::time::timeout(Duration::from_millis(1), notified).await;
+            continue;
+        }
+        let k = room.min(args.batch).min(args.messages - published);
+        for j in 0..k {
+            let data = json!({
+                "channel": args.channel,
+                "message": message(shared.now_ns(), args.size),
+            });
+            sink.feed(request(codec, published + j + 1, "publish", data)?)
+                .await
+                .context("publish")?;
+        }
+        sink.flush().await.context("publish")?;
+        published += k;
+    }
+    let publish_end_ns = shared.now_ns();
+
+    // Let the last deliveries and acknowledgements arrive.
+    let settle = Instant::now() + SETTLE;
+    while (shared.min_count() < published || acked.load(Ordering::Relaxed) < published)
+        && Instant::now() < settle
+        && shared.errors.load(Ordering::Relaxed) == 0
+    {
+        let notified = shared.progress.notified();
+        let _ = tokio::time::timeout(Duration::from_millis(10), notified).await;
+    }
+    shared.cancel.cancel();
+    let _ = sink.close().await;
+    let mut hist = new_histogram()?;
+    for s in subs {
+        let h = s.await.context("a subscriber task failed")??;
+        hist.add(&h).context("merging histograms")?;
+    }
+    reader.abort();
+
+    let delivered: u64 = shared
+        .counts
+        .iter()
+        .map(|c| c.load(Ordering::Relaxed))
+        .sum();
+    let acked = acked.load(Ordering::Relaxed);
+    let secs = |ns: u64| ns.saturating_sub(start_ns) as f64 / 1e9;
+    let delivery_s = secs(shared.last_delivery_ns.load(Ordering::Relaxed));
+    let ack_s = secs(last_ack_ns.load(Ordering::Relaxed));
+    let rate = |count: u64, s: f64| if s > 0.0 { count as f64 / s } else { 0.0 };
+    let us = |ns: u64| ns as f64 / 1000.0;
+    let first_error = shared.first_error.lock().ok().and_then(|e| e.clone());
+    Ok(Summary {
+        addr: args.addr.clone(),
+        codec: codec.name(),
+        subscribers: n,
+        size: args.size,
+        window: args.window,
+        threads: args.threads,
+        published,
+        acked,
+        delivered,
+        missing: (published * n as u64).saturating_sub(delivered),
+        errors: shared.errors.load(Ordering::Relaxed) + published.saturating_sub(acked),
+        elapsed_s: secs(publish_end_ns),
+        delivered_per_s: rate(delivered, delivery_s),
+        published_per_s: rate(published, secs(publish_end_ns)),
+        acked_per_s: rate(acked, ack_s),
+        latency_us: Latency {
+            p50: us(hist.value_at_quantile(0.5)),
+            p99: us(hist.value_at_quantile(0.99)),
+            p999: us(hist.value_at_quantile(0.999)),
+            max: us(hist.max()),
+        },
+        first_error,
+    })
+}
+
+fn print_summary(s: &Summary) {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "bench chat subscribers={} size={} codec={} window={} threads={} addr={}",
+        s.subscribers, s.size, s.codec, s.window, s.threads, s.addr
+    );
+    let _ = writeln!(
+        out,
+        "  published  {} in {:.3} s, {} acknowledged ({:.0}/s durable)",
+        s.published, s.elapsed_s, s.acked, s.acked_per_s
+    );
+    let _ = writeln!(
+        out,
+        "  delivered  {} pushes ({:.0}/s), {} missing",
+        s.delivered, s.delivered_per_s, s.missing
+    );
+    let _ = writeln!(
+        out,
+        "  latency    p50 {:.1} µs  p99 {:.1} µs  p999 {:.1} µs  max {:.1} µs (publish written → push read)",
+        s.latency_us.p50, s.latency_us.p99, s.latency_us.p999, s.latency_us.max
+    );
+    if let Some(e) = &s.first_error {
+        let _ = writeln!(out, "  first error: {e}");
+    }
+    super::super::print_stdout(&out);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn send_time_round_trips_through_json_and_msgpack() {
+        let m = message(1_234_567_890, 64);
+        assert_eq!(m.len(), 64);
+        for codec in [Codec::Json, Codec::MsgPack] {
+            let body = codec
+                .encode(&json!({"topic": "bench", "data": {"message": m, "seq": 7}}))
+                .unwrap_or_default();
+            assert_eq!(send_time(&body), Some(1_234_567_890), "{codec}");
+        }
+        assert_eq!(send_time(b"{\"topic\":\"bench\"}"), None);
+        assert_eq!(send_time(b"@@12345"), None);
+        assert_eq!(send_time(b"@@1234567890123456789x"), None);
+    }
+
+    #[test]
+    fn error_replies_are_recognised_in_both_encodings() {
+        for codec in [Codec::Json, Codec::MsgPack] {
+            let err = codec
+                .encode(&json!({"id": 1, "error": {"code": "BAD_REQUEST", "message": "x"}}))
+                .unwrap_or_default();
+            let ok = codec
+                .encode(&json!({"id": 1, "data": {"seq": 1}}))
+                .unwrap_or_default();
+            assert!(is_error_reply(codec, &err), "{codec}");
+            assert!(!is_error_reply(codec, &ok), "{codec}");
+        }
+    }
+}
