@@ -39,7 +39,7 @@ fn embedded_default_is_ok() {
 
 #[test]
 fn shipped_files_are_ok() {
-    for env in ["dev", "prod", "test"] {
+    for env in ["dev", "prod", "test", "bench"] {
         let (out, stdout, stderr) =
             run(corral().args(["check-config", "--config", "config/sys.toml", "--env", env]));
         assert!(out.status.success(), "{env}: {stderr}");

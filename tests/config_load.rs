@@ -83,7 +83,7 @@ fn sys_toml_is_the_embedded_default() {
 
 #[test]
 fn shipped_environments_are_valid() {
-    for env in ["dev", "prod", "test"] {
+    for env in ["dev", "prod", "test", "bench"] {
         let c = Config::load_with_vars(Some(&repo_config("sys.toml")), Some(env), no_vars())
             .unwrap_or_else(|e| panic!("{env}: {e}"));
         assert_ne!(c, Config::default(), "{env} changes something");
