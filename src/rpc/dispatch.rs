@@ -23,7 +23,6 @@ use serde_json::Value;
 use tokio::sync::Semaphore;
 
 use super::envelope::{self, Encoding, ErrorCode, RequestId, Shape};
-use super::push::Push;
 use super::registry::{CallContext, Registry, Request, Service, ServiceError};
 use super::services;
 use crate::config::RpcConfig;
@@ -302,18 +301,6 @@ impl RpcShared {
         tracing::warn!(id = ?c.id, service, %problem, "replacing an unsendable reply");
         let fallback = (ErrorCode::Internal, problem.as_str());
         envelope::write_reply(out, c.enc, c.shape, &c.id, service, Err(fallback)).is_ok()
-    }
-
-    /// The push's body in `enc`, borrowed from the push (which encodes it
-    /// once for every connection it goes to); `None` if it cannot be encoded
-    /// or exceeds `max_frame_bytes`.
-    pub(crate) fn encode_push<'p>(&self, push: &'p Push, enc: Encoding) -> Option<&'p [u8]> {
-        let body = push.encoded(enc)?;
-        if body.len() > self.settings.max_frame_bytes {
-            tracing::warn!(topic = %push.topic(), "dropping a push larger than a frame");
-            return None;
-        }
-        Some(body)
     }
 
     /// Handles one body to completion (for message transports that handle

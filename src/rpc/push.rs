@@ -83,6 +83,19 @@ impl Push {
     }
 }
 
+impl Push {
+    /// As [`Push::encoded`], and `None` (logged) for a body larger than
+    /// `max_frame_bytes`.
+    pub(crate) fn encoded_within(&self, enc: Encoding, max_frame_bytes: usize) -> Option<&Bytes> {
+        let body = self.encoded(enc)?;
+        if body.len() > max_frame_bytes {
+            tracing::warn!(topic = %self.topic(), "dropping a push larger than a frame");
+            return None;
+        }
+        Some(body)
+    }
+}
+
 impl Serialize for Push {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;

@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{Sink, SinkExt, Stream, StreamExt};
@@ -25,7 +25,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::codec::{FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
 
-use super::codec::{Frame, FrameCodec, FrameError};
+use super::codec::{self, Frame, FrameCodec, FrameError};
 use super::dispatch::{Completed, Dispatched, RpcShared};
 use super::envelope::Encoding;
 use super::push::{self, PushReceiver, PushSender, Pushes, DEFAULT_PUSH_QUEUE};
@@ -48,6 +48,57 @@ const WRITE_BUFFER: usize = 64 * 1024;
 /// makes TCP send a reset, which may destroy replies the peer has not read
 /// yet (FRAME_TOO_LARGE, the last replies of a drain).
 const LINGER: Duration = Duration::from_secs(1);
+
+/// What a connection writes: a reply (or any body), or a batch of pushes
+/// in the connection's encoding.
+pub(crate) enum Outgoing {
+    /// One encoded body.
+    Body(Bytes),
+    /// Pushes, each written as its own frame or message from the push's
+    /// shared encoding (no copy of its own, and one queue operation and one
+    /// reference count for the whole batch).
+    Pushes(Pushes, Encoding),
+}
+
+impl Outgoing {
+    /// The bodies of the pushes of a batch (those that can be encoded and
+    /// fit in a frame).
+    fn push_bodies(
+        pushes: &Pushes,
+        enc: Encoding,
+        max_frame_bytes: usize,
+    ) -> impl Iterator<Item = &Bytes> + '_ {
+        pushes
+            .iter()
+            .filter_map(move |p| p.encoded_within(enc, max_frame_bytes))
+    }
+}
+
+/// The length-prefixed codec for what a byte-stream connection writes.
+struct OutgoingCodec {
+    frames: FrameCodec,
+    max_push_bytes: usize,
+}
+
+impl tokio_util::codec::Encoder<Outgoing> for OutgoingCodec {
+    type Error = FrameError;
+
+    fn encode(&mut self, out: Outgoing, dst: &mut BytesMut) -> Result<(), FrameError> {
+        match out {
+            Outgoing::Body(body) => self.frames.encode(body, dst),
+            Outgoing::Pushes(pushes, enc) => {
+                for body in Outgoing::push_bodies(&pushes, enc, self.max_push_bytes) {
+                    let len = u32::try_from(body.len())
+                        .map_err(|_| FrameError::OutgoingTooLarge(body.len()))?;
+                    dst.reserve(codec::HEADER_LEN + body.len());
+                    dst.put_u32(len);
+                    dst.extend_from_slice(body);
+                }
+                Ok(())
+            }
+        }
+    }
+}
 
 /// What the transport hands the protocol along with a connection.
 #[derive(Debug)]
@@ -185,7 +236,18 @@ impl RpcProtocol {
             Ok(Incoming::TooLarge(len)) => Ok((Frame::TooLarge(len), PUSH_STREAM)),
             Err(e) => Err(FrameError::Io(e)),
         });
-        let writer = MessageSink::new(stream).sink_map_err(FrameError::Io);
+        // One message per reply, one per push of a batch.
+        let writer = MessageSink::new(stream)
+            .sink_map_err(FrameError::Io)
+            .with_flat_map(move |(out, sid): (Outgoing, u16)| {
+                let bodies: Vec<Bytes> = match out {
+                    Outgoing::Body(body) => vec![body],
+                    Outgoing::Pushes(pushes, enc) => {
+                        Outgoing::push_bodies(&pushes, enc, max).cloned().collect()
+                    }
+                };
+                futures::stream::iter(bodies.into_iter().map(move |b| Ok((b, sid))))
+            });
         serve_framed(
             Box::pin(reader),
             writer,
@@ -234,7 +296,8 @@ impl RpcProtocol {
     /// connection it goes to); `None` if it cannot be encoded or is larger
     /// than a frame.
     pub(crate) fn encode_push<'p>(&self, push: &'p super::Push, enc: Encoding) -> Option<&'p [u8]> {
-        self.shared.encode_push(push, enc)
+        push.encoded_within(enc, self.shared.settings.max_frame_bytes)
+            .map(|b| &b[..])
     }
 
     /// Opens a connection of a message transport (WebSocket, ...): a
@@ -285,10 +348,14 @@ where
     // Outgoing sizes are policed by the dispatcher: data over the limit is
     // replaced by an INTERNAL error, and error replies always go out (even
     // when the limit is set smaller than an error message).
-    let mut writer = FramedWrite::new(w, FrameCodec::new(u32::MAX as usize));
+    let codec = OutgoingCodec {
+        frames: FrameCodec::new(u32::MAX as usize),
+        max_push_bytes: max,
+    };
+    let mut writer = FramedWrite::new(w, codec);
     writer.set_backpressure_boundary(WRITE_BUFFER);
     let writer =
-        writer.with(|(body, ()): (Bytes, ())| futures::future::ready(Ok::<_, FrameError>(body)));
+        writer.with(|(out, ()): (Outgoing, ())| futures::future::ready(Ok::<_, FrameError>(out)));
     serve_framed(reader, writer, shared, conn, ()).await
 }
 
@@ -336,10 +403,12 @@ async fn send<W, T>(
     tag: T,
 ) -> Result<(), FrameError>
 where
-    W: Sink<(Bytes, T), Error = FrameError> + Unpin,
+    W: Sink<(Outgoing, T), Error = FrameError> + Unpin,
 {
     if shared.encode(c, scratch) {
-        writer.feed((scratch.split().freeze(), tag)).await?;
+        writer
+            .feed((Outgoing::Body(scratch.split().freeze()), tag))
+            .await?;
     }
     Ok(())
 }
@@ -365,7 +434,7 @@ pub(crate) async fn serve_framed<R, W, T>(
 ) -> Result<(), RpcConnError>
 where
     R: Stream<Item = Result<(Frame, T), FrameError>> + Unpin,
-    W: Sink<(Bytes, T), Error = FrameError> + Unpin,
+    W: Sink<(Outgoing, T), Error = FrameError> + Unpin,
     T: Copy + Send + 'static,
 {
     let ConnCtx {
@@ -456,22 +525,16 @@ where
             // The channel never closes while `cx` holds a sender.
             Event::Pushes(0) => {}
             Event::Pushes(_) => {
-                // Taken in a batch, so the queue's permits go back at once.
-                // Each body is copied, not shared: a shared body's reference
-                // count would bounce between the threads of all subscribers.
+                // Taken in a batch, so the queue's permits go back at once;
+                // each batch is written from the pushes' shared encodings.
                 let mut failed = None;
-                'batches: for batch in pushes.drain(..) {
-                    for p in &batch {
-                        let Some(body) = shared.encode_push(p, last_enc) else {
-                            continue;
-                        };
-                        let frame = (Bytes::copy_from_slice(body), push_tag);
-                        if let Err(e) = writer.feed(frame).await {
-                            failed = Some(e);
-                            break 'batches;
-                        }
-                        dirty = true;
+                for batch in pushes.drain(..) {
+                    let out = (Outgoing::Pushes(batch, last_enc), push_tag);
+                    if let Err(e) = writer.feed(out).await {
+                        failed = Some(e);
+                        break;
                     }
+                    dirty = true;
                 }
                 if let Some(e) = failed {
                     break end_with(e);
