@@ -9,9 +9,9 @@
 //! Prints the durable publish rate (each publish acknowledged after its
 //! group commit), delivered pushes per second, the p50 / p99 delivery
 //! latency (publish sent to push received) and pushes dropped by the
-//! slow-subscriber policy. Generator and server share the process (and this
-//! machine's cores): compare with `../shared/peers` (redis pubsub-load) only
-//! from runs taken the same hour.
+//! slow-subscriber policy. Generator and server share the process: for the
+//! comparison with Redis (a separate server, `pubsub-load`'s flow control)
+//! use `corral bench chat` against `corral serve` (`scripts/bench-chat.sh`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
