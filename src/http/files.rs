@@ -1,37 +1,49 @@
-//! Static files: tower-http's `ServeDir` over the [`FileCache`] backend, behind
-//! a path check that refuses what could leave the docroot.
+//! Static files: a fast path answering from the [`FileCache`], and
+//! tower-http's `ServeDir` over the cache's backend for everything else,
+//! behind a path check that refuses what could leave the docroot.
 //!
-//! `ServeDir` percent-decodes the path and refuses `..` and absolute
-//! components; before it, a request whose decoded path holds `..`, a
-//! backslash or a NUL byte is answered 400, and the backend canonicalises
-//! every path (symlinks resolved) and refuses one outside the docroot (404).
+//! Before either, a request whose decoded path holds `..`, a backslash or a
+//! NUL byte is answered 400. `ServeDir` percent-decodes the path and refuses
+//! `..` and absolute components, and the backend canonicalises a path
+//! (symlinks resolved) and refuses one outside the docroot (404) before its
+//! file is cached.
+//!
+//! The fast path answers a plain GET or HEAD (no `Range`, no conditional
+//! header) of a file already cached and unchanged: one stat, one cache
+//! lookup, header values made when the file was cached, and the cached
+//! `Bytes` as the body (no copy). It gives the same headers as `ServeDir`
+//! (the same ETag format, `Vary`, `Accept-Ranges`, and the same choice of
+//! encoding from `Accept-Encoding`); everything else (a miss, a directory,
+//! ranges, conditional requests, `.gz` names) goes to `ServeDir`.
 
-use super::cache::{CacheBackend, FileCache};
-use super::routes::{full, Body, HandlerFuture};
+use super::cache::{FileCache, OUTCOME_HIT, OUTCOME_MISS, OUTCOME_NONE};
+use super::routes::{empty, full, Body, HandlerFuture};
 use futures::FutureExt;
 use http_body_util::BodyExt;
-use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE};
+use hyper::header::{
+    HeaderMap, HeaderValue, ACCEPT_ENCODING, ACCEPT_RANGES, ALLOW, CONTENT_ENCODING,
+    CONTENT_LENGTH, CONTENT_TYPE, ETAG, IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH,
+    IF_UNMODIFIED_SINCE, LAST_MODIFIED, RANGE, VARY,
+};
 use hyper::{Method, Request, Response, StatusCode};
 use percent_encoding::percent_decode_str;
 use std::io;
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
 use tower_http::services::ServeDir;
 
 /// Serves the files under a docroot through the file cache.
 #[derive(Clone, Debug)]
 pub(crate) struct StaticFiles {
-    serve: Serve,
-    docroot: std::path::PathBuf,
+    cache: FileCache,
+    docroot: PathBuf,
 }
-
-type Serve = ServeDir<tower_http::services::fs::DefaultServeDirFallback, CacheBackend>;
 
 impl StaticFiles {
     pub(crate) fn new(cache: &FileCache) -> Self {
-        let serve = ServeDir::with_backend(cache.docroot(), cache.backend())
-            .append_index_html_on_directories(true)
-            .precompressed_gzip();
         StaticFiles {
-            serve,
+            cache: cache.clone(),
             docroot: cache.docroot().to_path_buf(),
         }
     }
@@ -68,8 +80,28 @@ impl StaticFiles {
                 "not found\n",
             )));
         }
-        let mut serve = self.serve.clone();
-        Box::pin(serve.try_call(req).map(|result| match result {
+        if let Some(resp) = self.fast(&req) {
+            self.cache.count(true);
+            return Box::pin(std::future::ready(resp));
+        }
+        // One ServeDir per request, over a backend recording its hits and
+        // misses, so that a request is counted once however many lookups
+        // ServeDir makes.
+        let outcome = Arc::new(AtomicU8::new(OUTCOME_NONE));
+        let mut serve =
+            ServeDir::with_backend(&self.docroot, self.cache.backend_recording(outcome.clone()))
+                .append_index_html_on_directories(true)
+                .precompressed_gzip();
+        let cache = self.cache.clone();
+        let served = serve.try_call(req).map(move |result| {
+            match outcome.load(Ordering::Relaxed) {
+                OUTCOME_HIT => cache.count(true),
+                OUTCOME_MISS => cache.count(false),
+                _ => {}
+            }
+            result
+        });
+        Box::pin(served.map(|result| match result {
             Ok(resp) if resp.status() == StatusCode::NOT_FOUND => {
                 plain(StatusCode::NOT_FOUND, "not found\n")
             }
@@ -84,6 +116,138 @@ impl StaticFiles {
             }
         }))
     }
+}
+
+impl StaticFiles {
+    /// The answer of the fast path, or `None` to leave the request to
+    /// `ServeDir` (see the module docs).
+    fn fast(&self, req: &Request<Body>) -> Option<Response<Body>> {
+        let headers = req.headers();
+        let conditional = [
+            RANGE,
+            IF_MATCH,
+            IF_NONE_MATCH,
+            IF_MODIFIED_SINCE,
+            IF_UNMODIFIED_SINCE,
+        ];
+        if conditional.iter().any(|h| headers.contains_key(h)) {
+            return None;
+        }
+        let path = file_path(&self.docroot, req.uri().path())?;
+        let entry = self.cache.fresh(&path)?;
+        let rep = entry.representation(entry.has_gzip() && prefers_gzip(headers))?;
+        let body = if req.method() == Method::HEAD {
+            empty()
+        } else {
+            full(rep.bytes.clone())
+        };
+        let mut resp = Response::new(body);
+        let h = resp.headers_mut();
+        h.insert(CONTENT_TYPE, entry.content_type().clone());
+        h.insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        if rep.gzip {
+            h.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
+        h.insert(VARY, HeaderValue::from_static("accept-encoding"));
+        h.insert(LAST_MODIFIED, entry.last_modified().clone());
+        h.insert(ETAG, rep.etag.clone());
+        h.insert(CONTENT_LENGTH, HeaderValue::from(rep.bytes.len()));
+        Some(resp)
+    }
+}
+
+/// The file `ServeDir` would look up for `uri_path`, when it is plain: a
+/// percent-decoded path of normal components only (no `.`, `..`, empty or
+/// absolute ones), and `index.html` under it when it ends in `/`. `None`
+/// for anything else, which is left to `ServeDir`.
+fn file_path(docroot: &Path, uri_path: &str) -> Option<PathBuf> {
+    let decoded = percent_decode_str(uri_path).decode_utf8().ok()?;
+    let rel = decoded.strip_prefix('/')?;
+    let (rel, index) = match rel.strip_suffix('/') {
+        Some(dir) => (dir, true),
+        None => (rel, false),
+    };
+    let mut path = docroot.to_path_buf();
+    if !rel.is_empty() {
+        for seg in rel.split('/') {
+            let mut parts = Path::new(seg).components();
+            match (parts.next(), parts.next()) {
+                (Some(Component::Normal(name)), None) if name == seg => path.push(name),
+                _ => return None,
+            }
+        }
+    }
+    if index {
+        path.push("index.html");
+    }
+    Some(path)
+}
+
+/// True when the `Accept-Encoding` headers make gzip the preferred coding,
+/// as tower-http's `ServeDir` decides with gzip as its only precompressed
+/// coding: among the codings it knows (`gzip`, `x-gzip`, `identity`, case
+/// insensitive; others ignored), each with its q-value (1 when absent; an
+/// entry whose parameter is not a valid `q=` value is ignored), the one of
+/// highest q above 0 wins, gzip on a tie.
+fn prefers_gzip(headers: &HeaderMap) -> bool {
+    let mut gzip = None;
+    let mut identity = None;
+    for entry in headers
+        .get_all(ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+    {
+        let (coding, param) = match entry.split_once(';') {
+            Some((c, p)) => (c.trim(), Some(p.trim())),
+            None => (entry.trim(), None),
+        };
+        let slot = if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
+            &mut gzip
+        } else if coding.eq_ignore_ascii_case("identity") {
+            &mut identity
+        } else {
+            continue;
+        };
+        let q = match param {
+            None => 1000,
+            Some(p) => match qvalue(p) {
+                Some(q) => q,
+                None => continue,
+            },
+        };
+        *slot = Some((*slot).map_or(q, |old: u16| old.max(q)));
+    }
+    match (gzip, identity) {
+        (Some(g), Some(i)) => g > 0 && g >= i,
+        (Some(g), None) => g > 0,
+        (None, _) => false,
+    }
+}
+
+/// A `q=` parameter (RFC 9110 §12.4.2: `q=0`, `q=1`, up to three decimals,
+/// at most 1) in thousandths.
+fn qvalue(param: &str) -> Option<u16> {
+    let value = param
+        .strip_prefix("q=")
+        .or_else(|| param.strip_prefix("Q="))?;
+    let (int, frac) = value.split_once('.').unwrap_or((value, ""));
+    let whole: u16 = match int {
+        "0" => 0,
+        "1" => 1000,
+        _ => return None,
+    };
+    if frac.len() > 3 {
+        return None;
+    }
+    let mut q = whole;
+    for (digit, scale) in frac.bytes().zip([100u16, 10, 1]) {
+        if !digit.is_ascii_digit() {
+            return None;
+        }
+        q += u16::from(digit - b'0') * scale;
+    }
+    (q <= 1000).then_some(q)
 }
 
 /// Errors that mean "no such file" to a client: absent, not allowed, a file
