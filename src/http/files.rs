@@ -164,6 +164,8 @@ fn file_path(docroot: &Path, uri_path: &str) -> Option<PathBuf> {
     let decoded = percent_decode_str(uri_path).decode_utf8().ok()?;
     let rel = decoded.strip_prefix('/')?;
     let (rel, index) = match rel.strip_suffix('/') {
+        _ if rel.is_empty() => (rel, true),
+        Some("") => return None,
         Some(dir) => (dir, true),
         None => (rel, false),
     };
@@ -283,7 +285,106 @@ pub(crate) fn safe_path(path: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::safe_path;
+    use super::*;
+    use crate::http::cache::FileCacheSettings;
+
+    fn ae(values: &[&str]) -> bool {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(ACCEPT_ENCODING, HeaderValue::from_str(v).expect("value"));
+        }
+        prefers_gzip(&h)
+    }
+
+    #[test]
+    fn gzip_preference() {
+        assert!(!ae(&[]));
+        assert!(ae(&["gzip"]));
+        assert!(ae(&["deflate, br", "x-gzip;q=0.1"]));
+        assert!(ae(&["gzip, identity"]));
+        assert!(ae(&["identity;q=0.5, gzip;q=0.501"]));
+        assert!(!ae(&["identity;q=0.5, gzip;q=0.499"]));
+        assert!(!ae(&["gzip;q=0"]));
+        assert!(!ae(&["gzip;q=0.0001"]));
+        assert!(!ae(&["gzip;q=2"]));
+        assert!(!ae(&["gzip;level=1"]));
+        assert!(!ae(&["*"]));
+        assert!(ae(&["gzip;q=0", "gzip;Q=1.000"]));
+    }
+
+    #[test]
+    fn qvalues() {
+        assert_eq!(qvalue("q=1"), Some(1000));
+        assert_eq!(qvalue("q=1."), Some(1000));
+        assert_eq!(qvalue("Q=0.25"), Some(250));
+        assert_eq!(qvalue("q=0.005"), Some(5));
+        assert_eq!(qvalue("q=1.001"), None);
+        assert_eq!(qvalue("q=0.5x"), None);
+        assert_eq!(qvalue("q="), None);
+        assert_eq!(qvalue("q=.5"), None);
+        assert_eq!(qvalue("q=+0.5"), None);
+    }
+
+    #[test]
+    fn fast_path_file_paths() {
+        let root = Path::new("/srv/www");
+        let p = |u: &str| file_path(root, u);
+        assert_eq!(p("/a/b.txt"), Some(root.join("a/b.txt")));
+        assert_eq!(p("/a%20b.txt"), Some(root.join("a b.txt")));
+        assert_eq!(p("/"), Some(root.join("index.html")));
+        assert_eq!(p("/sub/"), Some(root.join("sub/index.html")));
+        for odd in [
+            "", "a", "//", "/a//b", "/./a", "/a/.", "/a/../b", "/a/%2e/b", "/%ff",
+        ] {
+            assert_eq!(p(odd), None, "{odd}");
+        }
+    }
+
+    fn get(path: &str, headers: &[(&str, &str)]) -> Request<Body> {
+        let mut b = Request::builder().uri(path);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(empty()).expect("request")
+    }
+
+    #[tokio::test]
+    async fn fast_path_takes_only_plain_requests_of_cached_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("a.txt"), "x".repeat(4096)).expect("write");
+        let cache = FileCache::new(
+            FileCacheSettings {
+                docroot: dir.path().to_path_buf(),
+                max_bytes: 1 << 20,
+                max_file_bytes: 1 << 20,
+                gzip_min_bytes: 1,
+            },
+            None,
+        );
+        let files = StaticFiles::new(&cache);
+        assert!(files.fast(&get("/a.txt", &[])).is_none(), "not cached yet");
+        let resp = files.serve(get("/a.txt", &[])).await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        let resp = files.fast(&get("/a.txt", &[])).expect("cached");
+        assert!(resp.headers().get(CONTENT_ENCODING).is_none());
+        let resp = files
+            .fast(&get("/a.txt", &[("accept-encoding", "gzip")]))
+            .expect("cached");
+        assert_eq!(resp.headers()[CONTENT_ENCODING], "gzip");
+        for h in [
+            "range",
+            "if-match",
+            "if-none-match",
+            "if-modified-since",
+            "if-unmodified-since",
+        ] {
+            assert!(files.fast(&get("/a.txt", &[(h, "x")])).is_none(), "{h}");
+        }
+        assert!(files.fast(&get("/./a.txt", &[])).is_none());
+        // Changed on disk: no longer taken.
+        std::fs::write(dir.path().join("a.txt"), "y").expect("write");
+        assert!(files.fast(&get("/a.txt", &[])).is_none());
+    }
 
     #[test]
     fn paths() {
