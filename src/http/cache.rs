@@ -26,7 +26,10 @@
 use crate::metrics::Metrics;
 use crate::supervisor::{ChildSpec, Strategy, SupervisorFlags, SupervisorSpec};
 use bytes::Bytes;
-use hyper::header::HeaderValue;
+use hyper::header::{
+    HeaderMap, HeaderValue, ACCEPT_RANGES, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, ETAG,
+    LAST_MODIFIED, VARY,
+};
 use moka::notification::RemovalCause;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use std::future::Future;
@@ -74,7 +77,7 @@ impl FileCacheSettings {
     }
 }
 
-/// One cached file, with the header values of its responses made once.
+/// One cached file, with the headers of its responses made once.
 pub(crate) struct CachedFile {
     bytes: Bytes,
     gzip: Option<Bytes>,
@@ -82,14 +85,11 @@ pub(crate) struct CachedFile {
     len: u64,
     /// Device, inode and change time of the file read.
     id: Option<FileId>,
-    /// `Content-Type`, guessed from the path the entry is cached under.
-    content_type: HeaderValue,
-    /// `Last-Modified`.
-    last_modified: HeaderValue,
-    /// `ETag` of the bytes, and of the gzip variant (`None` for an mtime
-    /// before the epoch: such an entry is not served on the fast path).
-    etag: Option<HeaderValue>,
-    gzip_etag: Option<HeaderValue>,
+    /// The headers of a 200 answer with the bytes, and with the gzip
+    /// variant (`None` for an mtime before the epoch, which has no ETag:
+    /// such an entry is not served on the fast path).
+    headers: Option<HeaderMap>,
+    gzip_headers: Option<HeaderMap>,
 }
 
 /// What identifies one version of a file: device, inode, and the change
@@ -103,14 +103,15 @@ struct FileId {
     ctime_nsec: i64,
 }
 
-/// One representation of a cached file: its bytes and header values.
+/// One representation of a cached file: its bytes and the headers of a
+/// 200 answer with them.
 pub(crate) struct Representation<'a> {
     /// The bytes.
     pub(crate) bytes: &'a Bytes,
-    /// `ETag`.
-    pub(crate) etag: &'a HeaderValue,
-    /// True for the gzip variant.
-    pub(crate) gzip: bool,
+    /// `Content-Type`, `Accept-Ranges`, `Content-Encoding` (for the gzip
+    /// variant), `Vary`, `Last-Modified`, `ETag`, `Content-Length`: those
+    /// tower-http's `ServeDir` gives, with the same values.
+    pub(crate) headers: &'a HeaderMap,
 }
 
 impl CachedFile {
@@ -127,20 +128,29 @@ impl CachedFile {
         );
         let last_modified = HeaderValue::from_str(&httpdate::fmt_http_date(modified))
             .unwrap_or(HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"));
-        let etag = etag_of(modified, bytes.len() as u64);
-        let gzip_etag = gzip
-            .as_ref()
-            .and_then(|g| etag_of(modified, g.len() as u64));
+        let headers_of = |len: usize, gzip: bool| -> Option<HeaderMap> {
+            let mut h = HeaderMap::with_capacity(8);
+            h.insert(CONTENT_TYPE, content_type.clone());
+            h.insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+            if gzip {
+                h.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            }
+            h.insert(VARY, HeaderValue::from_static("accept-encoding"));
+            h.insert(LAST_MODIFIED, last_modified.clone());
+            h.insert(ETAG, etag_of(modified, len as u64)?);
+            h.insert(CONTENT_LENGTH, HeaderValue::from(len));
+            Some(h)
+        };
+        let headers = headers_of(bytes.len(), false);
+        let gzip_headers = gzip.as_ref().and_then(|g| headers_of(g.len(), true));
         CachedFile {
             len: bytes.len() as u64,
             bytes,
             gzip,
             modified,
             id,
-            content_type,
-            last_modified,
-            etag,
-            gzip_etag,
+            headers,
+            gzip_headers,
         }
     }
 
@@ -156,16 +166,11 @@ impl CachedFile {
     /// The representation to send: the gzip variant if there is one and
     /// `gzip` asks for it, else the bytes. `None` when it has no ETag.
     pub(crate) fn representation(&self, gzip: bool) -> Option<Representation<'_>> {
-        match (&self.gzip, &self.gzip_etag) {
-            (Some(bytes), Some(etag)) if gzip => Some(Representation {
-                bytes,
-                etag,
-                gzip: true,
-            }),
+        match (&self.gzip, &self.gzip_headers) {
+            (Some(bytes), Some(headers)) if gzip => Some(Representation { bytes, headers }),
             _ => Some(Representation {
                 bytes: &self.bytes,
-                etag: self.etag.as_ref()?,
-                gzip: false,
+                headers: self.headers.as_ref()?,
             }),
         }
     }
@@ -173,16 +178,6 @@ impl CachedFile {
     /// True when the entry has a gzip variant.
     pub(crate) fn has_gzip(&self) -> bool {
         self.gzip.is_some()
-    }
-
-    /// `Content-Type`.
-    pub(crate) fn content_type(&self) -> &HeaderValue {
-        &self.content_type
-    }
-
-    /// `Last-Modified`.
-    pub(crate) fn last_modified(&self) -> &HeaderValue {
-        &self.last_modified
     }
 
     fn weight(&self) -> u64 {
@@ -204,6 +199,8 @@ struct Inner {
     max_file_bytes: u64,
     gzip_min_bytes: u64,
     metrics: Option<Arc<Metrics>>,
+    /// The hit and miss counters of this cache, looked up once.
+    counters: Option<(prometheus::IntCounter, prometheus::IntCounter)>,
 }
 
 impl std::fmt::Debug for FileCache {
@@ -243,6 +240,12 @@ impl FileCache {
             root: OnceLock::new(),
             max_file_bytes: settings.max_file_bytes,
             gzip_min_bytes: settings.gzip_min_bytes,
+            counters: metrics.as_ref().map(|m| {
+                (
+                    m.cache_hits.with_label_values(&[LABEL]),
+                    m.cache_misses.with_label_values(&[LABEL]),
+                )
+            }),
             metrics,
         };
         FileCache {
@@ -326,11 +329,11 @@ impl FileCache {
 
     /// Counts a cache hit or miss.
     pub(crate) fn count(&self, hit: bool) {
-        if let Some(m) = &self.inner.metrics {
+        if let Some((hits, misses)) = &self.inner.counters {
             if hit {
-                m.cache_hits.with_label_values(&[LABEL]).inc();
+                hits.inc();
             } else {
-                m.cache_misses.with_label_values(&[LABEL]).inc();
+                misses.inc();
             }
         }
     }

@@ -21,9 +21,8 @@ use super::routes::{empty, full, Body, HandlerFuture};
 use futures::FutureExt;
 use http_body_util::BodyExt;
 use hyper::header::{
-    HeaderMap, HeaderValue, ACCEPT_ENCODING, ACCEPT_RANGES, ALLOW, CONTENT_ENCODING,
-    CONTENT_LENGTH, CONTENT_TYPE, ETAG, IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH,
-    IF_UNMODIFIED_SINCE, LAST_MODIFIED, RANGE, VARY,
+    HeaderMap, HeaderValue, ACCEPT_ENCODING, ALLOW, CONTENT_TYPE, IF_MATCH, IF_MODIFIED_SINCE,
+    IF_NONE_MATCH, IF_UNMODIFIED_SINCE, RANGE,
 };
 use hyper::{Method, Request, Response, StatusCode};
 use percent_encoding::percent_decode_str;
@@ -61,28 +60,32 @@ impl StaticFiles {
         self.docroot.join(decoded.trim_start_matches('/')).is_file()
     }
 
+    /// Answers one request.
+    #[cfg(test)]
     pub(crate) fn serve(&self, req: Request<Body>) -> HandlerFuture {
+        match self.answer(req) {
+            Ok(resp) => Box::pin(std::future::ready(resp)),
+            Err(later) => later,
+        }
+    }
+
+    /// Answers one request at once (`Ok`: refused, or from the fast path)
+    /// or later (`Err`: through `ServeDir`).
+    pub(crate) fn answer(&self, req: Request<Body>) -> Result<Response<Body>, HandlerFuture> {
         if req.method() != Method::GET && req.method() != Method::HEAD {
             let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
             r.headers_mut()
                 .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
-            return Box::pin(std::future::ready(r));
+            return Ok(r);
         }
         if !safe_path(req.uri().path()) {
-            return Box::pin(std::future::ready(plain(
-                StatusCode::BAD_REQUEST,
-                "bad path\n",
-            )));
+            return Ok(plain(StatusCode::BAD_REQUEST, "bad path\n"));
         }
         if !self.gz_exists_or_not_asked(req.uri().path()) {
-            return Box::pin(std::future::ready(plain(
-                StatusCode::NOT_FOUND,
-                "not found\n",
-            )));
+            return Ok(plain(StatusCode::NOT_FOUND, "not found\n"));
         }
         if let Some(resp) = self.fast(&req) {
-            self.cache.count(true);
-            return Box::pin(std::future::ready(resp));
+            return Ok(resp);
         }
         // One ServeDir per request, over a backend recording its hits and
         // misses, so that a request is counted once however many lookups
@@ -101,7 +104,7 @@ impl StaticFiles {
             }
             result
         });
-        Box::pin(served.map(|result| match result {
+        Err(Box::pin(served.map(|result| match result {
             Ok(resp) if resp.status() == StatusCode::NOT_FOUND => {
                 plain(StatusCode::NOT_FOUND, "not found\n")
             }
@@ -114,14 +117,14 @@ impl StaticFiles {
                 tracing::warn!(error = %e, "static file error");
                 plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n")
             }
-        }))
+        })))
     }
 }
 
 impl StaticFiles {
-    /// The answer of the fast path, or `None` to leave the request to
-    /// `ServeDir` (see the module docs).
-    fn fast(&self, req: &Request<Body>) -> Option<Response<Body>> {
+    /// The answer of the fast path (counted as a hit), or `None` to leave
+    /// the request to `ServeDir` (see the module docs).
+    pub(crate) fn fast(&self, req: &Request<Body>) -> Option<Response<Body>> {
         let headers = req.headers();
         let conditional = [
             RANGE,
@@ -142,16 +145,8 @@ impl StaticFiles {
             full(rep.bytes.clone())
         };
         let mut resp = Response::new(body);
-        let h = resp.headers_mut();
-        h.insert(CONTENT_TYPE, entry.content_type().clone());
-        h.insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-        if rep.gzip {
-            h.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-        }
-        h.insert(VARY, HeaderValue::from_static("accept-encoding"));
-        h.insert(LAST_MODIFIED, entry.last_modified().clone());
-        h.insert(ETAG, rep.etag.clone());
-        h.insert(CONTENT_LENGTH, HeaderValue::from(rep.bytes.len()));
+        *resp.headers_mut() = rep.headers.clone();
+        self.cache.count(true);
         Some(resp)
     }
 }
@@ -287,6 +282,7 @@ pub(crate) fn safe_path(path: &str) -> bool {
 mod tests {
     use super::*;
     use crate::http::cache::FileCacheSettings;
+    use hyper::header::CONTENT_ENCODING;
 
     fn ae(values: &[&str]) -> bool {
         let mut h = HeaderMap::new();

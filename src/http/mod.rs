@@ -293,7 +293,10 @@ impl Inner {
             return handler.call(req).await;
         }
         match &self.files {
-            Some(files) => files.serve(req).await,
+            Some(files) => match files.answer(req) {
+                Ok(resp) => resp,
+                Err(later) => later.await,
+            },
             None => plain(StatusCode::NOT_FOUND, "not found\n"),
         }
     }
