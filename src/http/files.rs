@@ -71,7 +71,10 @@ impl StaticFiles {
 
     /// Answers one request at once (`Ok`: refused, or from the fast path)
     /// or later (`Err`: through `ServeDir`).
-    pub(crate) fn answer(&self, req: Request<Body>) -> Result<Response<Body>, HandlerFuture> {
+    pub(crate) fn answer<B: Send + 'static>(
+        &self,
+        req: Request<B>,
+    ) -> Result<Response<Body>, HandlerFuture> {
         if req.method() != Method::GET && req.method() != Method::HEAD {
             let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
             r.headers_mut()
@@ -124,7 +127,7 @@ impl StaticFiles {
 impl StaticFiles {
     /// The answer of the fast path (counted as a hit), or `None` to leave
     /// the request to `ServeDir` (see the module docs).
-    pub(crate) fn fast(&self, req: &Request<Body>) -> Option<Response<Body>> {
+    pub(crate) fn fast<B>(&self, req: &Request<B>) -> Option<Response<Body>> {
         let headers = req.headers();
         let conditional = [
             RANGE,
