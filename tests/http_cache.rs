@@ -274,6 +274,29 @@ async fn hits_and_misses_are_counted_once_per_request() {
     .await;
 }
 
+/// Waits until a file written now gets a later ctime than `path` has: file
+/// times come from a coarse clock, so a change within the same tick as the
+/// last one would leave the ctime as it was.
+#[cfg(unix)]
+async fn wait_past_ctime(path: &std::path::Path) {
+    use std::os::unix::fs::MetadataExt;
+    let ctime = |p: &std::path::Path| {
+        let m = std::fs::metadata(p).expect("stat");
+        (m.ctime(), m.ctime_nsec())
+    };
+    let before = ctime(path);
+    let probe = path.with_extension("probe");
+    loop {
+        std::fs::write(&probe, b"tick").expect("write");
+        if ctime(&probe) > before {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    std::fs::remove_file(&probe).expect("rm");
+}
+
+#[cfg(unix)]
 #[tokio::test]
 async fn a_file_rewritten_with_the_same_size_and_mtime_is_served_fresh() {
     guarded(async {
@@ -291,6 +314,7 @@ async fn a_file_rewritten_with_the_same_size_and_mtime_is_served_fresh() {
             assert_eq!(b, b"version one\n");
         }
         // Same length, and the mtime set back: only the ctime tells.
+        wait_past_ctime(&path).await;
         std::fs::write(&path, "version 1ne\n").expect("write");
         let f = std::fs::File::options()
             .write(true)
@@ -320,6 +344,7 @@ async fn a_symlink_turned_to_the_same_file_outside_the_docroot_is_refused() {
         // The same inode, reached from outside the docroot: a hard link
         // beside the secret, and the symlink turned to it.
         let outside = site.dir.path().join("hardlink.txt");
+        wait_past_ctime(&site.root.join("small.txt")).await;
         std::fs::hard_link(site.root.join("small.txt"), &outside).expect("hard link");
         std::fs::remove_file(&link).expect("rm");
         std::os::unix::fs::symlink(&outside, &link).expect("symlink");
