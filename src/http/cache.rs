@@ -2,14 +2,20 @@
 //!
 //! [`FileCache`] is a moka cache bounded in bytes (a weigher) of the files
 //! under a docroot: each entry holds the file's bytes, a gzip variant made
-//! once when the file is cached (for text-like files that shrink), and the
-//! mtime and size it was read at. Every lookup stats the file (a cheap
-//! syscall on a cached dentry) and reads it again when its mtime or size
-//! changed, so a file changed on disk is served fresh.
+//! once when the file is cached (for text-like files that shrink), the
+//! headers of its answers (Content-Type, ETag, Last-Modified, ...) made
+//! once too, and the identity of the version read: device, inode, ctime,
+//! mtime and size. Every lookup stats the file (one syscall on a cached
+//! dentry) and reads it again when any of these changed, so a file changed
+//! on disk is served fresh; the ctime, which every write, rename, link and
+//! chmod updates and no user can set back, catches a rewrite that keeps
+//! the size and restores the mtime.
 //!
-//! It is the backend of tower-http's `ServeDir`
+//! The static files' fast path answers a plain request of a cached,
+//! unchanged file straight from its entry ([`FileCache`]'s `fresh`); for
+//! everything else the cache is the backend of tower-http's `ServeDir`
 //! ([`CacheBackend`]), which does the HTTP semantics (ETag and Last-Modified
-//! from the entry's mtime and size, 304, Range, MIME types, index.html) on top.
+//! from the entry's mtime and size, 304, Range, MIME types, index.html).
 //!
 //! Lookups go straight to the shared cache, not through an actor's mailbox
 //! (one mailbox would serialise every request of every connection); the
@@ -20,18 +26,24 @@
 //! Nothing outside the docroot is read: a path is canonicalised (symlinks
 //! resolved) and must stay under the canonical docroot before its file is
 //! cached; a later hit on the same path takes the entry only while the path
-//! still leads to the same file (device, inode, mtime, size), so a symlink
-//! turned to point elsewhere is checked again.
+//! still leads to the same version of the same file, so a symlink turned to
+//! point elsewhere (even to the same inode through a new hard link outside
+//! the docroot, which changes the ctime) is checked again.
 
 use crate::metrics::Metrics;
 use crate::supervisor::{ChildSpec, Strategy, SupervisorFlags, SupervisorSpec};
 use bytes::Bytes;
+use hyper::header::{
+    HeaderMap, HeaderValue, ACCEPT_RANGES, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, ETAG,
+    LAST_MODIFIED, VARY,
+};
 use moka::notification::RemovalCause;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use std::future::Future;
 use std::io::{self, Cursor, Write};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
@@ -72,17 +84,83 @@ impl FileCacheSettings {
     }
 }
 
-/// One cached file.
-struct CachedFile {
+/// One cached file, with the headers of its responses made once.
+pub(crate) struct CachedFile {
     bytes: Bytes,
     gzip: Option<Bytes>,
     modified: SystemTime,
     len: u64,
-    /// Device and inode of the file read.
-    id: Option<(u64, u64)>,
+    /// Device, inode and change time of the file read.
+    id: Option<FileId>,
+    /// The headers of a 200 answer with the bytes, and with the gzip
+    /// variant (`None` for an mtime before the epoch, which has no ETag:
+    /// such an entry is not served on the fast path).
+    headers: Option<HeaderMap>,
+    gzip_headers: Option<HeaderMap>,
+}
+
+/// What identifies one version of a file: device, inode, and the change
+/// time (ctime), which the kernel updates on every write, rename, link or
+/// chmod and no user can set back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileId {
+    dev: u64,
+    ino: u64,
+    ctime: i64,
+    ctime_nsec: i64,
+}
+
+/// One representation of a cached file: its bytes and the headers of a
+/// 200 answer with them.
+pub(crate) struct Representation<'a> {
+    /// The bytes.
+    pub(crate) bytes: &'a Bytes,
+    /// `Content-Type`, `Accept-Ranges`, `Content-Encoding` (for the gzip
+    /// variant), `Vary`, `Last-Modified`, `ETag`, `Content-Length`: those
+    /// tower-http's `ServeDir` gives, with the same values.
+    pub(crate) headers: &'a HeaderMap,
 }
 
 impl CachedFile {
+    fn new(
+        path: &Path,
+        bytes: Bytes,
+        gzip: Option<Bytes>,
+        modified: SystemTime,
+        id: Option<FileId>,
+    ) -> Self {
+        let content_type = mime_guess::from_path(path).first_raw().map_or(
+            HeaderValue::from_static("application/octet-stream"),
+            HeaderValue::from_static,
+        );
+        let last_modified = HeaderValue::from_str(&httpdate::fmt_http_date(modified))
+            .unwrap_or(HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"));
+        let headers_of = |len: usize, gzip: bool| -> Option<HeaderMap> {
+            let mut h = HeaderMap::with_capacity(8);
+            h.insert(CONTENT_TYPE, content_type.clone());
+            h.insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+            if gzip {
+                h.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            }
+            h.insert(VARY, HeaderValue::from_static("accept-encoding"));
+            h.insert(LAST_MODIFIED, last_modified.clone());
+            h.insert(ETAG, etag_of(modified, len as u64)?);
+            h.insert(CONTENT_LENGTH, HeaderValue::from(len));
+            Some(h)
+        };
+        let headers = headers_of(bytes.len(), false);
+        let gzip_headers = gzip.as_ref().and_then(|g| headers_of(g.len(), true));
+        CachedFile {
+            len: bytes.len() as u64,
+            bytes,
+            gzip,
+            modified,
+            id,
+            headers,
+            gzip_headers,
+        }
+    }
+
     /// True when `meta` (of the path this entry is cached under) is the
     /// same file, unchanged.
     fn is_current(&self, meta: &std::fs::Metadata) -> bool {
@@ -90,6 +168,23 @@ impl CachedFile {
             && self.id == file_id(meta)
             && self.len == meta.len()
             && meta.modified().is_ok_and(|m| m == self.modified)
+    }
+
+    /// The representation to send: the gzip variant if there is one and
+    /// `gzip` asks for it, else the bytes. `None` when it has no ETag.
+    pub(crate) fn representation(&self, gzip: bool) -> Option<Representation<'_>> {
+        match (&self.gzip, &self.gzip_headers) {
+            (Some(bytes), Some(headers)) if gzip => Some(Representation { bytes, headers }),
+            _ => Some(Representation {
+                bytes: &self.bytes,
+                headers: self.headers.as_ref()?,
+            }),
+        }
+    }
+
+    /// True when the entry has a gzip variant.
+    pub(crate) fn has_gzip(&self) -> bool {
+        self.gzip.is_some()
     }
 
     fn weight(&self) -> u64 {
@@ -111,6 +206,8 @@ struct Inner {
     max_file_bytes: u64,
     gzip_min_bytes: u64,
     metrics: Option<Arc<Metrics>>,
+    /// The hit and miss counters of this cache, looked up once.
+    counters: Option<(prometheus::IntCounter, prometheus::IntCounter)>,
 }
 
 impl std::fmt::Debug for FileCache {
@@ -150,6 +247,12 @@ impl FileCache {
             root: OnceLock::new(),
             max_file_bytes: settings.max_file_bytes,
             gzip_min_bytes: settings.gzip_min_bytes,
+            counters: metrics.as_ref().map(|m| {
+                (
+                    m.cache_hits.with_label_values(&[LABEL]),
+                    m.cache_misses.with_label_values(&[LABEL]),
+                )
+            }),
             metrics,
         };
         FileCache {
@@ -189,6 +292,16 @@ impl FileCache {
     pub fn backend(&self) -> CacheBackend {
         CacheBackend {
             cache: self.clone(),
+            outcome: None,
+        }
+    }
+
+    /// A backend that records its hits and misses in `outcome` instead of
+    /// counting them (`OUTCOME_*`: the request's caller counts once).
+    pub(crate) fn backend_recording(&self, outcome: Arc<AtomicU8>) -> CacheBackend {
+        CacheBackend {
+            cache: self.clone(),
+            outcome: Some(outcome),
         }
     }
 
@@ -221,20 +334,50 @@ impl FileCache {
         Some(self.inner.root.get_or_init(|| canonical))
     }
 
-    fn count(&self, hit: bool) {
-        if let Some(m) = &self.inner.metrics {
+    /// Counts a cache hit or miss.
+    pub(crate) fn count(&self, hit: bool) {
+        if let Some((hits, misses)) = &self.inner.counters {
             if hit {
-                m.cache_hits.with_label_values(&[LABEL]).inc();
+                hits.inc();
             } else {
-                m.cache_misses.with_label_values(&[LABEL]).inc();
+                misses.inc();
             }
         }
+    }
+
+    /// Counts a hit or miss, or records it in `outcome` (a miss outranks a
+    /// hit) for the caller to count once per request.
+    fn note(&self, outcome: Option<&AtomicU8>, hit: bool) {
+        match outcome {
+            Some(o) => {
+                o.fetch_max(
+                    if hit { OUTCOME_HIT } else { OUTCOME_MISS },
+                    Ordering::Relaxed,
+                );
+            }
+            None => self.count(hit),
+        }
+    }
+
+    /// The entry cached under `path` (a file path under the docroot, as
+    /// `ServeDir` builds it), if the path still leads to the same version
+    /// of the same file: one stat. That file was checked to be inside the
+    /// docroot when it was cached, and any change to it (a write, a
+    /// rename, a new link, a symlink turned to another file) changes its
+    /// identity, so a stale or escaping entry is never returned.
+    pub(crate) fn fresh(&self, path: &Path) -> Option<Arc<CachedFile>> {
+        let meta = std::fs::metadata(path).ok()?;
+        if !meta.is_file() {
+            return None;
+        }
+        let entry = self.inner.cache.get(path)?;
+        entry.is_current(&meta).then_some(entry)
     }
 
     /// Resolves `path` (built by ServeDir under the docroot) to a directory,
     /// a cached file, or a large file to stream. A `.gz` path that does not
     /// exist names the gzip variant of the file without the suffix.
-    async fn resolve(&self, path: PathBuf) -> io::Result<Resolved> {
+    async fn resolve(&self, path: PathBuf, outcome: Option<&AtomicU8>) -> io::Result<Resolved> {
         let not_found = || io::Error::from(io::ErrorKind::NotFound);
         let Some(root) = self.root().map(Path::to_path_buf) else {
             return Err(not_found());
@@ -242,12 +385,12 @@ impl FileCache {
         if path.as_os_str().as_encoded_bytes().contains(&0) {
             return Err(io::Error::from(io::ErrorKind::InvalidInput));
         }
-        match self.resolve_plain(&root, &path).await {
+        match self.resolve_plain(&root, &path, outcome).await {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 let Some(base) = strip_gz(&path) else {
                     return Err(e);
                 };
-                match self.resolve_plain(&root, &base).await? {
+                match self.resolve_plain(&root, &base, outcome).await? {
                     Resolved::Cached(entry, false) if entry.gzip.is_some() => {
                         Ok(Resolved::Cached(entry, true))
                     }
@@ -258,19 +401,22 @@ impl FileCache {
         }
     }
 
-    async fn resolve_plain(&self, root: &Path, path: &Path) -> io::Result<Resolved> {
+    async fn resolve_plain(
+        &self,
+        root: &Path,
+        path: &Path,
+        outcome: Option<&AtomicU8>,
+    ) -> io::Result<Resolved> {
         // Blocking calls, on purpose: stat and realpath of a cached dentry
         // take microseconds, far less than a hop to the blocking pool.
         //
-        // Fast path, one stat: the entry cached under this very path, when
-        // the path still leads to the same file (device and inode, so a
-        // symlink turned elsewhere misses) with the same mtime and size.
-        // That file was checked to be inside the docroot when cached.
+        // One stat: the entry cached under this very path, when the path
+        // still leads to the same version of the same file (see `fresh`).
         let meta = std::fs::metadata(path)?;
         if meta.is_file() {
             if let Some(entry) = self.inner.cache.get(path) {
                 if entry.is_current(&meta) {
-                    self.count(true);
+                    self.note(outcome, true);
                     return Ok(Resolved::Cached(entry, false));
                 }
             }
@@ -291,9 +437,10 @@ impl FileCache {
         if meta.len() > self.inner.max_file_bytes {
             return Ok(Resolved::Disk(real, modified, meta.len()));
         }
-        self.count(false);
+        self.note(outcome, false);
         let gzip_min = self.inner.gzip_min_bytes;
         let id = file_id(&meta);
+        let key = path.to_path_buf();
         let entry = tokio::task::spawn_blocking(move || -> io::Result<CachedFile> {
             let bytes = std::fs::read(&real)?;
             let gzip = if bytes.len() as u64 >= gzip_min && compressible(&real) {
@@ -301,13 +448,13 @@ impl FileCache {
             } else {
                 None
             };
-            Ok(CachedFile {
-                len: bytes.len() as u64,
-                bytes: Bytes::from(bytes),
-                gzip: gzip.map(Bytes::from),
+            Ok(CachedFile::new(
+                &key,
+                Bytes::from(bytes),
+                gzip.map(Bytes::from),
                 modified,
                 id,
-            })
+            ))
         })
         .await
         .map_err(io::Error::other)??;
@@ -327,19 +474,39 @@ impl FileCache {
     }
 }
 
-/// The identity of a file: device and inode (`None` where unknown: then a
+/// The identity of a version of a file (`None` where unknown: then a
 /// cached entry is never taken on the fast path).
-fn file_id(meta: &std::fs::Metadata) -> Option<(u64, u64)> {
+fn file_id(meta: &std::fs::Metadata) -> Option<FileId> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
-        Some((meta.dev(), meta.ino()))
+        Some(FileId {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            ctime: meta.ctime(),
+            ctime_nsec: meta.ctime_nsec(),
+        })
     }
     #[cfg(not(unix))]
     {
         let _ = meta;
         None
     }
+}
+
+/// The `ETag` of `len` bytes last modified at `modified`, in the format
+/// tower-http's `ServeDir` gives (seconds and nanoseconds since the epoch
+/// in hex, and the length), so that a file has one ETag whether the fast
+/// path or `ServeDir` answers; `None` before the epoch, as there.
+fn etag_of(modified: SystemTime, len: u64) -> Option<HeaderValue> {
+    let since = modified.duration_since(SystemTime::UNIX_EPOCH).ok()?;
+    let tag = format!(
+        "\"{:x}.{:08x}-{:x}\"",
+        since.as_secs(),
+        since.subsec_nanos(),
+        len
+    );
+    HeaderValue::from_str(&tag).ok()
 }
 
 /// `path` without a final `.gz`, if it has one.
@@ -408,7 +575,17 @@ impl Resolved {
 #[derive(Clone, Debug)]
 pub struct CacheBackend {
     cache: FileCache,
+    /// Where the hits and misses of one request are recorded, to be
+    /// counted once; `None`: each lookup is counted.
+    outcome: Option<Arc<AtomicU8>>,
 }
+
+/// No file was looked up in the cache.
+pub(crate) const OUTCOME_NONE: u8 = 0;
+/// A file was served from the cache.
+pub(crate) const OUTCOME_HIT: u8 = 1;
+/// A file was read from disk into the cache.
+pub(crate) const OUTCOME_MISS: u8 = 2;
 
 /// Metadata of a file served by [`CacheBackend`].
 #[derive(Debug, Clone, Copy)]
@@ -494,8 +671,9 @@ impl Backend for CacheBackend {
 
     fn open(&self, path: PathBuf) -> Self::OpenFuture {
         let cache = self.cache.clone();
+        let outcome = self.outcome.clone();
         Box::pin(async move {
-            let resolved = cache.resolve(path).await?;
+            let resolved = cache.resolve(path, outcome.as_deref()).await?;
             let meta = resolved.metadata();
             let source = match resolved {
                 Resolved::Dir(_) => return Err(io::Error::from(io::ErrorKind::IsADirectory)),
@@ -515,7 +693,8 @@ impl Backend for CacheBackend {
 
     fn metadata(&self, path: PathBuf) -> Self::MetadataFuture {
         let cache = self.cache.clone();
-        Box::pin(async move { Ok(cache.resolve(path).await?.metadata()) })
+        let outcome = self.outcome.clone();
+        Box::pin(async move { Ok(cache.resolve(path, outcome.as_deref()).await?.metadata()) })
     }
 }
 

@@ -1,37 +1,48 @@
-//! Static files: tower-http's `ServeDir` over the [`FileCache`] backend, behind
-//! a path check that refuses what could leave the docroot.
+//! Static files: a fast path answering from the [`FileCache`], and
+//! tower-http's `ServeDir` over the cache's backend for everything else,
+//! behind a path check that refuses what could leave the docroot.
 //!
-//! `ServeDir` percent-decodes the path and refuses `..` and absolute
-//! components; before it, a request whose decoded path holds `..`, a
-//! backslash or a NUL byte is answered 400, and the backend canonicalises
-//! every path (symlinks resolved) and refuses one outside the docroot (404).
+//! Before either, a request whose decoded path holds `..`, a backslash or a
+//! NUL byte is answered 400. `ServeDir` percent-decodes the path and refuses
+//! `..` and absolute components, and the backend canonicalises a path
+//! (symlinks resolved) and refuses one outside the docroot (404) before its
+//! file is cached.
+//!
+//! The fast path answers a plain GET or HEAD (no `Range`, no conditional
+//! header) of a file already cached and unchanged: one stat, one cache
+//! lookup, header values made when the file was cached, and the cached
+//! `Bytes` as the body (no copy). It gives the same headers as `ServeDir`
+//! (the same ETag format, `Vary`, `Accept-Ranges`, and the same choice of
+//! encoding from `Accept-Encoding`); everything else (a miss, a directory,
+//! ranges, conditional requests, `.gz` names) goes to `ServeDir`.
 
-use super::cache::{CacheBackend, FileCache};
-use super::routes::{full, Body, HandlerFuture};
+use super::cache::{FileCache, OUTCOME_HIT, OUTCOME_MISS, OUTCOME_NONE};
+use super::routes::{empty, full, Body, HandlerFuture};
 use futures::FutureExt;
 use http_body_util::BodyExt;
-use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE};
+use hyper::header::{
+    HeaderMap, HeaderValue, ACCEPT_ENCODING, ALLOW, CONTENT_TYPE, IF_MATCH, IF_MODIFIED_SINCE,
+    IF_NONE_MATCH, IF_UNMODIFIED_SINCE, RANGE,
+};
 use hyper::{Method, Request, Response, StatusCode};
 use percent_encoding::percent_decode_str;
 use std::io;
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
 use tower_http::services::ServeDir;
 
 /// Serves the files under a docroot through the file cache.
 #[derive(Clone, Debug)]
 pub(crate) struct StaticFiles {
-    serve: Serve,
-    docroot: std::path::PathBuf,
+    cache: FileCache,
+    docroot: PathBuf,
 }
-
-type Serve = ServeDir<tower_http::services::fs::DefaultServeDirFallback, CacheBackend>;
 
 impl StaticFiles {
     pub(crate) fn new(cache: &FileCache) -> Self {
-        let serve = ServeDir::with_backend(cache.docroot(), cache.backend())
-            .append_index_html_on_directories(true)
-            .precompressed_gzip();
         StaticFiles {
-            serve,
+            cache: cache.clone(),
             docroot: cache.docroot().to_path_buf(),
         }
     }
@@ -49,27 +60,54 @@ impl StaticFiles {
         self.docroot.join(decoded.trim_start_matches('/')).is_file()
     }
 
+    /// Answers one request.
+    #[cfg(test)]
     pub(crate) fn serve(&self, req: Request<Body>) -> HandlerFuture {
+        match self.answer(req) {
+            Ok(resp) => Box::pin(std::future::ready(resp)),
+            Err(later) => later,
+        }
+    }
+
+    /// Answers one request at once (`Ok`: refused, or from the fast path)
+    /// or later (`Err`: through `ServeDir`).
+    pub(crate) fn answer<B: Send + 'static>(
+        &self,
+        req: Request<B>,
+    ) -> Result<Response<Body>, HandlerFuture> {
         if req.method() != Method::GET && req.method() != Method::HEAD {
             let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
             r.headers_mut()
                 .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
-            return Box::pin(std::future::ready(r));
+            return Ok(r);
         }
         if !safe_path(req.uri().path()) {
-            return Box::pin(std::future::ready(plain(
-                StatusCode::BAD_REQUEST,
-                "bad path\n",
-            )));
+            return Ok(plain(StatusCode::BAD_REQUEST, "bad path\n"));
         }
         if !self.gz_exists_or_not_asked(req.uri().path()) {
-            return Box::pin(std::future::ready(plain(
-                StatusCode::NOT_FOUND,
-                "not found\n",
-            )));
+            return Ok(plain(StatusCode::NOT_FOUND, "not found\n"));
         }
-        let mut serve = self.serve.clone();
-        Box::pin(serve.try_call(req).map(|result| match result {
+        if let Some(resp) = self.fast(&req) {
+            return Ok(resp);
+        }
+        // One ServeDir per request, over a backend recording its hits and
+        // misses, so that a request is counted once however many lookups
+        // ServeDir makes.
+        let outcome = Arc::new(AtomicU8::new(OUTCOME_NONE));
+        let mut serve =
+            ServeDir::with_backend(&self.docroot, self.cache.backend_recording(outcome.clone()))
+                .append_index_html_on_directories(true)
+                .precompressed_gzip();
+        let cache = self.cache.clone();
+        let served = serve.try_call(req).map(move |result| {
+            match outcome.load(Ordering::Relaxed) {
+                OUTCOME_HIT => cache.count(true),
+                OUTCOME_MISS => cache.count(false),
+                _ => {}
+            }
+            result
+        });
+        Err(Box::pin(served.map(|result| match result {
             Ok(resp) if resp.status() == StatusCode::NOT_FOUND => {
                 plain(StatusCode::NOT_FOUND, "not found\n")
             }
@@ -82,8 +120,134 @@ impl StaticFiles {
                 tracing::warn!(error = %e, "static file error");
                 plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n")
             }
-        }))
+        })))
     }
+}
+
+impl StaticFiles {
+    /// The answer of the fast path (counted as a hit), or `None` to leave
+    /// the request to `ServeDir` (see the module docs).
+    pub(crate) fn fast<B>(&self, req: &Request<B>) -> Option<Response<Body>> {
+        let headers = req.headers();
+        let conditional = [
+            RANGE,
+            IF_MATCH,
+            IF_NONE_MATCH,
+            IF_MODIFIED_SINCE,
+            IF_UNMODIFIED_SINCE,
+        ];
+        if conditional.iter().any(|h| headers.contains_key(h)) {
+            return None;
+        }
+        let path = file_path(&self.docroot, req.uri().path())?;
+        let entry = self.cache.fresh(&path)?;
+        let rep = entry.representation(entry.has_gzip() && prefers_gzip(headers))?;
+        let body = if req.method() == Method::HEAD {
+            empty()
+        } else {
+            full(rep.bytes.clone())
+        };
+        let mut resp = Response::new(body);
+        *resp.headers_mut() = rep.headers.clone();
+        self.cache.count(true);
+        Some(resp)
+    }
+}
+
+/// The file `ServeDir` would look up for `uri_path`, when it is plain: a
+/// percent-decoded path of normal components only (no `.`, `..`, empty or
+/// absolute ones), and `index.html` under it when it ends in `/`. `None`
+/// for anything else, which is left to `ServeDir`.
+fn file_path(docroot: &Path, uri_path: &str) -> Option<PathBuf> {
+    let decoded = percent_decode_str(uri_path).decode_utf8().ok()?;
+    let rel = decoded.strip_prefix('/')?;
+    let (rel, index) = match rel.strip_suffix('/') {
+        _ if rel.is_empty() => (rel, true),
+        Some("") => return None,
+        Some(dir) => (dir, true),
+        None => (rel, false),
+    };
+    let mut path = docroot.to_path_buf();
+    if !rel.is_empty() {
+        for seg in rel.split('/') {
+            let mut parts = Path::new(seg).components();
+            match (parts.next(), parts.next()) {
+                (Some(Component::Normal(name)), None) if name == seg => path.push(name),
+                _ => return None,
+            }
+        }
+    }
+    if index {
+        path.push("index.html");
+    }
+    Some(path)
+}
+
+/// True when the `Accept-Encoding` headers make gzip the preferred coding,
+/// as tower-http's `ServeDir` decides with gzip as its only precompressed
+/// coding: among the codings it knows (`gzip`, `x-gzip`, `identity`, case
+/// insensitive; others ignored), each with its q-value (1 when absent; an
+/// entry whose parameter is not a valid `q=` value is ignored), the one of
+/// highest q above 0 wins, gzip on a tie.
+fn prefers_gzip(headers: &HeaderMap) -> bool {
+    let mut gzip = None;
+    let mut identity = None;
+    for entry in headers
+        .get_all(ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+    {
+        let (coding, param) = match entry.split_once(';') {
+            Some((c, p)) => (c.trim(), Some(p.trim())),
+            None => (entry.trim(), None),
+        };
+        let slot = if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
+            &mut gzip
+        } else if coding.eq_ignore_ascii_case("identity") {
+            &mut identity
+        } else {
+            continue;
+        };
+        let q = match param {
+            None => 1000,
+            Some(p) => match qvalue(p) {
+                Some(q) => q,
+                None => continue,
+            },
+        };
+        *slot = Some((*slot).map_or(q, |old: u16| old.max(q)));
+    }
+    match (gzip, identity) {
+        (Some(g), Some(i)) => g > 0 && g >= i,
+        (Some(g), None) => g > 0,
+        (None, _) => false,
+    }
+}
+
+/// A `q=` parameter (RFC 9110 §12.4.2: `q=0`, `q=1`, up to three decimals,
+/// at most 1) in thousandths.
+fn qvalue(param: &str) -> Option<u16> {
+    let value = param
+        .strip_prefix("q=")
+        .or_else(|| param.strip_prefix("Q="))?;
+    let (int, frac) = value.split_once('.').unwrap_or((value, ""));
+    let whole: u16 = match int {
+        "0" => 0,
+        "1" => 1000,
+        _ => return None,
+    };
+    if frac.len() > 3 {
+        return None;
+    }
+    let mut q = whole;
+    for (digit, scale) in frac.bytes().zip([100u16, 10, 1]) {
+        if !digit.is_ascii_digit() {
+            return None;
+        }
+        q += u16::from(digit - b'0') * scale;
+    }
+    (q <= 1000).then_some(q)
 }
 
 /// Errors that mean "no such file" to a client: absent, not allowed, a file
@@ -119,7 +283,107 @@ pub(crate) fn safe_path(path: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::safe_path;
+    use super::*;
+    use crate::http::cache::FileCacheSettings;
+    use hyper::header::CONTENT_ENCODING;
+
+    fn ae(values: &[&str]) -> bool {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(ACCEPT_ENCODING, HeaderValue::from_str(v).expect("value"));
+        }
+        prefers_gzip(&h)
+    }
+
+    #[test]
+    fn gzip_preference() {
+        assert!(!ae(&[]));
+        assert!(ae(&["gzip"]));
+        assert!(ae(&["deflate, br", "x-gzip;q=0.1"]));
+        assert!(ae(&["gzip, identity"]));
+        assert!(ae(&["identity;q=0.5, gzip;q=0.501"]));
+        assert!(!ae(&["identity;q=0.5, gzip;q=0.499"]));
+        assert!(!ae(&["gzip;q=0"]));
+        assert!(!ae(&["gzip;q=0.0001"]));
+        assert!(!ae(&["gzip;q=2"]));
+        assert!(!ae(&["gzip;level=1"]));
+        assert!(!ae(&["*"]));
+        assert!(ae(&["gzip;q=0", "gzip;Q=1.000"]));
+    }
+
+    #[test]
+    fn qvalues() {
+        assert_eq!(qvalue("q=1"), Some(1000));
+        assert_eq!(qvalue("q=1."), Some(1000));
+        assert_eq!(qvalue("Q=0.25"), Some(250));
+        assert_eq!(qvalue("q=0.005"), Some(5));
+        assert_eq!(qvalue("q=1.001"), None);
+        assert_eq!(qvalue("q=0.5x"), None);
+        assert_eq!(qvalue("q="), None);
+        assert_eq!(qvalue("q=.5"), None);
+        assert_eq!(qvalue("q=+0.5"), None);
+    }
+
+    #[test]
+    fn fast_path_file_paths() {
+        let root = Path::new("/srv/www");
+        let p = |u: &str| file_path(root, u);
+        assert_eq!(p("/a/b.txt"), Some(root.join("a/b.txt")));
+        assert_eq!(p("/a%20b.txt"), Some(root.join("a b.txt")));
+        assert_eq!(p("/"), Some(root.join("index.html")));
+        assert_eq!(p("/sub/"), Some(root.join("sub/index.html")));
+        for odd in [
+            "", "a", "//", "/a//b", "/./a", "/a/.", "/a/../b", "/a/%2e/b", "/%ff",
+        ] {
+            assert_eq!(p(odd), None, "{odd}");
+        }
+    }
+
+    fn get(path: &str, headers: &[(&str, &str)]) -> Request<Body> {
+        let mut b = Request::builder().uri(path);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(empty()).expect("request")
+    }
+
+    #[tokio::test]
+    async fn fast_path_takes_only_plain_requests_of_cached_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("a.txt"), "x".repeat(4096)).expect("write");
+        let cache = FileCache::new(
+            FileCacheSettings {
+                docroot: dir.path().to_path_buf(),
+                max_bytes: 1 << 20,
+                max_file_bytes: 1 << 20,
+                gzip_min_bytes: 1,
+            },
+            None,
+        );
+        let files = StaticFiles::new(&cache);
+        assert!(files.fast(&get("/a.txt", &[])).is_none(), "not cached yet");
+        let resp = files.serve(get("/a.txt", &[])).await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        let resp = files.fast(&get("/a.txt", &[])).expect("cached");
+        assert!(resp.headers().get(CONTENT_ENCODING).is_none());
+        let resp = files
+            .fast(&get("/a.txt", &[("accept-encoding", "gzip")]))
+            .expect("cached");
+        assert_eq!(resp.headers()[CONTENT_ENCODING], "gzip");
+        for h in [
+            "range",
+            "if-match",
+            "if-none-match",
+            "if-modified-since",
+            "if-unmodified-since",
+        ] {
+            assert!(files.fast(&get("/a.txt", &[(h, "x")])).is_none(), "{h}");
+        }
+        assert!(files.fast(&get("/./a.txt", &[])).is_none());
+        // Changed on disk: no longer taken.
+        std::fs::write(dir.path().join("a.txt"), "y").expect("write");
+        assert!(files.fast(&get("/a.txt", &[])).is_none());
+    }
 
     #[test]
     fn paths() {

@@ -278,8 +278,6 @@ impl Inner {
                 .insert(CONNECTION, HeaderValue::from_static("close"));
             return r;
         }
-        let limit = usize::try_from(self.max_body_bytes).unwrap_or(usize::MAX);
-        let req = req.map(|b| Limited::new(b, limit).boxed_unsync());
         let path = req.uri().path();
         let builtin = match path {
             "/metrics" => self.metrics_enabled,
@@ -290,15 +288,21 @@ impl Inner {
             return self.builtin(&req);
         }
         if let Some(handler) = self.routes.find(path) {
+            let limit = usize::try_from(self.max_body_bytes).unwrap_or(usize::MAX);
+            let req = req.map(|b| Limited::new(b, limit).boxed_unsync());
             return handler.call(req).await;
         }
+        // Static files never read the body (hyper discards what is left).
         match &self.files {
-            Some(files) => files.serve(req).await,
+            Some(files) => match files.answer(req) {
+                Ok(resp) => resp,
+                Err(later) => later.await,
+            },
             None => plain(StatusCode::NOT_FOUND, "not found\n"),
         }
     }
 
-    fn builtin(&self, req: &Request<Body>) -> Response<Body> {
+    fn builtin<B>(&self, req: &Request<B>) -> Response<Body> {
         if req.method() != Method::GET && req.method() != Method::HEAD {
             let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
             r.headers_mut()
