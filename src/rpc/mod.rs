@@ -47,7 +47,8 @@
 //! Modules: `codec` (framing), `envelope` (encodings and shapes), [`push`]
 //! (pushes and their queue), `registry`
 //! (the [`Service`] plug-in point), `services` (built-ins), `dispatch` (body
-//! in, reply out), `server` (one connection), `settings`.
+//! in, reply out), `server` (one connection), `writer` (frames out, vectored),
+//! `settings`.
 
 mod codec;
 mod dispatch;
@@ -57,6 +58,7 @@ mod registry;
 mod server;
 mod services;
 mod settings;
+mod writer;
 
 pub use crate::config::RpcConfig;
 pub use async_trait::async_trait;

@@ -17,19 +17,20 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
-use super::codec::{self, Frame, FrameCodec, FrameError};
+use super::codec::{Frame, FrameCodec, FrameError};
 use super::dispatch::{Completed, Dispatched, RpcShared};
 use super::envelope::Encoding;
 use super::push::{self, PushReceiver, PushSender, Pushes, DEFAULT_PUSH_QUEUE};
 use super::registry::{CallContext, Registry};
+use super::writer::{FrameWriter, Outgoing};
 use crate::config::RpcConfig;
 use crate::metrics::Metrics;
 
@@ -48,57 +49,6 @@ const WRITE_BUFFER: usize = 64 * 1024;
 /// makes TCP send a reset, which may destroy replies the peer has not read
 /// yet (FRAME_TOO_LARGE, the last replies of a drain).
 const LINGER: Duration = Duration::from_secs(1);
-
-/// What a connection writes: a reply (or any body), or a batch of pushes
-/// in the connection's encoding.
-pub(crate) enum Outgoing {
-    /// One encoded body.
-    Body(Bytes),
-    /// Pushes, each written as its own frame or message from the push's
-    /// shared encoding (no copy of its own, and one queue operation and one
-    /// reference count for the whole batch).
-    Pushes(Pushes, Encoding),
-}
-
-impl Outgoing {
-    /// The bodies of the pushes of a batch (those that can be encoded and
-    /// fit in a frame).
-    fn push_bodies(
-        pushes: &Pushes,
-        enc: Encoding,
-        max_frame_bytes: usize,
-    ) -> impl Iterator<Item = &Bytes> + '_ {
-        pushes
-            .iter()
-            .filter_map(move |p| p.encoded_within(enc, max_frame_bytes))
-    }
-}
-
-/// The length-prefixed codec for what a byte-stream connection writes.
-struct OutgoingCodec {
-    frames: FrameCodec,
-    max_push_bytes: usize,
-}
-
-impl tokio_util::codec::Encoder<Outgoing> for OutgoingCodec {
-    type Error = FrameError;
-
-    fn encode(&mut self, out: Outgoing, dst: &mut BytesMut) -> Result<(), FrameError> {
-        match out {
-            Outgoing::Body(body) => self.frames.encode(body, dst),
-            Outgoing::Pushes(pushes, enc) => {
-                for body in Outgoing::push_bodies(&pushes, enc, self.max_push_bytes) {
-                    let len = u32::try_from(body.len())
-                        .map_err(|_| FrameError::OutgoingTooLarge(body.len()))?;
-                    dst.reserve(codec::HEADER_LEN + body.len());
-                    dst.put_u32(len);
-                    dst.extend_from_slice(body);
-                }
-                Ok(())
-            }
-        }
-    }
-}
 
 /// What the transport hands the protocol along with a connection.
 #[derive(Debug)]
@@ -240,12 +190,7 @@ impl RpcProtocol {
         let writer = MessageSink::new(stream)
             .sink_map_err(FrameError::Io)
             .with_flat_map(move |(out, sid): (Outgoing, u16)| {
-                let bodies: Vec<Bytes> = match out {
-                    Outgoing::Body(body) => vec![body],
-                    Outgoing::Pushes(pushes, enc) => {
-                        Outgoing::push_bodies(&pushes, enc, max).cloned().collect()
-                    }
-                };
+                let bodies: Vec<Bytes> = out.bodies(max).into_iter().cloned().collect();
                 futures::stream::iter(bodies.into_iter().map(move |b| Ok((b, sid))))
             });
         serve_framed(
@@ -348,14 +293,8 @@ where
     // Outgoing sizes are policed by the dispatcher: data over the limit is
     // replaced by an INTERNAL error, and error replies always go out (even
     // when the limit is set smaller than an error message).
-    let codec = OutgoingCodec {
-        frames: FrameCodec::new(u32::MAX as usize),
-        max_push_bytes: max,
-    };
-    let mut writer = FramedWrite::new(w, codec);
-    writer.set_backpressure_boundary(WRITE_BUFFER);
-    let writer =
-        writer.with(|(out, ()): (Outgoing, ())| futures::future::ready(Ok::<_, FrameError>(out)));
+    let writer = FrameWriter::new(w, WRITE_BUFFER, max)
+        .with(|(out, ()): (Outgoing, ())| futures::future::ready(Ok::<_, FrameError>(out)));
     serve_framed(reader, writer, shared, conn, ()).await
 }
 

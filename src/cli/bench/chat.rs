@@ -11,9 +11,10 @@
 //! nanoseconds since the start, padded to `--size` bytes), so every delivered
 //! push gives a delivery latency: publish written → push received, which
 //! includes the commit. Subscribers read their sockets in large chunks and
-//! check each frame cheaply (the length prefix, the marker, the digits)
-//! instead of decoding it, so that the generator costs little CPU, as
-//! `pubsub-load` does with RESP; the clock is read once per chunk.
+//! check each frame cheaply instead of decoding it (its length prefix and
+//! that it begins as a push on the channel), as `pubsub-load` does with
+//! RESP, so that the generator costs little CPU; one push in 16 is timed
+//! (the clock is read once per chunk read).
 //!
 //! Results: delivered pushes per second (all subscribers, first publish → last
 //! delivery), acknowledged publishes per second (the durable publish rate),
@@ -48,6 +49,8 @@ use crate::cli::call::parse_codec;
 const MARK: &[u8] = b"@@";
 /// Digits of the send time.
 const DIGITS: usize = 20;
+/// One delivered push in this many gives a latency (all are checked).
+const LATENCY_SAMPLE: u64 = 16;
 /// Bytes a subscriber asks the socket for at a time.
 const READ_CHUNK: usize = 128 * 1024;
 /// How long to wait for the last deliveries and acknowledgements.
@@ -244,6 +247,26 @@ fn send_time(body: &[u8]) -> Option<u64> {
     None
 }
 
+/// How a push on `channel` begins in `codec`: `{"topic":"<channel>",` or
+/// its MessagePack form (a map of two, the key "topic", the channel).
+fn push_prefix(codec: Codec, channel: &str) -> anyhow::Result<Vec<u8>> {
+    #[derive(Serialize)]
+    struct Probe<'a> {
+        topic: &'a str,
+        data: (),
+    }
+    let probe = codec.encode(&Probe {
+        topic: channel,
+        data: (),
+    })?;
+    let data_key = match codec {
+        Codec::Json => &b"\"data\""[..],
+        Codec::MsgPack => &b"\xa4data"[..],
+    };
+    let at = memchr::memmem::find(&probe, data_key).context("push prefix")?;
+    Ok(probe[..at].to_vec())
+}
+
 /// Whether a reply body is an error reply (checked without decoding it).
 fn is_error_reply(codec: Codec, body: &[u8]) -> bool {
     match codec {
@@ -331,6 +354,7 @@ async fn subscriber(
         }
     };
     let counter = &shared.counts[i];
+    let push_prefix = push_prefix(args.codec, &args.channel)?;
     let mut got = 0u64;
     loop {
         let now = shared.now_ns();
@@ -345,14 +369,20 @@ async fn subscriber(
                     return Ok(hist);
                 }
             };
-            let Some(sent) = send_time(frame) else {
+            // Every frame must be a push on the channel; every
+            // LATENCY_SAMPLE-th gives a latency (and must carry a time).
+            let sampled = got % LATENCY_SAMPLE == 0;
+            let sent = if sampled { send_time(frame) } else { Some(0) };
+            let (Some(sent), true) = (sent, frame.starts_with(&push_prefix)) else {
                 shared.fail(format!(
                     "subscriber {i}: unexpected frame {:?}",
                     String::from_utf8_lossy(&frame[..frame.len().min(120)])
                 ));
                 return Ok(hist);
             };
-            let _ = hist.record(now.saturating_sub(sent).clamp(1, MAX_LATENCY_NS));
+            if sampled {
+                let _ = hist.record(now.saturating_sub(sent).clamp(1, MAX_LATENCY_NS));
+            }
             got += 1;
         }
         buf.advance(pos);
@@ -596,6 +626,23 @@ mod tests {
         assert_eq!(send_time(b"{\"topic\":\"bench\"}"), None);
         assert_eq!(send_time(b"@@12345"), None);
         assert_eq!(send_time(b"@@1234567890123456789x"), None);
+    }
+
+    #[test]
+    fn pushes_are_recognised_by_their_prefix() {
+        for codec in [Codec::Json, Codec::MsgPack] {
+            let prefix = push_prefix(codec, "bench").unwrap_or_default();
+            // Pushes as the server encodes them.
+            let push = codec
+                .encode(&corral::rpc::Push::new("bench", json!({"seq": 1})))
+                .unwrap_or_default();
+            let other = codec
+                .encode(&corral::rpc::Push::new("benchx", json!({"seq": 1})))
+                .unwrap_or_default();
+            assert!(prefix.len() > 12, "{codec}: {prefix:?}");
+            assert!(push.starts_with(&prefix), "{codec}");
+            assert!(!other.starts_with(&prefix), "{codec}");
+        }
     }
 
     #[test]
