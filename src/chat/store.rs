@@ -34,8 +34,22 @@ use tokio::sync::oneshot;
 const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
 const CHANNELS: TableDefinition<&str, &[u8]> = TableDefinition::new("channels");
 const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
-const CHANNEL_INDEX: TableDefinition<(&str, u64), ()> = TableDefinition::new("channel_index");
-const USER_INDEX: TableDefinition<(&str, u64), ()> = TableDefinition::new("user_index");
+/// History indexes, keyed `(name_key(channel or user), seq)`. The keys are
+/// fixed-size on purpose: redb rewrites the offset of every key of a leaf on
+/// each insert when keys vary in size, which made these small entries the
+/// writer's hottest code. Two names with the same key never mix: `history`
+/// checks each event's own names.
+const CHANNEL_INDEX: TableDefinition<(u64, u64), ()> = TableDefinition::new("channel_seq");
+const USER_INDEX: TableDefinition<(u64, u64), ()> = TableDefinition::new("user_seq");
+
+/// A name's index key: 64-bit FNV-1a, a hash whose values never change
+/// (they are stored).
+fn name_key(name: &str) -> u64 {
+    use std::hash::Hasher;
+    let mut h = fnv::FnvHasher::default();
+    h.write(name.as_bytes());
+    h.finish()
+}
 const CLIENT_IDS: TableDefinition<(&str, &str), u64> = TableDefinition::new("client_ids");
 
 /// Most login timestamps kept per user (the oldest are dropped).
@@ -375,18 +389,29 @@ impl Store {
                 Scope::Channel(c) => (CHANNEL_INDEX, c.as_str()),
                 Scope::User(u) => (USER_INDEX, u.as_str()),
             };
+            let key = name_key(name);
             let idx = txn.open_table(index).map_err(db_err)?;
             let events = txn.open_table(EVENTS).map_err(db_err)?;
             let end = before.unwrap_or(u64::MAX);
             let mut out = Vec::new();
-            for row in idx.range((name, 0)..(name, end)).map_err(db_err)?.rev() {
+            for row in idx.range((key, 0)..(key, end)).map_err(db_err)?.rev() {
                 if out.len() >= limit {
                     break;
                 }
                 let (k, _) = row.map_err(db_err)?;
                 let seq = k.value().1;
-                if let Some(v) = events.get(seq).map_err(db_err)? {
-                    out.push(serde_json::from_slice::<Event>(v.value())?);
+                let Some(v) = events.get(seq).map_err(db_err)? else {
+                    continue;
+                };
+                let ev = serde_json::from_slice::<Event>(v.value())?;
+                let belongs = match &scope {
+                    Scope::Channel(c) => ev.kind == EventKind::Publish && ev.target == *c,
+                    Scope::User(u) => {
+                        ev.kind == EventKind::Message && (ev.user == *u || ev.target == *u)
+                    }
+                };
+                if belongs {
+                    out.push(ev);
                 }
             }
             out.reverse();
@@ -550,15 +575,15 @@ fn apply(
                             match ev.kind {
                                 EventKind::Publish => {
                                     chan_idx
-                                        .insert((ev.target.as_str(), ev.seq), ())
+                                        .insert((name_key(&ev.target), ev.seq), ())
                                         .map_err(db_err)?;
                                 }
                                 EventKind::Message => {
                                     user_idx
-                                        .insert((ev.user.as_str(), ev.seq), ())
+                                        .insert((name_key(&ev.user), ev.seq), ())
                                         .map_err(db_err)?;
                                     user_idx
-                                        .insert((ev.target.as_str(), ev.seq), ())
+                                        .insert((name_key(&ev.target), ev.seq), ())
                                         .map_err(db_err)?;
                                 }
                             }
@@ -596,6 +621,52 @@ mod tests {
             clock: 1,
             client_id: id.map(Into::into),
         }
+    }
+
+    /// An index entry under a channel's key that points at another
+    /// channel's event (what a hash collision would make) is not history.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn history_ignores_index_entries_of_other_names() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("chat.redb"), 16).expect("open");
+        for channel in ["a", "b"] {
+            store
+                .create_channel(ChannelRecord {
+                    channel: channel.into(),
+                    creator: None,
+                    created: 1,
+                    clock: 1,
+                })
+                .await
+                .expect("channel");
+        }
+        let in_a = store
+            .append(publish("ann", "a", "for a", None))
+            .await
+            .expect("a");
+        let in_b = store
+            .append(publish("ann", "b", "for b", None))
+            .await
+            .expect("b");
+        {
+            let txn = store.db.begin_write().expect("txn");
+            {
+                let mut idx = txn.open_table(CHANNEL_INDEX).expect("index");
+                idx.insert((name_key("a"), in_b.event.seq), ())
+                    .expect("insert");
+            }
+            txn.commit().expect("commit");
+        }
+        let a = store
+            .history(Scope::Channel("a".into()), None, 10)
+            .await
+            .expect("history");
+        assert_eq!(a, vec![in_a.event]);
+        let b = store
+            .history(Scope::Channel("b".into()), None, 10)
+            .await
+            .expect("history");
+        assert_eq!(b, vec![in_b.event]);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
