@@ -48,7 +48,8 @@ impl Outgoing {
         }
     }
 
-    /// The bodies written for this item, in order, logging those skipped.
+    /// The bodies written for this item, in order, logging those skipped
+    /// (for message transports: one message each).
     pub(crate) fn bodies(&self, max_push_bytes: usize) -> Vec<&Bytes> {
         match self {
             Outgoing::Body(b) => vec![b],
@@ -94,7 +95,11 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
     /// Writes until the queue is empty.
     fn poll_write_queue(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), FrameError>> {
         while !self.queue.is_empty() {
-            let n = {
+            // The frames of this write: where each is (item, frame) and its
+            // length with the prefix, so that the cursor can move past the
+            // bytes written without walking the items again.
+            let mut at = [(0usize, 0usize, 0usize); FRAMES_PER_WRITE];
+            let (n, count) = {
                 let mut heads = [[0u8; HEADER_LEN]; FRAMES_PER_WRITE];
                 let mut bodies: [&[u8]; FRAMES_PER_WRITE] = [&[]; FRAMES_PER_WRITE];
                 let mut count = 0;
@@ -105,6 +110,7 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
                         let Some(body) = body else { continue };
                         heads[count] = frame_len(body)?;
                         bodies[count] = body;
+                        at[count] = (item, frame - 1, HEADER_LEN + body.len());
                         count += 1;
                         if count == FRAMES_PER_WRITE {
                             break 'gather;
@@ -112,6 +118,14 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
                     }
                     item += 1;
                     frame = 0;
+                }
+                if count == 0 {
+                    // Only skipped pushes are left.
+                    self.queue.clear();
+                    self.queued = 0;
+                    self.frame = 0;
+                    self.offset = 0;
+                    break;
                 }
                 let mut slices = Vec::with_capacity(count * 2);
                 let mut skip = self.offset;
@@ -125,45 +139,54 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
                         }
                     }
                 }
-                if slices.is_empty() {
-                    // Only skipped pushes are left.
-                    self.queue.clear();
-                    self.queued = 0;
-                    self.frame = 0;
-                    self.offset = 0;
-                    break;
-                }
-                ready!(Pin::new(&mut self.io).poll_write_vectored(cx, &slices))?
+                let n = ready!(Pin::new(&mut self.io).poll_write_vectored(cx, &slices))?;
+                (n, count)
             };
             if n == 0 {
                 return Poll::Ready(Err(FrameError::Io(io::ErrorKind::WriteZero.into())));
             }
-            self.advance(n);
+            self.advance(n, &at[..count]);
         }
         Poll::Ready(Ok(()))
     }
 
-    /// Moves the cursor past `n` written bytes.
-    fn advance(&mut self, mut n: usize) {
+    /// Moves the cursor past `n` bytes written from the frames `at`.
+    fn advance(&mut self, mut n: usize, at: &[(usize, usize, usize)]) {
         self.queued = self.queued.saturating_sub(n);
-        while let Some(out) = self.queue.front() {
-            match out.frame(self.frame, self.max_push_bytes) {
-                None => {
-                    self.queue.pop_front();
-                    self.frame = 0;
-                    self.offset = 0;
-                }
-                Some(None) => self.frame += 1,
-                Some(Some(body)) => {
-                    let left = HEADER_LEN + body.len() - self.offset;
-                    if n < left {
-                        self.offset += n;
-                        return;
+        let mut offset = self.offset;
+        // Where the cursor ends: the item and frame after the last written.
+        let mut next = None;
+        for &(item, frame, len) in at {
+            let left = len - offset;
+            if n < left {
+                next = Some((item, frame, offset + n));
+                break;
+            }
+            n -= left;
+            offset = 0;
+            next = Some((item, frame + 1, 0));
+        }
+        if let Some((item, frame, offset)) = next {
+            self.queue.drain(..item);
+            self.frame = frame;
+            self.offset = offset;
+            // Drop the front item if nothing of it is left to write.
+            while let Some(out) = self.queue.front() {
+                let mut f = self.frame;
+                let rest = loop {
+                    match out.frame(f, self.max_push_bytes) {
+                        None => break false,
+                        Some(None) => f += 1,
+                        Some(Some(_)) => break true,
                     }
-                    n -= left;
-                    self.frame += 1;
-                    self.offset = 0;
+                };
+                if rest {
+                    self.frame = f;
+                    break;
                 }
+                self.queue.pop_front();
+                self.frame = 0;
+                self.offset = 0;
             }
         }
     }
@@ -188,14 +211,17 @@ impl<W: AsyncWrite + Unpin> Sink<Outgoing> for FrameWriter<W> {
 
     fn start_send(self: Pin<&mut Self>, out: Outgoing) -> Result<(), FrameError> {
         let this = self.get_mut();
-        let bytes: usize = out
-            .bodies(this.max_push_bytes)
-            .iter()
-            .map(|b| HEADER_LEN + b.len())
-            .sum();
-        if let Outgoing::Body(b) = &out {
-            frame_len(b)?;
-        }
+        let bytes = match &out {
+            Outgoing::Body(b) => {
+                frame_len(b)?;
+                HEADER_LEN + b.len()
+            }
+            Outgoing::Pushes(p, enc) => p
+                .iter()
+                .filter_map(|p| p.encoded_within(*enc, this.max_push_bytes))
+                .map(|b| HEADER_LEN + b.len())
+                .sum(),
+        };
         this.queued += bytes;
         this.queue.push_back(out);
         Ok(())
