@@ -350,7 +350,7 @@ impl Default for RpcConfig {
             idle_timeout_ms: 60_000,
             compute_workers: 0,
             compute_max_n: 1_000_000_000,
-            push_queue: 8192,
+            push_queue: crate::rpc::push::DEFAULT_PUSH_QUEUE,
         }
     }
 }

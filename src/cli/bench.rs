@@ -419,6 +419,7 @@ struct Summary {
     first_error: Option<String>,
 }
 
+/// Latency figures in µs, from a histogram of nanoseconds.
 #[derive(Debug, Serialize)]
 struct Latency {
     mean: f64,
@@ -426,6 +427,34 @@ struct Latency {
     p99: f64,
     p999: f64,
     max: f64,
+}
+
+impl Latency {
+    fn of(hist: &Histogram<u64>) -> Self {
+        let us = |ns: u64| ns as f64 / 1000.0;
+        Latency {
+            mean: hist.mean() / 1000.0,
+            p50: us(hist.value_at_quantile(0.5)),
+            p99: us(hist.value_at_quantile(0.99)),
+            p999: us(hist.value_at_quantile(0.999)),
+            max: us(hist.max()),
+        }
+    }
+}
+
+/// The load generator's runtime: current-thread for 1 thread (as `wrk -t1`),
+/// multi-threaded otherwise.
+fn generator_runtime(threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()?
+    })
 }
 
 /// Runs `corral bench rpc` on a runtime of `--threads` threads. Exit code 0
@@ -437,16 +466,7 @@ pub fn run(args: BenchRpcArgs) -> anyhow::Result<ExitCode> {
     if let Some(d) = args.duration {
         anyhow::ensure!(d > 0.0 && d.is_finite(), "--duration must be positive");
     }
-    let runtime = if args.threads == 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(args.threads)
-            .enable_all()
-            .build()?
-    };
+    let runtime = generator_runtime(args.threads)?;
     let summary = runtime.block_on(bench(&args))?;
     if args.json {
         super::print_stdout(&format!("{}\n", serde_json::to_string(&summary)?));
@@ -543,7 +563,6 @@ async fn bench(args: &BenchRpcArgs) -> anyhow::Result<Summary> {
     ticker.abort();
     bar.finish_and_clear();
 
-    let us = |ns: u64| ns as f64 / 1000.0;
     Ok(Summary {
         addr: args.addr.clone(),
         transport: args.transport.to_string(),
@@ -562,13 +581,7 @@ async fn bench(args: &BenchRpcArgs) -> anyhow::Result<Summary> {
         } else {
             0.0
         },
-        latency_us: Latency {
-            mean: hist.mean() / 1000.0,
-            p50: us(hist.value_at_quantile(0.5)),
-            p99: us(hist.value_at_quantile(0.99)),
-            p999: us(hist.value_at_quantile(0.999)),
-            max: us(hist.max()),
-        },
+        latency_us: Latency::of(&hist),
         first_error,
     })
 }

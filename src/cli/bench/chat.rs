@@ -42,7 +42,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{Barrier, Notify};
 use tokio_util::sync::CancellationToken;
 
-use super::{new_histogram, MAX_LATENCY_NS};
+use super::{generator_runtime, new_histogram, Latency, MAX_LATENCY_NS};
 use crate::cli::call::parse_codec;
 
 /// The marker in front of the send time in each message.
@@ -153,14 +153,6 @@ struct Summary {
     first_error: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
-struct Latency {
-    p50: f64,
-    p99: f64,
-    p999: f64,
-    max: f64,
-}
-
 /// Runs `corral bench chat`. Exit code 0 when every publish was acknowledged
 /// and every push delivered, 2 otherwise.
 pub fn run(args: BenchChatArgs) -> anyhow::Result<ExitCode> {
@@ -176,16 +168,7 @@ pub fn run(args: BenchChatArgs) -> anyhow::Result<ExitCode> {
         args.duration > 0.0 && args.duration.is_finite(),
         "--duration must be positive"
     );
-    let runtime = if args.threads == 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(args.threads)
-            .enable_all()
-            .build()?
-    };
+    let runtime = generator_runtime(args.threads)?;
     let summary = runtime.block_on(bench(&args))?;
     if args.json {
         super::super::print_stdout(&format!("{}\n", serde_json::to_string(&summary)?));
@@ -553,7 +536,6 @@ async fn bench(args: &BenchChatArgs) -> anyhow::Result<Summary> {
     let delivery_s = secs(shared.last_delivery_ns.load(Ordering::Relaxed));
     let ack_s = secs(last_ack_ns.load(Ordering::Relaxed));
     let rate = |count: u64, s: f64| if s > 0.0 { count as f64 / s } else { 0.0 };
-    let us = |ns: u64| ns as f64 / 1000.0;
     let first_error = shared.first_error.lock().ok().and_then(|e| e.clone());
     Ok(Summary {
         addr: args.addr.clone(),
@@ -571,12 +553,7 @@ async fn bench(args: &BenchChatArgs) -> anyhow::Result<Summary> {
         delivered_per_s: rate(delivered, delivery_s),
         published_per_s: rate(published, secs(publish_end_ns)),
         acked_per_s: rate(acked, ack_s),
-        latency_us: Latency {
-            p50: us(hist.value_at_quantile(0.5)),
-            p99: us(hist.value_at_quantile(0.99)),
-            p999: us(hist.value_at_quantile(0.999)),
-            max: us(hist.max()),
-        },
+        latency_us: Latency::of(&hist),
         first_error,
     })
 }
