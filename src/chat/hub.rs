@@ -231,11 +231,13 @@ impl Hub {
     /// queue operation, or, when its queue has no room for them all, none.
     pub fn publish_batch(&self, pushes: Vec<Push>) -> Delivery {
         // Group by topic, keeping the order within each topic.
-        let mut by_topic: Vec<(String, Vec<Push>)> = Vec::new();
+        let mut by_topic: HashMap<String, Vec<Push>> = HashMap::new();
         for p in pushes {
-            match by_topic.iter_mut().find(|(t, _)| t == p.topic()) {
-                Some((_, v)) => v.push(p),
-                None => by_topic.push((p.topic().to_owned(), vec![p])),
+            match by_topic.get_mut(p.topic()) {
+                Some(v) => v.push(p),
+                None => {
+                    by_topic.insert(p.topic().to_owned(), vec![p]);
+                }
             }
         }
         let mut d = Delivery::default();

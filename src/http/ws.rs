@@ -153,16 +153,17 @@ where
                 m = out_rx.recv() => match m { Some(m) => m, None => break },
                 p = push_rx.recv(), if pushes_open => match p {
                     Some(batch) => {
+                        // One message per push, flushed once for the batch.
                         let mut sent = true;
                         for p in &batch {
                             if let Some(text) = push_text(&rpc_for_pushes, p) {
-                                if sink.send(Message::text(text)).await.is_err() {
+                                if sink.feed(Message::text(text)).await.is_err() {
                                     sent = false;
                                     break;
                                 }
                             }
                         }
-                        if !sent {
+                        if !sent || sink.flush().await.is_err() {
                             break;
                         }
                         continue;
