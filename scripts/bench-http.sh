@@ -4,7 +4,10 @@
 #   1k.txt (1 KiB) and 100k.txt with Accept-Encoding: gzip (100 KiB of text).
 # nginx gzips on the fly (level 1) and from its gzip_static copies (/pre/);
 # corral serves the gzip variant its file cache made once (its docroot has
-# no .gz copies, so the variant is its own).
+# no .gz copies, so the variant is its own). corral runs twice: with its
+# default of one runtime thread per CPU (corral.*), and with
+# worker_threads = 1 (corral1t.*), the footprint nginx ends up with here:
+# wrk's 64 connections all land on one of its two worker processes.
 # Usage: scripts/bench-http.sh [RUNS=3] [SECS=10]
 # Needs: apt-get install -y nginx wrk
 set -euo pipefail
@@ -38,7 +41,10 @@ nginx -p "$SCRATCH/nginx/" -c "$(realpath "$PEERS/nginx/nginx.conf")" &
 pids+=($!)
 $CORRAL serve --config "$SCRATCH/corral.toml" >"$SCRATCH/corral.log" 2>&1 &
 pids+=($!)
-for port in 18080 18090; do
+sed 's/^port = 18090$/port = 18091/' "$SCRATCH/corral.toml" >"$SCRATCH/corral1t.toml"
+CORRAL__NODE__WORKER_THREADS=1 $CORRAL serve --config "$SCRATCH/corral1t.toml" >"$SCRATCH/corral1t.log" 2>&1 &
+pids+=($!)
+for port in 18080 18090 18091; do
   for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port/1k.txt" && break; sleep 0.1; done
 done
 
@@ -51,7 +57,9 @@ fig() { # name url [wrk args]
 for i in $(seq "$RUNS"); do
   fig "run$i nginx.1k" http://127.0.0.1:18080/1k.txt
   fig "run$i corral.1k" http://127.0.0.1:18090/1k.txt
+  fig "run$i corral1t.1k" http://127.0.0.1:18091/1k.txt
   fig "run$i nginx.100k.gzip_fly" http://127.0.0.1:18080/100k.txt -H 'Accept-Encoding: gzip'
   fig "run$i nginx.100k.gzip_static" http://127.0.0.1:18080/pre/100k.txt -H 'Accept-Encoding: gzip'
   fig "run$i corral.100k.gzip" http://127.0.0.1:18090/100k.txt -H 'Accept-Encoding: gzip'
+  fig "run$i corral1t.100k.gzip" http://127.0.0.1:18091/100k.txt -H 'Accept-Encoding: gzip'
 done

@@ -163,6 +163,10 @@ pub struct NodeConfig {
     pub shutdown_timeout_ms: u64,
     /// Directory for durable data. Default `"./data"`.
     pub data_dir: PathBuf,
+    /// Threads of the node's async runtime, the scheduler threads that run
+    /// every actor and connection (Erlang's `+S`, nginx's
+    /// `worker_processes`). 0, the default, means one per CPU.
+    pub worker_threads: usize,
 }
 
 impl Default for NodeConfig {
@@ -171,6 +175,7 @@ impl Default for NodeConfig {
             name: "corral".into(),
             shutdown_timeout_ms: 10_000,
             data_dir: PathBuf::from("./data"),
+            worker_threads: 0,
         }
     }
 }
@@ -179,6 +184,16 @@ impl NodeConfig {
     /// [`NodeConfig::shutdown_timeout_ms`] as a duration.
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_millis(self.shutdown_timeout_ms)
+    }
+
+    /// The runtime's thread count: [`NodeConfig::worker_threads`], or the
+    /// number of CPUs when it is 0.
+    pub fn effective_worker_threads(&self) -> usize {
+        if self.worker_threads > 0 {
+            self.worker_threads
+        } else {
+            std::thread::available_parallelism().map_or(1, usize::from)
+        }
     }
 }
 
@@ -762,6 +777,12 @@ impl Config {
         }
         if self.node.data_dir.as_os_str().is_empty() {
             return bad("node.data_dir", "must not be empty");
+        }
+        if self.node.worker_threads > 1024 {
+            return bad(
+                "node.worker_threads",
+                "must be at most 1024 (0 = one per CPU)",
+            );
         }
         let c = &self.chat;
         if c.max_message_bytes == 0 {

@@ -83,6 +83,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             cli::logging::init(&config.log.level, format)?;
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
+                .worker_threads(config.node.effective_worker_threads())
                 .thread_name("corral")
                 .build()?;
             runtime.block_on(corral::node::run(config))?;

@@ -225,7 +225,8 @@ impl NodeBuilder {
         for h in &handles {
             tracing::info!(listener = h.name(), addr = ?h.local_addr(), "listener ready");
         }
-        tracing::info!(node = %config.node.name, "node started");
+        let workers = tokio::runtime::Handle::current().metrics().num_workers();
+        tracing::info!(node = %config.node.name, worker_threads = workers, "node started");
         Ok(Node {
             root,
             listeners: handles,

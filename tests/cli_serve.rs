@@ -21,6 +21,10 @@ impl Drop for Serve {
 }
 
 fn serve() -> Serve {
+    serve_with(&[])
+}
+
+fn serve_with(vars: &[(&str, &str)]) -> Serve {
     let manifest = env!("CARGO_MANIFEST_DIR");
     let mut child = Command::new(env!("CARGO_BIN_EXE_corral"))
         .args(["--log-format", "json", "serve", "--config"])
@@ -30,6 +34,7 @@ fn serve() -> Serve {
         // Concurrent nodes must not share a chat store (tests/chat_durability.rs).
         .env("CORRAL__CHAT__ENABLED", "false")
         .env_remove("RUST_LOG")
+        .envs(vars.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -101,6 +106,16 @@ async fn serve_stops_gracefully_on_sigterm() {
 #[tokio::test]
 async fn serve_stops_gracefully_on_sigint() {
     stops_gracefully_on(libc::SIGINT).await;
+}
+
+#[test]
+fn serve_runs_the_configured_number_of_worker_threads() {
+    let node = serve_with(&[("CORRAL__NODE__WORKER_THREADS", "3")]);
+    let workers = node.wait_for(|v| {
+        let fields = &v["fields"];
+        (fields["message"] == "node started").then(|| fields["worker_threads"].as_u64())
+    });
+    assert_eq!(workers, Some(3));
 }
 
 #[test]

@@ -172,9 +172,11 @@ fn env_vars_override_both() {
             ("CORRAL__RPC__MAX_FRAME_BYTES", "65536"),
             ("CORRAL__NODE__NAME", "x"),
             ("CORRAL__HTTP__IDLE_TIMEOUT_MS", "0"),
+            ("CORRAL__NODE__WORKER_THREADS", "3"),
         ]),
     )
     .expect("valid");
+    assert_eq!(c.node.effective_worker_threads(), 3);
     assert_eq!(c.rpc.max_frame_bytes, 65536);
     assert_eq!(c.node.name, "x");
     assert_eq!(c.http.idle_timeout(), None);
@@ -207,6 +209,8 @@ fn bad_values_name_key_and_file() {
         "[node]\nshutdown_timeout_ms = -1\n",
         "node.shutdown_timeout_ms",
     );
+    assert_names("[node]\nworker_threads = 5000\n", "node.worker_threads");
+    assert_names("[node]\nworker_threads = -2\n", "node.worker_threads");
     assert_names("[metrics]\nenabled = \"maybe\"\n", "metrics.enabled");
     assert_names("[log]\nformat = \"xml\"\n", "log.format");
     assert_names("[log]\nlevel = \"[[\"\n", "log.level");

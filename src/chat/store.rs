@@ -65,6 +65,12 @@ pub enum StoreError {
     /// A record could not be encoded or decoded.
     #[error("chat store record: {0}")]
     Record(#[from] serde_json::Error),
+    /// An event could not be encoded.
+    #[error("chat store event: {0}")]
+    EventEncode(#[from] rmp_serde::encode::Error),
+    /// A stored event could not be decoded.
+    #[error("chat store event: {0}")]
+    EventDecode(#[from] rmp_serde::decode::Error),
     /// The data directory could not be created.
     #[error("chat store directory: {0}")]
     Io(#[from] std::io::Error),
@@ -403,7 +409,7 @@ impl Store {
                 let Some(v) = events.get(seq).map_err(db_err)? else {
                     continue;
                 };
-                let ev = serde_json::from_slice::<Event>(v.value())?;
+                let ev = decode_event(v.value())?;
                 let belongs = match &scope {
                     Scope::Channel(c) => ev.kind == EventKind::Publish && ev.target == *c,
                     Scope::User(u) => {
@@ -418,6 +424,22 @@ impl Store {
             Ok(out)
         })
         .await
+    }
+}
+
+/// An event as stored: MessagePack, fields by position. Half the size of
+/// its JSON, so the log's pages hold twice as many events.
+fn encode_event(ev: &Event) -> Result<Vec<u8>, StoreError> {
+    Ok(rmp_serde::to_vec(ev)?)
+}
+
+/// A stored event: MessagePack, or JSON as earlier versions stored them (a
+/// JSON object starts with `{`, which is no MessagePack array's first byte).
+fn decode_event(bytes: &[u8]) -> Result<Event, StoreError> {
+    if bytes.first() == Some(&b'{') {
+        Ok(serde_json::from_slice(bytes)?)
+    } else {
+        Ok(rmp_serde::from_slice(bytes)?)
     }
 }
 
@@ -547,7 +569,7 @@ fn apply(
                     if let Some(seq) = dup {
                         match events.get(seq).map_err(db_err)? {
                             Some(v) => Ok(Out::Appended(Appended {
-                                event: serde_json::from_slice(v.value())?,
+                                event: decode_event(v.value())?,
                                 duplicate: true,
                             })),
                             None => Err(StoreError::NotFound(format!("event {seq} is missing"))),
@@ -570,7 +592,7 @@ fn apply(
                             let mut ev = ev.clone();
                             ev.seq = *next_seq;
                             *next_seq += 1;
-                            let bytes = serde_json::to_vec(&ev)?;
+                            let bytes = encode_event(&ev)?;
                             events.insert(ev.seq, bytes.as_slice()).map_err(db_err)?;
                             match ev.kind {
                                 EventKind::Publish => {
@@ -667,6 +689,64 @@ mod tests {
             .await
             .expect("history");
         assert_eq!(b, vec![in_b.event]);
+    }
+
+    /// Events stored as JSON (by earlier versions) are read beside events
+    /// stored as MessagePack; a record that is neither is an error, not a
+    /// panic or a wrong event.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn history_reads_json_events_of_earlier_versions() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("chat.redb"), 16).expect("open");
+        store
+            .create_channel(ChannelRecord {
+                channel: "a".into(),
+                creator: None,
+                created: 1,
+                clock: 1,
+            })
+            .await
+            .expect("channel");
+        let new = store
+            .append(publish("ann", "a", "stored now", None))
+            .await
+            .expect("append")
+            .event;
+        let mut old = publish("bob", "a", "stored before", Some("m1"));
+        old.seq = new.seq + 1;
+        {
+            let txn = store.db.begin_write().expect("txn");
+            {
+                let mut events = txn.open_table(EVENTS).expect("events");
+                let json = serde_json::to_vec(&old).expect("json");
+                events.insert(old.seq, json.as_slice()).expect("insert");
+                let mut idx = txn.open_table(CHANNEL_INDEX).expect("index");
+                idx.insert((name_key("a"), old.seq), ()).expect("insert");
+            }
+            txn.commit().expect("commit");
+        }
+        let got = store
+            .history(Scope::Channel("a".into()), None, 10)
+            .await
+            .expect("history");
+        assert_eq!(got, vec![new.clone(), old.clone()]);
+        assert!(
+            encode_event(&new).expect("encode").len()
+                < serde_json::to_vec(&new).expect("json").len()
+        );
+        {
+            let txn = store.db.begin_write().expect("txn");
+            {
+                let mut events = txn.open_table(EVENTS).expect("events");
+                events.insert(new.seq, &[0xc1u8, 0xff][..]).expect("insert");
+            }
+            txn.commit().expect("commit");
+        }
+        let err = store
+            .history(Scope::Channel("a".into()), None, 10)
+            .await
+            .expect_err("a broken record");
+        assert!(matches!(err, StoreError::EventDecode(_)), "{err}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
