@@ -96,6 +96,52 @@ struct Inner {
     metrics: Option<Arc<Metrics>>,
 }
 
+/// An event as its subscribers get it: the event's fields (with the seed's
+/// names, as [`Event::to_json`] gives them), its own clock as `event_clock`,
+/// and the node's `timestamp` and `clock` when it was sent. Serialized
+/// straight from these fields, in the same key order as the JSON value.
+#[derive(serde::Serialize)]
+struct EventPush {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    channel: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_id: Option<String>,
+    clock: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dst: Option<String>,
+    event_clock: u64,
+    kind: EventKind,
+    message: String,
+    seq: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    src: Option<String>,
+    timestamp: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<String>,
+}
+
+impl EventPush {
+    fn new(ev: &Event, timestamp: u64, clock: u64) -> Self {
+        let (channel, user, src, dst) = match ev.kind {
+            EventKind::Publish => (Some(ev.target.clone()), Some(ev.user.clone()), None, None),
+            EventKind::Message => (None, None, Some(ev.user.clone()), Some(ev.target.clone())),
+        };
+        EventPush {
+            channel,
+            client_id: ev.client_id.clone(),
+            clock,
+            dst,
+            event_clock: ev.clock,
+            kind: ev.kind,
+            message: ev.message.clone(),
+            seq: ev.seq,
+            src,
+            timestamp,
+            user,
+        }
+    }
+}
+
 /// The chat of one node: store, hub, clock and services. Cheap to clone.
 #[derive(Clone)]
 pub struct Chat {
@@ -153,11 +199,8 @@ impl Chat {
                     };
                     m.chat_messages.with_label_values(&[label]).inc();
                 }
-                let mut data = obj(ev.to_json());
-                data.insert("event_clock".into(), Value::from(ev.clock));
-                data.insert("timestamp".into(), Value::from(now));
-                data.insert("clock".into(), Value::from(inner.clock.send()));
-                Push::new(ev.target.clone(), Value::Object(data))
+                let data = EventPush::new(ev, now, inner.clock.send());
+                Push::from_serialize(ev.target.clone(), data)
             })
             .collect();
         inner.hub.publish_batch(pushes);
@@ -593,5 +636,49 @@ impl ChatService {
                 out
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rpc::Encoding;
+
+    fn event(kind: EventKind, client_id: Option<&str>) -> Event {
+        Event {
+            seq: 42,
+            kind,
+            user: "ann".into(),
+            target: "bob".into(),
+            message: "hi \"there\"".into(),
+            timestamp: 1,
+            clock: 9,
+            client_id: client_id.map(Into::into),
+        }
+    }
+
+    /// A push serialized from its fields is byte for byte what the event's
+    /// JSON value with the push's fields gives, in both encodings.
+    #[test]
+    fn event_pushes_encode_as_the_event_value() {
+        for kind in [EventKind::Publish, EventKind::Message] {
+            for id in [None, Some("m-1")] {
+                let ev = event(kind, id);
+                let typed = Push::from_serialize("t", EventPush::new(&ev, 77, 10));
+                let mut data = obj(ev.to_json());
+                data.insert("event_clock".into(), Value::from(9));
+                data.insert("timestamp".into(), Value::from(77));
+                data.insert("clock".into(), Value::from(10));
+                let value = Push::new("t", Value::Object(data));
+                for enc in [Encoding::Json, Encoding::MsgPack] {
+                    assert_eq!(
+                        typed.encoded(enc),
+                        value.encoded(enc),
+                        "{kind:?} {id:?} {enc:?}"
+                    );
+                }
+                assert_eq!(typed, value);
+            }
+        }
     }
 }

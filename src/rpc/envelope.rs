@@ -24,8 +24,6 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value};
 
-use super::push::Push;
-
 /// The encoding of a body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Encoding {
@@ -483,6 +481,9 @@ pub(crate) enum EncodeError {
     /// MessagePack serialisation failed.
     #[error("MessagePack encoding failed: {0}")]
     MsgPack(#[from] rmp_serde::encode::Error),
+    /// The body is larger than a frame's length prefix can say.
+    #[error("a body of {0} bytes is too large for a frame")]
+    TooLarge(usize),
 }
 
 #[derive(Serialize)]
@@ -564,13 +565,20 @@ pub(crate) fn write_reply(
     }
 }
 
-/// Appends a push body to `out`. On error `out` is left as it was.
-pub(crate) fn write_push(
+/// Appends a push body, `{"topic": topic, "data": data}`, to `out`. On
+/// error `out` is left as it was.
+pub(crate) fn write_push<T: Serialize + ?Sized>(
     out: &mut BytesMut,
     enc: Encoding,
-    push: &Push,
+    topic: &str,
+    data: &T,
 ) -> Result<(), EncodeError> {
-    write_body(out, enc, push)
+    #[derive(Serialize)]
+    struct PushOut<'a, T: ?Sized> {
+        topic: &'a str,
+        data: &'a T,
+    }
+    write_body(out, enc, &PushOut { topic, data })
 }
 
 #[cfg(test)]

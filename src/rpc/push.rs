@@ -15,12 +15,13 @@ use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Serialize, Serializer};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use super::envelope::{self, Encoding};
+use super::codec::HEADER_LEN;
+use super::envelope::{self, EncodeError, Encoding};
 
 /// Pushes a connection's queue holds by default.
 pub const DEFAULT_PUSH_QUEUE: usize = 8192;
@@ -31,14 +32,58 @@ pub const DEFAULT_PUSH_QUEUE: usize = 8192;
 /// Cheap to clone: a fan-out hands the same push to every subscriber, and
 /// each encoding of it is made once, by the first connection that needs it,
 /// then shared by the others.
+///
+/// ```
+/// use corral::rpc::Push;
+/// use serde::Serialize;
+///
+/// // From a JSON value:
+/// let p = Push::new("lobby", serde_json::json!({"message": "hi"}));
+/// assert_eq!(p.data()["message"], "hi");
+///
+/// // Straight from a type's fields (no JSON value is built to send it):
+/// #[derive(Serialize)]
+/// struct Said { message: String }
+/// let p = Push::from_serialize("lobby", Said { message: "hi".into() });
+/// assert_eq!(p.topic(), "lobby");
+/// assert_eq!(p.data()["message"], "hi");
+/// ```
 #[derive(Clone)]
 pub struct Push(Arc<PushInner>);
 
 struct PushInner {
     topic: String,
-    data: Value,
-    json: OnceLock<Option<Bytes>>,
-    msgpack: OnceLock<Option<Bytes>>,
+    /// The payload as a JSON value: given, or made on first use from `typed`.
+    data: OnceLock<Value>,
+    typed: Option<Box<dyn TypedData>>,
+    json: OnceLock<Option<Framed>>,
+    msgpack: OnceLock<Option<Framed>>,
+}
+
+/// A payload serialized straight from its fields.
+trait TypedData: Send + Sync {
+    fn write(&self, out: &mut BytesMut, enc: Encoding, topic: &str) -> Result<(), EncodeError>;
+    fn value(&self) -> Value;
+}
+
+impl<T: Serialize + Send + Sync> TypedData for T {
+    fn write(&self, out: &mut BytesMut, enc: Encoding, topic: &str) -> Result<(), EncodeError> {
+        envelope::write_push(out, enc, topic, self)
+    }
+
+    fn value(&self) -> Value {
+        serde_json::to_value(self).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "a push's data is not representable as JSON");
+            Value::Null
+        })
+    }
+}
+
+/// One encoding of a push: the frame (4-byte big-endian length, then the
+/// body), so that a byte stream writes it as one piece.
+struct Framed {
+    frame: Bytes,
+    body: Bytes,
 }
 
 impl Push {
@@ -46,7 +91,23 @@ impl Push {
     pub fn new(topic: impl Into<String>, data: Value) -> Self {
         Push(Arc::new(PushInner {
             topic: topic.into(),
-            data,
+            data: OnceLock::from(data),
+            typed: None,
+            json: OnceLock::new(),
+            msgpack: OnceLock::new(),
+        }))
+    }
+
+    /// A push on `topic` whose `data` is encoded straight from `data`'s
+    /// fields (its JSON value is made only if [`Push::data`] asks for it).
+    pub fn from_serialize<T>(topic: impl Into<String>, data: T) -> Self
+    where
+        T: Serialize + Send + Sync + 'static,
+    {
+        Push(Arc::new(PushInner {
+            topic: topic.into(),
+            data: OnceLock::new(),
+            typed: Some(Box::new(data)),
             json: OnceLock::new(),
             msgpack: OnceLock::new(),
         }))
@@ -59,20 +120,35 @@ impl Push {
 
     /// The payload.
     pub fn data(&self) -> &Value {
-        &self.0.data
+        self.0.data.get_or_init(|| match &self.0.typed {
+            Some(t) => t.value(),
+            None => Value::Null,
+        })
     }
 
-    /// The push's body in `enc`, encoded on first use and shared after;
-    /// `None` if it cannot be encoded (logged once).
-    pub(crate) fn encoded(&self, enc: Encoding) -> Option<&Bytes> {
+    fn framed(&self, enc: Encoding) -> Option<&Framed> {
         let cell = match enc {
             Encoding::Json => &self.0.json,
             Encoding::MsgPack => &self.0.msgpack,
         };
         cell.get_or_init(|| {
-            let mut out = BytesMut::new();
-            match envelope::write_push(&mut out, enc, self) {
-                Ok(()) => Some(out.freeze()),
+            let mut out = BytesMut::with_capacity(256);
+            out.put_u32(0);
+            let written = match &self.0.typed {
+                Some(t) => t.write(&mut out, enc, &self.0.topic),
+                None => envelope::write_push(&mut out, enc, &self.0.topic, self.data()),
+            };
+            let len = written.and_then(|()| {
+                u32::try_from(out.len() - HEADER_LEN)
+                    .map_err(|_| EncodeError::TooLarge(out.len() - HEADER_LEN))
+            });
+            match len {
+                Ok(len) => {
+                    out[..HEADER_LEN].copy_from_slice(&len.to_be_bytes());
+                    let frame = out.freeze();
+                    let body = frame.slice(HEADER_LEN..);
+                    Some(Framed { frame, body })
+                }
                 Err(e) => {
                     tracing::warn!(topic = %self.topic(), error = %e, "dropping an unencodable push");
                     None
@@ -81,9 +157,13 @@ impl Push {
         })
         .as_ref()
     }
-}
 
-impl Push {
+    /// The push's body in `enc`, encoded on first use and shared after;
+    /// `None` if it cannot be encoded (logged once).
+    pub(crate) fn encoded(&self, enc: Encoding) -> Option<&Bytes> {
+        self.framed(enc).map(|f| &f.body)
+    }
+
     /// As [`Push::encoded`], and `None` (logged) for a body larger than
     /// `max_frame_bytes`.
     pub(crate) fn encoded_within(&self, enc: Encoding, max_frame_bytes: usize) -> Option<&Bytes> {
@@ -94,6 +174,13 @@ impl Push {
         }
         Some(body)
     }
+
+    /// The push as a length-prefixed frame in `enc` (see
+    /// [`Push::encoded_within`]).
+    pub(crate) fn frame_within(&self, enc: Encoding, max_frame_bytes: usize) -> Option<&Bytes> {
+        self.encoded_within(enc, max_frame_bytes)?;
+        self.framed(enc).map(|f| &f.frame)
+    }
 }
 
 impl Serialize for Push {
@@ -101,14 +188,14 @@ impl Serialize for Push {
         use serde::ser::SerializeStruct;
         let mut st = s.serialize_struct("Push", 2)?;
         st.serialize_field("topic", &self.0.topic)?;
-        st.serialize_field("data", &self.0.data)?;
+        st.serialize_field("data", self.data())?;
         st.end()
     }
 }
 
 impl PartialEq for Push {
     fn eq(&self, other: &Push) -> bool {
-        self.0.topic == other.0.topic && self.0.data == other.0.data
+        self.0.topic == other.0.topic && self.data() == other.data()
     }
 }
 
@@ -116,7 +203,7 @@ impl fmt::Debug for Push {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Push")
             .field("topic", &self.0.topic)
-            .field("data", &self.0.data)
+            .field("data", self.data())
             .finish()
     }
 }

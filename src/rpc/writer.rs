@@ -5,7 +5,8 @@
 //! encoded bodies of its pushes. Copying each body into a per-connection
 //! buffer would copy the whole fan-out once more in user space; instead the
 //! writer queues the items and hands the kernel the bodies themselves
-//! (`writev`), with a 4-byte length prefix made on the fly for each.
+//! (`writev`). A push's shared encoding holds its 4-byte length prefix; a
+//! reply gets one made on the fly.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
@@ -20,7 +21,8 @@ use super::codec::{FrameError, HEADER_LEN};
 use super::envelope::Encoding;
 use super::push::Pushes;
 
-/// Most frames handed to one `writev` (two slices each).
+/// Most frames handed to one `writev` (one slice for a push, whose shared
+/// encoding holds its length prefix; two for another body).
 const FRAMES_PER_WRITE: usize = 512;
 
 /// What a connection writes: a reply (or any body), or a batch of pushes
@@ -34,17 +36,17 @@ pub(crate) enum Outgoing {
 }
 
 impl Outgoing {
-    /// The body of frame `i` of this item: `None` past the last frame,
-    /// `Some(None)` for a push that is not written (it cannot be encoded or
-    /// is larger than a frame).
-    fn frame(&self, i: usize, max_push_bytes: usize) -> Option<Option<&[u8]>> {
+    /// Frame `i` of this item: `None` past the last frame, `Some(None)` for
+    /// a push that is not written (it cannot be encoded or is larger than a
+    /// frame), else the bytes and whether they hold the length prefix
+    /// already (a push's shared frame) or are a bare body.
+    fn frame(&self, i: usize, max_push_bytes: usize) -> Option<Option<(&[u8], bool)>> {
         match self {
-            Outgoing::Body(b) => (i == 0).then_some(Some(&b[..])),
-            Outgoing::Pushes(p, enc) => p.iter().nth(i).map(|p| {
-                p.encoded(*enc)
-                    .filter(|b| b.len() <= max_push_bytes)
-                    .map(|b| &b[..])
-            }),
+            Outgoing::Body(b) => (i == 0).then_some(Some((&b[..], false))),
+            Outgoing::Pushes(p, enc) => p
+                .iter()
+                .nth(i)
+                .map(|p| p.frame_within(*enc, max_push_bytes).map(|f| (&f[..], true))),
         }
     }
 
@@ -107,10 +109,16 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
                 'gather: while let Some(out) = self.queue.get(item) {
                     while let Some(body) = out.frame(frame, self.max_push_bytes) {
                         frame += 1;
-                        let Some(body) = body else { continue };
-                        heads[count] = frame_len(body)?;
+                        let Some((body, framed)) = body else { continue };
+                        let len = if framed {
+                            heads[count] = [0; HEADER_LEN];
+                            body.len()
+                        } else {
+                            heads[count] = frame_len(body)?;
+                            HEADER_LEN + body.len()
+                        };
                         bodies[count] = body;
-                        at[count] = (item, frame - 1, HEADER_LEN + body.len());
+                        at[count] = (item, frame - 1, len);
                         count += 1;
                         if count == FRAMES_PER_WRITE {
                             break 'gather;
@@ -129,8 +137,17 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
                 }
                 let mut slices = Vec::with_capacity(count * 2);
                 let mut skip = self.offset;
-                for (head, body) in heads.iter().zip(&bodies).take(count) {
-                    for part in [&head[..], body] {
+                for ((head, body), &(_, _, len)) in heads.iter().zip(&bodies).zip(&at).take(count) {
+                    // A bare body gets its prefix; a push's frame has it.
+                    let head = if len == body.len() {
+                        &[][..]
+                    } else {
+                        &head[..]
+                    };
+                    for part in [head, body] {
+                        if part.is_empty() {
+                            continue;
+                        }
                         if skip >= part.len() {
                             skip -= part.len();
                         } else {
