@@ -497,6 +497,11 @@ pub struct CacheConfig {
     pub max_file_bytes: u64,
     /// Smallest compressible file given a gzip variant, in bytes. Default 1024.
     pub gzip_min_bytes: u64,
+    /// How long a cached file is served without checking it on disk, in ms
+    /// (nginx's `open_file_cache_valid`). 0, the default, checks it on
+    /// every request (one stat), so a changed file is served fresh at once;
+    /// with N, a change shows within N ms.
+    pub revalidate_ms: u64,
 }
 
 impl Default for CacheConfig {
@@ -505,6 +510,7 @@ impl Default for CacheConfig {
             max_bytes: 64 << 20,
             max_file_bytes: 1 << 20,
             gzip_min_bytes: 1024,
+            revalidate_ms: 0,
         }
     }
 }
@@ -905,6 +911,9 @@ impl Config {
             (Some(_), None) => return bad("http.tls_key", "must be set with http.tls_cert"),
             (None, Some(_)) => return bad("http.tls_cert", "must be set with http.tls_key"),
             _ => {}
+        }
+        if self.cache.revalidate_ms > 3_600_000 {
+            return bad("cache.revalidate_ms", "must be at most 3600000 (an hour)");
         }
         if self.cache.max_file_bytes > u64::from(u32::MAX) / 2 {
             return bad("cache.max_file_bytes", "must be below 2 GiB");

@@ -43,10 +43,10 @@ use std::future::Future;
 use std::io::{self, Cursor, Write};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 use tokio::io::{AsyncRead, AsyncSeek, ReadBuf};
 use tower_http::services::fs::{Backend, File as BackendFile, Metadata as BackendMetadata};
 
@@ -70,6 +70,9 @@ pub struct FileCacheSettings {
     pub max_file_bytes: u64,
     /// Smallest compressible file given a gzip variant.
     pub gzip_min_bytes: u64,
+    /// How long an entry is served without checking its file (zero: checked
+    /// on every request).
+    pub revalidate: Duration,
 }
 
 impl FileCacheSettings {
@@ -80,6 +83,7 @@ impl FileCacheSettings {
             max_bytes: config.cache.max_bytes,
             max_file_bytes: config.cache.max_file_bytes,
             gzip_min_bytes: config.cache.gzip_min_bytes,
+            revalidate: Duration::from_millis(config.cache.revalidate_ms),
         }
     }
 }
@@ -97,6 +101,8 @@ pub(crate) struct CachedFile {
     /// such an entry is not served on the fast path).
     headers: Option<HeaderMap>,
     gzip_headers: Option<HeaderMap>,
+    /// When the file was last found unchanged, in ns since [`epoch`].
+    checked: AtomicU64,
 }
 
 /// What identifies one version of a file: device, inode, and the change
@@ -151,6 +157,7 @@ impl CachedFile {
         let headers = headers_of(bytes.len(), false);
         let gzip_headers = gzip.as_ref().and_then(|g| headers_of(g.len(), true));
         CachedFile {
+            checked: AtomicU64::new(since_epoch()),
             len: bytes.len() as u64,
             bytes,
             gzip,
@@ -205,6 +212,8 @@ struct Inner {
     root: OnceLock<PathBuf>,
     max_file_bytes: u64,
     gzip_min_bytes: u64,
+    /// [`FileCacheSettings::revalidate`] in ns.
+    revalidate_ns: u64,
     metrics: Option<Arc<Metrics>>,
     /// The hit and miss counters of this cache, looked up once.
     counters: Option<(prometheus::IntCounter, prometheus::IntCounter)>,
@@ -247,6 +256,7 @@ impl FileCache {
             root: OnceLock::new(),
             max_file_bytes: settings.max_file_bytes,
             gzip_min_bytes: settings.gzip_min_bytes,
+            revalidate_ns: u64::try_from(settings.revalidate.as_nanos()).unwrap_or(u64::MAX),
             counters: metrics.as_ref().map(|m| {
                 (
                     m.cache_hits.with_label_values(&[LABEL]),
@@ -361,11 +371,27 @@ impl FileCache {
 
     /// The entry cached under `path` (a file path under the docroot, as
     /// `ServeDir` builds it), if the path still leads to the same version
-    /// of the same file: one stat. That file was checked to be inside the
-    /// docroot when it was cached, and any change to it (a write, a
-    /// rename, a new link, a symlink turned to another file) changes its
-    /// identity, so a stale or escaping entry is never returned.
+    /// of the same file: one stat, unless the entry was found unchanged
+    /// less than the revalidation interval ago. That file was checked to be
+    /// inside the docroot when it was cached, and any change to it (a
+    /// write, a rename, a new link, a symlink turned to another file)
+    /// changes its identity, so a stale or escaping entry is never returned
+    /// once checked.
     pub(crate) fn fresh(&self, path: &Path) -> Option<Arc<CachedFile>> {
+        let revalidate = self.inner.revalidate_ns;
+        if revalidate > 0 {
+            let entry = self.inner.cache.get(path)?;
+            let now = since_epoch();
+            if now.saturating_sub(entry.checked.load(Ordering::Relaxed)) < revalidate {
+                return Some(entry);
+            }
+            let meta = std::fs::metadata(path).ok()?;
+            if !(meta.is_file() && entry.is_current(&meta)) {
+                return None;
+            }
+            entry.checked.store(now, Ordering::Relaxed);
+            return Some(entry);
+        }
         let meta = std::fs::metadata(path).ok()?;
         if !meta.is_file() {
             return None;
@@ -472,6 +498,17 @@ impl FileCache {
         self.inner.cache.insert(path.to_path_buf(), entry.clone());
         Ok(Resolved::Cached(entry, false))
     }
+}
+
+/// The process's time base for [`CachedFile::checked`].
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+/// Nanoseconds since [`epoch`].
+fn since_epoch() -> u64 {
+    u64::try_from(epoch().elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// The identity of a version of a file (`None` where unknown: then a

@@ -357,6 +357,7 @@ mod tests {
                 max_bytes: 1 << 20,
                 max_file_bytes: 1 << 20,
                 gzip_min_bytes: 1,
+                revalidate: std::time::Duration::ZERO,
             },
             None,
         );
@@ -383,6 +384,44 @@ mod tests {
         // Changed on disk: no longer taken.
         std::fs::write(dir.path().join("a.txt"), "y").expect("write");
         assert!(files.fast(&get("/a.txt", &[])).is_none());
+    }
+
+    /// With a revalidation interval, a cached file is served without a
+    /// look at the disk within it, and checked again after it.
+    #[tokio::test]
+    async fn a_revalidation_interval_trusts_the_cache_for_that_long() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("a.txt");
+        std::fs::write(&path, "x".repeat(100)).expect("write");
+        let cache = FileCache::new(
+            FileCacheSettings {
+                docroot: dir.path().to_path_buf(),
+                max_bytes: 1 << 20,
+                max_file_bytes: 1 << 20,
+                gzip_min_bytes: 1 << 20,
+                revalidate: std::time::Duration::from_millis(300),
+            },
+            None,
+        );
+        let files = StaticFiles::new(&cache);
+        assert_eq!(
+            files.serve(get("/a.txt", &[])).await.status(),
+            StatusCode::OK
+        );
+        std::fs::remove_file(&path).expect("remove");
+        let stale = files
+            .fast(&get("/a.txt", &[]))
+            .expect("trusted within the interval");
+        assert_eq!(stale.headers()["content-length"], "100");
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+        assert!(
+            files.fast(&get("/a.txt", &[])).is_none(),
+            "checked after it"
+        );
+        assert_eq!(
+            files.serve(get("/a.txt", &[])).await.status(),
+            StatusCode::NOT_FOUND
+        );
     }
 
     #[test]
