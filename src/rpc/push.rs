@@ -175,11 +175,13 @@ impl Push {
         Some(body)
     }
 
-    /// The push as a length-prefixed frame in `enc` (see
-    /// [`Push::encoded_within`]).
+    /// The push as a length-prefixed frame in `enc`; `None` if it cannot be
+    /// encoded or its body is larger than `max_frame_bytes` (not logged:
+    /// [`Push::encoded_within`] is what logs a push dropped).
     pub(crate) fn frame_within(&self, enc: Encoding, max_frame_bytes: usize) -> Option<&Bytes> {
-        self.encoded_within(enc, max_frame_bytes)?;
-        self.framed(enc).map(|f| &f.frame)
+        self.framed(enc)
+            .filter(|f| f.body.len() <= max_frame_bytes)
+            .map(|f| &f.frame)
     }
 }
 
