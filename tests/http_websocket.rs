@@ -259,3 +259,72 @@ async fn a_message_over_the_frame_limit_closes_the_socket() {
     })
     .await;
 }
+
+/// The listener's open connections, as `/health` reports them (the request
+/// asking is one of them).
+async fn connections(addr: std::net::SocketAddr) -> u64 {
+    let resp = http_common::raw_get(addr, "/health").await;
+    let body = resp.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let v: Value = serde_json::from_str(body).expect("health JSON");
+    v["listeners"]["http"]["connections"]
+        .as_u64()
+        .expect("a count")
+}
+
+/// An upgraded connection is still the listener's: it counts toward
+/// `max_connections` until the WebSocket closes, and a client past the
+/// limit waits for it.
+#[tokio::test]
+async fn a_websocket_holds_its_place_under_max_connections() {
+    guarded(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut c = Config::embedded_default();
+        c.chat.enabled = false;
+        let mut l = ListenerConfig::new("http", Transport::Tcp, Protocol::Http, 0);
+        l.max_connections = 2;
+        c.listeners = vec![l];
+        c.http.docroot = dir.path().to_path_buf();
+        let node = Node::builder(c).start().await.expect("node starts");
+        let addr = node.local_addr("http").expect("http address");
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+            .await
+            .expect("websocket handshake");
+        ws.send(Message::text(r#"{"id":1,"service":"ping","data":{}}"#))
+            .await
+            .expect("send");
+        assert_eq!(next_text(&mut ws).await["id"], 1);
+        // The WebSocket and the request asking.
+        assert_eq!(connections(addr).await, 2);
+
+        // At the limit (the WebSocket and a kept-alive connection), a third
+        // client is not served until the WebSocket closes.
+        let mut held = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        tokio::io::AsyncWriteExt::write_all(&mut held, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .expect("write");
+        let (first, _) = http_common::read_response(&mut held).await.expect("served");
+        assert!(first.starts_with("http/1.1 200"), "{first}");
+        let mut third = tokio::spawn(async move {
+            let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            tokio::io::AsyncWriteExt::write_all(&mut s, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+                .await
+                .expect("write");
+            http_common::read_response(&mut s).await
+        });
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), &mut third)
+                .await
+                .is_err(),
+            "a client past max_connections was served while the WebSocket was open"
+        );
+        ws.close(None).await.expect("close");
+        let (status, _) = third
+            .await
+            .expect("joined")
+            .expect("served once the WebSocket closed");
+        assert!(status.starts_with("http/1.1 200"), "{status}");
+        drop(held);
+        node.shutdown().await;
+    })
+    .await;
+}

@@ -357,8 +357,13 @@ impl Inner {
         let activity = Arc::new(Activity::default());
         let seen = activity.clone();
         let inner = self.clone();
-        let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let upgrades = ws::Upgrades::default();
+        let upgrading = upgrades.clone();
+        let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
             let nth = seen.touch();
+            if req.headers().contains_key(hyper::header::UPGRADE) {
+                req.extensions_mut().insert(upgrading.clone());
+            }
             let inner = inner.clone();
             // Boxed as `dyn Future + Send`: hyper's HTTP/2 executor bound
             // cannot be proven for the async block's own type.
@@ -378,17 +383,20 @@ impl Inner {
             .max_header_list_size(u32::try_from(self.max_header_bytes).unwrap_or(u32::MAX));
         let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
         tokio::pin!(conn);
-        tokio::select! {
-            r = conn.as_mut() => r?,
+        let served = tokio::select! {
+            r = conn.as_mut() => r,
             _ = draining.cancelled() => {
                 conn.as_mut().graceful_shutdown();
-                conn.await?;
+                conn.await
             }
             _ = idle(self.idle_timeout, &activity) => {
                 conn.as_mut().graceful_shutdown();
-                conn.await?;
+                conn.await
             }
-        }
+        };
+        // A connection upgraded to a WebSocket is served until that closes.
+        upgrades.finish(&draining).await;
+        served?;
         Ok(())
     }
 }

@@ -11,6 +11,11 @@
 //! socket stops reading, sends the replies of requests in flight, and closes
 //! with code 1001 (going away).
 //!
+//! A WebSocket upgraded on one of the node's HTTP listeners stays that
+//! connection's: its connection actor lives, and holds its place under the
+//! listener's `max_connections`, until the WebSocket closes; the listener's
+//! drain closes it (code 1001) as it closes the node's.
+//!
 //! ```no_run
 //! # async fn demo(rpc: std::sync::Arc<corral::rpc::RpcProtocol>) {
 //! use corral::http::{websocket_handler, Routes};
@@ -41,6 +46,70 @@ use crate::rpc::{Push, RpcProtocol};
 
 /// How many outgoing messages (replies and pushes) may wait for the socket.
 const OUT_QUEUE: usize = 256;
+
+/// The upgraded protocols (WebSockets) of one HTTP connection, served after
+/// hyper hands the connection over: the connection's actor waits for them,
+/// so an upgraded connection still counts as one. Put in the extensions of
+/// a request that asks for an upgrade.
+#[derive(Clone, Default)]
+pub(crate) struct Upgrades(Arc<std::sync::Mutex<Vec<Upgraded>>>);
+
+struct Upgraded {
+    task: tokio::task::JoinHandle<()>,
+    /// Closes it (drain).
+    close: CancellationToken,
+}
+
+impl Upgrades {
+    fn add(&self, task: tokio::task::JoinHandle<()>, close: CancellationToken) {
+        if let Ok(mut v) = self.0.lock() {
+            v.push(Upgraded { task, close });
+        }
+    }
+
+    /// Waits until every upgraded protocol has ended; when `draining` is
+    /// cancelled first, closes them and waits for that. Dropped before the
+    /// end (the connection actor killed), it aborts them.
+    pub(crate) async fn finish(&self, draining: &CancellationToken) {
+        let upgraded = match self.0.lock() {
+            Ok(mut v) => std::mem::take(&mut *v),
+            Err(_) => return,
+        };
+        if upgraded.is_empty() {
+            return;
+        }
+        let closers: Vec<CancellationToken> = upgraded.iter().map(|u| u.close.clone()).collect();
+        let tasks: Vec<AbortOnDrop> = upgraded.into_iter().map(|u| AbortOnDrop(u.task)).collect();
+        let all = futures::future::join_all(tasks);
+        tokio::pin!(all);
+        tokio::select! {
+            _ = all.as_mut() => {}
+            _ = draining.cancelled() => {
+                closers.iter().for_each(CancellationToken::cancel);
+                all.await;
+            }
+        }
+    }
+}
+
+/// A task aborted when its handle is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl std::future::Future for AbortOnDrop {
+    type Output = ();
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        std::pin::Pin::new(&mut self.0).poll(cx).map(|_| ())
+    }
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
 
 /// A route handler that upgrades requests to WebSockets served by `rpc`;
 /// cancelling `closing` closes them all (see the module docs).
@@ -99,7 +168,10 @@ impl Handler for WsHandler {
                 return reply(StatusCode::INTERNAL_SERVER_ERROR, "bad accept key\n");
             };
             let on_upgrade = hyper::upgrade::on(&mut req);
-            tokio::spawn(async move {
+            // Closed by the node's shutdown, or by this connection's drain.
+            let closing = closing.child_token();
+            let close = closing.clone();
+            let task = tokio::spawn(async move {
                 match on_upgrade.await {
                     Ok(upgraded) => {
                         let max = rpc.settings().max_frame_bytes;
@@ -117,6 +189,11 @@ impl Handler for WsHandler {
                     Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
                 }
             });
+            match req.extensions().get::<Upgrades>() {
+                Some(upgrades) => upgrades.add(task, close),
+                // Not on a corral HTTP listener: the task runs on its own.
+                None => drop(task),
+            }
             let mut r = Response::new(super::routes::empty());
             *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
             let h = r.headers_mut();
