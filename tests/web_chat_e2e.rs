@@ -1,14 +1,12 @@
 //! The web chat page's whole flow in headless Chromium (e2e/chat.test.js),
-//! against a node in this process with the stand-in chat services: two pages
-//! log in, one creates a channel and publishes, the other sees it live.
+//! against a node in this process with the real chat services (a store in a
+//! temporary data_dir): two pages log in, one creates a channel and
+//! publishes, the other sees it live, and the publication is in the store.
 //! Skipped (with a message) when node, e2e/node_modules or /usr/bin/chromium
 //! is missing (scripts/setup installs them); CORRAL_REQUIRE_E2E=1 makes a
 //! missing piece a failure.
 
-mod fake_chat;
-
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use corral::config::{Config, ListenerConfig, Protocol, Transport};
@@ -29,7 +27,7 @@ fn ready() -> Result<(), String> {
 }
 
 #[tokio::test]
-async fn two_pages_chat_through_the_stand_in_services() {
+async fn two_pages_chat_through_the_real_chat() {
     if let Err(why) = ready() {
         assert!(
             std::env::var("CORRAL_REQUIRE_E2E").as_deref() != Ok("1"),
@@ -39,18 +37,15 @@ async fn two_pages_chat_through_the_stand_in_services() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
+    let data = tempfile::tempdir().expect("tempdir");
     let mut c = Config::embedded_default();
-    // Stand-in or no chat services: no store under ./data shared by tests.
-    c.chat.enabled = false;
+    c.chat.enabled = true;
+    c.node.data_dir = data.path().to_path_buf();
     let mut l = ListenerConfig::new("http", Transport::Tcp, Protocol::Http, 0);
     l.drain_timeout_ms = 500;
     c.listeners = vec![l];
     c.http.docroot = dir.path().to_path_buf();
-    let chat = Arc::new(fake_chat::FakeChat::default());
-    let node = fake_chat::register(Node::builder(c), &chat)
-        .start()
-        .await
-        .expect("node starts");
+    let node = Node::builder(c).start().await.expect("node starts");
     let addr = node.local_addr("http").expect("http address");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e/chat.test.js");
     let run = tokio::process::Command::new("node")
@@ -70,6 +65,20 @@ async fn two_pages_chat_through_the_stand_in_services() {
         stdout.contains("bob saw alice's publication live"),
         "{stdout}"
     );
-    assert!(chat.published.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+    // The page's publication is stored, in the channel it created.
+    let store = node.chat().expect("chat").store().clone();
+    let channels = store.channels().await.expect("channels");
+    let channel = channels
+        .iter()
+        .find(|c| c.channel.starts_with("e2e_"))
+        .expect("the page's channel")
+        .channel
+        .clone();
+    let history = store
+        .history(corral::chat::Scope::Channel(channel), None, 10)
+        .await
+        .expect("history");
+    assert_eq!(history.len(), 1, "{history:?}");
+    assert!(history[0].message.starts_with("hello from alice"));
     node.shutdown().await;
 }
