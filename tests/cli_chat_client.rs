@@ -244,21 +244,7 @@ async fn whole_flow_with_pushes_against_the_real_chat() {
 async fn bots_without_chat_services_report_errors() {
     let (node, addr) = node().await;
     let addr = addr.to_string();
-    let out = run(
-        &[
-            "bot",
-            "--count",
-            "2",
-            "--addr",
-            &addr,
-            "--duration",
-            "0.6",
-            "--pause",
-            "0.1",
-        ],
-        "",
-    )
-    .await;
+    let out = bots(&addr, 2, "0.6", "0.1").await;
     // Nothing could be sent: exit 1, and the summary says why.
     assert_eq!(out.code, Some(1), "{}{}", out.stdout, out.stderr);
     assert!(
@@ -280,26 +266,9 @@ async fn bots_without_chat_services_report_errors() {
 #[tokio::test]
 async fn bots_and_client_against_the_real_chat() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut c = config();
-    c.chat.enabled = true;
-    c.node.data_dir = dir.path().to_path_buf();
-    let node = Node::builder(c).start().await.expect("node starts");
-    let addr = node.local_addr("rpc").expect("rpc address").to_string();
-    let out = run(
-        &[
-            "bot",
-            "--count",
-            "2",
-            "--addr",
-            &addr,
-            "--duration",
-            "1.5",
-            "--pause",
-            "0.2",
-        ],
-        "",
-    )
-    .await;
+    let (node, addr) = real_chat_node(dir.path()).await;
+    let addr = addr.to_string();
+    let out = bots(&addr, 2, "1.5", "0.2").await;
     assert_eq!(out.code, Some(0), "{}{}", out.stdout, out.stderr);
     let sent = summary_count(&out.stdout, ", 0 errors, 2 bots");
     assert!(sent >= 20, "{}", out.stdout);
@@ -333,6 +302,27 @@ async fn bots_and_client_against_the_real_chat() {
     assert_eq!(out.code, Some(0), "{}{}", out.stdout, out.stderr);
     assert!(out.stdout.contains("general"), "{}", out.stdout);
     node.shutdown().await;
+}
+
+/// Runs `corral bot` with `count` bots for `duration` seconds, pausing
+/// `pause` seconds between rounds.
+async fn bots(addr: &str, count: u32, duration: &str, pause: &str) -> Output {
+    let count = count.to_string();
+    run(
+        &[
+            "bot",
+            "--count",
+            &count,
+            "--addr",
+            addr,
+            "--duration",
+            duration,
+            "--pause",
+            pause,
+        ],
+        "",
+    )
+    .await
 }
 
 /// The count in the bots' summary line (`total: N messages sent, ...`),

@@ -15,6 +15,13 @@ use tokio_tungstenite::tungstenite::Message;
 use http_common::guarded;
 
 async fn start() -> (Node, std::net::SocketAddr, tempfile::TempDir) {
+    start_with(|_| {}).await
+}
+
+/// As [`start`], with `tune` applied to the config last.
+async fn start_with(
+    tune: impl FnOnce(&mut Config),
+) -> (Node, std::net::SocketAddr, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut c = Config::embedded_default();
     // Stand-in or no chat services: no store under ./data shared by tests.
@@ -25,6 +32,7 @@ async fn start() -> (Node, std::net::SocketAddr, tempfile::TempDir) {
     c.http.docroot = dir.path().to_path_buf();
     // Short, so that the test shows an upgraded socket outlives it.
     c.http.idle_timeout_ms = 300;
+    tune(&mut c);
     let node = Node::builder(c).start().await.expect("node starts");
     let addr = node.local_addr("http").expect("http address");
     (node, addr, dir)
@@ -32,6 +40,18 @@ async fn start() -> (Node, std::net::SocketAddr, tempfile::TempDir) {
 
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens a WebSocket on `/ws` and checks that it answers a ping.
+async fn open_and_ping(addr: std::net::SocketAddr) -> Ws {
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+        .await
+        .expect("websocket handshake");
+    ws.send(Message::text(r#"{"id":1,"service":"ping","data":{}}"#))
+        .await
+        .expect("send");
+    assert_eq!(next_text(&mut ws).await["id"], 1);
+    ws
+}
 
 async fn next_text(ws: &mut Ws) -> Value {
     loop {
@@ -196,13 +216,7 @@ async fn chat_page_is_served_at_chat() {
 async fn shutdown_closes_websockets_going_away() {
     guarded(async {
         let (node, addr, _dir) = start().await;
-        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
-            .await
-            .expect("websocket handshake");
-        ws.send(Message::text(r#"{"id":1,"service":"ping","data":{}}"#))
-            .await
-            .expect("send");
-        assert_eq!(next_text(&mut ws).await["id"], 1);
+        let mut ws = open_and_ping(addr).await;
         node.shutdown().await;
         let close = loop {
             match ws.next().await {
@@ -277,22 +291,13 @@ async fn connections(addr: std::net::SocketAddr) -> u64 {
 #[tokio::test]
 async fn a_websocket_holds_its_place_under_max_connections() {
     guarded(async {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut c = Config::embedded_default();
-        c.chat.enabled = false;
-        let mut l = ListenerConfig::new("http", Transport::Tcp, Protocol::Http, 0);
-        l.max_connections = 2;
-        c.listeners = vec![l];
-        c.http.docroot = dir.path().to_path_buf();
-        let node = Node::builder(c).start().await.expect("node starts");
-        let addr = node.local_addr("http").expect("http address");
-        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
-            .await
-            .expect("websocket handshake");
-        ws.send(Message::text(r#"{"id":1,"service":"ping","data":{}}"#))
-            .await
-            .expect("send");
-        assert_eq!(next_text(&mut ws).await["id"], 1);
+        let (node, addr, _dir) = start_with(|c| {
+            c.listeners[0].max_connections = 2;
+            // The kept-alive connection below must not be closed for idling.
+            c.http.idle_timeout_ms = 0;
+        })
+        .await;
+        let mut ws = open_and_ping(addr).await;
         // The WebSocket and the request asking.
         assert_eq!(connections(addr).await, 2);
 
