@@ -24,7 +24,7 @@ async fn start_with(
 ) -> (Node, std::net::SocketAddr, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut c = Config::embedded_default();
-    // Stand-in or no chat services: no store under ./data shared by tests.
+    // No chat services: no store under ./data shared by tests.
     c.chat.enabled = false;
     let mut l = ListenerConfig::new("http", Transport::Tcp, Protocol::Http, 0);
     l.drain_timeout_ms = 1_000;
@@ -236,7 +236,7 @@ async fn a_message_over_the_frame_limit_closes_the_socket() {
     guarded(async {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut c = Config::embedded_default();
-        // Stand-in or no chat services: no store under ./data shared by tests.
+        // No chat services: no store under ./data shared by tests.
         c.chat.enabled = false;
         c.listeners = vec![ListenerConfig::new(
             "http",
