@@ -96,52 +96,6 @@ struct Inner {
     metrics: Option<Arc<Metrics>>,
 }
 
-/// An event as its subscribers get it: the event's fields (with the seed's
-/// names, as [`Event::to_json`] gives them), its own clock as `event_clock`,
-/// and the node's `timestamp` and `clock` when it was sent. Serialized
-/// straight from these fields, in the same key order as the JSON value.
-#[derive(serde::Serialize)]
-struct EventPush {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    channel: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    client_id: Option<String>,
-    clock: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    dst: Option<String>,
-    event_clock: u64,
-    kind: EventKind,
-    message: String,
-    seq: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    src: Option<String>,
-    timestamp: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    user: Option<String>,
-}
-
-impl EventPush {
-    fn new(ev: &Event, timestamp: u64, clock: u64) -> Self {
-        let (channel, user, src, dst) = match ev.kind {
-            EventKind::Publish => (Some(ev.target.clone()), Some(ev.user.clone()), None, None),
-            EventKind::Message => (None, None, Some(ev.user.clone()), Some(ev.target.clone())),
-        };
-        EventPush {
-            channel,
-            client_id: ev.client_id.clone(),
-            clock,
-            dst,
-            event_clock: ev.clock,
-            kind: ev.kind,
-            message: ev.message.clone(),
-            seq: ev.seq,
-            src,
-            timestamp,
-            user,
-        }
-    }
-}
-
 /// The chat of one node: store, hub, clock and services. Cheap to clone.
 #[derive(Clone)]
 pub struct Chat {
@@ -199,7 +153,9 @@ impl Chat {
                     };
                     m.chat_messages.with_label_values(&[label]).inc();
                 }
-                let data = EventPush::new(ev, now, inner.clock.send());
+                // The event's fields, its own clock as `event_clock`, and
+                // the node's time and clock at sending.
+                let data = ev.data(now, inner.clock.send(), Some(ev.clock));
                 Push::from_serialize(ev.target.clone(), data)
             })
             .collect();
@@ -657,19 +613,37 @@ mod tests {
         }
     }
 
-    /// A push serialized from its fields is byte for byte what the event's
-    /// JSON value with the push's fields gives, in both encodings.
+    /// The seed's event shapes, written out: what `history` gives
+    /// (`to_json`) and what a push carries (plus `event_clock`, with the
+    /// node's time and clock), the latter byte for byte as the JSON value
+    /// would encode in both encodings.
     #[test]
-    fn event_pushes_encode_as_the_event_value() {
-        for kind in [EventKind::Publish, EventKind::Message] {
+    fn events_have_the_seed_shapes_in_history_and_pushes() {
+        let mut publish = serde_json::json!({
+            "kind": "publish", "seq": 42, "user": "ann", "channel": "bob",
+            "message": "hi \"there\"", "timestamp": 1, "clock": 9,
+        });
+        let mut message = serde_json::json!({
+            "kind": "message", "seq": 42, "src": "ann", "dst": "bob",
+            "message": "hi \"there\"", "timestamp": 1, "clock": 9,
+        });
+        for (kind, expected) in [
+            (EventKind::Publish, &mut publish),
+            (EventKind::Message, &mut message),
+        ] {
             for id in [None, Some("m-1")] {
                 let ev = event(kind, id);
-                let typed = Push::from_serialize("t", EventPush::new(&ev, 77, 10));
-                let mut data = obj(ev.to_json());
-                data.insert("event_clock".into(), Value::from(9));
-                data.insert("timestamp".into(), Value::from(77));
-                data.insert("clock".into(), Value::from(10));
-                let value = Push::new("t", Value::Object(data));
+                let mut want = obj(expected.clone());
+                if let Some(id) = id {
+                    want.insert("client_id".into(), Value::from(id));
+                }
+                assert_eq!(ev.to_json(), Value::Object(want.clone()), "{kind:?} {id:?}");
+
+                want.insert("event_clock".into(), Value::from(9));
+                want.insert("timestamp".into(), Value::from(77));
+                want.insert("clock".into(), Value::from(10));
+                let typed = Push::from_serialize("t", ev.data(77, 10, Some(9)));
+                let value = Push::new("t", Value::Object(want));
                 for enc in [Encoding::Json, Encoding::MsgPack] {
                     assert_eq!(
                         typed.encoded(enc),

@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::sync::oneshot;
 
 const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
@@ -146,23 +146,64 @@ impl Event {
     /// client_id?}`, a private message `{kind: "message", seq, src, dst,
     /// message, timestamp, clock, client_id?}`.
     pub fn to_json(&self) -> Value {
-        let mut v = match self.kind {
-            EventKind::Publish => json!({
-                "kind": "publish", "seq": self.seq, "user": self.user,
-                "channel": self.target, "message": self.message,
-                "timestamp": self.timestamp, "clock": self.clock,
-            }),
-            EventKind::Message => json!({
-                "kind": "message", "seq": self.seq, "src": self.user,
-                "dst": self.target, "message": self.message,
-                "timestamp": self.timestamp, "clock": self.clock,
-            }),
-        };
-        if let (Some(id), Some(o)) = (&self.client_id, v.as_object_mut()) {
-            o.insert("client_id".into(), Value::from(id.clone()));
-        }
-        v
+        serde_json::to_value(self.data(self.timestamp, self.clock, None)).unwrap_or(Value::Null)
     }
+
+    /// The event's wire fields (see [`Event::to_json`]) with `timestamp`
+    /// and `clock` as given, and `event_clock` when given (a push carries
+    /// the node's time and clock at sending, and the event's own clock).
+    pub(crate) fn data(&self, timestamp: u64, clock: u64, event_clock: Option<u64>) -> EventData {
+        let (channel, user, src, dst) = match self.kind {
+            EventKind::Publish => (
+                Some(self.target.clone()),
+                Some(self.user.clone()),
+                None,
+                None,
+            ),
+            EventKind::Message => (
+                None,
+                None,
+                Some(self.user.clone()),
+                Some(self.target.clone()),
+            ),
+        };
+        EventData {
+            channel,
+            client_id: self.client_id.clone(),
+            clock,
+            dst,
+            event_clock,
+            kind: self.kind,
+            message: self.message.clone(),
+            seq: self.seq,
+            src,
+            timestamp,
+            user,
+        }
+    }
+}
+
+/// An event's wire fields, serialized straight from them in the key order
+/// of a JSON value (sorted).
+#[derive(Serialize)]
+pub(crate) struct EventData {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    channel: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_id: Option<String>,
+    clock: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dst: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    event_clock: Option<u64>,
+    kind: EventKind,
+    message: String,
+    seq: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    src: Option<String>,
+    timestamp: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<String>,
 }
 
 /// The result of an append.

@@ -378,26 +378,21 @@ impl FileCache {
     /// changes its identity, so a stale or escaping entry is never returned
     /// once checked.
     pub(crate) fn fresh(&self, path: &Path) -> Option<Arc<CachedFile>> {
+        let entry = self.inner.cache.get(path)?;
         let revalidate = self.inner.revalidate_ns;
-        if revalidate > 0 {
-            let entry = self.inner.cache.get(path)?;
-            let now = since_epoch();
-            if now.saturating_sub(entry.checked.load(Ordering::Relaxed)) < revalidate {
-                return Some(entry);
-            }
-            let meta = std::fs::metadata(path).ok()?;
-            if !(meta.is_file() && entry.is_current(&meta)) {
-                return None;
-            }
-            entry.checked.store(now, Ordering::Relaxed);
+        let now = if revalidate > 0 { since_epoch() } else { 0 };
+        if revalidate > 0 && now.saturating_sub(entry.checked.load(Ordering::Relaxed)) < revalidate
+        {
             return Some(entry);
         }
         let meta = std::fs::metadata(path).ok()?;
-        if !meta.is_file() {
+        if !(meta.is_file() && entry.is_current(&meta)) {
             return None;
         }
-        let entry = self.inner.cache.get(path)?;
-        entry.is_current(&meta).then_some(entry)
+        if revalidate > 0 {
+            entry.checked.store(now, Ordering::Relaxed);
+        }
+        Some(entry)
     }
 
     /// Resolves `path` (built by ServeDir under the docroot) to a directory,

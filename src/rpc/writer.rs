@@ -102,7 +102,8 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
             // bytes written without walking the items again.
             let mut at = [(0usize, 0usize, 0usize); FRAMES_PER_WRITE];
             let (n, count) = {
-                let mut heads = [[0u8; HEADER_LEN]; FRAMES_PER_WRITE];
+                // The prefix made for a bare body; none for a push's frame.
+                let mut heads = [None::<[u8; HEADER_LEN]>; FRAMES_PER_WRITE];
                 let mut bodies: [&[u8]; FRAMES_PER_WRITE] = [&[]; FRAMES_PER_WRITE];
                 let mut count = 0;
                 let (mut item, mut frame) = (0, self.frame);
@@ -110,13 +111,8 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
                     while let Some(body) = out.frame(frame, self.max_push_bytes) {
                         frame += 1;
                         let Some((body, framed)) = body else { continue };
-                        let len = if framed {
-                            heads[count] = [0; HEADER_LEN];
-                            body.len()
-                        } else {
-                            heads[count] = frame_len(body)?;
-                            HEADER_LEN + body.len()
-                        };
+                        heads[count] = if framed { None } else { Some(frame_len(body)?) };
+                        let len = body.len() + heads[count].map_or(0, |h| h.len());
                         bodies[count] = body;
                         at[count] = (item, frame - 1, len);
                         count += 1;
@@ -137,13 +133,8 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
                 }
                 let mut slices = Vec::with_capacity(count * 2);
                 let mut skip = self.offset;
-                for ((head, body), &(_, _, len)) in heads.iter().zip(&bodies).zip(&at).take(count) {
-                    // A bare body gets its prefix; a push's frame has it.
-                    let head = if len == body.len() {
-                        &[][..]
-                    } else {
-                        &head[..]
-                    };
+                for (head, body) in heads.iter().zip(&bodies).take(count) {
+                    let head = head.as_ref().map_or(&[][..], |h| &h[..]);
                     for part in [head, body] {
                         if part.is_empty() {
                             continue;
