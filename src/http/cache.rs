@@ -206,7 +206,9 @@ pub struct FileCache {
 }
 
 struct Inner {
-    cache: moka::sync::Cache<PathBuf, Arc<CachedFile>>,
+    /// Keyed by the path's bytes: hashing them is one pass, where a
+    /// `Path` hashes component by component.
+    cache: moka::sync::Cache<Box<[u8]>, Arc<CachedFile>>,
     docroot: PathBuf,
     /// The canonical docroot, once it exists.
     root: OnceLock<PathBuf>,
@@ -235,7 +237,7 @@ impl FileCache {
         let listener_metrics = metrics.clone();
         let cache = moka::sync::Cache::builder()
             .max_capacity(settings.max_bytes)
-            .weigher(|_: &PathBuf, v: &Arc<CachedFile>| {
+            .weigher(|_, v: &Arc<CachedFile>| {
                 u32::try_from(v.weight()).unwrap_or(u32::MAX)
             })
             .eviction_listener(move |_, v: Arc<CachedFile>, cause| {
@@ -378,7 +380,7 @@ impl FileCache {
     /// changes its identity, so a stale or escaping entry is never returned
     /// once checked.
     pub(crate) fn fresh(&self, path: &Path) -> Option<Arc<CachedFile>> {
-        let entry = self.inner.cache.get(path)?;
+        let entry = self.inner.cache.get(cache_key(path))?;
         let revalidate = self.inner.revalidate_ns;
         let now = if revalidate > 0 { since_epoch() } else { 0 };
         if revalidate > 0 && now.saturating_sub(entry.checked.load(Ordering::Relaxed)) < revalidate
@@ -435,7 +437,7 @@ impl FileCache {
         // still leads to the same version of the same file (see `fresh`).
         let meta = std::fs::metadata(path)?;
         if meta.is_file() {
-            if let Some(entry) = self.inner.cache.get(path) {
+            if let Some(entry) = self.inner.cache.get(cache_key(path)) {
                 if entry.is_current(&meta) {
                     self.note(outcome, true);
                     return Ok(Resolved::Cached(entry, false));
@@ -461,7 +463,7 @@ impl FileCache {
         self.note(outcome, false);
         let gzip_min = self.inner.gzip_min_bytes;
         let id = file_id(&meta);
-        let key = path.to_path_buf();
+        let named = path.to_path_buf();
         let entry = tokio::task::spawn_blocking(move || -> io::Result<CachedFile> {
             let bytes = std::fs::read(&real)?;
             let gzip = if bytes.len() as u64 >= gzip_min && compressible(&real) {
@@ -470,7 +472,7 @@ impl FileCache {
                 None
             };
             Ok(CachedFile::new(
-                &key,
+                &named,
                 Bytes::from(bytes),
                 gzip.map(Bytes::from),
                 modified,
@@ -490,7 +492,9 @@ impl FileCache {
                 .add(i64::try_from(entry.weight()).unwrap_or(i64::MAX));
             m.cache_entries.with_label_values(&[LABEL]).inc();
         }
-        self.inner.cache.insert(path.to_path_buf(), entry.clone());
+        self.inner
+            .cache
+            .insert(Box::from(cache_key(path)), entry.clone());
         Ok(Resolved::Cached(entry, false))
     }
 }
@@ -502,6 +506,11 @@ fn epoch() -> Instant {
 }
 
 /// Nanoseconds since [`epoch`].
+/// The cache key of `path`.
+fn cache_key(path: &Path) -> &[u8] {
+    path.as_os_str().as_encoded_bytes()
+}
+
 fn since_epoch() -> u64 {
     u64::try_from(epoch().elapsed().as_nanos()).unwrap_or(u64::MAX)
 }

@@ -21,11 +21,12 @@ use super::routes::{empty, full, Body, HandlerFuture};
 use futures::FutureExt;
 use http_body_util::BodyExt;
 use hyper::header::{
-    HeaderMap, HeaderValue, ACCEPT_ENCODING, ALLOW, CONTENT_TYPE, IF_MATCH, IF_MODIFIED_SINCE,
-    IF_NONE_MATCH, IF_UNMODIFIED_SINCE, RANGE,
+    HeaderMap, HeaderName, HeaderValue, ACCEPT_ENCODING, ALLOW, CONTENT_TYPE, IF_MATCH,
+    IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_UNMODIFIED_SINCE, RANGE,
 };
 use hyper::{Method, Request, Response, StatusCode};
 use percent_encoding::percent_decode_str;
+use std::borrow::Cow;
 use std::io;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -47,16 +48,14 @@ impl StaticFiles {
         }
     }
 
-    /// False for a request of `x.gz` when no such file exists: the cache
-    /// backend answers a missing `x.gz` with the gzip variant of `x` (that is
-    /// how ServeDir asks for it), which must not be reachable by that name.
-    fn gz_exists_or_not_asked(&self, path: &str) -> bool {
-        if !path.ends_with(".gz") {
+    /// False for a request of `x.gz` (`decoded`: the percent-decoded path)
+    /// when no such file exists: the cache backend answers a missing `x.gz`
+    /// with the gzip variant of `x` (that is how ServeDir asks for it),
+    /// which must not be reachable by that name.
+    fn gz_exists_or_not_asked(&self, decoded: &str) -> bool {
+        if !decoded.ends_with(".gz") {
             return true;
         }
-        let Ok(decoded) = percent_decode_str(path).decode_utf8() else {
-            return false;
-        };
         self.docroot.join(decoded.trim_start_matches('/')).is_file()
     }
 
@@ -81,15 +80,16 @@ impl StaticFiles {
                 .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
             return Ok(r);
         }
-        if !safe_path(req.uri().path()) {
+        let Some(decoded) = decoded_path(req.uri().path()) else {
             return Ok(plain(StatusCode::BAD_REQUEST, "bad path\n"));
-        }
-        if !self.gz_exists_or_not_asked(req.uri().path()) {
+        };
+        if !self.gz_exists_or_not_asked(&decoded) {
             return Ok(plain(StatusCode::NOT_FOUND, "not found\n"));
         }
-        if let Some(resp) = self.fast(&req) {
+        if let Some(resp) = self.fast(&req, &decoded) {
             return Ok(resp);
         }
+        drop(decoded);
         // One ServeDir per request, over a backend recording its hits and
         // misses, so that a request is counted once however many lookups
         // ServeDir makes.
@@ -127,19 +127,22 @@ impl StaticFiles {
 impl StaticFiles {
     /// The answer of the fast path (counted as a hit), or `None` to leave
     /// the request to `ServeDir` (see the module docs).
-    pub(crate) fn fast<B>(&self, req: &Request<B>) -> Option<Response<Body>> {
+    /// `decoded` is the request's percent-decoded path.
+    pub(crate) fn fast<B>(&self, req: &Request<B>, decoded: &str) -> Option<Response<Body>> {
         let headers = req.headers();
-        let conditional = [
-            RANGE,
-            IF_MATCH,
-            IF_NONE_MATCH,
-            IF_MODIFIED_SINCE,
-            IF_UNMODIFIED_SINCE,
-        ];
-        if conditional.iter().any(|h| headers.contains_key(h)) {
+        // One pass over the few headers a request has, rather than a
+        // lookup of each of the five.
+        let conditional = |name: &HeaderName| {
+            name == RANGE
+                || name == IF_MATCH
+                || name == IF_NONE_MATCH
+                || name == IF_MODIFIED_SINCE
+                || name == IF_UNMODIFIED_SINCE
+        };
+        if headers.keys().any(conditional) {
             return None;
         }
-        let path = file_path(&self.docroot, req.uri().path())?;
+        let path = file_path(&self.docroot, decoded)?;
         let entry = self.cache.fresh(&path)?;
         let rep = entry.representation(entry.has_gzip() && prefers_gzip(headers))?;
         let body = if req.method() == Method::HEAD {
@@ -154,12 +157,11 @@ impl StaticFiles {
     }
 }
 
-/// The file `ServeDir` would look up for `uri_path`, when it is plain: a
-/// percent-decoded path of normal components only (no `.`, `..`, empty or
-/// absolute ones), and `index.html` under it when it ends in `/`. `None`
-/// for anything else, which is left to `ServeDir`.
-fn file_path(docroot: &Path, uri_path: &str) -> Option<PathBuf> {
-    let decoded = percent_decode_str(uri_path).decode_utf8().ok()?;
+/// The file `ServeDir` would look up for `decoded` (a percent-decoded
+/// request path), when it is plain: normal components only (no `.`, `..`,
+/// empty or absolute ones), and `index.html` under it when it ends in `/`.
+/// `None` for anything else, which is left to `ServeDir`.
+fn file_path(docroot: &Path, decoded: &str) -> Option<PathBuf> {
     let rel = decoded.strip_prefix('/')?;
     let (rel, index) = match rel.strip_suffix('/') {
         _ if rel.is_empty() => (rel, true),
@@ -272,13 +274,17 @@ fn plain(status: StatusCode, body: &'static str) -> Response<Body> {
     r
 }
 
-/// True when the percent-decoded `path` is valid UTF-8 with no `..`
-/// segment, no backslash and no NUL byte.
-pub(crate) fn safe_path(path: &str) -> bool {
-    let Ok(decoded) = percent_decode_str(path).decode_utf8() else {
-        return false;
-    };
-    !decoded.contains(['\\', '\0']) && !decoded.split('/').any(|seg| seg == "..")
+/// The percent-decoded `path`, when it is valid UTF-8 with no `..`
+/// segment, no backslash and no NUL byte; `None` for anything else.
+pub(crate) fn decoded_path(path: &str) -> Option<Cow<'_, str>> {
+    let decoded = percent_decode_str(path).decode_utf8().ok()?;
+    let safe = !decoded.contains(['\\', '\0']) && !decoded.split('/').any(|seg| seg == "..");
+    safe.then_some(decoded)
+}
+
+#[cfg(test)]
+fn safe_path(path: &str) -> bool {
+    decoded_path(path).is_some()
 }
 
 #[cfg(test)]
@@ -327,7 +333,7 @@ mod tests {
     #[test]
     fn fast_path_file_paths() {
         let root = Path::new("/srv/www");
-        let p = |u: &str| file_path(root, u);
+        let p = |u: &str| decoded_path(u).and_then(|d| file_path(root, &d));
         assert_eq!(p("/a/b.txt"), Some(root.join("a/b.txt")));
         assert_eq!(p("/a%20b.txt"), Some(root.join("a b.txt")));
         assert_eq!(p("/"), Some(root.join("index.html")));
@@ -337,6 +343,11 @@ mod tests {
         ] {
             assert_eq!(p(odd), None, "{odd}");
         }
+    }
+
+    fn fast(files: &StaticFiles, req: &Request<Body>) -> Option<Response<Body>> {
+        let decoded = decoded_path(req.uri().path())?;
+        files.fast(req, &decoded)
     }
 
     fn get(path: &str, headers: &[(&str, &str)]) -> Request<Body> {
@@ -362,14 +373,15 @@ mod tests {
             None,
         );
         let files = StaticFiles::new(&cache);
-        assert!(files.fast(&get("/a.txt", &[])).is_none(), "not cached yet");
+        assert!(
+            fast(&files, &get("/a.txt", &[])).is_none(),
+            "not cached yet"
+        );
         let resp = files.serve(get("/a.txt", &[])).await;
         assert_eq!(resp.status(), StatusCode::OK);
-        let resp = files.fast(&get("/a.txt", &[])).expect("cached");
+        let resp = fast(&files, &get("/a.txt", &[])).expect("cached");
         assert!(resp.headers().get(CONTENT_ENCODING).is_none());
-        let resp = files
-            .fast(&get("/a.txt", &[("accept-encoding", "gzip")]))
-            .expect("cached");
+        let resp = fast(&files, &get("/a.txt", &[("accept-encoding", "gzip")])).expect("cached");
         assert_eq!(resp.headers()[CONTENT_ENCODING], "gzip");
         for h in [
             "range",
@@ -378,12 +390,12 @@ mod tests {
             "if-modified-since",
             "if-unmodified-since",
         ] {
-            assert!(files.fast(&get("/a.txt", &[(h, "x")])).is_none(), "{h}");
+            assert!(fast(&files, &get("/a.txt", &[(h, "x")])).is_none(), "{h}");
         }
-        assert!(files.fast(&get("/./a.txt", &[])).is_none());
+        assert!(fast(&files, &get("/./a.txt", &[])).is_none());
         // Changed on disk: no longer taken.
         std::fs::write(dir.path().join("a.txt"), "y").expect("write");
-        assert!(files.fast(&get("/a.txt", &[])).is_none());
+        assert!(fast(&files, &get("/a.txt", &[])).is_none());
     }
 
     /// With a revalidation interval, a cached file is served without a
@@ -409,13 +421,11 @@ mod tests {
             StatusCode::OK
         );
         std::fs::remove_file(&path).expect("remove");
-        let stale = files
-            .fast(&get("/a.txt", &[]))
-            .expect("trusted within the interval");
+        let stale = fast(&files, &get("/a.txt", &[])).expect("trusted within the interval");
         assert_eq!(stale.headers()["content-length"], "100");
         tokio::time::sleep(std::time::Duration::from_millis(400)).await;
         assert!(
-            files.fast(&get("/a.txt", &[])).is_none(),
+            fast(&files, &get("/a.txt", &[])).is_none(),
             "checked after it"
         );
         assert_eq!(
