@@ -1,71 +1,17 @@
 //! Everything acknowledged survives kill -9 of a real `corral serve`.
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
+mod serve_common;
+
+use serve_common::Serve;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::Duration;
 
 use corral::client::{Client, Codec};
 use serde_json::json;
 
-struct Serve {
-    child: Child,
-    lines: std::sync::mpsc::Receiver<String>,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn serve(data_dir: &Path) -> Serve {
-    let manifest = env!("CARGO_MANIFEST_DIR");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_corral"))
-        .args(["--log-format", "json", "serve", "--config"])
-        .arg(format!("{manifest}/config/sys.toml"))
-        .args(["--env", "test"])
-        .env("CORRAL__LOG__LEVEL", "info")
-        .env("CORRAL__NODE__DATA_DIR", data_dir)
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("corral serve starts");
-    let stderr = child.stderr.take().expect("stderr piped");
-    let (tx, lines) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    Serve { child, lines }
-}
-
-impl Serve {
-    /// The address of listener `name`, from the JSON logs. (The timeout only
-    /// guards against a hung test.)
-    fn listening(&self, name: &str) -> SocketAddr {
-        loop {
-            let line = self
-                .lines
-                .recv_timeout(Duration::from_secs(60))
-                .expect("a log line");
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
-                let f = &v["fields"];
-                if f["message"] == "listening" && f["listener"] == name {
-                    if let Some(a) = f["addr"].as_str().and_then(|a| a.parse().ok()) {
-                        return a;
-                    }
-                }
-            }
-        }
-    }
+    let dir = data_dir.to_str().expect("a UTF-8 temporary path");
+    Serve::start(&[("CORRAL__NODE__DATA_DIR", dir)])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

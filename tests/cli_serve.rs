@@ -2,85 +2,21 @@
 //! listeners, the node answers, and SIGTERM / SIGINT shut it down gracefully
 //! with exit status 0.
 
+mod serve_common;
+
 use corral::client::{Client, Codec};
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
-struct Serve {
-    child: Child,
-    lines: std::sync::mpsc::Receiver<String>,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use serve_common::Serve;
+use std::process::Command;
 
 fn serve() -> Serve {
     serve_with(&[])
 }
 
 fn serve_with(vars: &[(&str, &str)]) -> Serve {
-    let manifest = env!("CARGO_MANIFEST_DIR");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_corral"))
-        .args(["--log-format", "json", "serve", "--config"])
-        .arg(format!("{manifest}/config/sys.toml"))
-        .args(["--env", "test"])
-        .env("CORRAL__LOG__LEVEL", "info")
-        // Concurrent nodes must not share a chat store (tests/chat_durability.rs).
-        .env("CORRAL__CHAT__ENABLED", "false")
-        .env_remove("RUST_LOG")
-        .envs(vars.iter().copied())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("corral serve starts");
-    let stderr = child.stderr.take().expect("stderr piped");
-    let (tx, lines) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    Serve { child, lines }
-}
-
-impl Serve {
-    /// Reads log lines until one satisfies `f`.
-    fn wait_for<T>(&self, mut f: impl FnMut(&serde_json::Value) -> Option<T>) -> T {
-        loop {
-            let line = self
-                .lines
-                .recv_timeout(Duration::from_secs(30))
-                .expect("a log line");
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
-                if let Some(t) = f(&v) {
-                    return t;
-                }
-            }
-        }
-    }
-
-    fn listening(&self, name: &str) -> SocketAddr {
-        self.wait_for(|v| {
-            let fields = &v["fields"];
-            (fields["message"] == "listening" && fields["listener"] == name)
-                .then(|| fields["addr"].as_str().and_then(|a| a.parse().ok()))
-                .flatten()
-        })
-    }
-
-    fn signal(&self, sig: i32) {
-        // SAFETY: sending a signal to our own child process.
-        let r = unsafe { libc::kill(self.child.id() as i32, sig) };
-        assert_eq!(r, 0);
-    }
+    // Concurrent nodes must not share a chat store (tests/chat_durability.rs).
+    let mut all = vec![("CORRAL__CHAT__ENABLED", "false")];
+    all.extend_from_slice(vars);
+    Serve::start(&all)
 }
 
 async fn stops_gracefully_on(sig: i32) {

@@ -6,6 +6,9 @@
 //! Tests synchronise on events (replies, closed sockets, supervisor state)
 //! and poll states in bounded loops; no assertion is about time.
 
+mod node_common;
+
+use node_common::{child_cell, wait_until};
 use std::future::Future;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -15,8 +18,7 @@ use std::time::Duration;
 use corral::client::{Client, Codec};
 use corral::config::{Config, ListenerConfig, Protocol, Transport};
 use corral::node::Node;
-use corral::supervisor::{ChildState, Supervisor};
-use ractor::ActorCell;
+use corral::supervisor::Supervisor;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -50,27 +52,6 @@ fn config(rpc_name: &str) -> Config {
 
 async fn start(config: Config) -> Node {
     Node::start(config).await.expect("the node starts")
-}
-
-async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    for _ in 0..2_000 {
-        if cond() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("gave up waiting until {what}");
-}
-
-async fn child_cell(sup: &Supervisor, id: &str) -> Option<ActorCell> {
-    let children = sup.which_children().await.ok()?;
-    children
-        .into_iter()
-        .find(|c| c.id.as_deref() == Some(id))
-        .and_then(|c| match c.state {
-            ChildState::Running(cell) => Some(cell),
-            _ => None,
-        })
 }
 
 /// The value of the sample `name{labels}` exactly as rendered (labels in the

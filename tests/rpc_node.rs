@@ -9,6 +9,9 @@
 //! ones that something does NOT happen while it must not (a reply held back
 //! by `max_connections`).
 
+mod node_common;
+
+use node_common::{child_cell, wait_until};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -19,7 +22,7 @@ use corral::client::{Client, ClientError, Codec, FrameConn};
 use corral::config::{Config, ListenerConfig, Protocol, Transport};
 use corral::node::Node;
 use corral::rpc::{async_trait, CallContext, Request, Service, ServiceError};
-use corral::supervisor::{ChildState, Supervisor};
+use corral::supervisor::Supervisor;
 use ractor::{ActorCell, ActorId};
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
@@ -64,30 +67,6 @@ fn rpc_addr(node: &Node) -> SocketAddr {
 fn compute(n: u64) -> u64 {
     const MOD: u64 = 1_000_000_007;
     (0..n).fold(0, |acc, i| (acc + (i * i) % MOD) % MOD)
-}
-
-/// Polls `cond` (with short sleeps) until it holds; panics with `what` if it
-/// never does. A wait, not an assertion on time.
-async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    for _ in 0..2_000 {
-        if cond() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("gave up waiting until {what}");
-}
-
-/// The running actor of child `id` of `sup`, if any.
-async fn child_cell(sup: &Supervisor, id: &str) -> Option<ActorCell> {
-    let children = sup.which_children().await.ok()?;
-    children
-        .into_iter()
-        .find(|c| c.id.as_deref() == Some(id))
-        .and_then(|c| match c.state {
-            ChildState::Running(cell) => Some(cell),
-            _ => None,
-        })
 }
 
 /// The `listener_sup:<name>` supervisor of a node.

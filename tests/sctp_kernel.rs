@@ -9,6 +9,9 @@
 //! Tests synchronise on events (replies, services entered, connection
 //! counts polled in bounded loops); no assertion is about time.
 
+mod node_common;
+
+use node_common::wait_until;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::os::unix::io::AsRawFd;
@@ -48,17 +51,6 @@ fn sctp_or_skip(test: &str) -> bool {
             false
         }
     }
-}
-
-/// Polls `cond` until it holds; panics with `what` if it never does.
-async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    for _ in 0..6_000 {
-        if cond() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("gave up waiting until {what}");
 }
 
 fn config(edit: impl FnOnce(&mut Config)) -> Config {

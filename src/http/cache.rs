@@ -237,9 +237,7 @@ impl FileCache {
         let listener_metrics = metrics.clone();
         let cache = moka::sync::Cache::builder()
             .max_capacity(settings.max_bytes)
-            .weigher(|_, v: &Arc<CachedFile>| {
-                u32::try_from(v.weight()).unwrap_or(u32::MAX)
-            })
+            .weigher(|_, v: &Arc<CachedFile>| u32::try_from(v.weight()).unwrap_or(u32::MAX))
             .eviction_listener(move |_, v: Arc<CachedFile>, cause| {
                 if let Some(m) = &listener_metrics {
                     m.cache_bytes
