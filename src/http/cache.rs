@@ -376,11 +376,15 @@ impl FileCache {
     /// inside the docroot when it was cached, and any change to it (a
     /// write, a rename, a new link, a symlink turned to another file)
     /// changes its identity, so a stale or escaping entry is never returned
-    /// once checked.
-    pub(crate) fn fresh(&self, path: &Path) -> Option<Arc<CachedFile>> {
+    /// once checked. `now` is the request's start (one clock read less).
+    pub(crate) fn fresh(&self, path: &Path, now: Instant) -> Option<Arc<CachedFile>> {
         let entry = self.inner.cache.get(cache_key(path))?;
         let revalidate = self.inner.revalidate_ns;
-        let now = if revalidate > 0 { since_epoch() } else { 0 };
+        let now = if revalidate > 0 {
+            ns_since_epoch(now)
+        } else {
+            0
+        };
         if revalidate > 0 && now.saturating_sub(entry.checked.load(Ordering::Relaxed)) < revalidate
         {
             return Some(entry);
@@ -503,14 +507,19 @@ fn epoch() -> Instant {
     *EPOCH.get_or_init(Instant::now)
 }
 
-/// Nanoseconds since [`epoch`].
 /// The cache key of `path`.
 fn cache_key(path: &Path) -> &[u8] {
     path.as_os_str().as_encoded_bytes()
 }
 
+/// Nanoseconds since [`epoch`].
 fn since_epoch() -> u64 {
-    u64::try_from(epoch().elapsed().as_nanos()).unwrap_or(u64::MAX)
+    ns_since_epoch(Instant::now())
+}
+
+/// Nanoseconds from [`epoch`] to `t` (0 for a `t` before it).
+fn ns_since_epoch(t: Instant) -> u64 {
+    u64::try_from(t.saturating_duration_since(epoch()).as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// The identity of a version of a file (`None` where unknown: then a

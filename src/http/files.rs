@@ -27,10 +27,12 @@ use hyper::header::{
 use hyper::{Method, Request, Response, StatusCode};
 use percent_encoding::percent_decode_str;
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::io;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 use tower_http::services::ServeDir;
 
 /// Serves the files under a docroot through the file cache.
@@ -62,17 +64,18 @@ impl StaticFiles {
     /// Answers one request.
     #[cfg(test)]
     pub(crate) fn serve(&self, req: Request<Body>) -> HandlerFuture {
-        match self.answer(req) {
+        match self.answer(req, Instant::now()) {
             Ok(resp) => Box::pin(std::future::ready(resp)),
             Err(later) => later,
         }
     }
 
-    /// Answers one request at once (`Ok`: refused, or from the fast path)
-    /// or later (`Err`: through `ServeDir`).
+    /// Answers one request, started at `now`, at once (`Ok`: refused, or
+    /// from the fast path) or later (`Err`: through `ServeDir`).
     pub(crate) fn answer<B: Send + 'static>(
         &self,
         req: Request<B>,
+        now: Instant,
     ) -> Result<Response<Body>, HandlerFuture> {
         if req.method() != Method::GET && req.method() != Method::HEAD {
             let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
@@ -86,7 +89,7 @@ impl StaticFiles {
         if !self.gz_exists_or_not_asked(&decoded) {
             return Ok(plain(StatusCode::NOT_FOUND, "not found\n"));
         }
-        if let Some(resp) = self.fast(&req, &decoded) {
+        if let Some(resp) = self.fast(&req, &decoded, now) {
             return Ok(resp);
         }
         drop(decoded);
@@ -127,8 +130,13 @@ impl StaticFiles {
 impl StaticFiles {
     /// The answer of the fast path (counted as a hit), or `None` to leave
     /// the request to `ServeDir` (see the module docs).
-    /// `decoded` is the request's percent-decoded path.
-    pub(crate) fn fast<B>(&self, req: &Request<B>, decoded: &str) -> Option<Response<Body>> {
+    /// `decoded` is the request's percent-decoded path, `now` its start.
+    pub(crate) fn fast<B>(
+        &self,
+        req: &Request<B>,
+        decoded: &str,
+        now: Instant,
+    ) -> Option<Response<Body>> {
         let headers = req.headers();
         // One pass over the few headers a request has, rather than a
         // lookup of each of the five.
@@ -142,8 +150,13 @@ impl StaticFiles {
         if headers.keys().any(conditional) {
             return None;
         }
-        let path = file_path(&self.docroot, decoded)?;
-        let entry = self.cache.fresh(&path)?;
+        // The path is built in a buffer of this thread's, kept from request
+        // to request: no allocation on a hit.
+        let entry = PATH.with_borrow_mut(|path| {
+            file_path_into(path, &self.docroot, decoded)
+                .then(|| self.cache.fresh(path, now))
+                .flatten()
+        })?;
         let rep = entry.representation(entry.has_gzip() && prefers_gzip(headers))?;
         let body = if req.method() == Method::HEAD {
             empty()
@@ -160,29 +173,39 @@ impl StaticFiles {
 /// The file `ServeDir` would look up for `decoded` (a percent-decoded
 /// request path), when it is plain: normal components only (no `.`, `..`,
 /// empty or absolute ones), and `index.html` under it when it ends in `/`.
-/// `None` for anything else, which is left to `ServeDir`.
-fn file_path(docroot: &Path, decoded: &str) -> Option<PathBuf> {
-    let rel = decoded.strip_prefix('/')?;
+/// Anything else is left to `ServeDir`.
+/// Writes it into `path` (whatever `path` held before) and returns true,
+/// or returns false.
+fn file_path_into(path: &mut PathBuf, docroot: &Path, decoded: &str) -> bool {
+    let Some(rel) = decoded.strip_prefix('/') else {
+        return false;
+    };
     let (rel, index) = match rel.strip_suffix('/') {
         _ if rel.is_empty() => (rel, true),
-        Some("") => return None,
+        Some("") => return false,
         Some(dir) => (dir, true),
         None => (rel, false),
     };
-    let mut path = docroot.to_path_buf();
+    path.as_mut_os_string().clear();
+    path.push(docroot);
     if !rel.is_empty() {
         for seg in rel.split('/') {
             let mut parts = Path::new(seg).components();
             match (parts.next(), parts.next()) {
                 (Some(Component::Normal(name)), None) if name == seg => path.push(name),
-                _ => return None,
+                _ => return false,
             }
         }
     }
     if index {
         path.push("index.html");
     }
-    Some(path)
+    true
+}
+
+thread_local! {
+    /// The fast path's buffer for the file path of a request.
+    static PATH: RefCell<PathBuf> = RefCell::new(PathBuf::new());
 }
 
 /// True when the `Accept-Encoding` headers make gzip the preferred coding,
@@ -333,7 +356,12 @@ mod tests {
     #[test]
     fn fast_path_file_paths() {
         let root = Path::new("/srv/www");
-        let p = |u: &str| decoded_path(u).and_then(|d| file_path(root, &d));
+        let p = |u: &str| {
+            let d = decoded_path(u)?;
+            // A buffer with something in it already: it is overwritten.
+            let mut path = PathBuf::from("/left/over");
+            file_path_into(&mut path, root, &d).then_some(path)
+        };
         assert_eq!(p("/a/b.txt"), Some(root.join("a/b.txt")));
         assert_eq!(p("/a%20b.txt"), Some(root.join("a b.txt")));
         assert_eq!(p("/"), Some(root.join("index.html")));
@@ -347,7 +375,7 @@ mod tests {
 
     fn fast(files: &StaticFiles, req: &Request<Body>) -> Option<Response<Body>> {
         let decoded = decoded_path(req.uri().path())?;
-        files.fast(req, &decoded)
+        files.fast(req, &decoded, Instant::now())
     }
 
     fn get(path: &str, headers: &[(&str, &str)]) -> Request<Body> {

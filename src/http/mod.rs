@@ -234,7 +234,7 @@ impl Inner {
     async fn handle(self: Arc<Self>, req: Request<Incoming>, nth: u64) -> Response<Body> {
         let start = Instant::now();
         let http1 = req.version() <= Version::HTTP_11;
-        let mut resp = self.respond(req).await;
+        let mut resp = self.respond(req, start).await;
         let headers = resp.headers_mut();
         headers.insert(SERVER, HeaderValue::from_static("corral"));
         if http1 && self.max_requests > 0 && nth >= self.max_requests {
@@ -249,7 +249,8 @@ impl Inner {
         resp
     }
 
-    async fn respond(&self, req: Request<Incoming>) -> Response<Body> {
+    /// The response to `req`, started at `start`.
+    async fn respond(&self, req: Request<Incoming>, start: Instant) -> Response<Body> {
         let uri_len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
         if uri_len > self.max_uri_bytes {
             return plain(StatusCode::URI_TOO_LONG, "URI too long\n");
@@ -294,7 +295,7 @@ impl Inner {
         }
         // Static files never read the body (hyper discards what is left).
         match &self.files {
-            Some(files) => match files.answer(req) {
+            Some(files) => match files.answer(req, start) {
                 Ok(resp) => resp,
                 Err(later) => later.await,
             },
