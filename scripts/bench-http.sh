@@ -18,6 +18,9 @@
 # them in this script's session instead, as ../shared/peers/run-all.sh does:
 # there every thread competes with wrk on its own, which costs a server with
 # two busy threads (corral's default) about a fifth of its rate here.
+# Each line gives wrk's requests per second and the server's CPU time per
+# response (user and system, from /proc over the run): the steadier figure
+# on a shared machine.
 # Usage: [SHARED_SESSION=1] scripts/bench-http.sh [RUNS=3] [SECS=10]
 # Needs: apt-get install -y nginx wrk
 set -euo pipefail
@@ -68,18 +71,38 @@ for port in 18080 18090 18091; do
   for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port/1k.txt" && break; sleep 0.1; done
 done
 
-fig() { # name url [wrk args]
-  local name=$1 url=$2; shift 2
-  local r
-  r=$(wrk -t1 -c64 -d"${SECS}s" --latency "$@" "$url" | awk '/^Requests\/sec:/{print $2} /Non-2xx|Socket errors/{print "ERR:" $0}' | tr '\n' ' ')
-  echo "$name rps=$r"
+# CPU ticks (user, system) so far of PID and its children, threads included.
+ticks() {
+  local p
+  for p in "$1" $(pgrep -P "$1" || true); do
+    sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12, $13}'
+  done | awk '{u += $1; s += $2} END {print u + 0, s + 0}'
 }
+HZ=$(getconf CLK_TCK)
+fig() { # name server-pid url [wrk args]: req/s, and the server's CPU per response
+  local name=$1 pid=$2 url=$3; shift 3
+  local before after out
+  before=$(ticks "$pid")
+  out=$(wrk -t1 -c64 -d"${SECS}s" --latency "$@" "$url")
+  after=$(ticks "$pid")
+  echo "$out" | awk -v name="$name" -v before="$before" -v after="$after" -v hz="$HZ" '
+    /requests in/ {n = $1}
+    /^Requests\/sec:/ {rps = $2}
+    /Non-2xx|Socket errors/ {err = err " ERR:" $0}
+    END {
+      split(before, b, " "); split(after, a, " ")
+      us = n > 0 ? 1e6 / hz / n : 0
+      printf "%s rps=%s cpu_us/resp=%.2f (user %.2f, sys %.2f)%s\n", name, rps,
+        (a[1] - b[1] + a[2] - b[2]) * us, (a[1] - b[1]) * us, (a[2] - b[2]) * us, err
+    }'
+}
+NGINX=${pids[0]} CORRAL_PID=${pids[1]} CORRAL1T=${pids[2]}
 for i in $(seq "$RUNS"); do
-  fig "run$i nginx.1k" http://127.0.0.1:18080/1k.txt
-  fig "run$i corral.1k" http://127.0.0.1:18090/1k.txt
-  fig "run$i corral1t.1k" http://127.0.0.1:18091/1k.txt
-  fig "run$i nginx.100k.gzip_fly" http://127.0.0.1:18080/100k.txt -H 'Accept-Encoding: gzip'
-  fig "run$i nginx.100k.gzip_static" http://127.0.0.1:18080/pre/100k.txt -H 'Accept-Encoding: gzip'
-  fig "run$i corral.100k.gzip" http://127.0.0.1:18090/100k.txt -H 'Accept-Encoding: gzip'
-  fig "run$i corral1t.100k.gzip" http://127.0.0.1:18091/100k.txt -H 'Accept-Encoding: gzip'
+  fig "run$i nginx.1k" "$NGINX" http://127.0.0.1:18080/1k.txt
+  fig "run$i corral.1k" "$CORRAL_PID" http://127.0.0.1:18090/1k.txt
+  fig "run$i corral1t.1k" "$CORRAL1T" http://127.0.0.1:18091/1k.txt
+  fig "run$i nginx.100k.gzip_fly" "$NGINX" http://127.0.0.1:18080/100k.txt -H 'Accept-Encoding: gzip'
+  fig "run$i nginx.100k.gzip_static" "$NGINX" http://127.0.0.1:18080/pre/100k.txt -H 'Accept-Encoding: gzip'
+  fig "run$i corral.100k.gzip" "$CORRAL_PID" http://127.0.0.1:18090/100k.txt -H 'Accept-Encoding: gzip'
+  fig "run$i corral1t.100k.gzip" "$CORRAL1T" http://127.0.0.1:18091/100k.txt -H 'Accept-Encoding: gzip'
 done
