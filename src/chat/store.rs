@@ -673,6 +673,19 @@ fn apply(
 mod tests {
     use super::*;
 
+    /// Creates channel `name` (at clock 1, no creator).
+    async fn add_channel(store: &Store, name: &str) {
+        store
+            .create_channel(ChannelRecord {
+                channel: name.into(),
+                creator: None,
+                created: 1,
+                clock: 1,
+            })
+            .await
+            .expect("channel");
+    }
+
     fn publish(user: &str, channel: &str, msg: &str, id: Option<&str>) -> Event {
         Event {
             seq: 0,
@@ -693,15 +706,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(&dir.path().join("chat.redb"), 16).expect("open");
         for channel in ["a", "b"] {
-            store
-                .create_channel(ChannelRecord {
-                    channel: channel.into(),
-                    creator: None,
-                    created: 1,
-                    clock: 1,
-                })
-                .await
-                .expect("channel");
+            add_channel(&store, channel).await;
         }
         let in_a = store
             .append(publish("ann", "a", "for a", None))
@@ -739,15 +744,7 @@ mod tests {
     async fn history_reads_json_events_of_earlier_versions() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(&dir.path().join("chat.redb"), 16).expect("open");
-        store
-            .create_channel(ChannelRecord {
-                channel: "a".into(),
-                creator: None,
-                created: 1,
-                clock: 1,
-            })
-            .await
-            .expect("channel");
+        add_channel(&store, "a").await;
         let new = store
             .append(publish("ann", "a", "stored now", None))
             .await
@@ -797,15 +794,7 @@ mod tests {
         {
             let store = Store::open(&path, 1024).expect("open");
             store.login("ann", 5).await.expect("login");
-            store
-                .create_channel(ChannelRecord {
-                    channel: "room".into(),
-                    creator: None,
-                    created: 1,
-                    clock: 1,
-                })
-                .await
-                .expect("create");
+            add_channel(&store, "room").await;
             let mut tasks = Vec::new();
             for i in 0..500 {
                 let s = store.clone();
