@@ -92,6 +92,7 @@ impl StaticFiles {
         if let Some(resp) = self.fast(&req, &decoded, now) {
             return Ok(resp);
         }
+        // It borrows `req`, which ServeDir takes.
         drop(decoded);
         // One ServeDir per request, over a backend recording its hits and
         // misses, so that a request is counted once however many lookups
@@ -129,8 +130,8 @@ impl StaticFiles {
 
 impl StaticFiles {
     /// The answer of the fast path (counted as a hit), or `None` to leave
-    /// the request to `ServeDir` (see the module docs).
-    /// `decoded` is the request's percent-decoded path, `now` its start.
+    /// the request to `ServeDir` (see the module docs). `decoded` is the
+    /// request's percent-decoded path, `now` its start.
     pub(crate) fn fast<B>(
         &self,
         req: &Request<B>,
@@ -172,10 +173,9 @@ impl StaticFiles {
 
 /// The file `ServeDir` would look up for `decoded` (a percent-decoded
 /// request path), when it is plain: normal components only (no `.`, `..`,
-/// empty or absolute ones), and `index.html` under it when it ends in `/`.
-/// Anything else is left to `ServeDir`.
-/// Writes it into `path` (whatever `path` held before) and returns true,
-/// or returns false.
+/// empty or absolute ones), and `index.html` under it when it ends in `/`:
+/// written into `path` (whatever it held before), and true. False for
+/// anything else, which is left to `ServeDir`.
 fn file_path_into(path: &mut PathBuf, docroot: &Path, decoded: &str) -> bool {
     let Some(rel) = decoded.strip_prefix('/') else {
         return false;
@@ -299,7 +299,7 @@ fn plain(status: StatusCode, body: &'static str) -> Response<Body> {
 
 /// The percent-decoded `path`, when it is valid UTF-8 with no `..`
 /// segment, no backslash and no NUL byte; `None` for anything else.
-pub(crate) fn decoded_path(path: &str) -> Option<Cow<'_, str>> {
+fn decoded_path(path: &str) -> Option<Cow<'_, str>> {
     let decoded = percent_decode_str(path).decode_utf8().ok()?;
     let safe = !decoded.contains(['\\', '\0']) && !decoded.split('/').any(|seg| seg == "..");
     safe.then_some(decoded)
