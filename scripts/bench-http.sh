@@ -6,8 +6,8 @@
 # corral serves the gzip variant its file cache made once (its docroot has
 # no .gz copies, so the variant is its own). corral runs twice: with its
 # default of one runtime thread per CPU (corral.*), and with
-# worker_threads = 1 (corral1t.*), the footprint nginx ends up with here:
-# wrk's 64 connections all land on one of its two worker processes.
+# worker_threads = 1 (corral1t.*). nginx runs its peer config's two worker
+# processes; depending on the run, wrk's connections land on one or both.
 # Both trust their file caches for 60 s (nginx: open_file_cache_valid 60s;
 # corral: [cache] revalidate_ms = 60000) instead of a stat per request.
 #
