@@ -32,6 +32,7 @@
 
 mod cache;
 mod chat_page;
+mod deadline;
 mod files;
 mod routes;
 mod tls;
@@ -43,6 +44,8 @@ pub use cache::{
 };
 pub use chat_page::chat_page_handler;
 pub use routes::{empty, full, Body, BoxError, Handler, HandlerFuture, Routes};
+
+use std::convert::Infallible;
 pub use tls::server_config as tls_server_config;
 pub use ws::websocket_handler;
 
@@ -55,7 +58,6 @@ use hyper::header::{HeaderValue, ALLOW, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE
 use hyper::{Method, Request, Response, StatusCode, Version};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -230,11 +232,34 @@ fn plain(status: StatusCode, body: &'static str) -> Response<Body> {
 }
 
 impl Inner {
-    /// Answers one request, and records it.
-    async fn handle(self: Arc<Self>, req: Request<Incoming>, nth: u64) -> Response<Body> {
+    /// Answers one request (the `nth` of its connection): at once when it
+    /// can (the built-in routes, refusals and the static files' fast path:
+    /// no allocation and no reference count for the service), otherwise
+    /// through a boxed future. Either way the answer is recorded.
+    fn call(self: &Arc<Self>, req: Request<Incoming>, nth: u64) -> ServiceFuture {
         let start = Instant::now();
         let http1 = req.version() <= Version::HTTP_11;
-        let mut resp = self.respond(req, start).await;
+        match self.respond(req, start) {
+            Ok(resp) => ServiceFuture::Now(Some(self.finish(resp, http1, nth, start))),
+            Err(later) => {
+                let inner = self.clone();
+                ServiceFuture::Later(Box::pin(async move {
+                    let resp = later.await;
+                    inner.finish(resp, http1, nth, start)
+                }))
+            }
+        }
+    }
+
+    /// Adds `Server` (and `Connection: close` on the last request a
+    /// connection may make) to `resp`, and records it.
+    fn finish(
+        &self,
+        mut resp: Response<Body>,
+        http1: bool,
+        nth: u64,
+        start: Instant,
+    ) -> Response<Body> {
         let headers = resp.headers_mut();
         headers.insert(SERVER, HeaderValue::from_static("corral"));
         if http1 && self.max_requests > 0 && nth >= self.max_requests {
@@ -249,11 +274,16 @@ impl Inner {
         resp
     }
 
-    /// The response to `req`, started at `start`.
-    async fn respond(&self, req: Request<Incoming>, start: Instant) -> Response<Body> {
+    /// The response to `req`, started at `start`: at once (`Ok`) or later
+    /// (`Err`: a route's handler, or a static file through `ServeDir`).
+    fn respond(
+        &self,
+        req: Request<Incoming>,
+        start: Instant,
+    ) -> Result<Response<Body>, HandlerFuture> {
         let uri_len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
         if uri_len > self.max_uri_bytes {
-            return plain(StatusCode::URI_TOO_LONG, "URI too long\n");
+            return Ok(plain(StatusCode::URI_TOO_LONG, "URI too long\n"));
         }
         let head_len = uri_len
             + req
@@ -262,10 +292,10 @@ impl Inner {
                 .map(|(n, v)| n.as_str().len() + v.len() + 4)
                 .sum::<usize>();
         if head_len > self.max_header_bytes {
-            return plain(
+            return Ok(plain(
                 StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
                 "request header fields too large\n",
-            );
+            ));
         }
         let declared = req
             .headers()
@@ -277,7 +307,7 @@ impl Inner {
             // The body is left unread: the connection cannot be reused.
             r.headers_mut()
                 .insert(CONNECTION, HeaderValue::from_static("close"));
-            return r;
+            return Ok(r);
         }
         let path = req.uri().path();
         let builtin = match path {
@@ -286,20 +316,17 @@ impl Inner {
             _ => false,
         };
         if builtin {
-            return self.builtin(&req);
+            return Ok(self.builtin(&req));
         }
         if let Some(handler) = self.routes.find(path) {
             let limit = usize::try_from(self.max_body_bytes).unwrap_or(usize::MAX);
             let req = req.map(|b| Limited::new(b, limit).boxed_unsync());
-            return handler.call(req).await;
+            return Err(handler.call(req));
         }
         // Static files never read the body (hyper discards what is left).
         match &self.files {
-            Some(files) => match files.answer(req, start) {
-                Ok(resp) => resp,
-                Err(later) => later.await,
-            },
-            None => plain(StatusCode::NOT_FOUND, "not found\n"),
+            Some(files) => files.answer(req, start),
+            None => Ok(plain(StatusCode::NOT_FOUND, "not found\n")),
         }
     }
 
@@ -355,26 +382,23 @@ impl Inner {
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let activity = Arc::new(Activity::default());
+        let activity = Arc::new(deadline::Activity::default());
         let seen = activity.clone();
         let inner = self.clone();
         let upgrades = ws::Upgrades::default();
         let upgrading = upgrades.clone();
-        let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
-            let nth = seen.touch();
-            if req.headers().contains_key(hyper::header::UPGRADE) {
-                req.extensions_mut().insert(upgrading.clone());
-            }
-            let inner = inner.clone();
-            // Boxed as `dyn Future + Send`: hyper's HTTP/2 executor bound
-            // cannot be proven for the async block's own type.
-            let fut: ServiceFuture = Box::pin(async move { Ok(inner.handle(req, nth).await) });
-            fut
-        });
+        let service =
+            hyper::service::service_fn(move |mut req: Request<Incoming>| -> ServiceFuture {
+                let nth = seen.touch();
+                if req.headers().contains_key(hyper::header::UPGRADE) {
+                    req.extensions_mut().insert(upgrading.clone());
+                }
+                inner.call(req, nth)
+            });
         let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
         builder
             .http1()
-            .timer(TokioTimer::new())
+            .timer(deadline::HeadTimer)
             .header_read_timeout(self.header_read_timeout)
             .max_buf_size(self.max_header_bytes.max(8192))
             .keep_alive(true);
@@ -384,13 +408,15 @@ impl Inner {
             .max_header_list_size(u32::try_from(self.max_header_bytes).unwrap_or(u32::MAX));
         let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
         tokio::pin!(conn);
+        // The watcher's ticks also keep the HeadTimer's sleeps polled.
+        let tick = deadline::tick(self.header_read_timeout, self.idle_timeout);
         let served = tokio::select! {
             r = conn.as_mut() => r,
             _ = draining.cancelled() => {
                 conn.as_mut().graceful_shutdown();
                 conn.await
             }
-            _ = idle(self.idle_timeout, &activity) => {
+            _ = deadline::watch(tick, self.idle_timeout, &activity) => {
                 conn.as_mut().graceful_shutdown();
                 conn.await
             }
@@ -432,40 +458,26 @@ impl Protocol for HttpProtocol {
     }
 }
 
-type ServiceFuture = std::pin::Pin<
-    Box<dyn std::future::Future<Output = Result<Response<Body>, std::convert::Infallible>> + Send>,
->;
-
-/// How many requests a connection has started.
-#[derive(Default)]
-struct Activity {
-    requests: AtomicU64,
+/// The service's answer to a request: ready at once, or a boxed
+/// `dyn Future + Send`. (An async block's own type, or `Either` of two
+/// futures, trips the compiler when hyper's HTTP/2 executor bound is proven.)
+enum ServiceFuture {
+    Now(Option<Response<Body>>),
+    Later(HandlerFuture),
 }
 
-impl Activity {
-    /// Counts a request; returns its number on the connection (from 1).
-    fn touch(&self) -> u64 {
-        self.requests.fetch_add(1, Ordering::Relaxed) + 1
-    }
+impl std::future::Future for ServiceFuture {
+    type Output = Result<Response<Body>, Infallible>;
 
-    fn count(&self) -> u64 {
-        self.requests.load(Ordering::Relaxed)
-    }
-}
-
-/// Resolves once no request has started for `timeout` (never if `None`).
-/// A request in progress is let finish by hyper's graceful shutdown.
-async fn idle(timeout: Option<Duration>, activity: &Activity) {
-    let Some(timeout) = timeout else {
-        return std::future::pending().await;
-    };
-    let mut last = activity.count();
-    loop {
-        tokio::time::sleep(timeout).await;
-        let now = activity.count();
-        if now == last {
-            return;
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        match self.get_mut() {
+            ServiceFuture::Now(resp) => std::task::Poll::Ready(Ok(resp
+                .take()
+                .expect("a service future is not polled after it is ready"))),
+            ServiceFuture::Later(fut) => fut.as_mut().poll(cx).map(Ok),
         }
-        last = now;
     }
 }
