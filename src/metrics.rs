@@ -6,6 +6,12 @@
 //! bounded (`listener`, `service`, `outcome`, `status` (a class: `2xx`),
 //! `cache`, `supervisor`, `child`).
 
+mod sharded;
+
+pub use sharded::{
+    ShardedCounter, ShardedCounterVec, ShardedHistogram, ShardedHistogramVec, SHARDS,
+};
+
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
     TextEncoder,
@@ -31,14 +37,14 @@ pub struct Metrics {
     /// RPC request latency in seconds, by service and outcome (`ok` or `error`).
     pub rpc_latency: HistogramVec,
     /// HTTP requests answered, by status class (`2xx`, `3xx`, `4xx`, `5xx`).
-    pub http_requests: IntCounterVec,
+    pub http_requests: ShardedCounterVec,
     /// HTTP request latency in seconds (request head read to response head
     /// ready), by status class.
-    pub http_latency: HistogramVec,
+    pub http_latency: ShardedHistogramVec,
     /// Cache lookups that found a fresh entry, by cache (`file`).
-    pub cache_hits: IntCounterVec,
+    pub cache_hits: ShardedCounterVec,
     /// Cache lookups that had to read the source, by cache.
-    pub cache_misses: IntCounterVec,
+    pub cache_misses: ShardedCounterVec,
     /// Entries evicted for room or age (not replacements), by cache.
     pub cache_evictions: IntCounterVec,
     /// Bytes held by a cache (contents and their compressed variants), by cache.
@@ -52,6 +58,12 @@ pub struct Metrics {
     /// Chat pushes dropped because a subscriber's queue was full.
     pub chat_pushes_dropped: IntCounter,
 }
+
+/// The bucket bounds of the request latency histograms, in seconds.
+const LATENCY_BUCKETS: [f64; 17] = [
+    0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025,
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
 
 /// The status class label of an HTTP status: `1xx` .. `5xx`.
 pub fn status_class(status: u16) -> &'static str {
@@ -112,46 +124,32 @@ impl Metrics {
                 "rpc_request_duration_seconds",
                 "Time from decoding an RPC request to queueing its reply.",
             )
-            .buckets(vec![
-                0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005,
-                0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-            ]),
+            .buckets(LATENCY_BUCKETS.to_vec()),
             &["service", "outcome"],
         )
         .expect("valid metric");
-        let http_requests = IntCounterVec::new(
-            Opts::new(
-                "http_requests_total",
-                "HTTP requests answered, by status class.",
-            ),
+        let http_requests = ShardedCounterVec::new(
+            "http_requests_total",
+            "HTTP requests answered, by status class.",
             &["status"],
         )
         .expect("valid metric");
-        let http_latency = HistogramVec::new(
-            HistogramOpts::new(
-                "http_request_duration_seconds",
-                "Time from reading an HTTP request head to its response head being ready.",
-            )
-            .buckets(vec![
-                0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005,
-                0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-            ]),
+        let http_latency = ShardedHistogramVec::new(
+            "http_request_duration_seconds",
+            "Time from reading an HTTP request head to its response head being ready.",
             &["status"],
+            LATENCY_BUCKETS.to_vec(),
         )
         .expect("valid metric");
-        let cache_hits = IntCounterVec::new(
-            Opts::new(
-                "cache_hits_total",
-                "Cache lookups answered by a fresh entry.",
-            ),
+        let cache_hits = ShardedCounterVec::new(
+            "cache_hits_total",
+            "Cache lookups answered by a fresh entry.",
             &["cache"],
         )
         .expect("valid metric");
-        let cache_misses = IntCounterVec::new(
-            Opts::new(
-                "cache_misses_total",
-                "Cache lookups that read the source (absent or stale entry).",
-            ),
+        let cache_misses = ShardedCounterVec::new(
+            "cache_misses_total",
+            "Cache lookups that read the source (absent or stale entry).",
             &["cache"],
         )
         .expect("valid metric");
@@ -198,9 +196,10 @@ impl Metrics {
             chat_messages.with_label_values(&[k]);
         }
         // Series that exist from the start, so that a scrape shows them at 0.
-        for c in [&cache_hits, &cache_misses, &cache_evictions] {
+        for c in [&cache_hits, &cache_misses] {
             c.with_label_values(&["file"]);
         }
+        cache_evictions.with_label_values(&["file"]);
         cache_bytes.with_label_values(&["file"]);
         cache_entries.with_label_values(&["file"]);
         for c in [

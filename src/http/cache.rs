@@ -218,7 +218,10 @@ struct Inner {
     revalidate_ns: u64,
     metrics: Option<Arc<Metrics>>,
     /// The hit and miss counters of this cache, looked up once.
-    counters: Option<(prometheus::IntCounter, prometheus::IntCounter)>,
+    counters: Option<(
+        crate::metrics::ShardedCounter,
+        crate::metrics::ShardedCounter,
+    )>,
 }
 
 impl std::fmt::Debug for FileCache {

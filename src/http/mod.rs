@@ -98,7 +98,10 @@ struct Inner {
     tls: Option<tokio_rustls::TlsAcceptor>,
     /// The request counter and latency histogram of each status class,
     /// `1xx` to `5xx`, looked up once.
-    by_class: Vec<(prometheus::IntCounter, prometheus::Histogram)>,
+    by_class: Vec<(
+        crate::metrics::ShardedCounter,
+        crate::metrics::ShardedHistogram,
+    )>,
 }
 
 impl std::fmt::Debug for HttpProtocol {
