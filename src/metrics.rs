@@ -8,9 +8,7 @@
 
 mod sharded;
 
-pub use sharded::{
-    ShardedCounter, ShardedCounterVec, ShardedHistogram, ShardedHistogramVec, SHARDS,
-};
+pub use sharded::{ShardedCounter, ShardedCounterVec, ShardedHistogram, ShardedHistogramVec};
 
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,

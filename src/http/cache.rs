@@ -56,6 +56,10 @@ const LABEL: &str = "file";
 /// Bytes counted for an entry on top of its contents (key, bookkeeping).
 const ENTRY_OVERHEAD: u64 = 256;
 
+/// Bytes counted for each per-thread copy of an entry's headers and bytes
+/// handle (the copy's slot, header map and values, the handle's owner).
+const VIEW_OVERHEAD: usize = 512;
+
 /// How often the `file_cache` actor runs the cache's pending maintenance.
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -103,6 +107,10 @@ pub(crate) struct CachedFile {
     gzip_headers: Option<HeaderMap>,
     /// When the file was last found unchanged, in ns since [`epoch`].
     checked: AtomicU64,
+    /// Per-thread copies of the headers and bytes handles the fast path
+    /// clones for every answer (see [`crate::shard`]): the plain
+    /// representation's for each shard, then the gzip variant's.
+    views: Box<[OnceLock<(HeaderMap, Bytes)>]>,
 }
 
 /// What identifies one version of a file: device, inode, and the change
@@ -120,11 +128,30 @@ struct FileId {
 /// 200 answer with them.
 pub(crate) struct Representation<'a> {
     /// The bytes.
-    pub(crate) bytes: &'a Bytes,
+    bytes: &'a Bytes,
     /// `Content-Type`, `Accept-Ranges`, `Content-Encoding` (for the gzip
     /// variant), `Vary`, `Last-Modified`, `ETag`, `Content-Length`: those
     /// tower-http's `ServeDir` gives, with the same values.
-    pub(crate) headers: &'a HeaderMap,
+    headers: &'a HeaderMap,
+    /// This thread's copies of both.
+    view: &'a OnceLock<(HeaderMap, Bytes)>,
+}
+
+impl Representation<'_> {
+    /// The headers and bytes of an answer, from this thread's copies: the
+    /// same values as the entry's, whose reference counts no other thread
+    /// writes (the copy of the bytes shares their memory).
+    pub(crate) fn parts(&self) -> (HeaderMap, Bytes) {
+        let (headers, bytes) = self.view.get_or_init(|| {
+            let mut own = HeaderMap::with_capacity(self.headers.len());
+            for (name, value) in self.headers {
+                let copy = HeaderValue::from_bytes(value.as_bytes()).unwrap_or(value.clone());
+                own.insert(name.clone(), copy);
+            }
+            (own, Bytes::from_owner(self.bytes.clone()))
+        });
+        (headers.clone(), bytes.clone())
+    }
 }
 
 impl CachedFile {
@@ -165,6 +192,9 @@ impl CachedFile {
             id,
             headers,
             gzip_headers,
+            views: (0..2 * crate::shard::copies())
+                .map(|_| OnceLock::new())
+                .collect(),
         }
     }
 
@@ -180,11 +210,18 @@ impl CachedFile {
     /// The representation to send: the gzip variant if there is one and
     /// `gzip` asks for it, else the bytes. `None` when it has no ETag.
     pub(crate) fn representation(&self, gzip: bool) -> Option<Representation<'_>> {
+        let copies = self.views.len() / 2;
+        let shard = crate::shard::index() % copies;
         match (&self.gzip, &self.gzip_headers) {
-            (Some(bytes), Some(headers)) if gzip => Some(Representation { bytes, headers }),
+            (Some(bytes), Some(headers)) if gzip => Some(Representation {
+                bytes,
+                headers,
+                view: &self.views[copies + shard],
+            }),
             _ => Some(Representation {
                 bytes: &self.bytes,
                 headers: self.headers.as_ref()?,
+                view: &self.views[shard],
             }),
         }
     }
@@ -195,7 +232,11 @@ impl CachedFile {
     }
 
     fn weight(&self) -> u64 {
-        self.bytes.len() as u64 + self.gzip.as_ref().map_or(0, |g| g.len() as u64) + ENTRY_OVERHEAD
+        let views = self.views.len() * VIEW_OVERHEAD;
+        self.bytes.len() as u64
+            + self.gzip.as_ref().map_or(0, |g| g.len() as u64)
+            + ENTRY_OVERHEAD
+            + views as u64
     }
 }
 
@@ -837,5 +878,49 @@ mod tests {
         assert!(compressible(Path::new("a.json")));
         assert!(!compressible(Path::new("a.png")));
         assert!(!compressible(Path::new("a")));
+    }
+
+    #[test]
+    fn each_thread_answers_with_its_own_copy_of_the_same_parts() {
+        let bytes = Bytes::from(vec![b'a'; 3000]);
+        let gzip = Bytes::from_static(b"gzipped");
+        let modified = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let file = CachedFile::new(
+            Path::new("/d/a.txt"),
+            bytes.clone(),
+            Some(gzip.clone()),
+            modified,
+            None,
+        );
+        let parts = |gzip: bool| {
+            let rep = file.representation(gzip).expect("has an ETag");
+            let (headers, body) = rep.parts();
+            (headers, body, rep.headers.clone())
+        };
+        std::thread::scope(|s| {
+            let threads: Vec<_> = (0..3)
+                .map(|_| s.spawn(|| (parts(false), parts(true), parts(true))))
+                .collect();
+            for t in threads {
+                let (plain, zipped, again) = t.join().expect("no panic");
+                assert_eq!(plain.0, plain.2);
+                assert_eq!(plain.1, bytes);
+                assert_eq!(
+                    plain.1.as_ptr(),
+                    bytes.as_ptr(),
+                    "no copy of the bytes themselves"
+                );
+                assert_eq!(zipped.0, zipped.2);
+                assert_eq!(zipped.1, gzip);
+                assert_eq!(zipped.0["content-encoding"], "gzip");
+                assert_eq!(zipped.0["content-length"], "7");
+                assert_eq!(plain.0["content-length"], "3000");
+                // The second answer on a thread reuses its copy.
+                assert_eq!(again.0, zipped.0);
+                assert_eq!(again.1.as_ptr(), zipped.1.as_ptr());
+            }
+        });
+        // The copies share the entry's memory; they are counted in its weight.
+        assert!(file.weight() >= 3000 + 7 + ENTRY_OVERHEAD + 2 * VIEW_OVERHEAD as u64);
     }
 }

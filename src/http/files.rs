@@ -159,13 +159,14 @@ impl StaticFiles {
                 .flatten()
         })?;
         let rep = entry.representation(entry.has_gzip() && prefers_gzip(headers))?;
+        let (headers, bytes) = rep.parts();
         let body = if req.method() == Method::HEAD {
             empty()
         } else {
-            full(rep.bytes.clone())
+            full(bytes)
         };
         let mut resp = Response::new(body);
-        *resp.headers_mut() = rep.headers.clone();
+        *resp.headers_mut() = headers;
         self.cache.count(true);
         Some(resp)
     }

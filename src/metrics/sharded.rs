@@ -4,9 +4,9 @@
 //! thread updates, so on a busy multi-threaded node each update pulls the
 //! cache line from the core that updated it last. These keep one set per
 //! shard instead, each shard on cache lines of its own, and a thread always
-//! updates its own shard (threads take shards in turn; past [`SHARDS`]
-//! threads, shards are shared, which costs speed, never counts). A scrape
-//! adds the shards up. They register and render like the prometheus types.
+//! updates its own shard (threads take shards in turn; past 16 threads,
+//! shards are shared, which costs speed, never counts). A scrape adds the
+//! shards up. They register and render like the prometheus types.
 //!
 //! ```
 //! use corral::metrics::{ShardedCounterVec, ShardedHistogramVec};
@@ -29,14 +29,12 @@
 //! # Ok::<(), prometheus::Error>(())
 //! ```
 
+use crate::shard::{self, SHARDS};
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::{self, MetricFamily, MetricType};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-
-/// How many shards each metric has.
-pub const SHARDS: usize = 16;
 
 /// Values per cache line.
 const PER_LINE: usize = 16;
@@ -74,15 +72,6 @@ impl Cells {
             .map(|s| self.slot(s, i).load(Ordering::Acquire))
             .fold(0, u64::wrapping_add)
     }
-}
-
-/// This thread's shard.
-fn shard() -> usize {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local! {
-        static SHARD: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
-    }
-    SHARD.with(|s| *s)
 }
 
 /// The label values of each child of a vector, and its cells.
@@ -201,7 +190,9 @@ impl ShardedCounter {
 
     /// Adds `n`.
     pub fn inc_by(&self, n: u64) {
-        self.cells.slot(shard(), 0).fetch_add(n, Ordering::Relaxed);
+        self.cells
+            .slot(shard::index(), 0)
+            .fetch_add(n, Ordering::Relaxed);
     }
 
     /// The count.
@@ -299,7 +290,7 @@ impl ShardedHistogramVec {
 impl ShardedHistogram {
     /// Records one observation.
     pub fn observe(&self, v: f64) {
-        let s = shard();
+        let s = shard::index();
         // The count before the bucket, which is written with Release and
         // read first with Acquire: a scrape never sees a bucket above the
         // count.
