@@ -30,6 +30,8 @@
 //! point elsewhere (even to the same inode through a new hard link outside
 //! the docroot, which changes the ctime) is checked again.
 
+mod front;
+
 use crate::metrics::Metrics;
 use crate::supervisor::{ChildSpec, Strategy, SupervisorFlags, SupervisorSpec};
 use bytes::Bytes;
@@ -43,7 +45,7 @@ use std::future::Future;
 use std::io::{self, Cursor, Write};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
@@ -107,6 +109,8 @@ pub(crate) struct CachedFile {
     gzip_headers: Option<HeaderMap>,
     /// When the file was last found unchanged, in ns since [`epoch`].
     checked: AtomicU64,
+    /// Set once the entry has left the cache (see [`front`]).
+    retired: AtomicBool,
     /// Per-thread copies of the headers and bytes handles the fast path
     /// clones for every answer (see [`crate::shard`]): the plain
     /// representation's for each shard, then the gzip variant's.
@@ -185,6 +189,7 @@ impl CachedFile {
         let gzip_headers = gzip.as_ref().and_then(|g| headers_of(g.len(), true));
         CachedFile {
             checked: AtomicU64::new(since_epoch()),
+            retired: AtomicBool::new(false),
             len: bytes.len() as u64,
             bytes,
             gzip,
@@ -247,6 +252,8 @@ pub struct FileCache {
 }
 
 struct Inner {
+    /// Tells this cache's entries from another's in a thread's [`front`].
+    id: u64,
     /// Keyed by the path's bytes: hashing them is one pass, where a
     /// `Path` hashes component by component.
     cache: moka::sync::Cache<Box<[u8]>, Arc<CachedFile>>,
@@ -283,6 +290,7 @@ impl FileCache {
             .max_capacity(settings.max_bytes)
             .weigher(|_, v: &Arc<CachedFile>| u32::try_from(v.weight()).unwrap_or(u32::MAX))
             .eviction_listener(move |_, v: Arc<CachedFile>, cause| {
+                v.retired.store(true, Ordering::Relaxed);
                 if let Some(m) = &listener_metrics {
                     m.cache_bytes
                         .with_label_values(&[LABEL])
@@ -294,7 +302,9 @@ impl FileCache {
                 }
             })
             .build();
+        static IDS: AtomicU64 = AtomicU64::new(0);
         let inner = Inner {
+            id: IDS.fetch_add(1, Ordering::Relaxed),
             cache,
             docroot: settings.docroot,
             root: OnceLock::new(),
@@ -413,16 +423,34 @@ impl FileCache {
         }
     }
 
-    /// The entry cached under `path` (a file path under the docroot, as
-    /// `ServeDir` builds it), if the path still leads to the same version
-    /// of the same file: one stat, unless the entry was found unchanged
-    /// less than the revalidation interval ago. That file was checked to be
-    /// inside the docroot when it was cached, and any change to it (a
-    /// write, a rename, a new link, a symlink turned to another file)
-    /// changes its identity, so a stale or escaping entry is never returned
-    /// once checked. `now` is the request's start (one clock read less).
-    pub(crate) fn fresh(&self, path: &Path, now: Instant) -> Option<Arc<CachedFile>> {
-        let entry = self.inner.cache.get(cache_key(path))?;
+    /// `f` of the entry cached under `path` (a file path under the docroot,
+    /// as `ServeDir` builds it), if the path still leads to the same
+    /// version of the same file: one stat, unless the entry was found
+    /// unchanged less than the revalidation interval ago. That file was
+    /// checked to be inside the docroot when it was cached, and any change
+    /// to it (a write, a rename, a new link, a symlink turned to another
+    /// file) changes its identity, so a stale or escaping entry is never
+    /// given once checked. `now` is the request's start (one clock read
+    /// less). The entry comes from this thread's [`front`] when it can.
+    pub(crate) fn with_fresh<R>(
+        &self,
+        path: &Path,
+        now: Instant,
+        f: impl FnOnce(&CachedFile) -> Option<R>,
+    ) -> Option<R> {
+        let key = cache_key(path);
+        let cache = &self.inner.cache;
+        front::with_entry(
+            self.inner.id,
+            key,
+            || cache.get(key),
+            || drop(cache.get(key)),
+            |entry| self.is_fresh(entry, path, now).then(|| f(entry)).flatten(),
+        )
+    }
+
+    /// See [`FileCache::with_fresh`].
+    fn is_fresh(&self, entry: &CachedFile, path: &Path, now: Instant) -> bool {
         let revalidate = self.inner.revalidate_ns;
         let now = if revalidate > 0 {
             ns_since_epoch(now)
@@ -431,16 +459,18 @@ impl FileCache {
         };
         if revalidate > 0 && now.saturating_sub(entry.checked.load(Ordering::Relaxed)) < revalidate
         {
-            return Some(entry);
+            return true;
         }
-        let meta = std::fs::metadata(path).ok()?;
+        let Ok(meta) = std::fs::metadata(path) else {
+            return false;
+        };
         if !(meta.is_file() && entry.is_current(&meta)) {
-            return None;
+            return false;
         }
         if revalidate > 0 {
             entry.checked.store(now, Ordering::Relaxed);
         }
-        Some(entry)
+        true
     }
 
     /// Resolves `path` (built by ServeDir under the docroot) to a directory,

@@ -153,13 +153,15 @@ impl StaticFiles {
         }
         // The path is built in a buffer of this thread's, kept from request
         // to request: no allocation on a hit.
-        let entry = PATH.with_borrow_mut(|path| {
-            file_path_into(path, &self.docroot, decoded)
-                .then(|| self.cache.fresh(path, now))
-                .flatten()
+        let (headers, bytes) = PATH.with_borrow_mut(|path| {
+            if !file_path_into(path, &self.docroot, decoded) {
+                return None;
+            }
+            self.cache.with_fresh(path, now, |entry| {
+                let rep = entry.representation(entry.has_gzip() && prefers_gzip(headers))?;
+                Some(rep.parts())
+            })
         })?;
-        let rep = entry.representation(entry.has_gzip() && prefers_gzip(headers))?;
-        let (headers, bytes) = rep.parts();
         let body = if req.method() == Method::HEAD {
             empty()
         } else {
