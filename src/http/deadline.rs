@@ -34,7 +34,10 @@ impl hyper::rt::Timer for HeadTimer {
     }
 
     fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {
-        Box::pin(HeadSleep { deadline })
+        Box::pin(HeadSleep {
+            deadline,
+            polled: false,
+        })
     }
 }
 
@@ -42,12 +45,19 @@ impl hyper::rt::Timer for HeadTimer {
 /// task itself (see the module docs).
 struct HeadSleep {
     deadline: Instant,
+    /// hyper polls a head's sleep first as soon as it waits for the head,
+    /// long before the deadline; that poll reads no clock. (Were it late,
+    /// the next tick would find the deadline passed.)
+    polled: bool,
 }
 
 impl Future for HeadSleep {
     type Output = ();
 
-    fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<()> {
+    fn poll(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<()> {
+        if !std::mem::replace(&mut self.polled, true) {
+            return Poll::Pending;
+        }
         if Instant::now() >= self.deadline {
             Poll::Ready(())
         } else {
@@ -129,7 +139,10 @@ mod tests {
         let mut cx = Context::from_waker(&waker);
         let mut later = HeadTimer.sleep(Duration::from_secs(3600));
         assert!(later.as_mut().poll(&mut cx).is_pending());
+        assert!(later.as_mut().poll(&mut cx).is_pending());
         let mut past = HeadTimer.sleep_until(Instant::now());
+        // The first poll reads no clock.
+        assert!(past.as_mut().poll(&mut cx).is_pending());
         assert!(past.as_mut().poll(&mut cx).is_ready());
     }
 

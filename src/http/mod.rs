@@ -34,6 +34,7 @@ mod cache;
 mod chat_page;
 mod deadline;
 mod files;
+mod own_wake;
 mod routes;
 mod tls;
 mod ws;
@@ -57,6 +58,7 @@ use hyper::body::Incoming;
 use hyper::header::{HeaderValue, ALLOW, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, SERVER};
 use hyper::{Method, Request, Response, StatusCode, Version};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use own_wake::OnOwnWake;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -411,15 +413,19 @@ impl Inner {
             .max_header_list_size(u32::try_from(self.max_header_bytes).unwrap_or(u32::MAX));
         let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
         tokio::pin!(conn);
-        // The watcher's ticks also keep the HeadTimer's sleeps polled.
+        // The watcher's ticks also keep the HeadTimer's sleeps polled. Both
+        // side futures are polled only when they wake the task themselves.
         let tick = deadline::tick(self.header_read_timeout, self.idle_timeout);
+        let drained = std::pin::pin!(draining.cancelled());
+        let watcher = std::pin::pin!(deadline::watch(tick, self.idle_timeout, &activity));
+        let (drained, watcher) = (OnOwnWake::new(drained), OnOwnWake::new(watcher));
         let served = tokio::select! {
             r = conn.as_mut() => r,
-            _ = draining.cancelled() => {
+            _ = drained => {
                 conn.as_mut().graceful_shutdown();
                 conn.await
             }
-            _ = deadline::watch(tick, self.idle_timeout, &activity) => {
+            _ = watcher => {
                 conn.as_mut().graceful_shutdown();
                 conn.await
             }
