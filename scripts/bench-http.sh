@@ -97,6 +97,14 @@ fig() { # name server-pid url [wrk args]: req/s, and the server's CPU per respon
     }'
 }
 NGINX=${pids[0]} CORRAL_PID=${pids[1]} CORRAL1T=${pids[2]}
+# A short warm-up of every server and file, not measured: the first run
+# of each otherwise pays for its process's first large responses.
+for port in 18080 18090 18091; do
+  for path in 1k.txt 100k.txt pre/100k.txt; do
+    [[ $port != 18080 && $path == pre/* ]] && continue
+    wrk -t1 -c64 -d2s -H 'Accept-Encoding: gzip' "http://127.0.0.1:$port/$path" >/dev/null
+  done
+done
 for i in $(seq "$RUNS"); do
   fig "run$i nginx.1k" "$NGINX" http://127.0.0.1:18080/1k.txt
   fig "run$i corral.1k" "$CORRAL_PID" http://127.0.0.1:18090/1k.txt

@@ -391,9 +391,14 @@ impl RpcConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
     /// Time allowed to read a request's headers, in ms (a slowloris client
-    /// is cut off after it). Default 10000.
+    /// is cut off after it). Default 10000. On HTTP/1 it also bounds the
+    /// wait for the next request on a kept-alive connection. Checked by
+    /// one watcher per connection, whose tick is a quarter of the shorter
+    /// of this and `idle_timeout_ms`: a client is cut off at most a tick
+    /// after the limit.
     pub header_read_timeout_ms: u64,
-    /// Close a keep-alive connection idle this long, in ms; 0 = never. Default 60000.
+    /// Close a keep-alive connection on which no request has started for
+    /// this long, in ms (at most a tick later); 0 = never. Default 60000.
     pub idle_timeout_ms: u64,
     /// Largest request head accepted, in bytes (larger: 431). Default 16384.
     pub max_header_bytes: usize,

@@ -45,8 +45,6 @@ pub use cache::{
 };
 pub use chat_page::chat_page_handler;
 pub use routes::{empty, full, Body, BoxError, Handler, HandlerFuture, Routes};
-
-use std::convert::Infallible;
 pub use tls::server_config as tls_server_config;
 pub use ws::websocket_handler;
 
@@ -59,6 +57,7 @@ use hyper::header::{HeaderValue, ALLOW, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE
 use hyper::{Method, Request, Response, StatusCode, Version};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use own_wake::OnOwnWake;
+use std::convert::Infallible;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
