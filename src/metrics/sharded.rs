@@ -315,10 +315,15 @@ impl ShardedHistogram {
 
     /// The sum of the observations.
     pub fn sum(&self) -> f64 {
-        (0..SHARDS)
-            .map(|s| f64::from_bits(self.cells.slot(s, SUM).load(Ordering::Relaxed)))
-            .sum()
+        sum_of(&self.cells)
     }
+}
+
+/// A histogram's sum, added up over the shards.
+fn sum_of(cells: &Cells) -> f64 {
+    (0..SHARDS)
+        .map(|s| f64::from_bits(cells.slot(s, SUM).load(Ordering::Relaxed)))
+        .sum()
 }
 
 impl Collector for ShardedHistogramVec {
@@ -331,9 +336,7 @@ impl Collector for ShardedHistogramVec {
             let per_bucket: Vec<u64> = (0..self.bounds.len())
                 .map(|i| cells.total(BUCKETS + i))
                 .collect();
-            let sum = (0..SHARDS)
-                .map(|s| f64::from_bits(cells.slot(s, SUM).load(Ordering::Relaxed)))
-                .sum();
+            let sum = sum_of(cells);
             let count = cells.total(COUNT);
             let mut cumulative = 0u64;
             let buckets = self
