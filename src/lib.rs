@@ -77,5 +77,5 @@ pub mod listener;
 pub mod metrics;
 pub mod node;
 pub mod rpc;
-pub(crate) mod shard;
+pub(crate) mod util;
 pub mod supervisor;

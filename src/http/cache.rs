@@ -112,7 +112,7 @@ pub(crate) struct CachedFile {
     /// Set once the entry has left the cache (see [`front`]).
     retired: AtomicBool,
     /// Per-thread copies of the headers and bytes handles the fast path
-    /// clones for every answer (see [`crate::shard`]): the plain
+    /// clones for every answer (see [`crate::util::shard`]): the plain
     /// representation's for each shard, then the gzip variant's.
     views: Box<[OnceLock<(HeaderMap, Bytes)>]>,
 }
@@ -197,7 +197,7 @@ impl CachedFile {
             id,
             headers,
             gzip_headers,
-            views: (0..2 * crate::shard::copies())
+            views: (0..2 * crate::util::shard::copies())
                 .map(|_| OnceLock::new())
                 .collect(),
         }
@@ -216,7 +216,7 @@ impl CachedFile {
     /// `gzip` asks for it, else the bytes. `None` when it has no ETag.
     pub(crate) fn representation(&self, gzip: bool) -> Option<Representation<'_>> {
         let copies = self.views.len() / 2;
-        let shard = crate::shard::index() % copies;
+        let shard = crate::util::shard::index() % copies;
         match (&self.gzip, &self.gzip_headers) {
             (Some(bytes), Some(headers)) if gzip => Some(Representation {
                 bytes,

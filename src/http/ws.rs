@@ -24,6 +24,7 @@
 //! # }
 //! ```
 
+use crate::util::AbortOnDrop;
 use std::sync::Arc;
 
 use futures::{SinkExt, StreamExt};
@@ -79,7 +80,7 @@ impl Upgrades {
             return;
         }
         let closers: Vec<CancellationToken> = upgraded.iter().map(|u| u.close.clone()).collect();
-        let tasks: Vec<AbortOnDrop> = upgraded.into_iter().map(|u| AbortOnDrop(u.task)).collect();
+        let tasks: Vec<AbortOnDrop> = upgraded.into_iter().map(|u| AbortOnDrop::new(u.task)).collect();
         let all = futures::future::join_all(tasks);
         tokio::pin!(all);
         tokio::select! {
@@ -89,25 +90,6 @@ impl Upgrades {
                 all.await;
             }
         }
-    }
-}
-
-/// A task aborted when its handle is dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl std::future::Future for AbortOnDrop {
-    type Output = ();
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<()> {
-        std::pin::Pin::new(&mut self.0).poll(cx).map(|_| ())
-    }
-}
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 

@@ -3,6 +3,7 @@
 //! client waits in the kernel's backlog), not an error. Each accepted socket
 //! gets a fresh connection actor from `acceptor_sup`, then is handed to it.
 
+use crate::util::AbortOnDrop;
 use super::connection::ConnMsg;
 use super::protocol::Socket;
 use super::spec::{ListenTransport, ListenerShared};
@@ -13,7 +14,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 
 /// Pause after an accept error that says the process is out of a resource
 /// (EMFILE, ENFILE, ENOBUFS, ENOMEM) before trying again.
@@ -27,24 +27,6 @@ pub(crate) enum ListenerMsg {
 }
 
 pub(crate) struct ListenerActor;
-
-struct AbortOnDrop(JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-impl AbortOnDrop {
-    /// Aborts the accept loop and waits until it is gone, so that its
-    /// listening socket is closed when this returns (an abort alone drops
-    /// the task later, and clients could still connect meanwhile).
-    async fn stop(mut self) {
-        self.0.abort();
-        let _ = (&mut self.0).await;
-    }
-}
 
 pub(crate) struct State {
     shared: Arc<ListenerShared>,
@@ -202,7 +184,7 @@ impl State {
         *self.shared.lock_local_addr() = Some(addr);
         tracing::info!(listener = %self.shared.name, %addr, "listening");
         let task = tokio::spawn(accept_loop(listener, self.shared.clone(), me.clone()));
-        self.accepting = Some(AbortOnDrop(task));
+        self.accepting = Some(AbortOnDrop::new(task));
         Ok(())
     }
 }

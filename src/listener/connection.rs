@@ -3,6 +3,7 @@
 //! socket, so nothing blocks in its start-up; it runs the protocol's `serve`
 //! in a task it owns, and ends when `serve` does.
 
+use crate::util::AbortOnDrop;
 use super::protocol::{Connection, ConnectionRef, Protocol, Socket};
 use super::spec::ListenerShared;
 use futures::FutureExt;
@@ -12,7 +13,6 @@ use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
-use tokio::task::JoinHandle;
 
 pub(crate) enum ConnMsg {
     /// The accepted socket, its peer, and the permit it holds against
@@ -47,16 +47,6 @@ impl<P> Clone for ConnArgs<P> {
             protocol: self.protocol.clone(),
             shared: self.shared.clone(),
         }
-    }
-}
-
-/// Aborts the serve task when the actor's state is dropped, however the
-/// actor ended (a kill runs no `post_stop`).
-struct AbortOnDrop(JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 
@@ -158,7 +148,7 @@ impl<P: Protocol> Actor for ConnectionActor<P> {
                     };
                     let _ = me.cast(ConnMsg::Done(outcome));
                 });
-                state.task = Some(AbortOnDrop(task));
+                state.task = Some(AbortOnDrop::new(task));
             }
             ConnMsg::Done(Outcome::Closed) => myself.stop(None),
             ConnMsg::Done(Outcome::Error(e)) => myself.stop(Some(format!("shutdown: {e}"))),

@@ -29,7 +29,7 @@
 //! # Ok::<(), prometheus::Error>(())
 //! ```
 
-use crate::shard::{self, SHARDS};
+use crate::util::shard::{self, SHARDS};
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::{self, MetricFamily, MetricType};
 use std::collections::HashMap;

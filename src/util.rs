@@ -1,0 +1,6 @@
+//! Small helpers of no domain: per-thread sharding and task ownership.
+
+pub(crate) mod abort_on_drop;
+pub(crate) mod shard;
+
+pub(crate) use abort_on_drop::AbortOnDrop;
