@@ -1,12 +1,12 @@
 #!/bin/sh
 # SCTP vs TCP echo throughput, relative figures: a node with an SCTP and a
 # TCP RPC listener, and `corral bench rpc` against each, interleaved, all in
-# one sctp-vm guest (this script runs under busybox sh there).
+# one scripts/sctp-vm guest (this script runs under busybox sh there).
 #
 # From the repo root, on the host:
 #   cargo build --release
 #   SCTP_VM_FILES="$PWD/target/release/corral" SCTP_VM_ENV="CORRAL BENCH_ARGS" \
-#     CORRAL="$PWD/target/release/corral" ../shared/tools/sctp-vm scripts/bench-sctp-vm.sh
+#     CORRAL="$PWD/target/release/corral" scripts/sctp-vm scripts/bench-sctp-vm.sh
 # Knobs: CORRAL (the binary), BENCH_ARGS (extra `bench rpc` arguments),
 # RUNS (default 3), SECS (default 5).
 set -eu
