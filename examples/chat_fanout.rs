@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use corral::client::{Client, Codec};
-use corral::config::{Config, ListenerConfig, Protocol, Transport};
+use corral::config::{Config, ListenerConfig, ProtocolKind, Transport};
 use corral::node::Node;
 use serde_json::json;
 use tokio::sync::Semaphore;
@@ -37,7 +37,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let in_flight = arg(3, 256).max(1);
     let dir = tempfile::tempdir()?;
     let mut config = Config::embedded_default();
-    config.listeners = vec![ListenerConfig::new("rpc", Transport::Tcp, Protocol::Rpc, 0)];
+    config.listeners = vec![ListenerConfig::new("rpc", Transport::Tcp, ProtocolKind::Rpc, 0)];
     config.node.data_dir = dir.path().to_path_buf();
     config.chat.rate_per_second = 0.0;
     let node = Node::start(config).await?;

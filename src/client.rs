@@ -207,12 +207,12 @@ impl FrameConn {
     /// Connects over `transport`: TCP, or SCTP with the default options.
     pub async fn connect_over(
         addr: impl ToSocketAddrs,
-        transport: crate::config::Transport,
+        transport: crate::transport::Transport,
     ) -> Result<FrameConn, ClientError> {
         match transport {
-            crate::config::Transport::Tcp => FrameConn::connect(addr).await,
-            crate::config::Transport::Sctp => {
-                FrameConn::connect_sctp(addr, &crate::listener::SctpOptions::default()).await
+            crate::transport::Transport::Tcp => FrameConn::connect(addr).await,
+            crate::transport::Transport::Sctp => {
+                FrameConn::connect_sctp(addr, &crate::transport::SctpOptions::default()).await
             }
         }
     }
@@ -224,13 +224,13 @@ impl FrameConn {
     /// longer than `opts.max_message_bytes` are a read error.
     pub async fn connect_sctp(
         addr: impl ToSocketAddrs,
-        opts: &crate::listener::SctpOptions,
+        opts: &crate::transport::SctpOptions,
     ) -> Result<FrameConn, ClientError> {
         let addr = tokio::net::lookup_host(addr)
             .await?
             .next()
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address"))?;
-        let stream = crate::listener::sctp::connect(addr, opts).await?;
+        let stream = crate::transport::sctp::connect(addr, opts).await?;
         let out = stream.status().map(|s| s.outstrms).unwrap_or(1);
         let request_stream: u16 = if out > 1 { 1 } else { 0 };
         Ok(FrameConn::from_sctp(
@@ -247,7 +247,7 @@ impl FrameConn {
         send_stream: u16,
         max_message_bytes: usize,
     ) -> FrameConn {
-        use crate::listener::sctp::{messages, Incoming, MessageSink};
+        use crate::transport::sctp::{messages, Incoming, MessageSink};
         let stream = Arc::new(stream);
         let incoming = messages(stream.clone(), max_message_bytes).map(|r| match r {
             Ok(Incoming::Message(body, _)) => Ok(body),
@@ -395,7 +395,7 @@ impl Client {
     pub async fn connect_sctp(
         addr: impl ToSocketAddrs,
         codec: Codec,
-        opts: &crate::listener::SctpOptions,
+        opts: &crate::transport::SctpOptions,
     ) -> Result<Client, ClientError> {
         Ok(Client::new(
             FrameConn::connect_sctp(addr, opts).await?,
@@ -407,7 +407,7 @@ impl Client {
     pub async fn connect_over(
         addr: impl ToSocketAddrs,
         codec: Codec,
-        transport: crate::config::Transport,
+        transport: crate::transport::Transport,
     ) -> Result<Client, ClientError> {
         Ok(Client::new(
             FrameConn::connect_over(addr, transport).await?,

@@ -33,6 +33,8 @@ use std::time::Duration;
 use config::{Environment, File, FileFormat};
 use serde::{Deserialize, Serialize};
 
+pub use crate::transport::{SctpOptions, Transport};
+
 /// The text of `config/sys.toml`: the embedded default and the reference for
 /// every key.
 pub const EMBEDDED_DEFAULT: &str = include_str!("../config/sys.toml");
@@ -122,7 +124,7 @@ pub struct Config {
     /// `[http]`: the HTTP protocol.
     pub http: HttpConfig,
     /// `[sctp]`: kernel SCTP, for every listener with transport "sctp".
-    pub sctp: SctpConfig,
+    pub sctp: SctpOptions,
     /// `[cache]`: the static file cache.
     pub cache: CacheConfig,
     /// `[chat]`: the chat services, hub and store.
@@ -139,12 +141,12 @@ impl Default for Config {
         Config {
             node: NodeConfig::default(),
             listeners: vec![
-                ListenerConfig::new("rpc", Transport::Tcp, Protocol::Rpc, 7070),
-                ListenerConfig::new("http", Transport::Tcp, Protocol::Http, 8080),
+                ListenerConfig::new("rpc", Transport::Tcp, ProtocolKind::Rpc, 7070),
+                ListenerConfig::new("http", Transport::Tcp, ProtocolKind::Http, 8080),
             ],
             rpc: RpcConfig::default(),
             http: HttpConfig::default(),
-            sctp: SctpConfig::default(),
+            sctp: SctpOptions::default(),
             cache: CacheConfig::default(),
             chat: ChatConfig::default(),
             metrics: MetricsConfig::default(),
@@ -197,50 +199,31 @@ impl NodeConfig {
     }
 }
 
-/// A listener's transport.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase", try_from = "String")]
-pub enum Transport {
-    /// TCP.
-    Tcp,
-    /// Kernel SCTP, one-to-one style.
-    Sctp,
-}
-
-impl fmt::Display for Transport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Transport::Tcp => "tcp",
-            Transport::Sctp => "sctp",
-        })
-    }
-}
-
 /// The protocol a listener serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase", try_from = "String")]
-pub enum Protocol {
+pub enum ProtocolKind {
     /// The length-framed JSON / MessagePack RPC protocol (core and chat services).
     Rpc,
     /// HTTP/1.1.
     Http,
 }
 
-impl Protocol {
+impl ProtocolKind {
     /// The port a listener of this protocol gets when its `port` is not set.
     pub fn default_port(self) -> u16 {
         match self {
-            Protocol::Rpc => 7070,
-            Protocol::Http => 8080,
+            ProtocolKind::Rpc => 7070,
+            ProtocolKind::Http => 8080,
         }
     }
 }
 
-impl fmt::Display for Protocol {
+impl fmt::Display for ProtocolKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Protocol::Rpc => "rpc",
-            Protocol::Http => "http",
+            ProtocolKind::Rpc => "rpc",
+            ProtocolKind::Http => "http",
         })
     }
 }
@@ -254,7 +237,7 @@ pub struct ListenerConfig {
     /// `"tcp"` (default) or `"sctp"`.
     pub transport: Transport,
     /// `"rpc"` (default) or `"http"`.
-    pub protocol: Protocol,
+    pub protocol: ProtocolKind,
     /// Address to bind. Default `"127.0.0.1"`.
     pub address: String,
     /// Port to bind; 0 picks a free port. Defaults to 7070 for rpc, 8080 for http.
@@ -269,7 +252,7 @@ pub struct ListenerConfig {
 
 impl ListenerConfig {
     /// A listener with the default address, backlog, limits and timeouts.
-    pub fn new(name: &str, transport: Transport, protocol: Protocol, port: u16) -> Self {
+    pub fn new(name: &str, transport: Transport, protocol: ProtocolKind, port: u16) -> Self {
         ListenerConfig {
             name: name.into(),
             transport,
@@ -303,7 +286,7 @@ impl ListenerConfig {
 struct RawListener {
     name: Option<String>,
     transport: Option<Transport>,
-    protocol: Option<Protocol>,
+    protocol: Option<ProtocolKind>,
     address: Option<String>,
     port: Option<u16>,
     backlog: Option<u32>,
@@ -313,7 +296,7 @@ struct RawListener {
 
 impl From<RawListener> for ListenerConfig {
     fn from(raw: RawListener) -> Self {
-        let protocol = raw.protocol.unwrap_or(Protocol::Rpc);
+        let protocol = raw.protocol.unwrap_or(ProtocolKind::Rpc);
         let transport = raw.transport.unwrap_or(Transport::Tcp);
         let name = raw.name.unwrap_or_else(|| protocol.to_string());
         let mut l = ListenerConfig::new(
@@ -448,48 +431,6 @@ impl HttpConfig {
     }
 }
 
-/// `[sctp]`: kernel SCTP settings, shared by every listener whose transport
-/// is `"sctp"` (and the defaults of `corral call` / `corral bench rpc
-/// --transport sctp`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SctpConfig {
-    /// Outbound streams asked for at association set-up (`SCTP_INITMSG`).
-    /// Stream 0 carries pushes; replies go out on the stream of their
-    /// request. Default 16.
-    pub ostreams: u16,
-    /// Most inbound streams accepted from a peer. Default 16.
-    pub instreams: u16,
-    /// `SO_SNDBUF`, in bytes. Default 4194304 (4 MiB): small buffers stall
-    /// SCTP with many small messages.
-    pub send_buffer_bytes: usize,
-    /// `SO_RCVBUF`, in bytes. Default 4194304 (4 MiB).
-    pub recv_buffer_bytes: usize,
-    /// `SCTP_NODELAY` (no Nagle-like bundling delay). Default true.
-    pub nodelay: bool,
-    /// Largest message (one RPC body) accepted, in bytes; a larger one is
-    /// answered with FRAME_TOO_LARGE and the association is closed. The
-    /// smaller of this and `rpc.max_frame_bytes` applies. Default 1048576.
-    pub max_message_bytes: usize,
-    /// Extra local IPv4 addresses bound besides the listener's own (`sctp_bindx`,
-    /// multi-homing), same port. Default none.
-    pub extra_addresses: Vec<String>,
-}
-
-impl Default for SctpConfig {
-    fn default() -> Self {
-        SctpConfig {
-            ostreams: 16,
-            instreams: 16,
-            send_buffer_bytes: 4 << 20,
-            recv_buffer_bytes: 4 << 20,
-            nodelay: true,
-            max_message_bytes: 1 << 20,
-            extra_addresses: Vec::new(),
-        }
-    }
-}
-
 /// `[cache]`: the static file cache (`cache_sup` / `file_cache`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -614,25 +555,12 @@ impl Default for LogConfig {
     }
 }
 
-impl TryFrom<String> for Transport {
+impl TryFrom<String> for ProtocolKind {
     type Error = String;
     fn try_from(s: String) -> Result<Self, Self::Error> {
         match s.as_str() {
-            "tcp" => Ok(Transport::Tcp),
-            "sctp" => Ok(Transport::Sctp),
-            other => Err(format!(
-                "unknown transport {other:?}, expected \"tcp\" or \"sctp\""
-            )),
-        }
-    }
-}
-
-impl TryFrom<String> for Protocol {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        match s.as_str() {
-            "rpc" => Ok(Protocol::Rpc),
-            "http" => Ok(Protocol::Http),
+            "rpc" => Ok(ProtocolKind::Rpc),
+            "http" => Ok(ProtocolKind::Http),
             other => Err(format!(
                 "unknown protocol {other:?}, expected \"rpc\" or \"http\""
             )),
@@ -848,7 +776,7 @@ impl Config {
             if l.max_connections == 0 {
                 return bad(k("max_connections"), "must be at least 1");
             }
-            if l.transport == Transport::Sctp && l.protocol != Protocol::Rpc {
+            if l.transport == Transport::Sctp && l.protocol != ProtocolKind::Rpc {
                 return bad(
                     k("transport"),
                     format!(
@@ -858,35 +786,8 @@ impl Config {
                 );
             }
         }
-        let sc = &self.sctp;
-        if sc.ostreams == 0 {
-            return bad("sctp.ostreams", "must be at least 1");
-        }
-        if sc.instreams == 0 {
-            return bad("sctp.instreams", "must be at least 1");
-        }
-        if sc.send_buffer_bytes < 4096 || sc.send_buffer_bytes > i32::MAX as usize {
-            return bad(
-                "sctp.send_buffer_bytes",
-                "must be between 4096 and 2147483647",
-            );
-        }
-        if sc.recv_buffer_bytes < 4096 || sc.recv_buffer_bytes > i32::MAX as usize {
-            return bad(
-                "sctp.recv_buffer_bytes",
-                "must be between 4096 and 2147483647",
-            );
-        }
-        if sc.max_message_bytes < 64 {
-            return bad("sctp.max_message_bytes", "must be at least 64");
-        }
-        for (i, a) in sc.extra_addresses.iter().enumerate() {
-            if !matches!(a.parse::<IpAddr>(), Ok(IpAddr::V4(_))) {
-                return bad(
-                    format!("sctp.extra_addresses[{i}]"),
-                    format!("{a:?} is not an IPv4 address"),
-                );
-            }
+        if let Err((key, message)) = self.sctp.check() {
+            return bad(format!("sctp.{key}"), message);
         }
         if self.rpc.max_frame_bytes < 64 {
             return bad("rpc.max_frame_bytes", "must be at least 64");
@@ -1139,7 +1040,7 @@ mod tests {
 
     #[test]
     fn bind_address_brackets_ipv6() {
-        let mut l = ListenerConfig::new("x", Transport::Tcp, Protocol::Rpc, 1);
+        let mut l = ListenerConfig::new("x", Transport::Tcp, ProtocolKind::Rpc, 1);
         assert_eq!(l.bind_address(), "127.0.0.1:1");
         l.address = "::1".into();
         assert_eq!(l.bind_address(), "[::1]:1");

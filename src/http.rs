@@ -36,7 +36,6 @@ mod deadline;
 mod files;
 mod own_wake;
 mod routes;
-mod tls;
 mod ws;
 
 pub use cache::{
@@ -45,7 +44,6 @@ pub use cache::{
 };
 pub use chat_page::chat_page_handler;
 pub use routes::{empty, full, Body, BoxError, Handler, HandlerFuture, Routes};
-pub use tls::server_config as tls_server_config;
 pub use ws::websocket_handler;
 
 use crate::listener::{Connection, ListenerHandle, Protocol, ServeFuture, Socket};
@@ -58,7 +56,6 @@ use hyper::{Method, Request, Response, StatusCode, Version};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use own_wake::OnOwnWake;
 use std::convert::Infallible;
-use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -68,14 +65,9 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum HttpError {
-    /// The TLS certificate or key is unreadable, malformed or mismatched.
-    #[error("TLS: {}: {message}", path.display())]
-    Tls {
-        /// The file concerned.
-        path: PathBuf,
-        /// What is wrong with it.
-        message: String,
-    },
+    /// The TLS certificate or key is unusable.
+    #[error(transparent)]
+    Tls(#[from] crate::transport::tls::TlsError),
 }
 
 /// The HTTP protocol.
@@ -161,7 +153,7 @@ impl HttpProtocolBuilder {
     pub fn build(self) -> Result<HttpProtocol, HttpError> {
         let c = &self.config;
         let tls = match (&c.tls_cert, &c.tls_key) {
-            (Some(cert), Some(key)) => Some(tokio_rustls::TlsAcceptor::from(tls::server_config(
+            (Some(cert), Some(key)) => Some(tokio_rustls::TlsAcceptor::from(crate::transport::tls::server_config(
                 cert, key,
             )?)),
             _ => None,

@@ -55,11 +55,11 @@
 //!
 //! ```
 //! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! use corral::config::{Config, ListenerConfig, Protocol, Transport};
+//! use corral::config::{Config, ListenerConfig, ProtocolKind, Transport};
 //! use corral::client::{Client, Codec};
 //!
 //! let mut config = Config::embedded_default();
-//! config.listeners = vec![ListenerConfig::new("rpc", Transport::Tcp, Protocol::Rpc, 0)];
+//! config.listeners = vec![ListenerConfig::new("rpc", Transport::Tcp, ProtocolKind::Rpc, 0)];
 //! let node = corral::node::Node::start(config).await?;
 //! let client = Client::connect(node.local_addr("rpc").expect("bound"), Codec::Json).await?;
 //! let reply = client.call("echo", serde_json::json!({"payload": "hi"})).await?;
@@ -79,3 +79,4 @@ pub mod node;
 pub mod rpc;
 pub(crate) mod util;
 pub mod supervisor;
+pub mod transport;

@@ -19,11 +19,11 @@
 mod accept;
 mod connection;
 mod protocol;
-pub mod sctp;
+
 mod spec;
 
 pub use protocol::{
     Connection, ConnectionRef, Protocol, ProtocolError, SendError, ServeFuture, Socket,
 };
-pub use sctp::SctpOptions;
+
 pub use spec::{ListenerError, ListenerHandle, ListenerSpec};

@@ -27,7 +27,7 @@
 //! # Ok(()) }
 //! ```
 
-use crate::config::{Config, Protocol as ProtocolKind, Transport};
+use crate::config::{Config, ProtocolKind, Transport};
 use crate::http::{FileCache, FileCacheSettings, HttpProtocol, Routes};
 use crate::listener::{ListenerHandle, ListenerSpec};
 use crate::metrics::Metrics;
@@ -118,14 +118,14 @@ impl NodeBuilder {
         let config = self.config;
         config.validate()?;
         let metrics = self.metrics.unwrap_or_else(Metrics::new);
-        let sctp_opts = crate::listener::SctpOptions::from(&config.sctp);
+        let sctp_opts = config.sctp.clone();
         if let Some(l) = config
             .listeners
             .iter()
             .find(|l| l.transport == Transport::Sctp)
         {
             // Refuse to start rather than quietly skip the listener.
-            crate::listener::sctp::probe().map_err(|e| NodeError::Transport {
+            crate::transport::sctp::probe().map_err(|e| NodeError::Transport {
                 listener: l.name.clone(),
                 message: e.to_string(),
             })?;

@@ -66,4 +66,4 @@ pub use codec::{Frame, FrameCodec, FrameError};
 pub use envelope::{Encoding, ErrorCode, RequestId, Shape};
 pub use push::{Push, PushError, PushReceiver, PushSender, Pushes};
 pub use registry::{CallContext, Registry, Request, Service, ServiceError};
-pub use server::{ConnCtx, MessageConnection, RpcConnError, RpcProtocol};
+pub use server::{ConnCtx, MessageConnection, RpcConnError, RpcProtocol, PUSH_STREAM};

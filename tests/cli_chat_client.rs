@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use corral::config::{Config, ListenerConfig, Protocol, Transport};
+use corral::config::{Config, ListenerConfig, ProtocolKind, Transport};
 use corral::node::Node;
 use tokio::io::AsyncWriteExt;
 
@@ -20,7 +20,7 @@ fn config() -> Config {
     // No chat unless a test asks for it, with its own data_dir: no store
     // under ./data shared by tests.
     c.chat.enabled = false;
-    let mut l = ListenerConfig::new("rpc", Transport::Tcp, Protocol::Rpc, 0);
+    let mut l = ListenerConfig::new("rpc", Transport::Tcp, ProtocolKind::Rpc, 0);
     l.drain_timeout_ms = 500;
     c.listeners = vec![l];
     c

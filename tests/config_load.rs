@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use corral::config::{Config, ConfigError, LogFormat, Origin, Protocol, Transport};
+use corral::config::{Config, ConfigError, LogFormat, Origin, ProtocolKind, Transport};
 
 fn no_vars() -> Vec<(String, String)> {
     Vec::new()
@@ -58,13 +58,13 @@ fn embedded_default() {
     let rpc = &c.listeners[0];
     assert_eq!(
         (rpc.name.as_str(), rpc.transport, rpc.protocol, rpc.port),
-        ("rpc", Transport::Tcp, Protocol::Rpc, 7070)
+        ("rpc", Transport::Tcp, ProtocolKind::Rpc, 7070)
     );
     assert_eq!(rpc.bind_address(), "127.0.0.1:7070");
     let http = &c.listeners[1];
     assert_eq!(
         (http.name.as_str(), http.protocol, http.port),
-        ("http", Protocol::Http, 8080)
+        ("http", ProtocolKind::Http, 8080)
     );
     assert_eq!(c.rpc.max_frame_bytes, 1_048_576);
     assert_eq!(c.rpc.max_in_flight, 64);
@@ -125,7 +125,7 @@ fn listener_defaults_follow_protocol() {
     assert_eq!(c.listeners[0].port, 8080);
     assert_eq!(c.listeners[0].max_connections, 10_000);
     assert_eq!(c.listeners[1].transport, Transport::Sctp);
-    assert_eq!(c.listeners[1].protocol, Protocol::Rpc);
+    assert_eq!(c.listeners[1].protocol, ProtocolKind::Rpc);
 }
 
 #[test]

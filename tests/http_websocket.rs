@@ -6,7 +6,7 @@ mod http_common;
 
 use std::time::Duration;
 
-use corral::config::{Config, ListenerConfig, Protocol, Transport};
+use corral::config::{Config, ListenerConfig, ProtocolKind, Transport};
 use corral::node::Node;
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
@@ -26,7 +26,7 @@ async fn start_with(
     let mut c = Config::embedded_default();
     // No chat services: no store under ./data shared by tests.
     c.chat.enabled = false;
-    let mut l = ListenerConfig::new("http", Transport::Tcp, Protocol::Http, 0);
+    let mut l = ListenerConfig::new("http", Transport::Tcp, ProtocolKind::Http, 0);
     l.drain_timeout_ms = 1_000;
     c.listeners = vec![l];
     c.http.docroot = dir.path().to_path_buf();
@@ -241,7 +241,7 @@ async fn a_message_over_the_frame_limit_closes_the_socket() {
         c.listeners = vec![ListenerConfig::new(
             "http",
             Transport::Tcp,
-            Protocol::Http,
+            ProtocolKind::Http,
             0,
         )];
         c.http.docroot = dir.path().to_path_buf();

@@ -5,7 +5,7 @@
 //! descriptors and checks the waiting connection is served.
 
 use corral::client::{Client, Codec};
-use corral::config::{Config, ListenerConfig, Protocol, Transport};
+use corral::config::{Config, ListenerConfig, ProtocolKind, Transport};
 use corral::node::Node;
 use std::time::Duration;
 use tokio::net::TcpStream;
@@ -40,7 +40,7 @@ fn accept_errors(node: &Node) -> u64 {
 async fn emfile_is_counted_and_retried() {
     let mut config = Config::embedded_default();
     config.chat.enabled = false;
-    config.listeners = vec![ListenerConfig::new("rpc", Transport::Tcp, Protocol::Rpc, 0)];
+    config.listeners = vec![ListenerConfig::new("rpc", Transport::Tcp, ProtocolKind::Rpc, 0)];
     let node = Node::start(config).await.expect("node starts");
     let addr = node.local_addr("rpc").expect("bound");
 

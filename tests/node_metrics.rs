@@ -16,7 +16,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use corral::client::{Client, Codec};
-use corral::config::{Config, ListenerConfig, Protocol, Transport};
+use corral::config::{Config, ListenerConfig, ProtocolKind, Transport};
 use corral::node::Node;
 use corral::supervisor::Supervisor;
 use serde_json::{json, Value};
@@ -32,7 +32,7 @@ async fn guarded<F: Future<Output = ()>>(body: F) {
         .expect("the test did not finish (hung)");
 }
 
-fn listener(name: &str, protocol: Protocol) -> ListenerConfig {
+fn listener(name: &str, protocol: ProtocolKind) -> ListenerConfig {
     let mut l = ListenerConfig::new(name, Transport::Tcp, protocol, 0);
     l.drain_timeout_ms = 2_000;
     l
@@ -44,8 +44,8 @@ fn config(rpc_name: &str) -> Config {
     let mut c = Config::embedded_default();
     c.chat.enabled = false;
     c.listeners = vec![
-        listener(rpc_name, Protocol::Rpc),
-        listener("http", Protocol::Http),
+        listener(rpc_name, ProtocolKind::Rpc),
+        listener("http", ProtocolKind::Http),
     ];
     c
 }

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use corral::client::{Client, ClientError, Codec, FrameConn};
-use corral::config::{Config, ListenerConfig, Protocol, Transport};
+use corral::config::{Config, ListenerConfig, ProtocolKind, Transport};
 use corral::node::Node;
 use corral::rpc::{async_trait, CallContext, Request, Service, ServiceError};
 use corral::supervisor::Supervisor;
@@ -40,7 +40,7 @@ async fn guarded<F: Future<Output = ()>>(body: F) {
 
 /// An RPC listener on 127.0.0.1, a free port, a short drain.
 fn rpc_listener(name: &str) -> ListenerConfig {
-    let mut l = ListenerConfig::new(name, Transport::Tcp, Protocol::Rpc, 0);
+    let mut l = ListenerConfig::new(name, Transport::Tcp, ProtocolKind::Rpc, 0);
     l.drain_timeout_ms = 1_000;
     l
 }

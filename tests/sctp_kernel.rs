@@ -20,9 +20,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use corral::client::{Client, ClientError, Codec, FrameConn};
-use corral::config::{Config, ListenerConfig, Protocol, Transport};
-use corral::listener::sctp::{self, Incoming, MessageSink, PUSH_STREAM};
-use corral::listener::SctpOptions;
+use corral::config::{Config, ListenerConfig, ProtocolKind, Transport};
+use corral::rpc::PUSH_STREAM;
+use corral::transport::sctp::{self, Incoming, MessageSink};
+use corral::transport::SctpOptions;
 use corral::node::Node;
 use corral::rpc::{async_trait, CallContext, Push, Request, Service, ServiceError};
 use futures::{SinkExt, StreamExt};
@@ -56,7 +57,7 @@ fn sctp_or_skip(test: &str) -> bool {
 fn config(edit: impl FnOnce(&mut Config)) -> Config {
     let mut c = Config::embedded_default();
     c.chat.enabled = false;
-    let mut l = ListenerConfig::new("rpc", Transport::Sctp, Protocol::Rpc, 0);
+    let mut l = ListenerConfig::new("rpc", Transport::Sctp, ProtocolKind::Rpc, 0);
     l.drain_timeout_ms = 1_000;
     c.listeners = vec![l];
     c.node.shutdown_timeout_ms = 20_000;

@@ -8,8 +8,8 @@
 
 use std::process::Command;
 
-use corral::config::{Config, ListenerConfig, Protocol, Transport};
-use corral::listener::sctp;
+use corral::config::{Config, ListenerConfig, ProtocolKind, Transport};
+use corral::transport::sctp;
 use corral::node::{Node, NodeError};
 
 fn sctp_config() -> Config {
@@ -18,7 +18,7 @@ fn sctp_config() -> Config {
     c.listeners = vec![ListenerConfig::new(
         "rpc-sctp",
         Transport::Sctp,
-        Protocol::Rpc,
+        ProtocolKind::Rpc,
         0,
     )];
     c
@@ -86,7 +86,7 @@ fn sctp_config_is_validated() {
     assert_eq!(c.sctp.send_buffer_bytes, 4 << 20);
     assert_eq!(c.sctp.recv_buffer_bytes, 4 << 20);
 
-    c.listeners[0].protocol = Protocol::Http;
+    c.listeners[0].protocol = ProtocolKind::Http;
     let e = c.validate().expect_err("http over sctp");
     assert_eq!(e.key(), Some("listener[0].transport"), "{e}");
 

@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use corral::config::{Config, ListenerConfig, Protocol, Transport};
+use corral::config::{Config, ListenerConfig, ProtocolKind, Transport};
 use corral::node::Node;
 
 fn ready() -> Result<(), String> {
@@ -41,7 +41,7 @@ async fn two_pages_chat_through_the_real_chat() {
     let mut c = Config::embedded_default();
     c.chat.enabled = true;
     c.node.data_dir = data.path().to_path_buf();
-    let mut l = ListenerConfig::new("http", Transport::Tcp, Protocol::Http, 0);
+    let mut l = ListenerConfig::new("http", Transport::Tcp, ProtocolKind::Http, 0);
     l.drain_timeout_ms = 500;
     c.listeners = vec![l];
     c.http.docroot = dir.path().to_path_buf();

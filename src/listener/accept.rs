@@ -93,7 +93,7 @@ async fn bind(shared: &ListenerShared) -> io::Result<Bound> {
         let listening = match &shared.transport {
             ListenTransport::Tcp => bind_once(addr, shared.backlog).map(Bound::Tcp),
             ListenTransport::Sctp(opts) => {
-                super::sctp::bind(addr, opts, shared.backlog).map(Bound::Sctp)
+                crate::transport::sctp::bind(addr, opts, shared.backlog).map(Bound::Sctp)
             }
         };
         match listening {

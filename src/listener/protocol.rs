@@ -68,7 +68,7 @@ pub enum Socket {
     /// A TCP connection.
     Tcp(TcpStream),
     /// An SCTP association (one-to-one style socket): message boundaries
-    /// kept, several streams; see [`super::sctp`].
+    /// kept, several streams; see [`crate::transport::sctp`].
     Sctp(tokio_sctp::SctpStream),
 }
 

@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 /// The transport a listener binds.
 pub(crate) enum ListenTransport {
     Tcp,
-    Sctp(super::sctp::SctpOptions),
+    Sctp(crate::transport::SctpOptions),
 }
 
 /// What every incarnation of a listener and its connections share; it
@@ -177,7 +177,7 @@ impl<P: Protocol> ListenerSpec<P> {
         name: impl Into<String>,
         bind: impl Into<String>,
         protocol: P,
-        opts: super::sctp::SctpOptions,
+        opts: crate::transport::SctpOptions,
     ) -> Self {
         Self::sctp_shared(name, bind, Arc::new(protocol), opts)
     }
@@ -192,7 +192,7 @@ impl<P: Protocol> ListenerSpec<P> {
         name: impl Into<String>,
         bind: impl Into<String>,
         protocol: Arc<P>,
-        opts: super::sctp::SctpOptions,
+        opts: crate::transport::SctpOptions,
     ) -> Self {
         let mut spec = Self::tcp_shared(name, bind, protocol);
         spec.transport = ListenTransport::Sctp(opts);

@@ -35,6 +35,11 @@ use crate::config::RpcConfig;
 use crate::metrics::Metrics;
 
 /// Initial capacity of the buffer replies are encoded into.
+/// The SCTP stream pushes go out on; replies use the stream of their
+/// request, so a client that sends on another stream never finds its
+/// replies waiting behind pushes.
+pub const PUSH_STREAM: u16 = 0;
+
 const SCRATCH_BYTES: usize = 8 * 1024;
 
 /// Most queued pushes written in one go before the loop looks at requests.
@@ -157,13 +162,13 @@ impl RpcProtocol {
     /// Serves one SCTP association until the peer shuts it down or aborts
     /// it, it idles out, or `ctx`'s token drains it. One message is one
     /// body; a reply goes out on the stream its request came in on, pushes
-    /// on stream [`PUSH_STREAM`](crate::listener::sctp::PUSH_STREAM).
+    /// on stream [`PUSH_STREAM`](PUSH_STREAM).
     pub async fn serve_sctp(
         &self,
         stream: tokio_sctp::SctpStream,
         ctx: ConnCtx,
     ) -> Result<(), RpcConnError> {
-        use crate::listener::sctp::{messages, Incoming, MessageSink, PUSH_STREAM};
+        use crate::transport::sctp::{messages, Incoming, MessageSink};
         let max = self
             .shared
             .settings

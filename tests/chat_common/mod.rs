@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use corral::client::{Client, ClientError, Codec, Push};
-use corral::config::{Config, ListenerConfig, Protocol, Transport};
+use corral::config::{Config, ListenerConfig, ProtocolKind, Transport};
 use corral::node::Node;
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -16,7 +16,7 @@ pub struct ChatNode {
 /// The embedded default, one RPC listener on a free port, chat on `dir`.
 pub fn config(dir: &std::path::Path) -> Config {
     let mut c = Config::embedded_default();
-    let mut l = ListenerConfig::new("rpc", Transport::Tcp, Protocol::Rpc, 0);
+    let mut l = ListenerConfig::new("rpc", Transport::Tcp, ProtocolKind::Rpc, 0);
     l.drain_timeout_ms = 500;
     c.listeners = vec![l];
     c.node.data_dir = dir.to_path_buf();

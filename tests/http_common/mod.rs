@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use corral::config::{Config, ListenerConfig, Protocol, Transport};
+use corral::config::{Config, ListenerConfig, ProtocolKind, Transport};
 use corral::node::{Node, NodeBuilder};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -72,7 +72,7 @@ impl Site {
 pub fn config(root: &std::path::Path) -> Config {
     let mut c = Config::embedded_default();
     c.chat.enabled = false;
-    let mut l = ListenerConfig::new("http", Transport::Tcp, Protocol::Http, 0);
+    let mut l = ListenerConfig::new("http", Transport::Tcp, ProtocolKind::Http, 0);
     l.drain_timeout_ms = 1_000;
     c.listeners = vec![l];
     c.http.docroot = root.to_path_buf();

@@ -7,7 +7,7 @@
 
 use std::future::Future;
 use std::io;
-use std::net::{IpAddr, Shutdown, SocketAddr};
+use std::net::{Shutdown, SocketAddr};
 use std::os::unix::io::AsRawFd;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -17,56 +17,7 @@ use bytes::{Bytes, BytesMut};
 use futures::{Sink, Stream};
 use tokio_sctp::{InitMsg, RecvFlags, SctpListener, SctpSocket, SctpStream, SendOptions};
 
-use crate::config::SctpConfig;
-
-/// The stream pushes go out on; replies use the stream of their request.
-pub const PUSH_STREAM: u16 = 0;
-
-/// The settings of SCTP sockets: streams, buffers, nodelay, message size,
-/// extra local addresses. Built from the `[sctp]` section ([`SctpConfig`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SctpOptions {
-    /// Outbound streams asked for (`SCTP_INITMSG`).
-    pub ostreams: u16,
-    /// Most inbound streams accepted.
-    pub instreams: u16,
-    /// `SO_SNDBUF`, bytes.
-    pub send_buffer_bytes: usize,
-    /// `SO_RCVBUF`, bytes.
-    pub recv_buffer_bytes: usize,
-    /// `SCTP_NODELAY`.
-    pub nodelay: bool,
-    /// Largest incoming message, bytes.
-    pub max_message_bytes: usize,
-    /// Extra local IPv4 addresses a listener binds (multi-homing).
-    pub extra_addresses: Vec<IpAddr>,
-}
-
-impl Default for SctpOptions {
-    fn default() -> Self {
-        SctpOptions::from(&SctpConfig::default())
-    }
-}
-
-impl From<&SctpConfig> for SctpOptions {
-    /// Extra addresses that do not parse are left out (the configuration is
-    /// validated before a node uses it).
-    fn from(c: &SctpConfig) -> Self {
-        SctpOptions {
-            ostreams: c.ostreams.max(1),
-            instreams: c.instreams.max(1),
-            send_buffer_bytes: c.send_buffer_bytes,
-            recv_buffer_bytes: c.recv_buffer_bytes,
-            nodelay: c.nodelay,
-            max_message_bytes: c.max_message_bytes.max(64),
-            extra_addresses: c
-                .extra_addresses
-                .iter()
-                .filter_map(|a| a.parse().ok())
-                .collect(),
-        }
-    }
-}
+use super::SctpOptions;
 
 /// Why SCTP cannot be used on this machine.
 #[derive(Debug, thiserror::Error)]
@@ -161,8 +112,8 @@ fn socket(addr: SocketAddr, opts: &SctpOptions) -> io::Result<SctpSocket> {
         opts.recv_buffer_bytes,
     )?;
     s.set_sctp_initmsg(&InitMsg {
-        num_ostreams: opts.ostreams,
-        max_instreams: opts.instreams,
+        num_ostreams: opts.ostreams.max(1),
+        max_instreams: opts.instreams.max(1),
         max_attempts: 0,
         max_init_timeout: 0,
     })?;
@@ -187,13 +138,14 @@ pub fn bind(addr: SocketAddr, opts: &SctpOptions, backlog: u32) -> io::Result<Sc
 }
 
 fn bind_addresses(s: SctpSocket, addr: SocketAddr, opts: &SctpOptions) -> io::Result<SctpListener> {
-    if opts.extra_addresses.is_empty() {
+    let extra_ips = opts.extra_ips();
+    if extra_ips.is_empty() {
         return SctpListener::bind_from(s, addr);
     }
     s.bind_sys(addr)?;
     let port = s.local_addr()?.port();
-    let mut extra = Vec::with_capacity(opts.extra_addresses.len());
-    for ip in &opts.extra_addresses {
+    let mut extra = Vec::with_capacity(extra_ips.len());
+    for ip in &extra_ips {
         if !ip.is_ipv4() || !addr.is_ipv4() {
             // tokio-sctp's bindx packs `struct sockaddr` (16 bytes): IPv4 only.
             return Err(io::Error::new(
