@@ -4,7 +4,7 @@
 //! Needs a kernel with SCTP. Without it each test prints why and passes
 //! (skipped), unless CORRAL_REQUIRE_SCTP=1, under which it fails. On a
 //! machine without SCTP, scripts/test runs this binary inside the
-//! ../shared/tools/sctp-vm VM (cargo runner) with CORRAL_REQUIRE_SCTP=1.
+//! scripts/sctp-vm VM (cargo runner) with CORRAL_REQUIRE_SCTP=1.
 //!
 //! Tests synchronise on events (replies, services entered, connection
 //! counts polled in bounded loops); no assertion is about time.
@@ -48,7 +48,7 @@ fn sctp_or_skip(test: &str) -> bool {
             if std::env::var("CORRAL_REQUIRE_SCTP").as_deref() == Ok("1") {
                 panic!("{test}: CORRAL_REQUIRE_SCTP=1 but {e}");
             }
-            eprintln!("{test}: SKIPPED: {e} (run it in ../shared/tools/sctp-vm)");
+            eprintln!("{test}: SKIPPED: {e} (run it in scripts/sctp-vm)");
             false
         }
     }
