@@ -37,7 +37,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let in_flight = arg(3, 256).max(1);
     let dir = tempfile::tempdir()?;
     let mut config = Config::embedded_default();
-    config.listeners = vec![ListenerConfig::new("rpc", Transport::Tcp, ProtocolKind::Rpc, 0)];
+    config.listeners = vec![ListenerConfig::new(
+        "rpc",
+        Transport::Tcp,
+        ProtocolKind::Rpc,
+        0,
+    )];
     config.node.data_dir = dir.path().to_path_buf();
     config.chat.rate_per_second = 0.0;
     let node = Node::start(config).await?;

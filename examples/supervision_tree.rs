@@ -5,10 +5,12 @@
 //! Run with `cargo run --example supervision_tree`.
 
 use corral::supervisor::{
-    ChildSpec, ChildState, ChildTemplate, DynamicSpec, DynamicSupervisor, Restart, Strategy,
-    Supervisor, SupervisorFlags, SupervisorSpec,
+    ChildSpec, ChildState, ChildTemplate, DynamicSpec, DynamicSupervisor, Restart, RestartHook,
+    Strategy, Supervisor, SupervisorFlags, SupervisorSpec,
 };
 use ractor::{Actor, ActorProcessingErr, ActorRef};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A worker that counts, and crashes when asked to.
@@ -71,8 +73,16 @@ impl Actor for Session {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let sessions = ChildTemplate::worker("session", Session).restart(Restart::Temporary);
+    let restarts = Arc::new(AtomicU64::new(0));
+    let counted = restarts.clone();
     let root = Supervisor::start(
         SupervisorSpec::new("root")
+            // Told of every restart in the tree (the node counts them in
+            // Prometheus this way).
+            .on_restart(RestartHook::new(move |e| {
+                counted.fetch_add(1, Ordering::Relaxed);
+                println!("{} restarts {}", e.supervisor, e.child);
+            }))
             .flags(SupervisorFlags::new(Strategy::OneForOne).intensity(3, Duration::from_secs(5)))
             .child(ChildSpec::worker("counter", Counter, ()))
             .child(ChildSpec::dynamic_supervisor(
@@ -107,10 +117,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The restart is done once the root answers the next call.
     let counts = root.count_children().await?;
     println!(
-        "root: {} children, {} running, restarts so far: {:?}",
+        "root: {} children, {} running, restarts so far: {}",
         counts.specs,
         counts.active,
-        corral::supervisor::restart_counts()
+        restarts.load(Ordering::Relaxed)
     );
 
     // Stop everything: sessions first (reverse order), then the counter.

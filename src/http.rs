@@ -153,9 +153,9 @@ impl HttpProtocolBuilder {
     pub fn build(self) -> Result<HttpProtocol, HttpError> {
         let c = &self.config;
         let tls = match (&c.tls_cert, &c.tls_key) {
-            (Some(cert), Some(key)) => Some(tokio_rustls::TlsAcceptor::from(crate::transport::tls::server_config(
-                cert, key,
-            )?)),
+            (Some(cert), Some(key)) => Some(tokio_rustls::TlsAcceptor::from(
+                crate::transport::tls::server_config(cert, key)?,
+            )),
             _ => None,
         };
         let by_class = [100u16, 200, 300, 400, 500]

@@ -77,6 +77,6 @@ pub mod listener;
 pub mod metrics;
 pub mod node;
 pub mod rpc;
-pub(crate) mod util;
 pub mod supervisor;
 pub mod transport;
+pub(crate) mod util;

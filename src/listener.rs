@@ -16,14 +16,21 @@
 //! - A [`Protocol`] serves each connection; the built-in RPC and HTTP
 //!   protocols use nothing a protocol of yours could not.
 
-mod accept;
+mod actor;
 mod connection;
+mod error;
+mod handle;
+mod msg;
+mod observer;
 mod protocol;
-
+mod shared;
 mod spec;
 
 pub use protocol::{
     Connection, ConnectionRef, Protocol, ProtocolError, SendError, ServeFuture, Socket,
 };
 
-pub use spec::{ListenerError, ListenerHandle, ListenerSpec};
+pub use error::ListenerError;
+pub use handle::ListenerHandle;
+pub use observer::ListenerObserver;
+pub use spec::ListenerSpec;

@@ -10,9 +10,11 @@ mod sharded;
 
 pub use sharded::{ShardedCounter, ShardedCounterVec, ShardedHistogram, ShardedHistogramVec};
 
+use crate::listener::ListenerObserver;
+use crate::supervisor::RestartHook;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 use std::sync::Arc;
 
@@ -55,6 +57,9 @@ pub struct Metrics {
     pub chat_pushes_delivered: IntCounter,
     /// Chat pushes dropped because a subscriber's queue was full.
     pub chat_pushes_dropped: IntCounter,
+    /// Children restarted, by supervisor and child id (fed by
+    /// [`Metrics::restart_hook`]).
+    pub supervisor_restarts: IntCounterVec,
 }
 
 /// The bucket bounds of the request latency histograms, in seconds.
@@ -193,6 +198,14 @@ impl Metrics {
         for k in ["publish", "message"] {
             chat_messages.with_label_values(&[k]);
         }
+        let supervisor_restarts = IntCounterVec::new(
+            Opts::new(
+                "supervisor_restarts_total",
+                "Children restarted, by supervisor and child id.",
+            ),
+            &["supervisor", "child"],
+        )
+        .expect("valid metric");
         // Series that exist from the start, so that a scrape shows them at 0.
         for c in [&cache_hits, &cache_misses] {
             c.with_label_values(&["file"]);
@@ -217,7 +230,7 @@ impl Metrics {
             Box::new(chat_messages.clone()),
             Box::new(chat_pushes_delivered.clone()),
             Box::new(chat_pushes_dropped.clone()),
-            Box::new(crate::supervisor::RestartCollector::new()),
+            Box::new(supervisor_restarts.clone()),
         ] {
             registry.register(c).expect("metric names are unique");
         }
@@ -247,6 +260,28 @@ impl Metrics {
             chat_messages,
             chat_pushes_delivered,
             chat_pushes_dropped,
+            supervisor_restarts,
+        })
+    }
+
+    /// An observer that counts one listener's connections in these metrics
+    /// (`corral_connections_*{listener}`), for
+    /// [`ListenerSpec::observer`](crate::listener::ListenerSpec::observer).
+    pub fn listener_observer(&self, listener: &str) -> Arc<dyn ListenerObserver> {
+        Arc::new(ConnectionCounters {
+            active: self.connections_active.with_label_values(&[listener]),
+            accepted: self.connections_accepted.with_label_values(&[listener]),
+            closed: self.connections_closed.with_label_values(&[listener]),
+            accept_errors: self.accept_errors.with_label_values(&[listener]),
+        })
+    }
+
+    /// A hook that counts restarts in `corral_supervisor_restarts_total`;
+    /// set on a root supervisor, it counts the whole tree below it.
+    pub fn restart_hook(&self) -> RestartHook {
+        let restarts = self.supervisor_restarts.clone();
+        RestartHook::new(move |e| {
+            restarts.with_label_values(&[e.supervisor, e.child]).inc();
         })
     }
 
@@ -262,5 +297,33 @@ impl Metrics {
         // encoded is a bug in this module, and is left out rather than crash a scrape.
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
         String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+/// One listener's connection counters, labels resolved once.
+#[derive(Debug)]
+struct ConnectionCounters {
+    active: IntGauge,
+    accepted: IntCounter,
+    closed: IntCounter,
+    accept_errors: IntCounter,
+}
+
+impl ListenerObserver for ConnectionCounters {
+    fn accepted(&self) {
+        self.accepted.inc();
+    }
+
+    fn opened(&self) {
+        self.active.inc();
+    }
+
+    fn closed(&self) {
+        self.active.dec();
+        self.closed.inc();
+    }
+
+    fn accept_failed(&self, _: &std::io::Error) {
+        self.accept_errors.inc();
     }
 }

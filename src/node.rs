@@ -176,9 +176,9 @@ impl NodeBuilder {
             http = http.files(files.clone());
         }
         let http = http.build()?;
-        let mut root = SupervisorSpec::new(config.node.name.clone()).flags(
-            SupervisorFlags::new(Strategy::OneForOne).intensity(10, Duration::from_secs(10)),
-        );
+        let mut root = SupervisorSpec::new(config.node.name.clone())
+            .flags(SupervisorFlags::new(Strategy::OneForOne).intensity(10, Duration::from_secs(10)))
+            .on_restart(metrics.restart_hook());
         if let Some(files) = &files {
             root = root.child(files.supervisor_spec());
         }
@@ -247,7 +247,7 @@ fn limits<P: crate::listener::Protocol>(
     spec.backlog(l.backlog)
         .max_connections(l.max_connections)
         .drain_timeout(l.drain_timeout())
-        .metrics(metrics.clone())
+        .observer(metrics.listener_observer(&l.name))
         .build()
 }
 

@@ -20,8 +20,9 @@
 //!   `terminate_child`, `restart_child`, `delete_child`, `get_childspec`.
 //!
 //! Every start, exit, restart and give-up is a `tracing` event (target
-//! `corral::supervisor::server`), and each restart is counted by supervisor
-//! and child ([`restart_counts`], exported by [`RestartCollector`]).
+//! `corral::supervisor::server`), and each restart is told to a
+//! [`RestartHook`] when one is set (inherited down the tree; the node counts
+//! restarts in Prometheus with one).
 //!
 //! One deliberate difference from OTP: a supervisor that gives up exits
 //! abnormally (reason `reached max restart intensity`), not with `shutdown`,
@@ -60,18 +61,18 @@
 mod error;
 mod exit;
 mod handle;
+mod hook;
 mod intensity;
 mod server;
 mod shutdown;
 mod spec;
-mod stats;
 
 pub use error::SupervisorError;
 pub use exit::{ExitReason, KILLED, SHUTDOWN};
 pub use handle::{ChildTemplate, DynamicSpec, DynamicSupervisor, Supervisor};
+pub use hook::{RestartEvent, RestartHook};
 pub use server::{ChildCounts, ChildInfo, ChildState};
 pub use spec::{
     AutoShutdown, ChildKind, ChildSpec, Restart, Shutdown, StartFuture, Started, Strategy,
     SupervisorFlags, SupervisorSpec, DEFAULT_WORKER_SHUTDOWN,
 };
-pub use stats::{restart_counts, RestartCollector};

@@ -40,7 +40,12 @@ fn accept_errors(node: &Node) -> u64 {
 async fn emfile_is_counted_and_retried() {
     let mut config = Config::embedded_default();
     config.chat.enabled = false;
-    config.listeners = vec![ListenerConfig::new("rpc", Transport::Tcp, ProtocolKind::Rpc, 0)];
+    config.listeners = vec![ListenerConfig::new(
+        "rpc",
+        Transport::Tcp,
+        ProtocolKind::Rpc,
+        0,
+    )];
     let node = Node::start(config).await.expect("node starts");
     let addr = node.local_addr("rpc").expect("bound");
 

@@ -9,8 +9,8 @@
 use std::process::Command;
 
 use corral::config::{Config, ListenerConfig, ProtocolKind, Transport};
-use corral::transport::sctp;
 use corral::node::{Node, NodeError};
+use corral::transport::sctp;
 
 fn sctp_config() -> Config {
     let mut c = Config::embedded_default();

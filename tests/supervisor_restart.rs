@@ -3,8 +3,9 @@
 mod support;
 
 use corral::supervisor::{
-    restart_counts, ChildSpec, Restart, Strategy, Supervisor, SupervisorFlags, SupervisorSpec,
+    ChildSpec, Restart, RestartHook, Strategy, Supervisor, SupervisorFlags, SupervisorSpec,
 };
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::*;
 
@@ -205,8 +206,10 @@ async fn failed_restart_attempts_count() {
 #[tokio::test]
 async fn one_for_one() {
     let (p, mut ev) = probe();
+    let (hook, restarts) = recording_hook();
     let sup = Supervisor::start(
         SupervisorSpec::new("one_for_one")
+            .on_restart(hook)
             .flags(flags(Strategy::OneForOne, 2))
             .child(child("a", &p))
             .child(child("b", &p)),
@@ -225,11 +228,54 @@ async fn one_for_one() {
     ev.expect(stopped("b")).await;
     sup.wait().await;
     assert!(ev.quiet().await);
-    let counted = restart_counts()
-        .into_iter()
-        .find(|(s, c, _)| s == "one_for_one" && c == "a")
-        .map(|(_, _, n)| n);
-    assert_eq!(counted, Some(2));
+    assert_eq!(
+        *restarts.lock().unwrap(),
+        vec![("one_for_one".to_string(), "a".to_string()); 2],
+        "the hook saw each restart"
+    );
+}
+
+/// A hook that records each restart it is told of.
+fn recording_hook() -> (RestartHook, Arc<Mutex<Vec<(String, String)>>>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let hook = RestartHook::new(move |e| {
+        log.lock()
+            .unwrap()
+            .push((e.supervisor.to_string(), e.child.to_string()));
+    });
+    (hook, seen)
+}
+
+/// A supervisor started below one with a restart hook inherits it: one hook
+/// on the root sees restarts anywhere in the tree.
+#[tokio::test]
+async fn restart_hook_is_inherited() {
+    let (p, mut ev) = probe();
+    let (hook, restarts) = recording_hook();
+    let root = Supervisor::start(
+        SupervisorSpec::new("hooked_root")
+            .on_restart(hook)
+            .flags(flags(Strategy::OneForOne, 10))
+            .child(ChildSpec::supervisor(
+                "inner",
+                SupervisorSpec::new("inner")
+                    .flags(flags(Strategy::OneForOne, 10))
+                    .child(child("leaf", &p)),
+            )),
+    )
+    .await
+    .unwrap();
+    ev.expect(started("leaf")).await;
+    let inner = cell_of(&root, "inner").await;
+    let inner = Supervisor::from_cell(inner).expect("a supervisor");
+    send(&cell_of(&inner, "leaf").await, Cmd::Crash);
+    ev.expect(started("leaf")).await;
+    assert_eq!(
+        *restarts.lock().unwrap(),
+        vec![("inner".to_string(), "leaf".to_string())]
+    );
+    root.stop().await;
 }
 
 /// one_for_all: all children are stopped in reverse order and restarted in order.

@@ -80,7 +80,10 @@ impl Upgrades {
             return;
         }
         let closers: Vec<CancellationToken> = upgraded.iter().map(|u| u.close.clone()).collect();
-        let tasks: Vec<AbortOnDrop> = upgraded.into_iter().map(|u| AbortOnDrop::new(u.task)).collect();
+        let tasks: Vec<AbortOnDrop> = upgraded
+            .into_iter()
+            .map(|u| AbortOnDrop::new(u.task))
+            .collect();
         let all = futures::future::join_all(tasks);
         tokio::pin!(all);
         tokio::select! {

@@ -3,9 +3,9 @@
 //! socket, so nothing blocks in its start-up; it runs the protocol's `serve`
 //! in a task it owns, and ends when `serve` does.
 
-use crate::util::AbortOnDrop;
 use super::protocol::{Connection, ConnectionRef, Protocol, Socket};
-use super::spec::ListenerShared;
+use super::shared::ListenerShared;
+use crate::util::AbortOnDrop;
 use futures::FutureExt;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use std::marker::PhantomData;
@@ -59,13 +59,8 @@ struct Open {
 
 impl Drop for Open {
     fn drop(&mut self) {
-        if let Some(m) = &self.shared.metrics {
-            m.connections_active
-                .with_label_values(&[&*self.shared.name])
-                .dec();
-            m.connections_closed
-                .with_label_values(&[&*self.shared.name])
-                .inc();
+        if let Some(o) = &self.shared.observer {
+            o.closed();
         }
         tracing::debug!(listener = %self.shared.name, peer = %self.peer, "connection closed");
         // Last, so that a caller who sees the count drop sees the metrics too.
@@ -116,10 +111,8 @@ impl<P: Protocol> Actor for ConnectionActor<P> {
         match msg {
             ConnMsg::Socket(socket, peer, permit) => {
                 let shared = &state.args.shared;
-                if let Some(m) = &shared.metrics {
-                    m.connections_active
-                        .with_label_values(&[&*shared.name])
-                        .inc();
+                if let Some(o) = &shared.observer {
+                    o.opened();
                 }
                 tracing::debug!(listener = %shared.name, %peer, "connection opened");
                 shared.connection_opened();

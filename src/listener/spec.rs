@@ -5,113 +5,22 @@
 //! after it (it must never hand sockets to a dead supervisor); if the listener
 //! dies, live connections are left alone.
 
-use super::accept::{ListenerActor, ListenerMsg};
+use super::actor::ListenerActor;
 use super::connection::{ConnArgs, ConnectionActor};
+use super::handle::ListenerHandle;
+use super::observer::ListenerObserver;
 use super::protocol::Protocol;
-use crate::metrics::Metrics;
+use super::shared::{lock, ListenTransport, ListenerShared};
 use crate::supervisor::{
     ChildKind, ChildSpec, ChildTemplate, DynamicSpec, DynamicSupervisor, Restart, Shutdown,
     Started, Strategy, SupervisorFlags, SupervisorSpec,
 };
-use ractor::rpc::CallResult;
-use ractor::{Actor, ActorRef};
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use ractor::Actor;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
-
-/// The transport a listener binds.
-pub(crate) enum ListenTransport {
-    Tcp,
-    Sctp(crate::transport::SctpOptions),
-}
-
-/// What every incarnation of a listener and its connections share; it
-/// outlives restarts of the listener and of acceptor_sup.
-pub(crate) struct ListenerShared {
-    pub(crate) name: Arc<str>,
-    pub(crate) bind: String,
-    pub(crate) transport: ListenTransport,
-    pub(crate) backlog: u32,
-    pub(crate) max_connections: usize,
-    pub(crate) drain_timeout: Duration,
-    pub(crate) inbox_capacity: usize,
-    pub(crate) permits: Arc<Semaphore>,
-    pub(crate) metrics: Option<Arc<Metrics>>,
-    /// Connections handed to a connection actor and not yet closed.
-    open: AtomicUsize,
-    drain: Mutex<CancellationToken>,
-    local_addr: Mutex<Option<SocketAddr>>,
-    acceptor: Mutex<Option<DynamicSupervisor<()>>>,
-    listener: Mutex<Option<ActorRef<ListenerMsg>>>,
-    suspended: Mutex<bool>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-impl ListenerShared {
-    pub(crate) fn drain_token(&self) -> CancellationToken {
-        lock(&self.drain).clone()
-    }
-
-    /// A listener starting again after a drain gets a fresh token.
-    pub(crate) fn renew_drain_token(&self) {
-        let mut t = lock(&self.drain);
-        if t.is_cancelled() {
-            *t = CancellationToken::new();
-        }
-    }
-
-    pub(crate) fn lock_local_addr(&self) -> MutexGuard<'_, Option<SocketAddr>> {
-        lock(&self.local_addr)
-    }
-
-    pub(crate) fn acceptor(&self) -> Option<DynamicSupervisor<()>> {
-        lock(&self.acceptor).clone()
-    }
-
-    pub(crate) fn set_listener(&self, l: Option<ActorRef<ListenerMsg>>) {
-        *lock(&self.listener) = l;
-    }
-
-    /// Forgets the listener actor `id` if it is still the registered one (a
-    /// killed listener runs no `post_stop`; its successor may already be in).
-    pub(crate) fn clear_listener(&self, id: ractor::ActorId) {
-        let mut l = lock(&self.listener);
-        if l.as_ref().is_some_and(|r| r.get_id() == id) {
-            *l = None;
-        }
-    }
-
-    pub(crate) fn set_suspended(&self, s: bool) {
-        *lock(&self.suspended) = s;
-    }
-
-    /// Connections open now. Not derived from the permits: the accept loop
-    /// holds one while it waits for the next client.
-    pub(crate) fn connections(&self) -> usize {
-        self.open.load(Ordering::SeqCst)
-    }
-
-    /// Permits taken: open connections, sockets being handed over, and the
-    /// one the accept loop holds while it waits.
-    pub(crate) fn permits_in_use(&self) -> usize {
-        self.max_connections
-            .saturating_sub(self.permits.available_permits())
-    }
-
-    pub(crate) fn connection_opened(&self) {
-        self.open.fetch_add(1, Ordering::SeqCst);
-    }
-
-    pub(crate) fn connection_closed(&self) {
-        self.open.fetch_sub(1, Ordering::SeqCst);
-    }
-}
 
 /// The settings of one listener and the protocol it serves.
 ///
@@ -145,7 +54,7 @@ pub struct ListenerSpec<P> {
     max_connections: usize,
     drain_timeout: Duration,
     inbox_capacity: usize,
-    metrics: Option<Arc<Metrics>>,
+    observer: Option<Arc<dyn ListenerObserver>>,
     protocol: Arc<P>,
 }
 
@@ -167,12 +76,13 @@ impl<P: Protocol> ListenerSpec<P> {
             max_connections: 10_000,
             drain_timeout: Duration::from_secs(5),
             inbox_capacity: 1024,
-            metrics: None,
+            observer: None,
             protocol,
         }
     }
 
     /// An SCTP listener; see [`ListenerSpec::sctp_shared`].
+    #[cfg(feature = "sctp")]
     pub fn sctp(
         name: impl Into<String>,
         bind: impl Into<String>,
@@ -188,6 +98,7 @@ impl<P: Protocol> ListenerSpec<P> {
     /// sockets. Defaults as for [`ListenerSpec::tcp`].
     ///
     /// [`Socket::Sctp`]: super::Socket::Sctp
+    #[cfg(feature = "sctp")]
     pub fn sctp_shared(
         name: impl Into<String>,
         bind: impl Into<String>,
@@ -223,9 +134,10 @@ impl<P: Protocol> ListenerSpec<P> {
         self
     }
 
-    /// Counts connections in these metrics.
-    pub fn metrics(mut self, metrics: Arc<Metrics>) -> Self {
-        self.metrics = Some(metrics);
+    /// Tells `observer` of every connection accepted, opened and closed,
+    /// and of accept errors (the node counts them in its metrics).
+    pub fn observer(mut self, observer: Arc<dyn ListenerObserver>) -> Self {
+        self.observer = Some(observer);
         self
     }
 
@@ -241,7 +153,7 @@ impl<P: Protocol> ListenerSpec<P> {
             drain_timeout: self.drain_timeout,
             inbox_capacity: self.inbox_capacity,
             permits: Arc::new(Semaphore::new(self.max_connections)),
-            metrics: self.metrics,
+            observer: self.observer,
             open: AtomicUsize::new(0),
             drain: Mutex::new(CancellationToken::new()),
             local_addr: Mutex::new(None),
@@ -301,97 +213,6 @@ impl<P: Protocol> ListenerSpec<P> {
                 .child(acceptor)
                 .child(listener),
         );
-        (spec, ListenerHandle { shared })
-    }
-}
-
-/// A handle to a listener: its address, its connections, suspend and resume.
-#[derive(Clone)]
-pub struct ListenerHandle {
-    shared: Arc<ListenerShared>,
-}
-
-impl std::fmt::Debug for ListenerHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ListenerHandle")
-            .field("name", &self.shared.name)
-            .field("local_addr", &self.local_addr())
-            .finish()
-    }
-}
-
-/// An error from suspending or resuming a listener.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ListenerError {
-    /// The listener is not running (restarting, or stopped).
-    #[error("listener {0} is not running")]
-    NotRunning(String),
-    /// The listening socket could not be bound again.
-    #[error("listener {name}: {message}")]
-    Bind {
-        /// The listener.
-        name: String,
-        /// Why.
-        message: String,
-    },
-}
-
-impl ListenerHandle {
-    /// The listener's name.
-    pub fn name(&self) -> &str {
-        &self.shared.name
-    }
-
-    /// The address the listener is bound to, once it has started.
-    pub fn local_addr(&self) -> Option<SocketAddr> {
-        *self.shared.lock_local_addr()
-    }
-
-    /// Connections open now.
-    pub fn connections(&self) -> usize {
-        self.shared.connections()
-    }
-
-    /// True while the listener runs and accepts (not suspended, not restarting).
-    pub fn is_accepting(&self) -> bool {
-        lock(&self.shared.listener).is_some() && !*lock(&self.shared.suspended)
-    }
-
-    fn listener(&self) -> Result<ActorRef<ListenerMsg>, ListenerError> {
-        lock(&self.shared.listener)
-            .clone()
-            .ok_or_else(|| ListenerError::NotRunning(self.shared.name.to_string()))
-    }
-
-    /// Stops accepting and closes the listening socket (new clients are
-    /// refused); open connections go on.
-    pub async fn suspend(&self) -> Result<(), ListenerError> {
-        let l = self.listener()?;
-        match l.call(ListenerMsg::Suspend, None).await {
-            Ok(CallResult::Success(())) => Ok(()),
-            _ => Err(ListenerError::NotRunning(self.shared.name.to_string())),
-        }
-    }
-
-    /// Listens again on the same address.
-    pub async fn resume(&self) -> Result<(), ListenerError> {
-        let l = self.listener()?;
-        match l.call(ListenerMsg::Resume, None).await {
-            Ok(CallResult::Success(Ok(()))) => Ok(()),
-            Ok(CallResult::Success(Err(message))) => Err(ListenerError::Bind {
-                name: self.shared.name.to_string(),
-                message,
-            }),
-            _ => Err(ListenerError::NotRunning(self.shared.name.to_string())),
-        }
-    }
-
-    /// Asks every open connection to finish and close (they see
-    /// [`Connection::draining`](super::Connection::draining) cancelled); the
-    /// listener keeps accepting new ones.
-    pub fn drain_connections(&self) {
-        let old = std::mem::replace(&mut *lock(&self.shared.drain), CancellationToken::new());
-        old.cancel();
+        (spec, ListenerHandle::new(shared))
     }
 }

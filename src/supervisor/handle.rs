@@ -3,6 +3,7 @@
 
 use super::error::SupervisorError;
 use super::exit::SHUTDOWN;
+use super::hook::RestartHook;
 use super::server::{
     Args, ChildCounts, ChildInfo, ChildRef, DynamicArgs, SupervisorActor, SupervisorMsg,
 };
@@ -26,9 +27,12 @@ fn spawn_error(e: SpawnErr) -> SupervisorError {
 }
 
 async fn spawn(
-    args: Args,
+    mut args: Args,
     parent: Option<ActorCell>,
 ) -> Result<ActorRef<SupervisorMsg>, SupervisorError> {
+    if args.hook.is_none() {
+        args.hook = super::hook::inherited();
+    }
     let spawned = match parent {
         Some(p) => SupervisorActor::spawn_linked(None, SupervisorActor, args, p).await,
         None => SupervisorActor::spawn(None, SupervisorActor, args).await,
@@ -203,6 +207,7 @@ fn static_args(spec: SupervisorSpec) -> Args {
         flags: spec.flags,
         children: spec.children,
         dynamic: None,
+        hook: spec.hook,
     }
 }
 
@@ -234,9 +239,9 @@ impl ChildSpec {
 }
 
 async fn start_child_supervisor(args: Args, sup: ActorCell) -> Result<Started, ActorProcessingErr> {
-    match SupervisorActor::spawn_linked(None, SupervisorActor, args, sup).await {
-        Ok((r, _)) => Ok(Started::Child(r.get_cell())),
-        Err(e) => Err(Box::new(spawn_error(e))),
+    match spawn(args, Some(sup)).await {
+        Ok(r) => Ok(Started::Child(r.get_cell())),
+        Err(e) => Err(Box::new(e)),
     }
 }
 
@@ -342,6 +347,7 @@ pub struct DynamicSpec<A> {
     flags: SupervisorFlags,
     template: ChildTemplate<A>,
     max_children: Option<usize>,
+    hook: Option<RestartHook>,
 }
 
 impl<A> Clone for DynamicSpec<A> {
@@ -351,6 +357,7 @@ impl<A> Clone for DynamicSpec<A> {
             flags: self.flags,
             template: self.template.clone(),
             max_children: self.max_children,
+            hook: self.hook.clone(),
         }
     }
 }
@@ -363,6 +370,7 @@ impl<A: Clone + Send + Sync + 'static> DynamicSpec<A> {
             flags: SupervisorFlags::default(),
             template,
             max_children: None,
+            hook: None,
         }
     }
 
@@ -377,6 +385,13 @@ impl<A: Clone + Send + Sync + 'static> DynamicSpec<A> {
         self.max_children = Some(max);
         self
     }
+
+    /// Calls `hook` on every restart (see [`RestartHook`]); without one,
+    /// the parent supervisor's hook is inherited.
+    pub fn on_restart(mut self, hook: RestartHook) -> Self {
+        self.hook = Some(hook);
+        self
+    }
 }
 
 fn dynamic_args<A: Clone + Send + Sync + 'static>(spec: &DynamicSpec<A>) -> Args {
@@ -389,6 +404,7 @@ fn dynamic_args<A: Clone + Send + Sync + 'static>(spec: &DynamicSpec<A>) -> Args
             template_shutdown: spec.template.shutdown,
             max_children: spec.max_children,
         }),
+        hook: spec.hook.clone(),
     }
 }
 

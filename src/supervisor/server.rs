@@ -12,12 +12,12 @@
 
 use super::error::SupervisorError;
 use super::exit::{ExitReason, SHUTDOWN};
+use super::hook::{self, RestartHook};
 use super::intensity::Intensity;
 use super::shutdown::{shutdown_child, shutdown_concurrently};
 use super::spec::{
     AutoShutdown, ChildKind, ChildSpec, Restart, Shutdown, Started, Strategy, SupervisorFlags,
 };
-use super::stats::count_restart;
 use ractor::{
     Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent,
 };
@@ -100,6 +100,8 @@ pub(crate) struct Args {
     pub(crate) flags: SupervisorFlags,
     pub(crate) children: Vec<ChildSpec>,
     pub(crate) dynamic: Option<DynamicArgs>,
+    /// Told of every restart; inherited from the parent when `None`.
+    pub(crate) hook: Option<RestartHook>,
 }
 
 pub(crate) struct SupervisorActor;
@@ -143,11 +145,17 @@ pub(crate) struct State {
     intensity: Intensity,
     children: Vec<Child>,
     dynamic: Option<Dynamic>,
+    hook: Option<RestartHook>,
 }
 
-/// Runs a child's start function, giving it the supervisor's cell.
-async fn start_spec(spec: &ChildSpec, sup: &ActorCell) -> Result<Option<ActorCell>, String> {
-    match (spec.start)(sup.clone()).await {
+/// Runs a child's start function, giving it the supervisor's cell; a
+/// supervisor it starts inherits `hook`.
+async fn start_spec(
+    spec: &ChildSpec,
+    sup: &ActorCell,
+    hook: Option<&RestartHook>,
+) -> Result<Option<ActorCell>, String> {
+    match hook::passing(hook, (spec.start)(sup.clone())).await {
         Ok(Started::Child(c)) => Ok(Some(c)),
         Ok(Started::Ignore) => Ok(None),
         Err(e) => Err(e.to_string()),
@@ -222,7 +230,7 @@ impl State {
                 continue;
             }
             let spec = self.children[i].spec.clone();
-            match start_spec(&spec, sup).await {
+            match start_spec(&spec, sup, self.hook.as_ref()).await {
                 Ok(Some(cell)) => {
                     self.log_started(&spec.id, &cell);
                     self.children[i].pid = Pid::Running(cell);
@@ -262,9 +270,12 @@ impl State {
                 self.name.to_string(),
             ));
         }
-        count_restart(&self.name, &child_id);
+        if let Some(h) = &self.hook {
+            h.call(&self.name, &child_id);
+        }
         tracing::info!(supervisor = %self.name, child = %child_id, "restarting child");
         let sup = myself.get_cell();
+        let hook = self.hook.clone();
         match key {
             Key::Dynamic(k) => {
                 let Some(d) = self.dynamic.as_mut() else {
@@ -273,7 +284,7 @@ impl State {
                 let Some(child) = d.children.get_mut(&k) else {
                     return Ok(());
                 };
-                match start_spec(&child.spec, &sup).await {
+                match start_spec(&child.spec, &sup, hook.as_ref()).await {
                     Ok(Some(cell)) => {
                         d.by_actor.insert(cell.get_id(), k);
                         child.pid = Pid::Running(cell);
@@ -321,7 +332,7 @@ impl State {
 
     async fn start_one(&mut self, idx: usize, sup: &ActorCell) -> Result<(), Arc<str>> {
         let spec = self.children[idx].spec.clone();
-        match start_spec(&spec, sup).await {
+        match start_spec(&spec, sup, self.hook.as_ref()).await {
             Ok(Some(cell)) => {
                 self.log_started(&spec.id, &cell);
                 self.children[idx].pid = Pid::Running(cell);
@@ -473,7 +484,7 @@ impl State {
                     return Err(SupervisorError::MaxChildren(max));
                 }
             }
-            let started = start_spec(&spec, sup)
+            let started = start_spec(&spec, sup, self.hook.as_ref())
                 .await
                 .map_err(|r| start_failed(&spec.id, r))?;
             if let Some(cell) = &started {
@@ -499,7 +510,7 @@ impl State {
                 _ => SupervisorError::AlreadyPresent(spec.id.to_string()),
             });
         }
-        let started = start_spec(&spec, sup)
+        let started = start_spec(&spec, sup, self.hook.as_ref())
             .await
             .map_err(|r| start_failed(&spec.id, r))?;
         match &started {
@@ -569,7 +580,7 @@ impl State {
             Pid::Undefined => {}
         }
         let spec = self.children[idx].spec.clone();
-        let started = start_spec(&spec, sup)
+        let started = start_spec(&spec, sup, self.hook.as_ref())
             .await
             .map_err(|r| start_failed(&spec.id, r))?;
         if let Some(cell) = &started {
@@ -650,10 +661,11 @@ impl Actor for SupervisorActor {
                 children: HashMap::new(),
                 by_actor: HashMap::new(),
             }),
+            hook: args.hook,
         };
         let sup = myself.get_cell();
         for spec in args.children {
-            let started = match start_spec(&spec, &sup).await {
+            let started = match start_spec(&spec, &sup, state.hook.as_ref()).await {
                 Ok(s) => s,
                 Err(reason) => {
                     tracing::error!(supervisor = %state.name, child = %spec.id, %reason, "child failed to start");

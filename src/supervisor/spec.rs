@@ -6,6 +6,7 @@
 //! timeout, supervisors `permanent` with an infinite one.
 
 use super::error::SupervisorError;
+use super::hook::RestartHook;
 use ractor::{Actor, ActorCell, ActorProcessingErr};
 use std::collections::HashSet;
 use std::fmt;
@@ -300,6 +301,7 @@ pub struct SupervisorSpec {
     pub(crate) name: Arc<str>,
     pub(crate) flags: SupervisorFlags,
     pub(crate) children: Vec<ChildSpec>,
+    pub(crate) hook: Option<RestartHook>,
 }
 
 impl SupervisorSpec {
@@ -310,7 +312,16 @@ impl SupervisorSpec {
             name: Arc::from(name.into()),
             flags: SupervisorFlags::default(),
             children: Vec::new(),
+            hook: None,
         }
+    }
+
+    /// Calls `hook` on every restart this supervisor makes (see
+    /// [`RestartHook`]); supervisors below it without a hook of their own
+    /// inherit it.
+    pub fn on_restart(mut self, hook: RestartHook) -> Self {
+        self.hook = Some(hook);
+        self
     }
 
     /// Sets the flags.

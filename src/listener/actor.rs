@@ -3,12 +3,13 @@
 //! client waits in the kernel's backlog), not an error. Each accepted socket
 //! gets a fresh connection actor from `acceptor_sup`, then is handed to it.
 
-use crate::util::AbortOnDrop;
 use super::connection::ConnMsg;
+use super::msg::ListenerMsg;
 use super::protocol::Socket;
-use super::spec::{ListenTransport, ListenerShared};
+use super::shared::{ListenTransport, ListenerShared};
 use crate::supervisor::SupervisorError;
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use crate::util::AbortOnDrop;
+use ractor::{Actor, ActorProcessingErr, ActorRef};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,13 +19,6 @@ use tokio::net::TcpListener;
 /// Pause after an accept error that says the process is out of a resource
 /// (EMFILE, ENFILE, ENOBUFS, ENOMEM) before trying again.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
-
-pub(crate) enum ListenerMsg {
-    Suspend(RpcReplyPort<()>),
-    Resume(RpcReplyPort<Result<(), String>>),
-    /// The accept loop cannot go on (acceptor_sup is gone).
-    LoopEnded(String),
-}
 
 pub(crate) struct ListenerActor;
 
@@ -143,8 +137,8 @@ async fn accept_loop(listener: Bound, shared: Arc<ListenerShared>, me: ActorRef<
             match listener.accept(&shared).await {
                 Ok(accepted) => break accepted,
                 Err(e) => {
-                    if let Some(m) = &shared.metrics {
-                        m.accept_errors.with_label_values(&[&*shared.name]).inc();
+                    if let Some(o) = &shared.observer {
+                        o.accept_failed(&e);
                     }
                     tracing::warn!(listener = %shared.name, error = %e, "accept failed");
                     if resource_exhausted(&e) {
@@ -153,10 +147,8 @@ async fn accept_loop(listener: Bound, shared: Arc<ListenerShared>, me: ActorRef<
                 }
             }
         };
-        if let Some(m) = &shared.metrics {
-            m.connections_accepted
-                .with_label_values(&[&*shared.name])
-                .inc();
+        if let Some(o) = &shared.observer {
+            o.accepted();
         }
         let Some(acceptor) = shared.acceptor() else {
             let _ = me.cast(ListenerMsg::LoopEnded("acceptor_sup is not running".into()));

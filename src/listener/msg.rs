@@ -1,0 +1,10 @@
+//! What the listener actor is asked to do.
+
+use ractor::RpcReplyPort;
+
+pub(crate) enum ListenerMsg {
+    Suspend(RpcReplyPort<()>),
+    Resume(RpcReplyPort<Result<(), String>>),
+    /// The accept loop cannot go on (acceptor_sup is gone).
+    LoopEnded(String),
+}

@@ -1,0 +1,105 @@
+//! What every incarnation of a listener and its connections share: it
+//! outlives restarts of the listener actor and of acceptor_sup.
+
+use super::msg::ListenerMsg;
+use super::observer::ListenerObserver;
+use crate::supervisor::DynamicSupervisor;
+use ractor::ActorRef;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+/// The transport a listener binds.
+pub(crate) enum ListenTransport {
+    Tcp,
+    #[cfg(feature = "sctp")]
+    Sctp(crate::transport::SctpOptions),
+}
+
+/// What every incarnation of a listener and its connections share; it
+/// outlives restarts of the listener and of acceptor_sup.
+pub(crate) struct ListenerShared {
+    pub(crate) name: Arc<str>,
+    pub(crate) bind: String,
+    pub(crate) transport: ListenTransport,
+    pub(crate) backlog: u32,
+    pub(crate) max_connections: usize,
+    pub(crate) drain_timeout: Duration,
+    pub(crate) inbox_capacity: usize,
+    pub(crate) permits: Arc<Semaphore>,
+    pub(crate) observer: Option<Arc<dyn ListenerObserver>>,
+    /// Connections handed to a connection actor and not yet closed.
+    pub(crate) open: AtomicUsize,
+    pub(crate) drain: Mutex<CancellationToken>,
+    pub(crate) local_addr: Mutex<Option<SocketAddr>>,
+    pub(crate) acceptor: Mutex<Option<DynamicSupervisor<()>>>,
+    pub(crate) listener: Mutex<Option<ActorRef<ListenerMsg>>>,
+    pub(crate) suspended: Mutex<bool>,
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl ListenerShared {
+    pub(crate) fn drain_token(&self) -> CancellationToken {
+        lock(&self.drain).clone()
+    }
+
+    /// A listener starting again after a drain gets a fresh token.
+    pub(crate) fn renew_drain_token(&self) {
+        let mut t = lock(&self.drain);
+        if t.is_cancelled() {
+            *t = CancellationToken::new();
+        }
+    }
+
+    pub(crate) fn lock_local_addr(&self) -> MutexGuard<'_, Option<SocketAddr>> {
+        lock(&self.local_addr)
+    }
+
+    pub(crate) fn acceptor(&self) -> Option<DynamicSupervisor<()>> {
+        lock(&self.acceptor).clone()
+    }
+
+    pub(crate) fn set_listener(&self, l: Option<ActorRef<ListenerMsg>>) {
+        *lock(&self.listener) = l;
+    }
+
+    /// Forgets the listener actor `id` if it is still the registered one (a
+    /// killed listener runs no `post_stop`; its successor may already be in).
+    pub(crate) fn clear_listener(&self, id: ractor::ActorId) {
+        let mut l = lock(&self.listener);
+        if l.as_ref().is_some_and(|r| r.get_id() == id) {
+            *l = None;
+        }
+    }
+
+    pub(crate) fn set_suspended(&self, s: bool) {
+        *lock(&self.suspended) = s;
+    }
+
+    /// Connections open now. Not derived from the permits: the accept loop
+    /// holds one while it waits for the next client.
+    pub(crate) fn connections(&self) -> usize {
+        self.open.load(Ordering::SeqCst)
+    }
+
+    /// Permits taken: open connections, sockets being handed over, and the
+    /// one the accept loop holds while it waits.
+    pub(crate) fn permits_in_use(&self) -> usize {
+        self.max_connections
+            .saturating_sub(self.permits.available_permits())
+    }
+
+    pub(crate) fn connection_opened(&self) {
+        self.open.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub(crate) fn connection_closed(&self) {
+        self.open.fetch_sub(1, Ordering::SeqCst);
+    }
+}
