@@ -51,13 +51,14 @@ use std::sync::Arc;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde_json::{json, Map, Value};
 
-use crate::config::ChatConfig;
 use crate::metrics::Metrics;
 use crate::rpc::{async_trait, CallContext, Push, Registry, Request, Service, ServiceError};
 use crate::supervisor::{ChildSpec, Strategy, SupervisorFlags, SupervisorSpec};
 
+mod settings;
 pub use clock::{now_ms, LamportClock};
 pub use hub::{Delivery, Hub};
+pub use settings::ChatSettings;
 pub use store::{ChannelRecord, Event, EventKind, Scope, Store, StoreError, UserRecord};
 
 /// The chat service names, as registered.
@@ -92,7 +93,7 @@ struct Inner {
     store: Store,
     hub: Hub,
     clock: LamportClock,
-    config: ChatConfig,
+    config: ChatSettings,
     metrics: Option<Arc<Metrics>>,
 }
 
@@ -111,7 +112,7 @@ impl std::fmt::Debug for Chat {
 impl Chat {
     /// Opens the store at `<data_dir>/chat.redb` and builds the hub.
     pub fn open(
-        config: &ChatConfig,
+        config: &ChatSettings,
         data_dir: &Path,
         metrics: Option<Arc<Metrics>>,
     ) -> Result<Chat, ChatError> {

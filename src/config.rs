@@ -33,6 +33,9 @@ use std::time::Duration;
 use config::{Environment, File, FileFormat};
 use serde::{Deserialize, Serialize};
 
+use crate::chat::ChatSettings;
+use crate::http::{CacheSettings, HttpSettings};
+use crate::rpc::RpcSettings;
 pub use crate::transport::{SctpOptions, Transport};
 
 /// The text of `config/sys.toml`: the embedded default and the reference for
@@ -120,15 +123,15 @@ pub struct Config {
     #[serde(rename = "listener")]
     pub listeners: Vec<ListenerConfig>,
     /// `[rpc]`: the RPC protocol.
-    pub rpc: RpcConfig,
+    pub rpc: RpcSettings,
     /// `[http]`: the HTTP protocol.
-    pub http: HttpConfig,
+    pub http: HttpSettings,
     /// `[sctp]`: kernel SCTP, for every listener with transport "sctp".
     pub sctp: SctpOptions,
     /// `[cache]`: the static file cache.
-    pub cache: CacheConfig,
+    pub cache: CacheSettings,
     /// `[chat]`: the chat services, hub and store.
-    pub chat: ChatConfig,
+    pub chat: ChatSettings,
     /// `[metrics]`: Prometheus metrics.
     pub metrics: MetricsConfig,
     /// `[log]`: logging.
@@ -144,11 +147,11 @@ impl Default for Config {
                 ListenerConfig::new("rpc", Transport::Tcp, ProtocolKind::Rpc, 7070),
                 ListenerConfig::new("http", Transport::Tcp, ProtocolKind::Http, 8080),
             ],
-            rpc: RpcConfig::default(),
-            http: HttpConfig::default(),
+            rpc: RpcSettings::default(),
+            http: HttpSettings::default(),
             sctp: SctpOptions::default(),
-            cache: CacheConfig::default(),
-            chat: ChatConfig::default(),
+            cache: CacheSettings::default(),
+            chat: ChatSettings::default(),
             metrics: MetricsConfig::default(),
             log: LogConfig::default(),
         }
@@ -318,187 +321,6 @@ impl From<RawListener> for ListenerConfig {
             l.drain_timeout_ms = d;
         }
         l
-    }
-}
-
-/// `[rpc]`: the RPC protocol.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RpcConfig {
-    /// Largest frame body accepted, in bytes. Default 1048576 (1 MiB).
-    pub max_frame_bytes: usize,
-    /// Most requests of one connection in progress at once. Default 64.
-    pub max_in_flight: usize,
-    /// Close a connection idle this long, in ms; 0 = never. Default 60000.
-    pub idle_timeout_ms: u64,
-    /// Threads of the compute pool; 0 = number of CPUs. Default 0.
-    pub compute_workers: usize,
-    /// Largest `n` the `compute` service accepts. Default 1000000000.
-    pub compute_max_n: u64,
-    /// Pushes queued for one connection before further pushes to it are
-    /// dropped (the slow-subscriber policy). Default 8192.
-    pub push_queue: usize,
-}
-
-impl Default for RpcConfig {
-    fn default() -> Self {
-        RpcConfig {
-            max_frame_bytes: 1 << 20,
-            max_in_flight: 64,
-            idle_timeout_ms: 60_000,
-            compute_workers: 0,
-            compute_max_n: 1_000_000_000,
-            push_queue: crate::rpc::push::DEFAULT_PUSH_QUEUE,
-        }
-    }
-}
-
-impl RpcConfig {
-    /// The idle timeout, or `None` when it is 0 (never).
-    pub fn idle_timeout(&self) -> Option<Duration> {
-        (self.idle_timeout_ms > 0).then(|| Duration::from_millis(self.idle_timeout_ms))
-    }
-
-    /// The compute pool's size: `compute_workers`, or the number of CPUs when 0.
-    pub fn effective_compute_workers(&self) -> usize {
-        if self.compute_workers > 0 {
-            self.compute_workers
-        } else {
-            std::thread::available_parallelism().map_or(1, |n| n.get())
-        }
-    }
-}
-
-/// `[http]`: the HTTP protocol.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct HttpConfig {
-    /// Time allowed to read a request's headers, in ms (a slowloris client
-    /// is cut off after it). Default 10000. On HTTP/1 it also bounds the
-    /// wait for the next request on a kept-alive connection. Checked by
-    /// one watcher per connection, whose tick is a quarter of the shorter
-    /// of this and `idle_timeout_ms`: a client is cut off at most a tick
-    /// after the limit.
-    pub header_read_timeout_ms: u64,
-    /// Close a keep-alive connection on which no request has started for
-    /// this long, in ms (at most a tick later); 0 = never. Default 60000.
-    pub idle_timeout_ms: u64,
-    /// Largest request head accepted, in bytes (larger: 431). Default 16384.
-    pub max_header_bytes: usize,
-    /// Longest request target (path and query) accepted, in bytes (longer:
-    /// 414). Default 8192.
-    pub max_uri_bytes: usize,
-    /// Largest request body accepted, in bytes (larger: 413). Default 1048576.
-    pub max_body_bytes: u64,
-    /// Most requests served on one HTTP/1.1 connection; the last response
-    /// says `Connection: close`. 0 = no limit. Default 1000.
-    pub max_requests_per_connection: u64,
-    /// Directory of the static files; a missing directory serves 404s.
-    /// Default `"./public"`.
-    pub docroot: PathBuf,
-    /// PEM file of the TLS certificate chain; with `tls_key`, every HTTP
-    /// listener speaks TLS (ALPN h2 and http/1.1). Default: none (plain HTTP).
-    pub tls_cert: Option<PathBuf>,
-    /// PEM file of the TLS private key (PKCS#8, PKCS#1 or SEC1). Default: none.
-    pub tls_key: Option<PathBuf>,
-}
-
-impl Default for HttpConfig {
-    fn default() -> Self {
-        HttpConfig {
-            header_read_timeout_ms: 10_000,
-            idle_timeout_ms: 60_000,
-            max_header_bytes: 16_384,
-            max_uri_bytes: 8_192,
-            max_body_bytes: 1 << 20,
-            max_requests_per_connection: 1_000,
-            docroot: PathBuf::from("./public"),
-            tls_cert: None,
-            tls_key: None,
-        }
-    }
-}
-
-impl HttpConfig {
-    /// [`HttpConfig::header_read_timeout_ms`] as a duration.
-    pub fn header_read_timeout(&self) -> Duration {
-        Duration::from_millis(self.header_read_timeout_ms)
-    }
-
-    /// The idle timeout, or `None` when it is 0 (never).
-    pub fn idle_timeout(&self) -> Option<Duration> {
-        (self.idle_timeout_ms > 0).then(|| Duration::from_millis(self.idle_timeout_ms))
-    }
-}
-
-/// `[cache]`: the static file cache (`cache_sup` / `file_cache`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct CacheConfig {
-    /// Most bytes the cache holds (contents plus gzip variants); least
-    /// recently used entries are evicted past it. Default 67108864 (64 MiB).
-    pub max_bytes: u64,
-    /// Largest file kept in the cache, in bytes; larger files are streamed
-    /// from disk (and not gzipped). Default 1048576 (1 MiB).
-    pub max_file_bytes: u64,
-    /// Smallest compressible file given a gzip variant, in bytes. Default 1024.
-    pub gzip_min_bytes: u64,
-    /// How long a cached file is served without checking it on disk, in ms
-    /// (nginx's `open_file_cache_valid`). 0, the default, checks it on
-    /// every request (one stat), so a changed file is served fresh at once;
-    /// with N, a change shows within N ms.
-    pub revalidate_ms: u64,
-}
-
-impl Default for CacheConfig {
-    fn default() -> Self {
-        CacheConfig {
-            max_bytes: 64 << 20,
-            max_file_bytes: 1 << 20,
-            gzip_min_bytes: 1024,
-            revalidate_ms: 0,
-        }
-    }
-}
-
-/// `[chat]`: the chat services (`chat_sup`: `chat_store`, `chat_hub`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ChatConfig {
-    /// Run the chat subtree and register the chat services on RPC listeners.
-    /// Default true.
-    pub enabled: bool,
-    /// Largest chat message text, in bytes (UTF-8). Default 4096.
-    pub max_message_bytes: usize,
-    /// Chat requests a connection may make per second, on average (a token
-    /// bucket refilled at this rate); 0 disables the limit. Over it a request
-    /// is answered OVERLOADED. Default 200.
-    pub rate_per_second: f64,
-    /// Size of each connection's token bucket: the longest burst of chat
-    /// requests allowed. Default 400.
-    pub rate_burst: f64,
-    /// Most events a `history` reply holds (a larger `limit` is capped).
-    /// Default 500.
-    pub history_max_limit: usize,
-    /// Events a `history` reply holds when the request gives no `limit`.
-    /// Default 50.
-    pub history_default_limit: usize,
-    /// Most writes committed in one transaction (one fsync) by the store's
-    /// writer. Default 1024.
-    pub commit_batch_max: usize,
-}
-
-impl Default for ChatConfig {
-    fn default() -> Self {
-        ChatConfig {
-            enabled: true,
-            max_message_bytes: 4096,
-            rate_per_second: 200.0,
-            rate_burst: 400.0,
-            history_max_limit: 500,
-            history_default_limit: 50,
-            commit_batch_max: 1024,
-        }
     }
 }
 
@@ -723,27 +545,16 @@ impl Config {
                 "must be at most 1024 (0 = one per CPU)",
             );
         }
-        let c = &self.chat;
-        if c.max_message_bytes == 0 {
-            return bad("chat.max_message_bytes", "must be at least 1");
-        }
-        if !(c.rate_per_second.is_finite() && c.rate_per_second >= 0.0) {
-            return bad("chat.rate_per_second", "must be a number >= 0");
-        }
-        if !(c.rate_burst.is_finite() && c.rate_burst >= 1.0) {
-            return bad("chat.rate_burst", "must be a number >= 1");
-        }
-        if c.history_max_limit == 0 {
-            return bad("chat.history_max_limit", "must be at least 1");
-        }
-        if c.history_default_limit == 0 || c.history_default_limit > c.history_max_limit {
-            return bad(
-                "chat.history_default_limit",
-                "must be between 1 and chat.history_max_limit",
-            );
-        }
-        if c.commit_batch_max == 0 {
-            return bad("chat.commit_batch_max", "must be at least 1");
+        let sections: [(&str, Result<(), (String, String)>); 4] = [
+            ("rpc", self.rpc.check()),
+            ("http", self.http.check()),
+            ("cache", self.cache.check()),
+            ("chat", self.chat.check()),
+        ];
+        for (section, checked) in sections {
+            if let Err((key, message)) = checked {
+                return bad(format!("{section}.{key}"), message);
+            }
         }
         let mut names = HashSet::new();
         let mut binds = HashSet::new();
@@ -788,41 +599,6 @@ impl Config {
         }
         if let Err((key, message)) = self.sctp.check() {
             return bad(format!("sctp.{key}"), message);
-        }
-        if self.rpc.max_frame_bytes < 64 {
-            return bad("rpc.max_frame_bytes", "must be at least 64");
-        }
-        if self.rpc.max_frame_bytes > u32::MAX as usize {
-            return bad("rpc.max_frame_bytes", "must fit the 4-byte length prefix");
-        }
-        if self.rpc.max_in_flight == 0 {
-            return bad("rpc.max_in_flight", "must be at least 1");
-        }
-        if self.rpc.compute_max_n == 0 {
-            return bad("rpc.compute_max_n", "must be at least 1");
-        }
-        if self.http.header_read_timeout_ms == 0 {
-            return bad("http.header_read_timeout_ms", "must be at least 1");
-        }
-        if self.http.max_header_bytes < 256 {
-            return bad("http.max_header_bytes", "must be at least 256");
-        }
-        if self.http.max_uri_bytes < 16 {
-            return bad("http.max_uri_bytes", "must be at least 16");
-        }
-        if self.http.docroot.as_os_str().is_empty() {
-            return bad("http.docroot", "must not be empty");
-        }
-        match (&self.http.tls_cert, &self.http.tls_key) {
-            (Some(_), None) => return bad("http.tls_key", "must be set with http.tls_cert"),
-            (None, Some(_)) => return bad("http.tls_cert", "must be set with http.tls_key"),
-            _ => {}
-        }
-        if self.cache.revalidate_ms > 3_600_000 {
-            return bad("cache.revalidate_ms", "must be at most 3600000 (an hour)");
-        }
-        if self.cache.max_file_bytes > u64::from(u32::MAX) / 2 {
-            return bad("cache.max_file_bytes", "must be below 2 GiB");
         }
         if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&self.log.level) {
             return bad("log.level", format!("not a valid filter directive: {e}"));
@@ -1050,9 +826,9 @@ mod tests {
     fn durations() {
         let c = Config::default();
         assert_eq!(c.rpc.idle_timeout(), Some(Duration::from_secs(60)));
-        let rpc = RpcConfig {
+        let rpc = RpcSettings {
             idle_timeout_ms: 0,
-            ..RpcConfig::default()
+            ..RpcSettings::default()
         };
         assert_eq!(rpc.idle_timeout(), None);
         assert!(rpc.effective_compute_workers() >= 1);

@@ -36,14 +36,16 @@ mod deadline;
 mod files;
 mod own_wake;
 mod routes;
+mod settings;
 mod ws;
 
 pub use cache::{
-    CacheBackend, CachedBody, FileCache, FileCacheActor, FileCacheMsg, FileCacheSettings,
+    CacheBackend, CacheSettings, CachedBody, FileCache, FileCacheActor, FileCacheMsg,
     FileCacheState, FileMeta,
 };
 pub use chat_page::chat_page_handler;
 pub use routes::{empty, full, Body, BoxError, Handler, HandlerFuture, Routes};
+pub use settings::HttpSettings;
 pub use ws::websocket_handler;
 
 use crate::listener::{Connection, ListenerHandle, Protocol, ServeFuture, Socket};
@@ -111,7 +113,7 @@ pub struct HttpProtocolBuilder {
     metrics: Arc<Metrics>,
     metrics_enabled: bool,
     listeners: Arc<OnceLock<Vec<ListenerHandle>>>,
-    config: crate::config::HttpConfig,
+    config: HttpSettings,
     routes: Routes,
     files: Option<FileCache>,
 }
@@ -191,10 +193,7 @@ impl HttpProtocolBuilder {
 impl HttpProtocol {
     /// A builder of an HTTP protocol with these limits and TLS settings,
     /// exporting `metrics`; no routes and no static files until added.
-    pub fn builder(
-        metrics: Arc<Metrics>,
-        config: &crate::config::HttpConfig,
-    ) -> HttpProtocolBuilder {
+    pub fn builder(metrics: Arc<Metrics>, config: &HttpSettings) -> HttpProtocolBuilder {
         HttpProtocolBuilder {
             metrics,
             metrics_enabled: true,

@@ -28,7 +28,7 @@
 //! ```
 
 use crate::config::{Config, ProtocolKind, Transport};
-use crate::http::{FileCache, FileCacheSettings, HttpProtocol, Routes};
+use crate::http::{FileCache, HttpProtocol, Routes};
 use crate::listener::{ListenerHandle, ListenerSpec};
 use crate::metrics::Metrics;
 use crate::rpc::{Registry, RpcProtocol};
@@ -155,7 +155,8 @@ impl NodeBuilder {
             .any(|l| l.protocol == ProtocolKind::Http);
         let files = serves_http.then(|| {
             FileCache::new(
-                FileCacheSettings::from_config(&config),
+                config.http.docroot.clone(),
+                &config.cache,
                 Some(metrics.clone()),
             )
         });

@@ -30,11 +30,11 @@
 //!
 //! ```no_run
 //! # async fn demo(stream: tokio::net::TcpStream, peer: std::net::SocketAddr) {
-//! use corral::rpc::{ConnCtx, Registry, RpcProtocol, RpcConfig};
+//! use corral::rpc::{ConnCtx, Registry, RpcProtocol, RpcSettings};
 //! use tokio_util::sync::CancellationToken;
 //!
 //! let protocol = RpcProtocol::new(
-//!     RpcConfig::default(),
+//!     RpcSettings::default(),
 //!     corral::metrics::Metrics::new(),
 //!     Registry::new(), // extra services, see `Service`
 //! );
@@ -58,12 +58,13 @@ mod registry;
 mod server;
 mod services;
 mod settings;
+mod stats;
 mod writer;
 
-pub use crate::config::RpcConfig;
 pub use async_trait::async_trait;
 pub use codec::{Frame, FrameCodec, FrameError};
 pub use envelope::{Encoding, ErrorCode, RequestId, Shape};
 pub use push::{Push, PushError, PushReceiver, PushSender, Pushes};
 pub use registry::{CallContext, Registry, Request, Service, ServiceError};
 pub use server::{ConnCtx, MessageConnection, RpcConnError, RpcProtocol, PUSH_STREAM};
+pub use settings::RpcSettings;

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use bytes::{BufMut, Bytes, BytesMut};
 use corral::metrics::Metrics;
 use corral::rpc::{
-    async_trait, CallContext, ConnCtx, ErrorCode, Push, Registry, Request, RpcConfig, RpcConnError,
-    RpcProtocol, Service, ServiceError,
+    async_trait, CallContext, ConnCtx, ErrorCode, Push, Registry, Request, RpcConnError,
+    RpcProtocol, RpcSettings, Service, ServiceError,
 };
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
@@ -116,7 +116,7 @@ struct Fixture {
     gate: Arc<Gate>,
 }
 
-fn fixture(settings: RpcConfig) -> Fixture {
+fn fixture(settings: RpcSettings) -> Fixture {
     let gate = Gate::new();
     let registry = Registry::new()
         .with("gate", gate.clone())
@@ -190,7 +190,7 @@ fn code(v: &Value) -> &str {
 
 #[tokio::test]
 async fn native_requests_in_both_encodings() {
-    let f = fixture(RpcConfig::default());
+    let f = fixture(RpcSettings::default());
     let (mut c, _server, _) = connect(&f.protocol).await;
 
     let r = call(&mut c, json!({"id": 1, "service": "ping", "data": {}})).await;
@@ -256,9 +256,9 @@ fn reference_compute(n: u64) -> u64 {
 
 #[tokio::test]
 async fn thread_center_compat_in_both_encodings() {
-    let f = fixture(RpcConfig {
+    let f = fixture(RpcSettings {
         compute_max_n: 10_000,
-        ..RpcConfig::default()
+        ..RpcSettings::default()
     });
     let (mut c, _server, _) = connect(&f.protocol).await;
     let cases = [
@@ -308,7 +308,7 @@ async fn thread_center_compat_in_both_encodings() {
 
 #[tokio::test]
 async fn pipelined_replies_come_out_of_order() {
-    let f = fixture(RpcConfig::default());
+    let f = fixture(RpcSettings::default());
     let (mut c, _server, _) = connect(&f.protocol).await;
     c.feed(json_body(
         &json!({"id": "slow", "service": "gate", "data": {"a": 1}}),
@@ -342,9 +342,9 @@ async fn pipelined_replies_come_out_of_order() {
 
 #[tokio::test]
 async fn in_flight_is_bounded_by_backpressure() {
-    let f = fixture(RpcConfig {
+    let f = fixture(RpcSettings {
         max_in_flight: 2,
-        ..RpcConfig::default()
+        ..RpcSettings::default()
     });
     let (mut c, _server, _) = connect(&f.protocol).await;
     for i in 0..5 {
@@ -368,7 +368,7 @@ async fn in_flight_is_bounded_by_backpressure() {
 
 #[tokio::test]
 async fn every_error_code_is_reachable() {
-    let f = fixture(RpcConfig::default());
+    let f = fixture(RpcSettings::default());
     let (mut c, _server, _) = connect(&f.protocol).await;
     // BAD_REQUEST: undecodable, missing service, ill-typed data; the
     // connection stays open.
@@ -430,9 +430,9 @@ async fn every_error_code_is_reachable() {
 
 #[tokio::test]
 async fn frame_too_large_is_answered_then_closed() {
-    let f = fixture(RpcConfig {
+    let f = fixture(RpcSettings {
         max_frame_bytes: 64,
-        ..RpcConfig::default()
+        ..RpcSettings::default()
     });
     let (c, server, _) = connect(&f.protocol).await;
     let mut tcp = c.into_inner();
@@ -451,9 +451,9 @@ async fn frame_too_large_is_answered_then_closed() {
 
 #[tokio::test]
 async fn frame_exactly_at_the_limit_is_accepted() {
-    let f = fixture(RpcConfig {
+    let f = fixture(RpcSettings {
         max_frame_bytes: 64,
-        ..RpcConfig::default()
+        ..RpcSettings::default()
     });
     let (mut c, _server, _) = connect(&f.protocol).await;
     let mut body = br#"{"id":1,"service":"ping","data":{"pad":""}}"#.to_vec();
@@ -469,7 +469,7 @@ async fn frame_exactly_at_the_limit_is_accepted() {
 
 #[tokio::test]
 async fn frame_cut_short_then_peer_gone_ends_cleanly() {
-    let f = fixture(RpcConfig::default());
+    let f = fixture(RpcSettings::default());
     let (c, server, _) = connect(&f.protocol).await;
     let mut tcp = c.into_inner();
     let mut buf = BytesMut::new();
@@ -483,7 +483,7 @@ async fn frame_cut_short_then_peer_gone_ends_cleanly() {
 
 #[tokio::test]
 async fn random_garbage_keeps_the_connection_usable() {
-    let f = fixture(RpcConfig::default());
+    let f = fixture(RpcSettings::default());
     let (mut c, _server, _) = connect(&f.protocol).await;
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut next = move || {
@@ -509,7 +509,7 @@ async fn random_garbage_keeps_the_connection_usable() {
 
 #[tokio::test]
 async fn a_panicking_service_kills_only_its_connection() {
-    let f = fixture(RpcConfig::default());
+    let f = fixture(RpcSettings::default());
     let (mut a, server_a, _) = connect(&f.protocol).await;
     let (mut b, _server_b, _) = connect(&f.protocol).await;
     a.send(json_body(&json!({"id": 1, "service": "panic"})))
@@ -524,9 +524,9 @@ async fn a_panicking_service_kills_only_its_connection() {
 
 #[tokio::test]
 async fn idle_connections_are_closed() {
-    let f = fixture(RpcConfig {
+    let f = fixture(RpcSettings {
         idle_timeout_ms: 50,
-        ..RpcConfig::default()
+        ..RpcSettings::default()
     });
     let (mut c, server, _) = connect(&f.protocol).await;
     let r = call(&mut c, json!({"id": 1, "service": "ping"})).await;
@@ -538,7 +538,7 @@ async fn idle_connections_are_closed() {
 
 #[tokio::test]
 async fn drain_finishes_in_flight_then_closes() {
-    let f = fixture(RpcConfig::default());
+    let f = fixture(RpcSettings::default());
     let (mut c, server, token) = connect(&f.protocol).await;
     c.send(json_body(
         &json!({"id": "w", "service": "gate", "data": {"z": 1}}),
@@ -557,7 +557,7 @@ async fn drain_finishes_in_flight_then_closes() {
 
 #[tokio::test]
 async fn pushes_are_interleaved_in_the_connection_encoding() {
-    let f = fixture(RpcConfig::default());
+    let f = fixture(RpcSettings::default());
     let (mut c, _server, _) = connect(&f.protocol).await;
     for msgpack in [false, true] {
         let req = json!({"id": 1, "service": "pushback", "data": {"m": msgpack}});
@@ -584,7 +584,7 @@ async fn pushes_are_interleaved_in_the_connection_encoding() {
 
 #[tokio::test]
 async fn handle_message_serves_message_transports() {
-    let f = fixture(RpcConfig::default());
+    let f = fixture(RpcSettings::default());
     let (tx, _rx) = corral::rpc::push::channel(1);
     let cx = Arc::new(CallContext::new(1, None, tx));
     let reply = f
@@ -601,9 +601,9 @@ async fn handle_message_serves_message_transports() {
 
 #[tokio::test]
 async fn a_reply_over_the_limit_becomes_internal() {
-    let f = fixture(RpcConfig {
+    let f = fixture(RpcSettings {
         max_frame_bytes: 64,
-        ..RpcConfig::default()
+        ..RpcSettings::default()
     });
     let (mut c, _server, _) = connect(&f.protocol).await;
     // A small request, a reply of more than 64 bytes.

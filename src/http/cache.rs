@@ -31,6 +31,9 @@
 //! the docroot, which changes the ctime) is checked again.
 
 mod front;
+mod settings;
+
+pub use settings::CacheSettings;
 
 use crate::metrics::Metrics;
 use crate::supervisor::{ChildSpec, Strategy, SupervisorFlags, SupervisorSpec};
@@ -65,31 +68,30 @@ const VIEW_OVERHEAD: usize = 512;
 /// How often the `file_cache` actor runs the cache's pending maintenance.
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Settings of a [`FileCache`].
+/// What a [`FileCache`] works with: the docroot and `[cache]`.
 #[derive(Debug, Clone)]
-pub struct FileCacheSettings {
+pub(crate) struct FileCacheSettings {
     /// The directory served.
-    pub docroot: PathBuf,
+    pub(crate) docroot: PathBuf,
     /// Most bytes held (contents and gzip variants).
-    pub max_bytes: u64,
+    pub(crate) max_bytes: u64,
     /// Largest file cached; larger files are streamed from disk.
-    pub max_file_bytes: u64,
+    pub(crate) max_file_bytes: u64,
     /// Smallest compressible file given a gzip variant.
-    pub gzip_min_bytes: u64,
+    pub(crate) gzip_min_bytes: u64,
     /// How long an entry is served without checking its file (zero: checked
     /// on every request).
-    pub revalidate: Duration,
+    pub(crate) revalidate: Duration,
 }
 
 impl FileCacheSettings {
-    /// The settings of `[http] docroot` and `[cache]`.
-    pub fn from_config(config: &crate::config::Config) -> Self {
+    fn new(docroot: PathBuf, c: &CacheSettings) -> Self {
         FileCacheSettings {
-            docroot: config.http.docroot.clone(),
-            max_bytes: config.cache.max_bytes,
-            max_file_bytes: config.cache.max_file_bytes,
-            gzip_min_bytes: config.cache.gzip_min_bytes,
-            revalidate: Duration::from_millis(config.cache.revalidate_ms),
+            docroot,
+            max_bytes: c.max_bytes,
+            max_file_bytes: c.max_file_bytes,
+            gzip_min_bytes: c.gzip_min_bytes,
+            revalidate: Duration::from_millis(c.revalidate_ms),
         }
     }
 }
@@ -282,9 +284,20 @@ impl std::fmt::Debug for FileCache {
 }
 
 impl FileCache {
-    /// A cache of the files under `settings.docroot`, counting hits, misses,
-    /// evictions and size in `metrics` (if given).
-    pub fn new(settings: FileCacheSettings, metrics: Option<Arc<Metrics>>) -> Self {
+    /// A cache of the files under `docroot`, bounded by `settings`,
+    /// counting hits, misses, evictions and size in `metrics` (if given).
+    pub fn new(
+        docroot: impl Into<PathBuf>,
+        settings: &CacheSettings,
+        metrics: Option<Arc<Metrics>>,
+    ) -> Self {
+        Self::with_settings(FileCacheSettings::new(docroot.into(), settings), metrics)
+    }
+
+    pub(crate) fn with_settings(
+        settings: FileCacheSettings,
+        metrics: Option<Arc<Metrics>>,
+    ) -> Self {
         let listener_metrics = metrics.clone();
         let cache = moka::sync::Cache::builder()
             .max_capacity(settings.max_bytes)

@@ -393,7 +393,7 @@ mod tests {
     async fn fast_path_takes_only_plain_requests_of_cached_files() {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("a.txt"), "x".repeat(4096)).expect("write");
-        let cache = FileCache::new(
+        let cache = FileCache::with_settings(
             FileCacheSettings {
                 docroot: dir.path().to_path_buf(),
                 max_bytes: 1 << 20,
@@ -436,7 +436,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("a.txt");
         std::fs::write(&path, "x".repeat(100)).expect("write");
-        let cache = FileCache::new(
+        let cache = FileCache::with_settings(
             FileCacheSettings {
                 docroot: dir.path().to_path_buf(),
                 max_bytes: 1 << 20,

@@ -10,10 +10,9 @@
 //! a future for the connection to drive alongside its other requests.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use futures::future::BoxFuture;
@@ -25,62 +24,12 @@ use tokio::sync::Semaphore;
 use super::envelope::{self, Encoding, ErrorCode, RequestId, Shape};
 use super::registry::{CallContext, Registry, Request, Service, ServiceError};
 use super::services;
-use crate::config::RpcConfig;
+use super::settings::RpcSettings;
+use super::stats::RpcStats;
 use crate::metrics::Metrics;
 
 /// Metric label for requests that name no registered service.
 const UNKNOWN_LABEL: &str = "unknown";
-
-/// Node-wide counters shown by the `stats` service.
-#[derive(Debug)]
-pub(crate) struct RpcStats {
-    requests: AtomicU64,
-    connections: AtomicU64,
-    next_conn: AtomicU64,
-    started: Instant,
-}
-
-impl RpcStats {
-    pub(crate) fn new() -> Self {
-        RpcStats {
-            requests: AtomicU64::new(0),
-            connections: AtomicU64::new(0),
-            next_conn: AtomicU64::new(1),
-            started: Instant::now(),
-        }
-    }
-
-    /// Requests received (every body, well-formed or not).
-    pub(crate) fn requests(&self) -> u64 {
-        self.requests.load(Ordering::Relaxed)
-    }
-
-    /// Connections being served.
-    pub(crate) fn connections(&self) -> u64 {
-        self.connections.load(Ordering::Relaxed)
-    }
-
-    pub(crate) fn uptime(&self) -> Duration {
-        self.started.elapsed()
-    }
-
-    /// Counts a connection until the guard drops; returns its number too.
-    pub(crate) fn connection_opened(self: &Arc<Self>) -> (u64, ConnGuard) {
-        self.connections.fetch_add(1, Ordering::Relaxed);
-        let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
-        (id, ConnGuard(self.clone()))
-    }
-}
-
-/// Decrements the open-connection count when dropped.
-#[derive(Debug)]
-pub(crate) struct ConnGuard(Arc<RpcStats>);
-
-impl Drop for ConnGuard {
-    fn drop(&mut self) {
-        self.0.connections.fetch_sub(1, Ordering::Relaxed);
-    }
-}
 
 /// A registered service with its metric handles resolved once.
 struct Entry {
@@ -130,7 +79,7 @@ pub(crate) enum Dispatched {
 
 /// Everything connections share: settings, services, metrics, counters.
 pub(crate) struct RpcShared {
-    pub(crate) settings: RpcConfig,
+    pub(crate) settings: RpcSettings,
     pub(crate) registry: Registry,
     entries: HashMap<String, Arc<Entry>>,
     metrics: Arc<Metrics>,
@@ -140,7 +89,7 @@ pub(crate) struct RpcShared {
 
 impl RpcShared {
     /// Builds the shared state: the built-in services plus `user`'s.
-    pub(crate) fn new(settings: RpcConfig, metrics: Arc<Metrics>, user: &Registry) -> Self {
+    pub(crate) fn new(settings: RpcSettings, metrics: Arc<Metrics>, user: &Registry) -> Self {
         let settings = super::settings::normalized(settings);
         let stats = Arc::new(RpcStats::new());
         let workers = Arc::new(Semaphore::new(settings.compute_workers));
@@ -197,7 +146,7 @@ impl RpcShared {
         cx: &Arc<CallContext>,
         started: Instant,
     ) -> Dispatched {
-        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        self.stats.count_request();
         let parsed = match envelope::parse(body) {
             Ok(p) => p,
             Err(inv) => {
@@ -257,7 +206,7 @@ impl RpcShared {
 
     /// The reply to a frame announced `len` bytes long, over the limit.
     pub(crate) fn too_large(&self, len: usize, enc: Encoding, started: Instant) -> Completed {
-        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        self.stats.count_request();
         self.record_error(None, ErrorCode::FrameTooLarge, started);
         Completed {
             enc,

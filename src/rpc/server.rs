@@ -30,8 +30,8 @@ use super::dispatch::{Completed, Dispatched, RpcShared};
 use super::envelope::Encoding;
 use super::push::{self, PushReceiver, PushSender, Pushes, DEFAULT_PUSH_QUEUE};
 use super::registry::{CallContext, Registry};
+use super::settings::RpcSettings;
 use super::writer::{FrameWriter, Outgoing};
-use crate::config::RpcConfig;
 use crate::metrics::Metrics;
 
 /// Initial capacity of the buffer replies are encoded into.
@@ -145,7 +145,7 @@ impl std::fmt::Debug for RpcProtocol {
 impl RpcProtocol {
     /// The protocol with the built-in services and `services` (which override
     /// built-ins of the same name), recording into `metrics`.
-    pub fn new(settings: RpcConfig, metrics: Arc<Metrics>, services: Registry) -> Self {
+    pub fn new(settings: RpcSettings, metrics: Arc<Metrics>, services: Registry) -> Self {
         RpcProtocol {
             shared: Arc::new(RpcShared::new(settings, metrics, &services)),
             sctp_max_message: usize::MAX,
@@ -209,7 +209,7 @@ impl RpcProtocol {
     }
 
     /// The settings in force (out-of-range values corrected).
-    pub fn settings(&self) -> &RpcConfig {
+    pub fn settings(&self) -> &RpcSettings {
         &self.shared.settings
     }
 
@@ -273,7 +273,7 @@ impl RpcProtocol {
 #[derive(Debug)]
 pub struct MessageConnection {
     cx: Arc<CallContext>,
-    _counted: crate::rpc::dispatch::ConnGuard,
+    _counted: super::stats::ConnGuard,
 }
 
 impl MessageConnection {

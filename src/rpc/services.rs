@@ -20,8 +20,8 @@ use async_trait::async_trait;
 use serde_json::{json, Map, Value};
 use tokio::sync::Semaphore;
 
-use super::dispatch::RpcStats;
 use super::registry::{CallContext, Registry, Request, Service, ServiceError};
+use super::stats::RpcStats;
 
 const MOD: u64 = 1_000_000_007;
 

@@ -9,7 +9,6 @@ use std::net::IpAddr;
 /// `corral bench rpc --transport sctp`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-#[non_exhaustive]
 pub struct SctpOptions {
     /// Outbound streams asked for at association set-up (`SCTP_INITMSG`).
     /// Stream 0 carries pushes; replies go out on the stream of their

@@ -1,0 +1,77 @@
+//! The chat's settings: the `[chat]` section.
+
+use serde::{Deserialize, Serialize};
+
+/// `[chat]`: the chat services (`chat_sup`: `chat_store`, `chat_hub`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChatSettings {
+    /// Run the chat subtree and register the chat services on RPC listeners.
+    /// Default true.
+    pub enabled: bool,
+    /// Largest chat message text, in bytes (UTF-8). Default 4096.
+    pub max_message_bytes: usize,
+    /// Chat requests a connection may make per second, on average (a token
+    /// bucket refilled at this rate); 0 disables the limit. Over it a request
+    /// is answered OVERLOADED. Default 200.
+    pub rate_per_second: f64,
+    /// Size of each connection's token bucket: the longest burst of chat
+    /// requests allowed. Default 400.
+    pub rate_burst: f64,
+    /// Most events a `history` reply holds (a larger `limit` is capped).
+    /// Default 500.
+    pub history_max_limit: usize,
+    /// Events a `history` reply holds when the request gives no `limit`.
+    /// Default 50.
+    pub history_default_limit: usize,
+    /// Most writes committed in one transaction (one fsync) by the store's
+    /// writer. Default 1024.
+    pub commit_batch_max: usize,
+}
+
+impl Default for ChatSettings {
+    fn default() -> Self {
+        ChatSettings {
+            enabled: true,
+            max_message_bytes: 4096,
+            rate_per_second: 200.0,
+            rate_burst: 400.0,
+            history_max_limit: 500,
+            history_default_limit: 50,
+            commit_batch_max: 1024,
+        }
+    }
+}
+
+impl ChatSettings {
+    /// Checks the values that types alone cannot; on failure, the key
+    /// (relative to the section) and what is wrong with it.
+    pub(crate) fn check(&self) -> Result<(), (String, String)> {
+        fn bad(key: &str, message: &str) -> Result<(), (String, String)> {
+            Err((key.to_string(), message.to_string()))
+        }
+        let c = self;
+        if c.max_message_bytes == 0 {
+            return bad("max_message_bytes", "must be at least 1");
+        }
+        if !(c.rate_per_second.is_finite() && c.rate_per_second >= 0.0) {
+            return bad("rate_per_second", "must be a number >= 0");
+        }
+        if !(c.rate_burst.is_finite() && c.rate_burst >= 1.0) {
+            return bad("rate_burst", "must be a number >= 1");
+        }
+        if c.history_max_limit == 0 {
+            return bad("history_max_limit", "must be at least 1");
+        }
+        if c.history_default_limit == 0 || c.history_default_limit > c.history_max_limit {
+            return bad(
+                "history_default_limit",
+                "must be between 1 and chat.history_max_limit",
+            );
+        }
+        if c.commit_batch_max == 0 {
+            return bad("commit_batch_max", "must be at least 1");
+        }
+        Ok(())
+    }
+}

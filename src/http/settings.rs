@@ -1,0 +1,93 @@
+//! The HTTP protocol's settings: the `[http]` section.
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// `[http]`: the HTTP protocol.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSettings {
+    /// Time allowed to read a request's headers, in ms (a slowloris client
+    /// is cut off after it). Default 10000. On HTTP/1 it also bounds the
+    /// wait for the next request on a kept-alive connection. Checked by
+    /// one watcher per connection, whose tick is a quarter of the shorter
+    /// of this and `idle_timeout_ms`: a client is cut off at most a tick
+    /// after the limit.
+    pub header_read_timeout_ms: u64,
+    /// Close a keep-alive connection on which no request has started for
+    /// this long, in ms (at most a tick later); 0 = never. Default 60000.
+    pub idle_timeout_ms: u64,
+    /// Largest request head accepted, in bytes (larger: 431). Default 16384.
+    pub max_header_bytes: usize,
+    /// Longest request target (path and query) accepted, in bytes (longer:
+    /// 414). Default 8192.
+    pub max_uri_bytes: usize,
+    /// Largest request body accepted, in bytes (larger: 413). Default 1048576.
+    pub max_body_bytes: u64,
+    /// Most requests served on one HTTP/1.1 connection; the last response
+    /// says `Connection: close`. 0 = no limit. Default 1000.
+    pub max_requests_per_connection: u64,
+    /// Directory of the static files; a missing directory serves 404s.
+    /// Default `"./public"`.
+    pub docroot: PathBuf,
+    /// PEM file of the TLS certificate chain; with `tls_key`, every HTTP
+    /// listener speaks TLS (ALPN h2 and http/1.1). Default: none (plain HTTP).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM file of the TLS private key (PKCS#8, PKCS#1 or SEC1). Default: none.
+    pub tls_key: Option<PathBuf>,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            header_read_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
+            max_header_bytes: 16_384,
+            max_uri_bytes: 8_192,
+            max_body_bytes: 1 << 20,
+            max_requests_per_connection: 1_000,
+            docroot: PathBuf::from("./public"),
+            tls_cert: None,
+            tls_key: None,
+        }
+    }
+}
+
+impl HttpSettings {
+    /// Checks the values that types alone cannot; on failure, the key
+    /// (relative to the section) and what is wrong with it.
+    pub(crate) fn check(&self) -> Result<(), (String, String)> {
+        fn bad(key: &str, message: &str) -> Result<(), (String, String)> {
+            Err((key.to_string(), message.to_string()))
+        }
+        if self.header_read_timeout_ms == 0 {
+            return bad("header_read_timeout_ms", "must be at least 1");
+        }
+        if self.max_header_bytes < 256 {
+            return bad("max_header_bytes", "must be at least 256");
+        }
+        if self.max_uri_bytes < 16 {
+            return bad("max_uri_bytes", "must be at least 16");
+        }
+        if self.docroot.as_os_str().is_empty() {
+            return bad("docroot", "must not be empty");
+        }
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) => return bad("tls_key", "must be set with http.tls_cert"),
+            (None, Some(_)) => return bad("tls_cert", "must be set with http.tls_key"),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// [`HttpSettings::header_read_timeout_ms`] as a duration.
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_read_timeout_ms)
+    }
+
+    /// The idle timeout, or `None` when it is 0 (never).
+    pub fn idle_timeout(&self) -> Option<Duration> {
+        (self.idle_timeout_ms > 0).then(|| Duration::from_millis(self.idle_timeout_ms))
+    }
+}
