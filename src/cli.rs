@@ -1,11 +1,11 @@
 //! Command-line only code: argument groups, logging set-up, and the `call`,
 //! `check-config`, `bench`, `client` and `bot` subcommands. Not part of the library.
 
-pub mod bench;
-pub mod bot;
-pub mod call;
-pub mod chat_client;
-pub mod logging;
+pub(crate) mod bench;
+pub(crate) mod bot;
+pub(crate) mod call;
+pub(crate) mod chat_client;
+pub(crate) mod logging;
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -17,7 +17,7 @@ use corral::config::{Config, LogFormat};
 
 /// `--config` and `--env`: which configuration to load.
 #[derive(Debug, Clone, Args)]
-pub struct ConfigArgs {
+pub(crate) struct ConfigArgs {
     /// Base configuration file (default: the embedded default, config/sys.toml).
     #[arg(long, short = 'c', value_name = "FILE", env = "CORRAL_CONFIG")]
     pub config: Option<PathBuf>,
@@ -29,12 +29,12 @@ pub struct ConfigArgs {
 
 impl ConfigArgs {
     /// Loads and validates the configuration these arguments name.
-    pub fn load(&self) -> anyhow::Result<Config> {
+    pub(crate) fn load(&self) -> anyhow::Result<Config> {
         Ok(Config::load(self.config.as_deref(), self.env.as_deref())?)
     }
 
     /// Describes the layers, for messages: `config/sys.toml + config/dev.toml`.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let base = match &self.config {
             Some(p) => p.display().to_string(),
             None => "embedded default".to_string(),
@@ -71,7 +71,7 @@ impl From<LogFormatArg> for LogFormat {
 }
 
 /// `corral check-config`: prints `OK` and a summary, or the error (exit 1).
-pub fn check_config(args: &ConfigArgs, print: bool) -> ExitCode {
+pub(crate) fn check_config(args: &ConfigArgs, print: bool) -> ExitCode {
     let config = match args.load() {
         Ok(c) => c,
         Err(e) => {
@@ -139,7 +139,7 @@ pub fn check_config(args: &ConfigArgs, print: bool) -> ExitCode {
 }
 
 /// Writes `text` to stdout; a closed pipe (`| head`) is not an error.
-pub fn print_stdout(text: &str) {
+pub(crate) fn print_stdout(text: &str) {
     let mut stdout = std::io::stdout().lock();
     let _ = stdout.write_all(text.as_bytes());
     let _ = stdout.flush();

@@ -67,15 +67,21 @@
 //! node.shutdown().await;
 //! # Ok(()) }
 //! ```
-#![deny(missing_docs)]
 
+#[cfg(feature = "chat")]
 pub mod chat;
+#[cfg(feature = "rpc")]
 pub mod client;
+#[cfg(feature = "rpc")]
 pub mod config;
+#[cfg(feature = "http")]
 pub mod http;
 pub mod listener;
+#[cfg(feature = "rpc")]
 pub mod metrics;
+#[cfg(feature = "rpc")]
 pub mod node;
+#[cfg(feature = "rpc")]
 pub mod rpc;
 pub mod supervisor;
 pub mod transport;

@@ -31,16 +31,16 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
-const CHANNELS: TableDefinition<&str, &[u8]> = TableDefinition::new("channels");
-const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
+const USERS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("users");
+const CHANNELS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("channels");
+const EVENTS: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("events");
 /// History indexes, keyed `(name_key(channel or user), seq)`. The keys are
 /// fixed-size on purpose: redb rewrites the offset of every key of a leaf on
 /// each insert when keys vary in size, which made these small entries the
 /// writer's hottest code. Two names with the same key never mix: `history`
 /// checks each event's own names.
-const CHANNEL_INDEX: TableDefinition<(u64, u64), ()> = TableDefinition::new("channel_seq");
-const USER_INDEX: TableDefinition<(u64, u64), ()> = TableDefinition::new("user_seq");
+const CHANNEL_INDEX: TableDefinition<'static, (u64, u64), ()> = TableDefinition::new("channel_seq");
+const USER_INDEX: TableDefinition<'static, (u64, u64), ()> = TableDefinition::new("user_seq");
 
 /// A name's index key: 64-bit FNV-1a, a hash whose values never change
 /// (they are stored).
@@ -50,7 +50,7 @@ fn name_key(name: &str) -> u64 {
     h.write(name.as_bytes());
     h.finish()
 }
-const CLIENT_IDS: TableDefinition<(&str, &str), u64> = TableDefinition::new("client_ids");
+const CLIENT_IDS: TableDefinition<'static, (&str, &str), u64> = TableDefinition::new("client_ids");
 
 /// Most login timestamps kept per user (the oldest are dropped).
 pub const MAX_LOGINS_KEPT: usize = 100;

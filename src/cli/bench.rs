@@ -29,7 +29,7 @@ use tokio::sync::Barrier;
 use super::call::{parse_codec, parse_transport};
 use corral::config::Transport;
 
-pub mod chat;
+pub(crate) mod chat;
 
 const MOD: u64 = 1_000_000_007;
 /// Highest latency the histogram records: 120 s, in nanoseconds.
@@ -37,7 +37,7 @@ const MAX_LATENCY_NS: u64 = 120_000_000_000;
 
 /// The service the bench calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum BenchCmd {
+pub(crate) enum BenchCmd {
     /// `echo` with `{"payload": "<size bytes>"}`.
     Echo,
     /// `compute` with `{"n": size}`.
@@ -55,7 +55,7 @@ impl BenchCmd {
 
 /// The request shape the bench sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum BenchShape {
+pub(crate) enum BenchShape {
     /// corral's own: `{"id", "service", "data": {...}}`.
     Native,
     /// ThreadCenter's: `{"id": "<s>", "cmd", <arguments at top level>}`
@@ -65,7 +65,7 @@ pub enum BenchShape {
 
 /// Arguments of `corral bench rpc`.
 #[derive(Debug, Clone, Args)]
-pub struct BenchRpcArgs {
+pub(crate) struct BenchRpcArgs {
     /// Server address.
     #[arg(long, default_value = "127.0.0.1:7070")]
     pub addr: String,
@@ -108,7 +108,7 @@ pub struct BenchRpcArgs {
 }
 
 /// `sum of i*i mod 1_000_000_007 for i in 0..n`, as the server computes it.
-pub fn compute(n: u64) -> u64 {
+pub(crate) fn compute(n: u64) -> u64 {
     let mut acc: u64 = 0;
     for i in 0..n {
         acc = (acc + (i % MOD) * (i % MOD) % MOD) % MOD;
@@ -239,7 +239,7 @@ impl Job {
 
     /// The reply's id, and whether it is the right answer.
     fn check(&self, body: &[u8]) -> (Option<u64>, Result<(), String>) {
-        let r: Resp = match self.codec {
+        let r: Resp<'_> = match self.codec {
             Codec::Json => match serde_json::from_slice(body) {
                 Ok(r) => r,
                 Err(e) => return (None, Err(format!("undecodable reply: {e}"))),
@@ -459,7 +459,7 @@ fn generator_runtime(threads: usize) -> anyhow::Result<tokio::runtime::Runtime> 
 
 /// Runs `corral bench rpc` on a runtime of `--threads` threads. Exit code 0
 /// when every request succeeded, 2 when some failed.
-pub fn run(args: BenchRpcArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: BenchRpcArgs) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(args.concurrency > 0, "--concurrency must be at least 1");
     anyhow::ensure!(args.in_flight > 0, "--in-flight must be at least 1");
     anyhow::ensure!(args.threads > 0, "--threads must be at least 1");

@@ -23,7 +23,7 @@ use super::chat_client::ChatConn;
 
 /// Arguments of `corral bot`.
 #[derive(Debug, Clone, Args)]
-pub struct BotArgs {
+pub(crate) struct BotArgs {
     /// How many bots.
     #[arg(long, short = 'n', default_value_t = 1)]
     pub count: usize,
@@ -51,13 +51,13 @@ fn random(n: u64) -> u64 {
 }
 
 /// A random bot name: `bot_` and five digits.
-pub fn bot_name() -> String {
+pub(crate) fn bot_name() -> String {
     format!("bot_{:05}", random(0) % 100_000)
 }
 
 /// What one bot did.
 #[derive(Debug, Default, Clone)]
-pub struct BotStats {
+pub(crate) struct BotStats {
     /// The bot's name.
     pub name: String,
     /// Messages acknowledged by the server.
@@ -188,7 +188,7 @@ fn names(reply: &Value) -> Vec<String> {
 
 /// Runs `corral bot`: exit 0 once stopped (failures are in the summary),
 /// 1 if no message at all could be sent.
-pub async fn run(args: BotArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(args: BotArgs) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(args.count > 0, "--count must be at least 1");
     let duration = args
         .duration

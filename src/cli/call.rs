@@ -11,7 +11,7 @@ use serde_json::Value;
 
 /// Arguments of `corral call`.
 #[derive(Debug, Clone, Args)]
-pub struct CallArgs {
+pub(crate) struct CallArgs {
     /// The service to call (`ping`, `echo`, `compute`, `stats`, ...).
     pub service: String,
     /// The request's `data`, as JSON (default `{}`).
@@ -31,18 +31,18 @@ pub struct CallArgs {
 }
 
 /// Parses `--transport`.
-pub fn parse_transport(s: &str) -> Result<Transport, String> {
+pub(crate) fn parse_transport(s: &str) -> Result<Transport, String> {
     Transport::try_from(s.to_ascii_lowercase())
 }
 
 /// Parses `--codec`.
-pub fn parse_codec(s: &str) -> Result<Codec, String> {
+pub(crate) fn parse_codec(s: &str) -> Result<Codec, String> {
     s.parse()
 }
 
 /// Runs `corral call`: exit 0 with the reply's data on stdout, or 1 with the
 /// error on stderr.
-pub async fn run(args: CallArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(args: CallArgs) -> anyhow::Result<ExitCode> {
     let data: Value = match &args.data {
         Some(text) => serde_json::from_str(text)
             .with_context(|| format!("the data argument is not JSON: {text}"))?,

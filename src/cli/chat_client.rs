@@ -18,7 +18,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// Arguments of `corral client`.
 #[derive(Debug, Clone, Args)]
-pub struct ClientArgs {
+pub(crate) struct ClientArgs {
     /// Server address (the RPC listener).
     #[arg(long, default_value = "127.0.0.1:7070")]
     pub addr: String,
@@ -34,7 +34,7 @@ pub struct ClientArgs {
 }
 
 /// The help text (also printed for an unknown command).
-pub const HELP: &str = "\
+pub(crate) const HELP: &str = "\
 commands:
   login <name>                 log in (your name is also your private topic)
   logout                       log out
@@ -52,7 +52,7 @@ commands:
   quit                         leave";
 
 /// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
@@ -62,7 +62,7 @@ pub fn now_ms() -> u64 {
 /// A connection with its Lamport clock: every call stamps `clock` and
 /// `timestamp` into the request's data and observes the reply's clock.
 #[derive(Debug, Clone)]
-pub struct ChatConn {
+pub(crate) struct ChatConn {
     /// The RPC client.
     pub client: Client,
     /// The local Lamport clock.
@@ -73,7 +73,7 @@ pub struct ChatConn {
 
 impl ChatConn {
     /// Calls `service` with `data` (an object) stamped with clock and timestamp.
-    pub async fn call(&self, service: &str, data: Value) -> Result<Value, ClientError> {
+    pub(crate) async fn call(&self, service: &str, data: Value) -> Result<Value, ClientError> {
         let mut data = match data {
             Value::Object(m) => m,
             _ => Map::new(),
@@ -96,7 +96,7 @@ impl ChatConn {
 
 /// One parsed command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Command {
+pub(crate) enum Command {
     /// `login <name>`
     Login(String),
     /// `logout`
@@ -128,7 +128,7 @@ pub enum Command {
 }
 
 /// Parses one line; `Err` says what is wrong.
-pub fn parse(line: &str) -> Result<Command, String> {
+pub(crate) fn parse(line: &str) -> Result<Command, String> {
     let line = line.trim();
     let (cmd, rest) = match line.split_once(char::is_whitespace) {
         Some((c, r)) => (c, r.trim()),
@@ -191,7 +191,7 @@ fn str_field<'a>(v: &'a Value, names: &[&str]) -> Option<&'a str> {
 
 /// One line for a publication or private message (a push's data or a
 /// history event); whatever is not recognised is shown as JSON.
-pub fn format_event(topic: Option<&str>, data: &Value) -> String {
+pub(crate) fn format_event(topic: Option<&str>, data: &Value) -> String {
     let from = str_field(data, &["user", "src"]);
     let message = str_field(data, &["message"]);
     let channel = str_field(data, &["channel"]);
@@ -247,12 +247,12 @@ fn list(reply: &Value, key: &str) -> String {
 }
 
 /// What the client prints for `push`.
-pub fn format_push(push: &Push) -> String {
+pub(crate) fn format_push(push: &Push) -> String {
     format!("<< {}", format_event(Some(&push.topic), &push.data))
 }
 
 /// Runs `corral client` until `quit` or end of input.
-pub async fn run(args: ClientArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(args: ClientArgs) -> anyhow::Result<ExitCode> {
     let timeout = Duration::try_from_secs_f64(args.timeout).context("bad --timeout")?;
     let client = tokio::time::timeout(timeout, Client::connect(args.addr.as_str(), args.codec))
         .await

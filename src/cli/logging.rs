@@ -8,7 +8,7 @@ use tracing_subscriber::EnvFilter;
 use super::LogFormatArg;
 
 /// Installs the global subscriber: `RUST_LOG` if set, else `level`.
-pub fn init(level: &str, format: LogFormat) -> anyhow::Result<()> {
+pub(crate) fn init(level: &str, format: LogFormat) -> anyhow::Result<()> {
     let filter = match std::env::var("RUST_LOG") {
         Ok(v) if !v.trim().is_empty() => {
             EnvFilter::try_new(&v).with_context(|| format!("bad RUST_LOG {v:?}"))?
@@ -27,6 +27,6 @@ pub fn init(level: &str, format: LogFormat) -> anyhow::Result<()> {
 
 /// Logging for the client tools (`call`, `bench`): warnings only, unless
 /// `RUST_LOG` says otherwise.
-pub fn init_for_tool(format: Option<LogFormatArg>) -> anyhow::Result<()> {
+pub(crate) fn init_for_tool(format: Option<LogFormatArg>) -> anyhow::Result<()> {
     init("warn", format.map_or(LogFormat::Pretty, Into::into))
 }

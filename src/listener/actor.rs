@@ -42,10 +42,12 @@ impl Drop for State {
 /// both.
 enum Bound {
     Tcp(TcpListener),
+    #[cfg(feature = "sctp")]
     Sctp(tokio_sctp::SctpListener),
 }
 
 impl Bound {
+    #[cfg_attr(not(feature = "sctp"), allow(unused_variables))]
     async fn accept(&self, shared: &ListenerShared) -> io::Result<(Socket, SocketAddr)> {
         match self {
             Bound::Tcp(l) => {
@@ -53,6 +55,7 @@ impl Bound {
                 let _ = stream.set_nodelay(true);
                 Ok((Socket::Tcp(stream), peer))
             }
+            #[cfg(feature = "sctp")]
             Bound::Sctp(l) => {
                 let (stream, peer) = l.accept().await?;
                 if let ListenTransport::Sctp(opts) = &shared.transport {
@@ -66,6 +69,7 @@ impl Bound {
     fn local_addr(&self) -> io::Result<SocketAddr> {
         match self {
             Bound::Tcp(l) => l.local_addr(),
+            #[cfg(feature = "sctp")]
             Bound::Sctp(l) => l.local_addr(),
         }
     }
@@ -86,6 +90,7 @@ async fn bind(shared: &ListenerShared) -> io::Result<Bound> {
     loop {
         let listening = match &shared.transport {
             ListenTransport::Tcp => bind_once(addr, shared.backlog).map(Bound::Tcp),
+            #[cfg(feature = "sctp")]
             ListenTransport::Sctp(opts) => {
                 crate::transport::sctp::bind(addr, opts, shared.backlog).map(Bound::Sctp)
             }

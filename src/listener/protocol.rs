@@ -69,6 +69,7 @@ pub enum Socket {
     Tcp(TcpStream),
     /// An SCTP association (one-to-one style socket): message boundaries
     /// kept, several streams; see [`crate::transport::sctp`].
+    #[cfg(feature = "sctp")]
     Sctp(tokio_sctp::SctpStream),
 }
 

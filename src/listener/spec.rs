@@ -216,3 +216,15 @@ impl<P: Protocol> ListenerSpec<P> {
         (spec, ListenerHandle::new(shared))
     }
 }
+
+impl<P> std::fmt::Debug for ListenerSpec<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListenerSpec")
+            .field("name", &self.name)
+            .field("bind", &self.bind)
+            .field("backlog", &self.backlog)
+            .field("max_connections", &self.max_connections)
+            .field("drain_timeout", &self.drain_timeout)
+            .finish_non_exhaustive()
+    }
+}

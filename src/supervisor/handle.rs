@@ -549,3 +549,32 @@ impl<A: Clone + Send + Sync + 'static> ChildTemplate<A> {
         }
     }
 }
+
+impl<A> std::fmt::Debug for ChildTemplate<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChildTemplate")
+            .field("id", &self.id)
+            .field("restart", &self.restart)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<A> std::fmt::Debug for DynamicSpec<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DynamicSpec")
+            .field("name", &self.name)
+            .field("flags", &self.flags)
+            .field("template", &self.template)
+            .field("max_children", &self.max_children)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<A> std::fmt::Debug for DynamicSupervisor<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DynamicSupervisor")
+            .field("actor", &self.core.0.get_id())
+            .field("template", &self.template)
+            .finish()
+    }
+}

@@ -59,6 +59,7 @@ impl SctpOptions {
 
     /// Checks the values that types alone cannot; on failure, the key
     /// (relative to the section) and what is wrong with it.
+    #[cfg_attr(not(feature = "rpc"), allow(dead_code))]
     pub(crate) fn check(&self) -> Result<(), (String, String)> {
         let bad = |k: &str, m: &str| Err((k.to_string(), m.to_string()));
         if self.ostreams == 0 {

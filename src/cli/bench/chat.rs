@@ -58,7 +58,7 @@ const SETTLE: Duration = Duration::from_secs(10);
 
 /// Arguments of `corral bench chat`.
 #[derive(Debug, Clone, Args)]
-pub struct BenchChatArgs {
+pub(crate) struct BenchChatArgs {
     /// Server address (an RPC listener with the chat services).
     #[arg(long, default_value = "127.0.0.1:7070")]
     pub addr: String,
@@ -155,7 +155,7 @@ struct Summary {
 
 /// Runs `corral bench chat`. Exit code 0 when every publish was acknowledged
 /// and every push delivered, 2 otherwise.
-pub fn run(args: BenchChatArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: BenchChatArgs) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(args.threads > 0, "--threads must be at least 1");
     anyhow::ensure!(args.window > 0, "--window must be at least 1");
     anyhow::ensure!(args.batch > 0, "--batch must be at least 1");
