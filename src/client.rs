@@ -211,9 +211,15 @@ impl FrameConn {
     ) -> Result<FrameConn, ClientError> {
         match transport {
             crate::transport::Transport::Tcp => FrameConn::connect(addr).await,
+            #[cfg(feature = "sctp")]
             crate::transport::Transport::Sctp => {
                 FrameConn::connect_sctp(addr, &crate::transport::SctpOptions::default()).await
             }
+            #[allow(unreachable_patterns)]
+            other => Err(ClientError::Io(Arc::new(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("this build of corral has no {other} transport (cargo feature `{other}`)"),
+            )))),
         }
     }
 
@@ -222,6 +228,7 @@ impl FrameConn {
     /// requests go out on stream 1 (stream 0 is where the server pushes), so
     /// replies come back on stream 1 and never wait behind pushes. Messages
     /// longer than `opts.max_message_bytes` are a read error.
+    #[cfg(feature = "sctp")]
     pub async fn connect_sctp(
         addr: impl ToSocketAddrs,
         opts: &crate::transport::SctpOptions,
@@ -242,6 +249,7 @@ impl FrameConn {
 
     /// A connection over an established SCTP association: bodies go out as
     /// messages on `stream`; incoming messages (on any stream) are bodies.
+    #[cfg(feature = "sctp")]
     pub fn from_sctp(
         stream: tokio_sctp::SctpStream,
         send_stream: u16,
@@ -392,6 +400,7 @@ impl Client {
     }
 
     /// Connects over SCTP (see [`FrameConn::connect_sctp`]).
+    #[cfg(feature = "sctp")]
     pub async fn connect_sctp(
         addr: impl ToSocketAddrs,
         codec: Codec,

@@ -33,7 +33,9 @@ use std::time::Duration;
 use config::{Environment, File, FileFormat};
 use serde::{Deserialize, Serialize};
 
+#[cfg(feature = "chat")]
 use crate::chat::ChatSettings;
+#[cfg(feature = "http")]
 use crate::http::{CacheSettings, HttpSettings};
 use crate::rpc::RpcSettings;
 pub use crate::transport::{SctpOptions, Transport};
@@ -125,13 +127,26 @@ pub struct Config {
     /// `[rpc]`: the RPC protocol.
     pub rpc: RpcSettings,
     /// `[http]`: the HTTP protocol.
+    #[cfg(feature = "http")]
     pub http: HttpSettings,
+    /// Read and ignored in a build without HTTP.
+    #[cfg(not(feature = "http"))]
+    #[serde(skip_serializing)]
+    http: serde::de::IgnoredAny,
     /// `[sctp]`: kernel SCTP, for every listener with transport "sctp".
     pub sctp: SctpOptions,
     /// `[cache]`: the static file cache.
+    #[cfg(feature = "http")]
     pub cache: CacheSettings,
+    #[cfg(not(feature = "http"))]
+    #[serde(skip_serializing)]
+    cache: serde::de::IgnoredAny,
     /// `[chat]`: the chat services, hub and store.
+    #[cfg(feature = "chat")]
     pub chat: ChatSettings,
+    #[cfg(not(feature = "chat"))]
+    #[serde(skip_serializing)]
+    chat: serde::de::IgnoredAny,
     /// `[metrics]`: Prometheus metrics.
     pub metrics: MetricsConfig,
     /// `[log]`: logging.
@@ -148,10 +163,10 @@ impl Default for Config {
                 ListenerConfig::new("http", Transport::Tcp, ProtocolKind::Http, 8080),
             ],
             rpc: RpcSettings::default(),
-            http: HttpSettings::default(),
+            http: Default::default(),
             sctp: SctpOptions::default(),
-            cache: CacheSettings::default(),
-            chat: ChatSettings::default(),
+            cache: Default::default(),
+            chat: Default::default(),
             metrics: MetricsConfig::default(),
             log: LogConfig::default(),
         }
@@ -213,6 +228,14 @@ pub enum ProtocolKind {
 }
 
 impl ProtocolKind {
+    /// True when this build serves the protocol (its cargo feature is on).
+    pub fn is_built(self) -> bool {
+        match self {
+            ProtocolKind::Rpc => true,
+            ProtocolKind::Http => cfg!(feature = "http"),
+        }
+    }
+
     /// The port a listener of this protocol gets when its `port` is not set.
     pub fn default_port(self) -> u16 {
         match self {
@@ -489,7 +512,7 @@ impl Config {
         for layer in &layers {
             builder = builder.add_source(layer.config.clone());
         }
-        let merged = builder
+        let mut merged = builder
             .build()
             .and_then(|c| c.try_deserialize::<Config>())
             .map_err(|e| {
@@ -501,6 +524,11 @@ impl Config {
                     message,
                 }
             })?;
+        // The embedded default lists a listener per protocol; a build
+        // without one of them serves the others.
+        if origin_of(&layers, "listener") == Origin::Embedded {
+            merged.listeners.retain(|l| l.protocol.is_built());
+        }
         if let Err((key, message)) = merged.check() {
             let origin = origin_of(&layers, &key);
             return Err(ConfigError::Invalid {
@@ -545,10 +573,13 @@ impl Config {
                 "must be at most 1024 (0 = one per CPU)",
             );
         }
-        let sections: [(&str, Result<(), (String, String)>); 4] = [
+        let sections: Vec<(&str, Result<(), (String, String)>)> = vec![
             ("rpc", self.rpc.check()),
+            #[cfg(feature = "http")]
             ("http", self.http.check()),
+            #[cfg(feature = "http")]
             ("cache", self.cache.check()),
+            #[cfg(feature = "chat")]
             ("chat", self.chat.check()),
         ];
         for (section, checked) in sections {
@@ -586,6 +617,22 @@ impl Config {
             }
             if l.max_connections == 0 {
                 return bad(k("max_connections"), "must be at least 1");
+            }
+            if !l.protocol.is_built() {
+                return bad(
+                    k("protocol"),
+                    format!(
+                        "this build of corral has no {:?} protocol (cargo feature \"{}\")",
+                        l.protocol.to_string(),
+                        l.protocol
+                    ),
+                );
+            }
+            if l.transport == Transport::Sctp && !cfg!(feature = "sctp") {
+                return bad(
+                    k("transport"),
+                    "this build of corral has no SCTP (cargo feature \"sctp\")",
+                );
             }
             if l.transport == Transport::Sctp && l.protocol != ProtocolKind::Rpc {
                 return bad(

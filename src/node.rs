@@ -28,6 +28,7 @@
 //! ```
 
 use crate::config::{Config, ProtocolKind, Transport};
+#[cfg(feature = "http")]
 use crate::http::{FileCache, HttpProtocol, Routes};
 use crate::listener::{ListenerHandle, ListenerSpec};
 use crate::metrics::Metrics;
@@ -58,9 +59,11 @@ pub enum NodeError {
         message: String,
     },
     /// The HTTP protocol could not be set up (an unusable TLS certificate, ...).
+    #[cfg(feature = "http")]
     #[error(transparent)]
     Http(#[from] crate::http::HttpError),
     /// The chat could not start (its store cannot be opened, ...).
+    #[cfg(feature = "chat")]
     #[error(transparent)]
     Chat(#[from] crate::chat::ChatError),
     /// Waiting for a shutdown signal failed.
@@ -74,6 +77,7 @@ pub struct NodeBuilder {
     services: Registry,
     children: Vec<ChildSpec>,
     metrics: Option<Arc<Metrics>>,
+    #[cfg(feature = "http")]
     routes: Routes,
 }
 
@@ -82,12 +86,14 @@ impl NodeBuilder {
     /// the static files, on every HTTP listener. The node adds `/ws` (the
     /// RPC service over WebSocket) and `/chat` (the web chat page) after
     /// these, so a route of the same prefix added here wins.
+    #[cfg(feature = "http")]
     pub fn routes(mut self, routes: Routes) -> Self {
         self.routes = self.routes.merge(routes);
         self
     }
 
     /// Adds one HTTP route (see [`NodeBuilder::routes`]).
+    #[cfg(feature = "http")]
     pub fn route(mut self, prefix: &str, handler: impl crate::http::Handler) -> Self {
         self.routes = self.routes.route(prefix, handler);
         self
@@ -119,6 +125,7 @@ impl NodeBuilder {
         config.validate()?;
         let metrics = self.metrics.unwrap_or_else(Metrics::new);
         let sctp_opts = config.sctp.clone();
+        #[cfg(feature = "sctp")]
         if let Some(l) = config
             .listeners
             .iter()
@@ -130,7 +137,9 @@ impl NodeBuilder {
                 message: e.to_string(),
             })?;
         }
+        #[cfg_attr(not(feature = "chat"), allow(unused_mut))]
         let mut services = self.services;
+        #[cfg(feature = "chat")]
         let chat = if config.chat.enabled {
             let chat = crate::chat::Chat::open(
                 &config.chat,
@@ -149,40 +158,45 @@ impl NodeBuilder {
         // Closes the WebSockets at shutdown: once upgraded they have left
         // the HTTP connection actor that the listener drains.
         let websockets = tokio_util::sync::CancellationToken::new();
-        let serves_http = config
-            .listeners
-            .iter()
-            .any(|l| l.protocol == ProtocolKind::Http);
-        let files = serves_http.then(|| {
-            FileCache::new(
-                config.http.docroot.clone(),
-                &config.cache,
-                Some(metrics.clone()),
-            )
-        });
-        let mut http = HttpProtocol::builder(metrics.clone(), &config.http)
-            .metrics_enabled(config.metrics.enabled)
-            .listeners(all_listeners.clone())
-            .routes(self.routes)
-            // The chat's web face: the WebSocket RPC endpoint and the page.
-            .routes(
-                Routes::new()
-                    .route(
-                        "/ws",
-                        crate::http::websocket_handler(rpc.clone(), websockets.clone()),
-                    )
-                    .route("/chat", crate::http::chat_page_handler()),
-            );
-        if let Some(files) = &files {
-            http = http.files(files.clone());
-        }
-        let http = http.build()?;
+        #[cfg(feature = "http")]
+        let (files, http) = {
+            let serves_http = config
+                .listeners
+                .iter()
+                .any(|l| l.protocol == ProtocolKind::Http);
+            let files = serves_http.then(|| {
+                FileCache::new(
+                    config.http.docroot.clone(),
+                    &config.cache,
+                    Some(metrics.clone()),
+                )
+            });
+            let mut http = HttpProtocol::builder(metrics.clone(), &config.http)
+                .metrics_enabled(config.metrics.enabled)
+                .listeners(all_listeners.clone())
+                .routes(self.routes)
+                // The chat's web face: the WebSocket RPC endpoint and the page.
+                .routes(
+                    Routes::new()
+                        .route(
+                            "/ws",
+                            crate::http::websocket_handler(rpc.clone(), websockets.clone()),
+                        )
+                        .route("/chat", crate::http::chat_page_handler()),
+                );
+            if let Some(files) = &files {
+                http = http.files(files.clone());
+            }
+            (files, http.build()?)
+        };
         let mut root = SupervisorSpec::new(config.node.name.clone())
             .flags(SupervisorFlags::new(Strategy::OneForOne).intensity(10, Duration::from_secs(10)))
             .on_restart(metrics.restart_hook());
+        #[cfg(feature = "http")]
         if let Some(files) = &files {
             root = root.child(files.supervisor_spec());
         }
+        #[cfg(feature = "chat")]
         if let Some(chat) = &chat {
             root = root.child(chat.supervisor_spec());
         }
@@ -193,30 +207,39 @@ impl NodeBuilder {
         let mut handles = Vec::new();
         for l in &config.listeners {
             let bind = l.bind_address();
+            let unavailable = |message: &str| NodeError::Transport {
+                listener: l.name.clone(),
+                message: message.to_string(),
+            };
             let (spec, handle) = match (l.protocol, l.transport) {
+                #[cfg(feature = "sctp")]
                 (ProtocolKind::Rpc, Transport::Sctp) => limits(
                     ListenerSpec::sctp_shared(l.name.clone(), bind, rpc.clone(), sctp_opts.clone())
                         .inbox_capacity(push_queue),
                     l,
                     &metrics,
                 ),
-                (ProtocolKind::Http, Transport::Sctp) => {
-                    return Err(NodeError::Transport {
-                        listener: l.name.clone(),
-                        message: "transport \"sctp\" serves protocol \"rpc\" only".into(),
-                    })
-                }
                 (ProtocolKind::Rpc, Transport::Tcp) => limits(
                     ListenerSpec::tcp_shared(l.name.clone(), bind, rpc.clone())
                         .inbox_capacity(push_queue),
                     l,
                     &metrics,
                 ),
+                #[cfg(feature = "http")]
                 (ProtocolKind::Http, Transport::Tcp) => limits(
                     ListenerSpec::tcp(l.name.clone(), bind, http.clone()),
                     l,
                     &metrics,
                 ),
+                (ProtocolKind::Http, Transport::Sctp) => {
+                    return Err(unavailable("transport \"sctp\" serves protocol \"rpc\" only"))
+                }
+                #[allow(unreachable_patterns)]
+                (protocol, transport) => {
+                    return Err(unavailable(&format!(
+                        "this build of corral cannot serve {protocol} over {transport} (cargo features)"
+                    )))
+                }
             };
             root = root.child(spec);
             handles.push(handle);
@@ -233,6 +256,7 @@ impl NodeBuilder {
             listeners: handles,
             metrics,
             shutdown_timeout: config.node.shutdown_timeout(),
+            #[cfg(feature = "chat")]
             chat,
             websockets,
         })
@@ -259,6 +283,7 @@ pub struct Node {
     listeners: Vec<ListenerHandle>,
     metrics: Arc<Metrics>,
     shutdown_timeout: Duration,
+    #[cfg(feature = "chat")]
     chat: Option<crate::chat::Chat>,
     websockets: tokio_util::sync::CancellationToken,
 }
@@ -277,6 +302,7 @@ impl Node {
             services: Registry::new(),
             children: Vec::new(),
             metrics: None,
+            #[cfg(feature = "http")]
             routes: Routes::new(),
         }
     }
@@ -297,6 +323,7 @@ impl Node {
     }
 
     /// The chat, when enabled.
+    #[cfg(feature = "chat")]
     pub fn chat(&self) -> Option<&crate::chat::Chat> {
         self.chat.as_ref()
     }

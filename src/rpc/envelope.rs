@@ -590,7 +590,13 @@ mod tests {
         Bytes::from(rmp_serde::to_vec_named(v).unwrap_or_default())
     }
 
-    fn reply(enc: Encoding, shape: Shape, id: &RequestId, svc: Option<&str>, o: Outcome<'_>) -> Value {
+    fn reply(
+        enc: Encoding,
+        shape: Shape,
+        id: &RequestId,
+        svc: Option<&str>,
+        o: Outcome<'_>,
+    ) -> Value {
         let mut out = BytesMut::new();
         assert!(write_reply(&mut out, enc, shape, id, svc, o).is_ok());
         match enc {

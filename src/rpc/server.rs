@@ -130,6 +130,7 @@ pub enum RpcConnError {
 pub struct RpcProtocol {
     shared: Arc<RpcShared>,
     /// Largest SCTP message accepted (besides `max_frame_bytes`).
+    #[cfg_attr(not(feature = "sctp"), allow(dead_code))]
     sctp_max_message: usize,
 }
 
@@ -163,6 +164,7 @@ impl RpcProtocol {
     /// it, it idles out, or `ctx`'s token drains it. One message is one
     /// body; a reply goes out on the stream its request came in on, pushes
     /// on stream [`PUSH_STREAM`](PUSH_STREAM).
+    #[cfg(feature = "sctp")]
     pub async fn serve_sctp(
         &self,
         stream: tokio_sctp::SctpStream,
@@ -245,6 +247,7 @@ impl RpcProtocol {
     /// A push's body in `enc`, borrowed from the push (encoded once for every
     /// connection it goes to); `None` if it cannot be encoded or is larger
     /// than a frame.
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
     pub(crate) fn encode_push<'p>(&self, push: &'p super::Push, enc: Encoding) -> Option<&'p [u8]> {
         push.encoded_within(enc, self.shared.settings.max_frame_bytes)
             .map(|b| &b[..])
@@ -528,6 +531,7 @@ impl crate::listener::Protocol for RpcProtocol {
                 Some(crate::listener::Socket::Tcp(stream)) => {
                     proto.serve_connection(stream, ctx).await?;
                 }
+                #[cfg(feature = "sctp")]
                 Some(crate::listener::Socket::Sctp(stream)) => {
                     proto.serve_sctp(stream, ctx).await?;
                 }

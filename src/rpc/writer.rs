@@ -52,6 +52,7 @@ impl Outgoing {
 
     /// The bodies written for this item, in order, logging those skipped
     /// (for message transports: one message each).
+    #[cfg_attr(not(feature = "sctp"), allow(dead_code))]
     pub(crate) fn bodies(&self, max_push_bytes: usize) -> Vec<&Bytes> {
         match self {
             Outgoing::Body(b) => vec![b],

@@ -22,6 +22,7 @@ pub(crate) fn index() -> usize {
 
 /// How many shards data that is copied per thread should have: one per CPU,
 /// at most [`SHARDS`]. (A thread uses shard `index() % copies()`.)
+#[cfg_attr(not(feature = "http"), allow(dead_code))]
 pub(crate) fn copies() -> usize {
     static COPIES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *COPIES.get_or_init(|| {
