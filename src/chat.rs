@@ -41,9 +41,8 @@
 //! (unknown channel, user or topic), CONFLICT (channel exists), OVERLOADED
 //! (over the connection's rate limit), INTERNAL (store failure).
 
-pub mod clock;
-pub mod hub;
-pub mod store;
+mod hub;
+mod store;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -56,13 +55,13 @@ use crate::rpc::{async_trait, CallContext, Push, Registry, Request, Service, Ser
 use crate::supervisor::{ChildSpec, Strategy, SupervisorFlags, SupervisorSpec};
 
 mod settings;
-pub use clock::{now_ms, LamportClock};
+use crate::clock::{now_ms, LamportClock};
 pub use hub::{Delivery, Hub};
 pub use settings::ChatSettings;
 pub use store::{ChannelRecord, Event, EventKind, Scope, Store, StoreError, UserRecord};
 
 /// The chat service names, as registered.
-pub const SERVICES: [&str; 10] = [
+pub(crate) const SERVICES: [&str; 10] = [
     "login",
     "logout",
     "users",
@@ -76,9 +75,9 @@ pub const SERVICES: [&str; 10] = [
 ];
 
 /// Longest user or channel name, in bytes.
-pub const MAX_NAME_LEN: usize = 32;
+pub(crate) const MAX_NAME_LEN: usize = 32;
 /// Longest client message id, in bytes.
-pub const MAX_CLIENT_ID_LEN: usize = 64;
+pub(crate) const MAX_CLIENT_ID_LEN: usize = 64;
 
 /// Why the chat could not start.
 #[derive(Debug, thiserror::Error)]
@@ -122,7 +121,7 @@ impl Chat {
             inner: Arc::new(Inner {
                 store,
                 hub,
-                clock: LamportClock::new(0),
+                clock: LamportClock::new(),
                 config: config.clone(),
                 metrics,
             }),
@@ -156,7 +155,7 @@ impl Chat {
                 }
                 // The event's fields, its own clock as `event_clock`, and
                 // the node's time and clock at sending.
-                let data = ev.data(now, inner.clock.send(), Some(ev.clock));
+                let data = ev.data(now, inner.clock.tick(), Some(ev.clock));
                 Push::from_serialize(ev.target.clone(), data)
             })
             .collect();
@@ -227,7 +226,7 @@ impl Chat {
 /// The `chat_store` actor: owns a handle on the store (its writer thread
 /// runs while any handle lives).
 #[derive(Debug, Clone, Copy)]
-pub struct ChatStoreActor;
+pub(crate) struct ChatStoreActor;
 
 impl Actor for ChatStoreActor {
     type Msg = ();
@@ -241,7 +240,7 @@ impl Actor for ChatStoreActor {
 
 /// The `chat_hub` actor: owns a handle on the hub.
 #[derive(Debug, Clone, Copy)]
-pub struct ChatHubActor;
+pub(crate) struct ChatHubActor;
 
 impl Actor for ChatHubActor {
     type Msg = ();
@@ -286,7 +285,7 @@ struct ChatService {
 }
 
 /// Checks a user, channel or topic name: 1 to 32 of `A-Za-z0-9_-`.
-pub fn validate_name(what: &str, name: &str) -> Result<(), ServiceError> {
+pub(crate) fn validate_name(what: &str, name: &str) -> Result<(), ServiceError> {
     if name.is_empty() || name.len() > MAX_NAME_LEN {
         return Err(ServiceError::bad_request(format!(
             "{what} must be 1 to {MAX_NAME_LEN} characters long"
@@ -378,7 +377,7 @@ impl Service for ChatService {
         let recv_clock = inner.clock.receive(received);
         let mut reply = self.op(&req.data, ctx, recv_clock).await?;
         reply.insert("timestamp".into(), Value::from(now_ms()));
-        reply.insert("clock".into(), Value::from(inner.clock.send()));
+        reply.insert("clock".into(), Value::from(inner.clock.tick()));
         Ok(Value::Object(reply))
     }
 }

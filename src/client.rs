@@ -23,9 +23,6 @@
 //! # Ok(()) }
 //! ```
 
-mod clock;
-pub use clock::LamportClock;
-
 use std::collections::HashMap;
 use std::fmt;
 use std::io;
@@ -67,11 +64,9 @@ impl Codec {
     /// Encodes `value` as a frame body.
     pub fn encode<T: Serialize + ?Sized>(self, value: &T) -> Result<Bytes, ClientError> {
         match self {
-            Codec::Json => {
-                serde_json::to_vec(value).map_err(|e| ClientError::Encode(e.to_string()))
-            }
+            Codec::Json => serde_json::to_vec(value).map_err(|e| ClientError::Encode(Arc::new(e))),
             Codec::MsgPack => {
-                rmp_serde::to_vec_named(value).map_err(|e| ClientError::Encode(e.to_string()))
+                rmp_serde::to_vec_named(value).map_err(|e| ClientError::Encode(Arc::new(e)))
             }
         }
         .map(Bytes::from)
@@ -81,10 +76,10 @@ impl Codec {
     pub fn decode<T: DeserializeOwned>(self, body: &[u8]) -> Result<T, ClientError> {
         match self {
             Codec::Json => {
-                serde_json::from_slice(body).map_err(|e| ClientError::Decode(e.to_string()))
+                serde_json::from_slice(body).map_err(|e| ClientError::Decode(Arc::new(e)))
             }
             Codec::MsgPack => {
-                rmp_serde::from_slice(body).map_err(|e| ClientError::Decode(e.to_string()))
+                rmp_serde::from_slice(body).map_err(|e| ClientError::Decode(Arc::new(e)))
             }
         }
     }
@@ -117,6 +112,7 @@ impl FromStr for Codec {
 
 /// What can go wrong with a call.
 #[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 pub enum ClientError {
     /// The server answered with an error reply.
     #[error("{code}: {message}")]
@@ -129,12 +125,13 @@ pub enum ClientError {
     /// Connecting, reading or writing failed.
     #[error("i/o error: {0}")]
     Io(Arc<io::Error>),
-    /// A request could not be encoded.
+    /// A request could not be encoded; the source is the encoding's error.
     #[error("cannot encode request: {0}")]
-    Encode(String),
-    /// A reply could not be decoded, or has neither `data` nor `error`.
+    Encode(#[source] Arc<dyn std::error::Error + Send + Sync>),
+    /// A reply could not be decoded (the source is the encoding's error),
+    /// or has neither `data` nor `error`.
     #[error("cannot decode reply: {0}")]
-    Decode(String),
+    Decode(#[source] Arc<dyn std::error::Error + Send + Sync>),
     /// The connection is closed (by the server, or after an error).
     #[error("connection closed")]
     Closed,
@@ -148,7 +145,7 @@ impl From<io::Error> for ClientError {
 
 /// An unrequested message from the server (a publication).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Push {
+pub struct IncomingPush {
     /// The channel or user it was published to.
     pub topic: String,
     /// Its payload.
@@ -168,7 +165,7 @@ pub struct ErrorBody {
 
 /// A request in the corral-native shape.
 #[derive(Debug, Clone, Serialize)]
-pub struct Request<'a, D: Serialize + ?Sized> {
+pub(crate) struct Request<'a, D: Serialize + ?Sized> {
     /// Matches the reply to the request.
     pub id: u64,
     /// The service to call.
@@ -347,7 +344,7 @@ struct Inner {
     pending: Mutex<HashMap<u64, ReplySender>>,
     closed: AtomicBool,
     out: mpsc::Sender<Bytes>,
-    pushes: Mutex<Option<mpsc::Receiver<Push>>>,
+    pushes: Mutex<Option<mpsc::Receiver<IncomingPush>>>,
 }
 
 impl Inner {
@@ -502,7 +499,7 @@ impl Client {
     /// The receiver of unrequested pushes (publications). Returns it on the
     /// first call only; later calls get `None`. Pushes that arrive while
     /// 1024 are unread are dropped.
-    pub fn pushes(&self) -> Option<mpsc::Receiver<Push>> {
+    pub fn pushes(&self) -> Option<mpsc::Receiver<IncomingPush>> {
         self.inner
             .pushes
             .lock()
@@ -514,13 +511,13 @@ impl Client {
 /// Turns a reply envelope into its data or its error.
 fn reply_data(mut reply: Value) -> Result<Value, ClientError> {
     let Some(obj) = reply.as_object_mut() else {
-        return Err(ClientError::Decode(format!(
-            "reply is not an object: {reply}"
-        )));
+        let why: Box<dyn std::error::Error + Send + Sync> =
+            format!("reply is not an object: {reply}").into();
+        return Err(ClientError::Decode(Arc::from(why)));
     };
     if let Some(err) = obj.remove("error") {
-        let e: ErrorBody = serde_json::from_value(err.clone())
-            .map_err(|_| ClientError::Decode(format!("bad error object: {err}")))?;
+        let e: ErrorBody =
+            serde_json::from_value(err.clone()).map_err(|e| ClientError::Decode(Arc::new(e)))?;
         return Err(ClientError::Rpc {
             code: e.code,
             message: e.message,
@@ -574,7 +571,7 @@ async fn write_loop(
 async fn read_loop(
     inner: std::sync::Weak<Inner>,
     mut stream: FrameStream,
-    pushes: mpsc::Sender<Push>,
+    pushes: mpsc::Sender<IncomingPush>,
 ) {
     let why = loop {
         let frame = match stream.next().await {
@@ -601,7 +598,7 @@ async fn read_loop(
                 None => tracing::debug!(id, "rpc client: reply to no pending call"),
             }
         } else if value.get("topic").is_some() {
-            match serde_json::from_value::<Push>(value) {
+            match serde_json::from_value::<IncomingPush>(value) {
                 Ok(p) => {
                     if pushes.try_send(p).is_err() {
                         tracing::debug!("rpc client: push dropped (receiver full or gone)");

@@ -76,6 +76,7 @@ impl fmt::Display for Origin {
 
 /// Why a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// A file could not be read.
     #[error("cannot read config file {}: {error}", path.display())]

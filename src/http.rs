@@ -39,10 +39,7 @@ mod routes;
 mod settings;
 mod ws;
 
-pub use cache::{
-    CacheBackend, CacheSettings, CachedBody, FileCache, FileCacheActor, FileCacheMsg,
-    FileCacheState, FileMeta,
-};
+pub use cache::{CacheSettings, FileCache};
 pub use chat_page::chat_page_handler;
 pub use routes::{empty, full, Body, BoxError, Handler, HandlerFuture, Routes};
 pub use settings::HttpSettings;

@@ -72,6 +72,7 @@
 pub mod chat;
 #[cfg(feature = "rpc")]
 pub mod client;
+pub mod clock;
 #[cfg(feature = "rpc")]
 pub mod config;
 #[cfg(feature = "http")]

@@ -8,7 +8,9 @@
 
 mod sharded;
 
-pub use sharded::{ShardedCounter, ShardedCounterVec, ShardedHistogram, ShardedHistogramVec};
+pub(crate) use sharded::{
+    ShardedCounter, ShardedCounterVec, ShardedHistogram, ShardedHistogramVec,
+};
 
 use crate::listener::ListenerObserver;
 use crate::supervisor::RestartHook;
@@ -37,14 +39,14 @@ pub struct Metrics {
     /// RPC request latency in seconds, by service and outcome (`ok` or `error`).
     pub rpc_latency: HistogramVec,
     /// HTTP requests answered, by status class (`2xx`, `3xx`, `4xx`, `5xx`).
-    pub http_requests: ShardedCounterVec,
+    pub(crate) http_requests: ShardedCounterVec,
     /// HTTP request latency in seconds (request head read to response head
     /// ready), by status class.
-    pub http_latency: ShardedHistogramVec,
+    pub(crate) http_latency: ShardedHistogramVec,
     /// Cache lookups that found a fresh entry, by cache (`file`).
-    pub cache_hits: ShardedCounterVec,
+    pub(crate) cache_hits: ShardedCounterVec,
     /// Cache lookups that had to read the source, by cache.
-    pub cache_misses: ShardedCounterVec,
+    pub(crate) cache_misses: ShardedCounterVec,
     /// Entries evicted for room or age (not replacements), by cache.
     pub cache_evictions: IntCounterVec,
     /// Bytes held by a cache (contents and their compressed variants), by cache.

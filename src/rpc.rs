@@ -53,7 +53,7 @@
 mod codec;
 mod dispatch;
 mod envelope;
-pub mod push;
+pub(crate) mod push;
 mod registry;
 mod server;
 mod services;
@@ -62,9 +62,9 @@ mod stats;
 mod writer;
 
 pub use async_trait::async_trait;
-pub use codec::{Frame, FrameCodec, FrameError};
+pub use codec::FrameError;
 pub use envelope::{Encoding, ErrorCode, RequestId, Shape};
-pub use push::{Push, PushError, PushReceiver, PushSender, Pushes};
+pub use push::{channel as push_channel, Push, PushError, PushReceiver, PushSender, Pushes};
 pub use registry::{CallContext, Registry, Request, Service, ServiceError};
 pub use server::{ConnCtx, MessageConnection, RpcConnError, RpcProtocol, PUSH_STREAM};
 pub use settings::RpcSettings;

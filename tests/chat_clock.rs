@@ -25,7 +25,7 @@ async fn clock_rule() {
     // A request from the past does not move the clock back.
     let r = ok(&c, "channels", json!({"clock": 5})).await;
     assert_eq!(clock(&r), 1004);
-    assert_eq!(n.node.chat().expect("chat").clock().get(), 1004);
+    assert_eq!(n.node.chat().expect("chat").clock().now(), 1004);
     // The event keeps its receive clock; the push carries a later send clock.
     let (s, mut sp) = n.client(Codec::Json).await;
     ok(&c, "login", json!({"user": "ann", "clock": 2000})).await; // 2001, 2002

@@ -132,7 +132,7 @@ async fn slow_subscriber_drops_and_never_blocks_others() {
     ok(&publisher, "login", json!({"user": "pub"})).await;
     ok(&publisher, "channel", json!({"channel": "room"})).await;
     // The slow subscriber: a queue of 4 that is never read.
-    let (slow_tx, slow_rx) = corral::rpc::push::channel(4);
+    let (slow_tx, slow_rx) = corral::rpc::push_channel(4);
     hub.subscribe(u64::MAX, &slow_tx, "room");
     let (fast, mut fast_p) = n.client(Codec::Json).await;
     ok(&fast, "subscribe", json!({"topic": "room"})).await;

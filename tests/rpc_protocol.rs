@@ -585,7 +585,7 @@ async fn pushes_are_interleaved_in_the_connection_encoding() {
 #[tokio::test]
 async fn handle_message_serves_message_transports() {
     let f = fixture(RpcSettings::default());
-    let (tx, _rx) = corral::rpc::push::channel(1);
+    let (tx, _rx) = corral::rpc::push_channel(1);
     let cx = Arc::new(CallContext::new(1, None, tx));
     let reply = f
         .protocol

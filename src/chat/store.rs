@@ -53,24 +53,20 @@ fn name_key(name: &str) -> u64 {
 const CLIENT_IDS: TableDefinition<'static, (&str, &str), u64> = TableDefinition::new("client_ids");
 
 /// Most login timestamps kept per user (the oldest are dropped).
-pub const MAX_LOGINS_KEPT: usize = 100;
+pub(crate) const MAX_LOGINS_KEPT: usize = 100;
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
-    /// The database failed (I/O, corruption, ...).
+    /// The database failed (I/O, corruption, ...); the source is the
+    /// embedded database's error.
     #[error("chat store: {0}")]
-    Db(#[source] Box<redb::Error>),
-    /// A record could not be encoded or decoded.
+    Db(#[source] BoxError),
+    /// A record or event could not be encoded or decoded; the source is
+    /// the encoding's error.
     #[error("chat store record: {0}")]
-    Record(#[from] serde_json::Error),
-    /// An event could not be encoded.
-    #[error("chat store event: {0}")]
-    EventEncode(#[from] rmp_serde::encode::Error),
-    /// A stored event could not be decoded.
-    #[error("chat store event: {0}")]
-    EventDecode(#[from] rmp_serde::decode::Error),
+    Record(#[source] BoxError),
     /// The data directory could not be created.
     #[error("chat store directory: {0}")]
     Io(#[from] std::io::Error),
@@ -241,7 +237,7 @@ type Job = (Op, oneshot::Sender<Result<Out, StoreError>>);
 /// What the writer thread calls after each commit with the events the commit
 /// made durable, in `seq` order (retries found already stored are not
 /// among them), before any write of the batch is acknowledged.
-pub type CommitHook = Box<dyn Fn(&[&Event]) + Send + Sync>;
+pub(crate) type CommitHook = Box<dyn Fn(&[&Event]) + Send + Sync>;
 
 /// A handle on the store; cheap to clone. The writer thread stops when the
 /// last handle is dropped.
@@ -303,7 +299,7 @@ impl Store {
     /// Sets the hook called after each commit with the events it stored
     /// (see [`CommitHook`]); false if one was set already. The hook runs on
     /// the writer thread: it must be quick and must not wait for the store.
-    pub fn on_commit(&self, hook: CommitHook) -> bool {
+    pub(crate) fn on_commit(&self, hook: CommitHook) -> bool {
         self.hook.set(hook).is_ok()
     }
 
@@ -486,6 +482,27 @@ fn decode_event(bytes: &[u8]) -> Result<Event, StoreError> {
 
 fn db_err<E: Into<redb::Error>>(e: E) -> StoreError {
     StoreError::Db(Box::new(e.into()))
+}
+
+/// The error of an encoding a record or event went through.
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl From<serde_json::Error> for StoreError {
+    fn from(e: serde_json::Error) -> Self {
+        StoreError::Record(Box::new(e))
+    }
+}
+
+impl From<rmp_serde::encode::Error> for StoreError {
+    fn from(e: rmp_serde::encode::Error) -> Self {
+        StoreError::Record(Box::new(e))
+    }
+}
+
+impl From<rmp_serde::decode::Error> for StoreError {
+    fn from(e: rmp_serde::decode::Error) -> Self {
+        StoreError::Record(Box::new(e))
+    }
 }
 
 /// The writer thread: batches of queued writes, one transaction each.
@@ -784,7 +801,7 @@ mod tests {
             .history(Scope::Channel("a".into()), None, 10)
             .await
             .expect_err("a broken record");
-        assert!(matches!(err, StoreError::EventDecode(_)), "{err}");
+        assert!(matches!(err, StoreError::Record(_)), "{err}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

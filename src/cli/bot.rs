@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
-use corral::client::{Client, Codec, LamportClock};
+use corral::client::{Client, Codec};
+use corral::clock::LamportClock;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 

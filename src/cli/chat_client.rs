@@ -12,7 +12,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use clap::Args;
-use corral::client::{Client, ClientError, Codec, LamportClock, Push};
+use corral::client::{Client, ClientError, Codec, IncomingPush};
+use corral::clock::LamportClock;
 use serde_json::{json, Map, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -247,7 +248,7 @@ fn list(reply: &Value, key: &str) -> String {
 }
 
 /// What the client prints for `push`.
-pub(crate) fn format_push(push: &Push) -> String {
+pub(crate) fn format_push(push: &IncomingPush) -> String {
     format!("<< {}", format_event(Some(&push.topic), &push.data))
 }
 

@@ -43,7 +43,7 @@ use hyper::header::{
     LAST_MODIFIED, VARY,
 };
 use moka::notification::RemovalCause;
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
 use std::future::Future;
 use std::io::{self, Cursor, Write};
 use std::path::{Path, PathBuf};
@@ -363,14 +363,6 @@ impl FileCache {
     /// Runs the cache's pending maintenance (evictions, listeners).
     pub fn run_maintenance(&self) {
         self.inner.cache.run_pending_tasks();
-    }
-
-    /// A `ServeDir` backend reading through this cache.
-    pub fn backend(&self) -> CacheBackend {
-        CacheBackend {
-            cache: self.clone(),
-            outcome: None,
-        }
     }
 
     /// A backend that records its hits and misses in `outcome` instead of
@@ -708,7 +700,7 @@ impl Resolved {
 
 /// tower-http's `ServeDir` backend over a [`FileCache`].
 #[derive(Clone, Debug)]
-pub struct CacheBackend {
+pub(crate) struct CacheBackend {
     cache: FileCache,
     /// Where the hits and misses of one request are recorded, to be
     /// counted once; `None`: each lookup is counted.
@@ -724,7 +716,7 @@ pub(crate) const OUTCOME_MISS: u8 = 2;
 
 /// Metadata of a file served by [`CacheBackend`].
 #[derive(Debug, Clone, Copy)]
-pub struct FileMeta {
+pub(crate) struct FileMeta {
     dir: bool,
     modified: SystemTime,
     len: u64,
@@ -746,7 +738,7 @@ impl BackendMetadata for FileMeta {
 
 /// A file opened by [`CacheBackend`]: cached bytes, or a large file on disk.
 #[derive(Debug)]
-pub struct CachedBody {
+pub(crate) struct CachedBody {
     meta: FileMeta,
     source: Source,
 }
@@ -835,23 +827,19 @@ impl Backend for CacheBackend {
 
 /// Requests to the `file_cache` actor.
 #[derive(Debug)]
-pub enum FileCacheMsg {
+pub(crate) enum FileCacheMsg {
     /// Run the cache's pending maintenance (sent by the actor's own timer).
     Maintain,
-    /// Empty the cache.
-    Clear,
-    /// Reply with the entries and bytes held.
-    Stats(RpcReplyPort<(u64, u64)>),
 }
 
 /// The `file_cache` actor: owns the [`FileCache`]'s life cycle (see the
 /// module docs).
 #[derive(Debug, Clone, Copy)]
-pub struct FileCacheActor;
+pub(crate) struct FileCacheActor;
 
 /// The `file_cache` actor's state.
 #[derive(Debug)]
-pub struct FileCacheState {
+pub(crate) struct FileCacheState {
     cache: FileCache,
     timer: tokio::task::JoinHandle<()>,
 }
@@ -881,10 +869,6 @@ impl Actor for FileCacheActor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             FileCacheMsg::Maintain => state.cache.run_maintenance(),
-            FileCacheMsg::Clear => state.cache.clear(),
-            FileCacheMsg::Stats(reply) => {
-                let _ = reply.send((state.cache.entry_count(), state.cache.weighted_size()));
-            }
         }
         Ok(())
     }

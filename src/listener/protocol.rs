@@ -142,6 +142,7 @@ impl<M> Clone for ConnectionRef<M> {
 
 /// Why a message could not be delivered to a connection.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SendError {
     /// The connection's inbox is full: it is not keeping up.
     #[error("the connection's inbox is full")]

@@ -151,20 +151,20 @@ impl Family {
 
 /// Counters by label values, sharded by thread (see the module docs).
 #[derive(Clone)]
-pub struct ShardedCounterVec {
+pub(crate) struct ShardedCounterVec {
     family: Arc<Family>,
 }
 
 /// One counter of a [`ShardedCounterVec`]. Cheap to clone.
 #[derive(Clone)]
-pub struct ShardedCounter {
+pub(crate) struct ShardedCounter {
     cells: Arc<Cells>,
 }
 
 impl ShardedCounterVec {
     /// A counter vector named `name` (a counter's name ends in `_total`),
     /// with one label of each of `labels`.
-    pub fn new(name: &str, help: &str, labels: &[&str]) -> prometheus::Result<Self> {
+    pub(crate) fn new(name: &str, help: &str, labels: &[&str]) -> prometheus::Result<Self> {
         Ok(ShardedCounterVec {
             family: Arc::new(Family::new(name, help, labels)?),
         })
@@ -175,7 +175,7 @@ impl ShardedCounterVec {
     ///
     /// # Panics
     /// If the number of values is not the number of label names.
-    pub fn with_label_values(&self, values: &[&str]) -> ShardedCounter {
+    pub(crate) fn with_label_values(&self, values: &[&str]) -> ShardedCounter {
         ShardedCounter {
             cells: self.family.child(values, 1),
         }
@@ -184,19 +184,19 @@ impl ShardedCounterVec {
 
 impl ShardedCounter {
     /// Adds one.
-    pub fn inc(&self) {
+    pub(crate) fn inc(&self) {
         self.inc_by(1);
     }
 
     /// Adds `n`.
-    pub fn inc_by(&self, n: u64) {
+    pub(crate) fn inc_by(&self, n: u64) {
         self.cells
             .slot(shard::index(), 0)
             .fetch_add(n, Ordering::Relaxed);
     }
 
     /// The count.
-    pub fn get(&self) -> u64 {
+    pub(crate) fn get(&self) -> u64 {
         self.cells.total(0)
     }
 }
@@ -233,14 +233,14 @@ impl std::fmt::Debug for ShardedCounter {
 
 /// Histograms by label values, sharded by thread (see the module docs).
 #[derive(Clone)]
-pub struct ShardedHistogramVec {
+pub(crate) struct ShardedHistogramVec {
     family: Arc<Family>,
     bounds: Arc<[f64]>,
 }
 
 /// One histogram of a [`ShardedHistogramVec`]. Cheap to clone.
 #[derive(Clone)]
-pub struct ShardedHistogram {
+pub(crate) struct ShardedHistogram {
     cells: Arc<Cells>,
     bounds: Arc<[f64]>,
 }
@@ -257,7 +257,7 @@ impl ShardedHistogramVec {
     /// and these bucket upper bounds (`+Inf` is implied).
     ///
     /// Fails if the bounds are not finite and strictly increasing.
-    pub fn new(
+    pub(crate) fn new(
         name: &str,
         help: &str,
         labels: &[&str],
@@ -279,7 +279,7 @@ impl ShardedHistogramVec {
     ///
     /// # Panics
     /// If the number of values is not the number of label names.
-    pub fn with_label_values(&self, values: &[&str]) -> ShardedHistogram {
+    pub(crate) fn with_label_values(&self, values: &[&str]) -> ShardedHistogram {
         ShardedHistogram {
             cells: self.family.child(values, BUCKETS + self.bounds.len()),
             bounds: self.bounds.clone(),
@@ -289,7 +289,7 @@ impl ShardedHistogramVec {
 
 impl ShardedHistogram {
     /// Records one observation.
-    pub fn observe(&self, v: f64) {
+    pub(crate) fn observe(&self, v: f64) {
         let s = shard::index();
         // The count before the bucket, which is written with Release and
         // read first with Acquire: a scrape never sees a bucket above the
@@ -309,12 +309,12 @@ impl ShardedHistogram {
     }
 
     /// How many observations were recorded.
-    pub fn count(&self) -> u64 {
+    pub(crate) fn count(&self) -> u64 {
         self.cells.total(COUNT)
     }
 
     /// The sum of the observations.
-    pub fn sum(&self) -> f64 {
+    pub(crate) fn sum(&self) -> f64 {
         sum_of(&self.cells)
     }
 }

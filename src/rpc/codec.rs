@@ -18,7 +18,7 @@ pub(crate) const HEADER_LEN: usize = 4;
 
 /// One decoded frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Frame {
+pub(super) enum Frame {
     /// A complete body.
     Body(Bytes),
     /// A frame whose announced length (the value) exceeds the limit. The
@@ -28,6 +28,7 @@ pub enum Frame {
 
 /// Why a frame could not be read or written.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum FrameError {
     /// The peer closed the stream in the middle of a frame.
     #[error("stream closed in the middle of a frame ({0} bytes pending)")]
@@ -42,7 +43,7 @@ pub enum FrameError {
 
 /// Length-prefixed frame codec with a size limit.
 #[derive(Debug)]
-pub struct FrameCodec {
+pub(super) struct FrameCodec {
     inner: LengthDelimitedCodec,
     max: usize,
     /// The inner codec has consumed a header and waits for the body.
@@ -53,7 +54,7 @@ pub struct FrameCodec {
 
 impl FrameCodec {
     /// A codec accepting bodies of up to `max_frame_bytes` bytes.
-    pub fn new(max_frame_bytes: usize) -> Self {
+    pub(super) fn new(max_frame_bytes: usize) -> Self {
         let max = max_frame_bytes.min(u32::MAX as usize);
         let inner = LengthDelimitedCodec::builder()
             .big_endian()
@@ -66,11 +67,6 @@ impl FrameCodec {
             in_frame: false,
             poisoned: false,
         }
-    }
-
-    /// The body size limit.
-    pub fn max_frame_bytes(&self) -> usize {
-        self.max
     }
 }
 

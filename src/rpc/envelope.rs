@@ -63,6 +63,7 @@ pub enum Shape {
 
 /// Error codes carried in `error.code`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ErrorCode {
     /// Undecodable body, missing or ill-typed field.
     BadRequest,

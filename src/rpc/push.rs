@@ -24,7 +24,7 @@ use super::codec::HEADER_LEN;
 use super::envelope::{self, EncodeError, Encoding};
 
 /// Pushes a connection's queue holds by default.
-pub const DEFAULT_PUSH_QUEUE: usize = 8192;
+pub(crate) const DEFAULT_PUSH_QUEUE: usize = 8192;
 
 /// A publication sent to a connection without a request:
 /// `{"topic": <channel or user>, "data": {…}}`.
@@ -265,6 +265,7 @@ impl<'a> IntoIterator for &'a Pushes {
 
 /// Why pushes could not be queued for a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PushError {
     /// The connection's queue has no room for them: it is not keeping up.
     #[error("the connection's push queue is full")]

@@ -119,6 +119,7 @@ impl ConnCtx {
 /// Why serving a connection failed. A peer that goes away (EOF, reset, a
 /// frame cut short) is a normal end, not an error.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RpcConnError {
     /// The transport failed.
     #[error("RPC connection failed: {0}")]

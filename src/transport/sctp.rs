@@ -21,6 +21,7 @@ use super::SctpOptions;
 
 /// Why SCTP cannot be used on this machine.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SctpUnavailable {
     /// The kernel has no SCTP (`socket()` answered `EPROTONOSUPPORT` or a
     /// similar error).

@@ -1,7 +1,7 @@
 //! Shared by tests/chat_*.rs: a node with the chat on a temporary data_dir.
 #![allow(dead_code)]
 
-use corral::client::{Client, ClientError, Codec, Push};
+use corral::client::{Client, ClientError, Codec, IncomingPush};
 use corral::config::{Config, ListenerConfig, ProtocolKind, Transport};
 use corral::node::Node;
 use serde_json::Value;
@@ -36,7 +36,7 @@ pub async fn start() -> ChatNode {
 }
 
 impl ChatNode {
-    pub async fn client(&self, codec: Codec) -> (Client, mpsc::Receiver<Push>) {
+    pub async fn client(&self, codec: Codec) -> (Client, mpsc::Receiver<IncomingPush>) {
         let addr = self.node.local_addr("rpc").expect("bound");
         let c = Client::connect(addr, codec).await.expect("connects");
         let p = c.pushes().expect("pushes receiver");

@@ -1,4 +1,5 @@
-//! A Lamport clock, as the client library keeps it.
+//! The Lamport clock: one type for the node (the chat stamps every reply
+//! and push with it) and for clients.
 //!
 //! The rule (Lamport 1978): before sending, the clock ticks (+1) and the
 //! message carries the new value; on receiving a message that carries
@@ -7,7 +8,7 @@
 //! sender had seen.
 //!
 //! ```
-//! use corral::client::LamportClock;
+//! use corral::clock::LamportClock;
 //! let clock = LamportClock::new();
 //! let sent = clock.tick();          // 1, goes into the request's data.clock
 //! assert_eq!(sent, 1);
@@ -16,6 +17,7 @@
 //! ```
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A Lamport clock, safe to share between tasks (lock-free).
 #[derive(Debug, Default)]
@@ -64,14 +66,33 @@ impl LamportClock {
         }
     }
 
+    /// A receive event for a message that may carry a clock: `observe` when
+    /// it does, `tick` when it does not.
+    pub fn receive(&self, received: Option<u64>) -> u64 {
+        match received {
+            Some(c) => self.observe(c),
+            None => self.tick(),
+        }
+    }
+
     /// Observes the `clock` field of a reply's or push's `data`, if it has
     /// a non-negative integer one; returns the new value, or `None` (clock
     /// unchanged) when there is none.
+    #[cfg(feature = "rpc")]
     pub fn observe_data(&self, data: &serde_json::Value) -> Option<u64> {
         data.get("clock")
             .and_then(serde_json::Value::as_u64)
             .map(|c| self.observe(c))
     }
+}
+
+/// Milliseconds since the Unix epoch (0 if the system clock is before it):
+/// the wall-clock `timestamp` that travels beside the Lamport clock.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -125,5 +146,16 @@ mod tests {
         all.dedup();
         assert_eq!(all.len(), 4000);
         assert_eq!(c.now(), 4000);
+    }
+
+    #[test]
+    fn receive_without_a_clock_ticks() {
+        let c = LamportClock::new();
+        assert_eq!(c.tick(), 1);
+        assert_eq!(c.receive(Some(10)), 11);
+        assert_eq!(c.receive(Some(3)), 12);
+        assert_eq!(c.receive(None), 13);
+        assert_eq!(c.tick(), 14);
+        assert_eq!(c.now(), 14);
     }
 }
