@@ -7,27 +7,6 @@
 //! updates its own shard (threads take shards in turn; past 16 threads,
 //! shards are shared, which costs speed, never counts). A scrape adds the
 //! shards up. They register and render like the prometheus types.
-//!
-//! ```
-//! use corral::metrics::{ShardedCounterVec, ShardedHistogramVec};
-//!
-//! let requests = ShardedCounterVec::new("requests_total", "Requests.", &["status"])?;
-//! let latency = ShardedHistogramVec::new(
-//!     "request_duration_seconds",
-//!     "Latency.",
-//!     &["status"],
-//!     vec![0.001, 0.01, 0.1],
-//! )?;
-//! requests.with_label_values(&["2xx"]).inc();
-//! latency.with_label_values(&["2xx"]).observe(0.005);
-//! assert_eq!(requests.with_label_values(&["2xx"]).get(), 1);
-//!
-//! let registry = prometheus::Registry::new();
-//! registry.register(Box::new(requests.clone()))?;
-//! registry.register(Box::new(latency.clone()))?;
-//! assert_eq!(registry.gather().len(), 2);
-//! # Ok::<(), prometheus::Error>(())
-//! ```
 
 use crate::util::shard::{self, SHARDS};
 use prometheus::core::{Collector, Desc};
@@ -383,6 +362,25 @@ impl std::fmt::Debug for ShardedHistogram {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn registers_and_renders_like_the_prometheus_types() -> Result<(), prometheus::Error> {
+        let requests = ShardedCounterVec::new("requests_total", "Requests.", &["status"])?;
+        let latency = ShardedHistogramVec::new(
+            "request_duration_seconds",
+            "Latency.",
+            &["status"],
+            vec![0.001, 0.01, 0.1],
+        )?;
+        requests.with_label_values(&["2xx"]).inc();
+        latency.with_label_values(&["2xx"]).observe(0.005);
+        assert_eq!(requests.with_label_values(&["2xx"]).get(), 1);
+        let registry = prometheus::Registry::new();
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(latency.clone()))?;
+        assert_eq!(registry.gather().len(), 2);
+        Ok(())
+    }
     use prometheus::{Encoder, TextEncoder};
 
     fn render(c: impl Collector + 'static) -> String {
