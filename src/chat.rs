@@ -50,8 +50,9 @@ use std::sync::Arc;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde_json::{json, Map, Value};
 
+use crate::async_trait;
 use crate::metrics::Metrics;
-use crate::rpc::{async_trait, CallContext, Push, Registry, Request, Service, ServiceError};
+use crate::rpc::{CallContext, Push, Registry, Request, Service, ServiceError};
 use crate::supervisor::{ChildSpec, Strategy, SupervisorFlags, SupervisorSpec};
 
 mod settings;

@@ -41,7 +41,8 @@ mod ws;
 
 pub use cache::{CacheSettings, FileCache};
 pub use chat_page::chat_page_handler;
-pub use routes::{empty, full, Body, BoxError, Handler, HandlerFuture, Routes};
+use routes::HandlerFuture;
+pub use routes::{empty, full, Body, BoxError, Handler, Routes};
 pub use settings::HttpSettings;
 pub use ws::websocket_handler;
 
@@ -313,7 +314,8 @@ impl Inner {
         if let Some(handler) = self.routes.find(path) {
             let limit = usize::try_from(self.max_body_bytes).unwrap_or(usize::MAX);
             let req = req.map(|b| Limited::new(b, limit).boxed_unsync());
-            return Err(handler.call(req));
+            let handler = handler.clone();
+            return Err(Box::pin(async move { handler.call(req).await }));
         }
         // Static files never read the body (hyper discards what is left).
         match &self.files {

@@ -68,6 +68,11 @@
 //! # Ok(()) }
 //! ```
 
+/// The attribute that implements corral's extension points (a listener's
+/// [`Protocol`](listener::Protocol), an RPC `Service`, an HTTP `Handler`)
+/// with `async fn`.
+pub use async_trait::async_trait;
+
 #[cfg(feature = "chat")]
 pub mod chat;
 #[cfg(feature = "rpc")]

@@ -61,7 +61,6 @@ mod settings;
 mod stats;
 mod writer;
 
-pub use async_trait::async_trait;
 pub use codec::FrameError;
 pub use envelope::{Encoding, ErrorCode, RequestId, Shape};
 pub use push::{channel as push_channel, Push, PushError, PushReceiver, PushSender, Pushes};

@@ -18,10 +18,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use corral::async_trait;
 use corral::client::{Client, ClientError, Codec, FrameConn};
 use corral::config::{Config, ListenerConfig, ProtocolKind, Transport};
 use corral::node::Node;
-use corral::rpc::{async_trait, CallContext, Request, Service, ServiceError};
+use corral::rpc::{CallContext, Request, Service, ServiceError};
 use corral::supervisor::Supervisor;
 use ractor::{ActorCell, ActorId};
 use serde_json::{json, Value};

@@ -7,10 +7,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
+use corral::async_trait;
 use corral::metrics::Metrics;
 use corral::rpc::{
-    async_trait, CallContext, ConnCtx, ErrorCode, Push, Registry, Request, RpcConnError,
-    RpcProtocol, RpcSettings, Service, ServiceError,
+    CallContext, ConnCtx, ErrorCode, Push, Registry, Request, RpcConnError, RpcProtocol,
+    RpcSettings, Service, ServiceError,
 };
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};

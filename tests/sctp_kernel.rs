@@ -19,11 +19,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use corral::async_trait;
 use corral::client::{Client, ClientError, Codec, FrameConn};
 use corral::config::{Config, ListenerConfig, ProtocolKind, Transport};
 use corral::node::Node;
 use corral::rpc::PUSH_STREAM;
-use corral::rpc::{async_trait, CallContext, Push, Request, Service, ServiceError};
+use corral::rpc::{CallContext, Push, Request, Service, ServiceError};
 use corral::transport::sctp::{self, Incoming, MessageSink};
 use corral::transport::SctpOptions;
 use futures::{SinkExt, StreamExt};

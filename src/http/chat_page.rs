@@ -10,7 +10,7 @@
 use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, LOCATION};
 use hyper::{Method, Request, Response, StatusCode};
 
-use super::routes::{empty, full, Body, Handler, HandlerFuture};
+use super::routes::{empty, full, Body, Handler};
 
 const INDEX: &str = include_str!("../../web/index.html");
 const SCRIPT: &str = include_str!("../../web/chat.js");
@@ -33,8 +33,9 @@ fn status(code: StatusCode, text: &'static str) -> Response<Body> {
     r
 }
 
+#[async_trait::async_trait]
 impl Handler for ChatPage {
-    fn call(&self, req: Request<Body>) -> HandlerFuture {
+    async fn call(&self, req: Request<Body>) -> Response<Body> {
         let head = req.method() == Method::HEAD;
         let resp = if req.method() != Method::GET && !head {
             let mut r = status(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
@@ -68,6 +69,6 @@ impl Handler for ChatPage {
                 }
             }
         };
-        Box::pin(async move { resp })
+        resp
     }
 }

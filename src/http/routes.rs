@@ -13,6 +13,7 @@
 //! assert!(routes.find("/api/hellothere").is_none());
 //! ```
 
+use async_trait::async_trait;
 use bytes::Bytes;
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Empty, Full};
@@ -29,7 +30,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub type Body = UnsyncBoxBody<Bytes, BoxError>;
 
 /// The future a [`Handler`] returns.
-pub type HandlerFuture = Pin<Box<dyn Future<Output = Response<Body>> + Send>>;
+pub(crate) type HandlerFuture = Pin<Box<dyn Future<Output = Response<Body>> + Send>>;
 
 /// A whole body of these bytes.
 pub fn full(bytes: impl Into<Bytes>) -> Body {
@@ -44,19 +45,38 @@ pub fn empty() -> Body {
 }
 
 /// Answers the requests of one route. Any `Fn(Request<Body>) -> impl
-/// Future<Output = Response<Body>>` is a handler.
+/// Future<Output = Response<Body>>` is a handler; a type of yours
+/// implements it with [`async_trait`](crate::async_trait), as every
+/// extension point of corral (listener protocols, RPC services) is written.
+///
+/// ```
+/// use corral::async_trait;
+/// use corral::http::{full, Body, Handler};
+/// use hyper::{Request, Response};
+///
+/// struct Hello;
+///
+/// #[async_trait]
+/// impl Handler for Hello {
+///     async fn call(&self, _req: Request<Body>) -> Response<Body> {
+///         Response::new(full("hello\n"))
+///     }
+/// }
+/// ```
+#[async_trait]
 pub trait Handler: Send + Sync + 'static {
     /// Answers one request.
-    fn call(&self, req: Request<Body>) -> HandlerFuture;
+    async fn call(&self, req: Request<Body>) -> Response<Body>;
 }
 
+#[async_trait]
 impl<F, Fut> Handler for F
 where
     F: Fn(Request<Body>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Response<Body>> + Send + 'static,
 {
-    fn call(&self, req: Request<Body>) -> HandlerFuture {
-        Box::pin(self(req))
+    async fn call(&self, req: Request<Body>) -> Response<Body> {
+        self(req).await
     }
 }
 

@@ -42,7 +42,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 
-use super::routes::{full, Body, Handler, HandlerFuture};
+use super::routes::{full, Body, Handler};
 use crate::rpc::{Push, RpcProtocol};
 
 /// How many outgoing messages (replies and pushes) may wait for the socket.
@@ -120,11 +120,12 @@ fn header_has(req: &Request<Body>, name: hyper::header::HeaderName, token: &str)
     })
 }
 
+#[async_trait::async_trait]
 impl Handler for WsHandler {
-    fn call(&self, mut req: Request<Body>) -> HandlerFuture {
+    async fn call(&self, mut req: Request<Body>) -> Response<Body> {
         let rpc = self.rpc.clone();
         let closing = self.closing.clone();
-        Box::pin(async move {
+        {
             if req.method() != Method::GET
                 || !header_has(&req, UPGRADE, "websocket")
                 || !header_has(&req, CONNECTION, "upgrade")
@@ -186,7 +187,7 @@ impl Handler for WsHandler {
             h.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
             h.insert(SEC_WEBSOCKET_ACCEPT, accept);
             r
-        })
+        }
     }
 }
 
