@@ -233,10 +233,7 @@ impl Actor for ListenerActor {
                 let r = if state.accepting.is_some() {
                     Ok(())
                 } else {
-                    state
-                        .start_accepting(&myself)
-                        .await
-                        .map_err(|e| e.to_string())
+                    state.start_accepting(&myself).await
                 };
                 if r.is_ok() {
                     state.shared.set_suspended(false);

@@ -8,11 +8,12 @@ pub enum ListenerError {
     #[error("listener {0} is not running")]
     NotRunning(String),
     /// The listening socket could not be bound again.
-    #[error("listener {name}: {message}")]
+    #[error("listener {name}: cannot listen again: {source}")]
     Bind {
         /// The listener.
         name: String,
         /// Why.
-        message: String,
+        #[source]
+        source: std::io::Error,
     },
 }

@@ -71,9 +71,9 @@ impl ListenerHandle {
         let l = self.listener()?;
         match l.call(ListenerMsg::Resume, None).await {
             Ok(CallResult::Success(Ok(()))) => Ok(()),
-            Ok(CallResult::Success(Err(message))) => Err(ListenerError::Bind {
+            Ok(CallResult::Success(Err(source))) => Err(ListenerError::Bind {
                 name: self.shared.name.to_string(),
-                message,
+                source,
             }),
             _ => Err(ListenerError::NotRunning(self.shared.name.to_string())),
         }

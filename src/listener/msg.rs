@@ -4,7 +4,7 @@ use ractor::RpcReplyPort;
 
 pub(crate) enum ListenerMsg {
     Suspend(RpcReplyPort<()>),
-    Resume(RpcReplyPort<Result<(), String>>),
+    Resume(RpcReplyPort<std::io::Result<()>>),
     /// The accept loop cannot go on (acceptor_sup is gone).
     LoopEnded(String),
 }
