@@ -56,9 +56,9 @@ async fn sup_start_child_returns_error() {
         .unwrap_err();
     ev.expect(Ev::StartFailed("bad".into())).await;
     match err {
-        SupervisorError::StartFailed { id, reason } => {
+        SupervisorError::StartFailed { id, source } => {
             assert_eq!(id, "bad");
-            assert!(reason.contains("refused to start"), "{reason}");
+            assert!(source.to_string().contains("refused to start"), "{source}");
         }
         other => panic!("unexpected {other:?}"),
     }

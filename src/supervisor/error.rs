@@ -9,12 +9,13 @@ use thiserror::Error;
 pub enum SupervisorError {
     /// A child failed to start (OTP's `{shutdown, {failed_to_start_child, Id, Reason}}`
     /// at supervisor start, `{error, Reason}` from `start_child`).
-    #[error("child {id:?} failed to start: {reason}")]
+    #[error("child {id:?} failed to start: {source}")]
     StartFailed {
         /// The child's id.
         id: String,
-        /// Why.
-        reason: String,
+        /// Why: the start function's error.
+        #[source]
+        source: ractor::ActorProcessingErr,
     },
     /// The child is running (`restart_child`, `delete_child`).
     #[error("child {0:?} is running")]

@@ -154,18 +154,18 @@ async fn start_spec(
     spec: &ChildSpec,
     sup: &ActorCell,
     hook: Option<&RestartHook>,
-) -> Result<Option<ActorCell>, String> {
+) -> Result<Option<ActorCell>, ActorProcessingErr> {
     match hook::passing(hook, (spec.start)(sup.clone())).await {
         Ok(Started::Child(c)) => Ok(Some(c)),
         Ok(Started::Ignore) => Ok(None),
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(e),
     }
 }
 
-fn start_failed(id: &str, reason: String) -> SupervisorError {
+fn start_failed(id: &str, source: ActorProcessingErr) -> SupervisorError {
     SupervisorError::StartFailed {
         id: id.to_string(),
-        reason,
+        source,
     }
 }
 
