@@ -1,10 +1,14 @@
 //! The Lamport clock rule, history order and pagination, idempotent retries.
 
-mod chat_common;
+mod support {
+    pub(crate) mod chat;
+    pub(crate) mod error_code;
+}
 
-use chat_common::{code, ok, start};
 use corral::client::Codec;
 use serde_json::{json, Value};
+use support::chat::{ok, start};
+use support::error_code::code;
 
 fn clock(v: &Value) -> u64 {
     v["clock"].as_u64().expect("clock in data")

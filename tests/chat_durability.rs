@@ -1,10 +1,12 @@
 //! Everything acknowledged survives kill -9 of a real `corral serve`.
 
-mod serve_common;
+mod support {
+    pub(crate) mod serve;
+}
 
-use serve_common::Serve;
 use std::path::Path;
 use std::sync::Arc;
+use support::serve::Serve;
 
 use corral::client::{Client, Codec};
 use serde_json::json;

@@ -1,11 +1,13 @@
 //! Pushes to several subscribers, the slow-subscriber policy, private
 //! messages, clean-up of closed connections.
 
-mod chat_common;
+mod support {
+    pub(crate) mod chat;
+}
 
-use chat_common::{ok, start};
 use corral::client::Codec;
 use serde_json::json;
+use support::chat::{ok, start, start_with};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publication_reaches_every_subscriber_in_order() {
@@ -179,7 +181,7 @@ async fn slow_subscriber_drops_and_never_blocks_others() {
 /// subscriber still gets every acknowledged publication once, in `seq` order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipelined_publishes_are_pushed_once_each_in_seq_order() {
-    let n = chat_common::start_with(|c| c.chat.rate_per_second = 0.0).await;
+    let n = start_with(|c| c.chat.rate_per_second = 0.0).await;
     let (admin, _) = n.client(Codec::Json).await;
     ok(&admin, "login", json!({"user": "admin"})).await;
     ok(&admin, "channel", json!({"channel": "busy"})).await;

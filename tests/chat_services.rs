@@ -1,12 +1,16 @@
 //! Every chat service and its errors, over a real connection, in JSON and in
 //! MessagePack.
 
-mod chat_common;
+mod support {
+    pub(crate) mod chat;
+    pub(crate) mod error_code;
+}
 
-use chat_common::{code, ok, start, start_with};
 use corral::client::Codec;
 use corral::supervisor::{ChildState, Supervisor};
 use serde_json::json;
+use support::chat::{ok, start, start_with};
+use support::error_code::code;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chat_sup_is_in_the_root_tree() {

@@ -2,11 +2,13 @@
 //! listeners, the node answers, and SIGTERM / SIGINT shut it down gracefully
 //! with exit status 0.
 
-mod serve_common;
+mod support {
+    pub(crate) mod serve;
+}
 
 use corral::client::{Client, Codec};
-use serve_common::Serve;
 use std::process::Command;
+use support::serve::Serve;
 
 fn serve() -> Serve {
     serve_with(&[])
@@ -19,6 +21,14 @@ fn serve_with(vars: &[(&str, &str)]) -> Serve {
     Serve::start(&all)
 }
 
+/// Sends signal `sig` to the process.
+fn signal(node: &Serve, sig: i32) {
+    let pid = i32::try_from(node.child.id()).expect("a pid fits i32");
+    // SAFETY: kill(2) on our own child's pid; no memory is involved.
+    let r = unsafe { libc::kill(pid, sig) };
+    assert_eq!(r, 0, "kill({pid}, {sig})");
+}
+
 async fn stops_gracefully_on(sig: i32) {
     let mut node = serve();
     let rpc = node.listening("rpc");
@@ -28,7 +38,7 @@ async fn stops_gracefully_on(sig: i32) {
         .await
         .expect("ping");
     assert!(!pong.is_null());
-    node.signal(sig);
+    signal(&node, sig);
     node.wait_for(|v| (v["fields"]["message"] == "node stopped").then_some(()));
     let status = node.child.wait().expect("exits");
     assert!(status.success(), "exit status {status:?}");

@@ -11,13 +11,26 @@
 //!
 //! Tests synchronise on replies; no assertion is about time.
 
-mod http_common;
+mod support {
+    pub(crate) mod guard;
+    pub(crate) mod http;
+    pub(crate) mod http_client;
+    pub(crate) mod raw;
+    pub(crate) mod raw_get;
+    pub(crate) mod site;
+    pub(crate) mod status_of;
+}
 
 use corral::node::Node;
-use http_common::*;
 use reqwest::header::{self, HeaderMap};
 use reqwest::{Method, StatusCode};
 use std::net::SocketAddr;
+use support::guard::guarded;
+use support::http::{config, start};
+use support::http_client::{client, url};
+use support::raw_get::raw_get;
+use support::site::{Site, SECRET};
+use support::status_of::status_of;
 
 /// Headers both paths must agree on.
 const COMPARED: [header::HeaderName; 7] = [

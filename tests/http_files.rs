@@ -5,17 +5,30 @@
 //!
 //! Tests synchronise on replies; no assertion is about time.
 
-mod http_common;
+mod support {
+    pub(crate) mod guard;
+    pub(crate) mod http;
+    pub(crate) mod http_client;
+    pub(crate) mod raw;
+    pub(crate) mod raw_get;
+    pub(crate) mod site;
+    pub(crate) mod status_of;
+}
 
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 
 use corral::http::{full, Body};
 use corral::node::Node;
-use http_common::*;
 use hyper::{Request, Response};
 use reqwest::header;
 use reqwest::StatusCode;
+use support::guard::guarded;
+use support::http::{config, start};
+use support::http_client::{client, url};
+use support::raw_get::raw_get;
+use support::site::{Site, SECRET};
+use support::status_of::status_of;
 
 #[tokio::test]
 async fn get_serves_file_with_type_etag_date_server() {

@@ -6,15 +6,45 @@
 //! Tests synchronise on events (replies, the server closing a socket); no
 //! assertion is about time.
 
-mod http_common;
+mod support {
+    pub(crate) mod guard;
+    pub(crate) mod http;
+    pub(crate) mod http_client;
+    pub(crate) mod raw;
+    pub(crate) mod read_response;
+    pub(crate) mod site;
+    pub(crate) mod status_of;
+}
 
 use corral::http::{full, Body};
 use corral::node::Node;
 use http_body_util::BodyExt;
-use http_common::*;
 use hyper::{Request, Response, StatusCode as HyperStatus};
-use tokio::io::AsyncWriteExt;
+use support::guard::{guarded, GUARD};
+use support::http::{config, start};
+use support::http_client::{client, url};
+use support::raw::raw;
+use support::read_response::read_response;
+use support::site::Site;
+use support::status_of::status_of;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+/// Waits until the server closes `s` (read returns 0 or an error), reading
+/// and discarding what it sends; false if it did not within the guard.
+async fn closed_by_server(s: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 1024];
+    tokio::time::timeout(GUARD, async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .is_ok()
+}
 
 #[tokio::test]
 async fn slowloris_is_cut_off_by_the_header_read_timeout() {

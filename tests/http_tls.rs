@@ -2,12 +2,21 @@
 //! and HTTP/1.1 by ALPN, and start-up refused, naming the file, for an
 //! unreadable certificate or a key that does not fit it.
 
-mod http_common;
+mod support {
+    pub(crate) mod guard;
+    pub(crate) mod http;
+    pub(crate) mod raw;
+    pub(crate) mod raw_get;
+    pub(crate) mod site;
+}
 
 use std::net::SocketAddr;
 
 use corral::node::{Node, NodeError};
-use http_common::*;
+use support::guard::guarded;
+use support::http::{config, start};
+use support::raw_get::raw_get;
+use support::site::Site;
 
 struct Pki {
     _dir: tempfile::TempDir,

@@ -2,7 +2,12 @@
 //! RPC body, answered in the same encoding; bad bodies get error replies and
 //! the socket stays open; plain HTTP requests to `/ws` are refused.
 
-mod http_common;
+mod support {
+    pub(crate) mod guard;
+    pub(crate) mod raw;
+    pub(crate) mod raw_get;
+    pub(crate) mod read_response;
+}
 
 use std::time::Duration;
 
@@ -12,7 +17,9 @@ use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
-use http_common::guarded;
+use support::guard::guarded;
+use support::raw_get::raw_get;
+use support::read_response::read_response;
 
 async fn start() -> (Node, std::net::SocketAddr, tempfile::TempDir) {
     start_with(|_| {}).await
@@ -277,7 +284,7 @@ async fn a_message_over_the_frame_limit_closes_the_socket() {
 /// The listener's open connections, as `/health` reports them (the request
 /// asking is one of them).
 async fn connections(addr: std::net::SocketAddr) -> u64 {
-    let resp = http_common::raw_get(addr, "/health").await;
+    let resp = raw_get(addr, "/health").await;
     let body = resp.split("\r\n\r\n").nth(1).unwrap_or_default();
     let v: Value = serde_json::from_str(body).expect("health JSON");
     v["listeners"]["http"]["connections"]
@@ -307,14 +314,14 @@ async fn a_websocket_holds_its_place_under_max_connections() {
         tokio::io::AsyncWriteExt::write_all(&mut held, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
             .await
             .expect("write");
-        let (first, _) = http_common::read_response(&mut held).await.expect("served");
+        let (first, _) = read_response(&mut held).await.expect("served");
         assert!(first.starts_with("http/1.1 200"), "{first}");
         let mut third = tokio::spawn(async move {
             let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
             tokio::io::AsyncWriteExt::write_all(&mut s, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
                 .await
                 .expect("write");
-            http_common::read_response(&mut s).await
+            read_response(&mut s).await
         });
         assert!(
             tokio::time::timeout(Duration::from_millis(300), &mut third)

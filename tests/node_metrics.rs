@@ -6,14 +6,18 @@
 //! Tests synchronise on events (replies, closed sockets, supervisor state)
 //! and poll states in bounded loops; no assertion is about time.
 
-mod node_common;
+mod support {
+    pub(crate) mod child_cell;
+    pub(crate) mod wait;
+}
 
-use node_common::{child_cell, wait_until};
 use std::future::Future;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::Duration;
+use support::child_cell::child_cell;
+use support::wait::wait_until;
 
 use corral::client::{Client, Codec};
 use corral::config::{Config, ListenerConfig, ProtocolKind, Transport};

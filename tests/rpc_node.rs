@@ -9,14 +9,18 @@
 //! ones that something does NOT happen while it must not (a reply held back
 //! by `max_connections`).
 
-mod node_common;
+mod support {
+    pub(crate) mod child_cell;
+    pub(crate) mod wait;
+}
 
-use node_common::{child_cell, wait_until};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use support::child_cell::child_cell;
+use support::wait::wait_until;
 
 use corral::async_trait;
 use corral::client::{Client, ClientError, Codec, FrameConn};

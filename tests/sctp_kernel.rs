@@ -9,14 +9,16 @@
 //! Tests synchronise on events (replies, services entered, connection
 //! counts polled in bounded loops); no assertion is about time.
 
-mod node_common;
+mod support {
+    pub(crate) mod wait;
+}
 
-use node_common::wait_until;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::os::unix::io::AsRawFd;
 use std::sync::Arc;
 use std::time::Duration;
+use support::wait::wait_until;
 
 use bytes::Bytes;
 use corral::async_trait;

@@ -1,12 +1,31 @@
 //! Administration calls with OTP's errors, ported from OTP's supervisor_SUITE.
 
-mod support;
+mod support {
+    pub(crate) mod cell_of;
+    pub(crate) mod child_spec;
+    pub(crate) mod children;
+    pub(crate) mod cmd_normal;
+    pub(crate) mod events;
+    pub(crate) mod gone;
+    pub(crate) mod layout;
+    pub(crate) mod stopped;
+    pub(crate) mod take;
+    pub(crate) mod template;
+}
 
 use corral::supervisor::{
     ChildState, DynamicSpec, DynamicSupervisor, Restart, Supervisor, SupervisorError as E,
     SupervisorSpec,
 };
-use support::*;
+use support::cell_of::cell_of;
+use support::child_spec::child;
+use support::children::send;
+use support::cmd_normal::normal;
+use support::events::{probe, started};
+use support::gone::gone;
+use support::layout::layout;
+use support::stopped::stopped;
+use support::template::template;
 
 /// which_children, start_child, terminate_child, restart_child,
 /// delete_child and get_childspec on a static supervisor.
@@ -87,7 +106,7 @@ async fn child_adm() {
         .unwrap()
         .unwrap();
     ev.expect(started("tr")).await;
-    send(&tr, Cmd::Normal);
+    send(&tr, normal);
     ev.expect(stopped("tr")).await;
     gone(&tr).await;
     assert_eq!(layout(&sup).await, vec!["tr:undefined"]);

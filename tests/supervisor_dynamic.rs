@@ -1,13 +1,29 @@
 //! The dynamic supervisor (simple_one_for_one), ported from OTP's
 //! supervisor_SUITE, plus max_children.
 
-mod support;
+mod support {
+    pub(crate) mod children;
+    pub(crate) mod cmd_crash;
+    pub(crate) mod cmd_normal;
+    pub(crate) mod events;
+    pub(crate) mod gone;
+    pub(crate) mod quiet;
+    pub(crate) mod stopped;
+    pub(crate) mod take;
+    pub(crate) mod template;
+}
 
 use corral::supervisor::{
     DynamicSpec, DynamicSupervisor, Restart, Shutdown, Strategy, SupervisorError, SupervisorFlags,
 };
 use std::time::Duration;
-use support::*;
+use support::children::{send, ChildArgs, TestChild};
+use support::cmd_crash::crash;
+use support::cmd_normal::normal;
+use support::events::{probe, started, Ev};
+use support::gone::gone;
+use support::stopped::stopped;
+use support::template::template;
 
 /// Many temporary children started, exiting by themselves and terminated.
 #[tokio::test]
@@ -29,7 +45,7 @@ async fn simple_one_for_one_scale_many_temporary_children() {
     // Half exit by themselves, half are terminated.
     for (i, c) in cells.iter().enumerate() {
         if i % 2 == 0 {
-            send(c, Cmd::Normal);
+            send(c, normal);
         }
     }
     for (i, c) in cells.iter().enumerate() {
@@ -71,7 +87,7 @@ async fn max_children_refuses_without_crashing() {
         ));
     }
     ev.take(3).await;
-    send(&cells[0], Cmd::Normal);
+    send(&cells[0], normal);
     ev.expect(stopped("0")).await;
     gone(&cells[0]).await;
     // Once the exit is handled there is room again.
@@ -102,9 +118,9 @@ async fn dynamic_children_restart_with_their_arguments() {
     let a = sup.start_child("a".into()).await.unwrap().unwrap();
     let b = sup.start_child("b".into()).await.unwrap().unwrap();
     ev.take(2).await;
-    send(&a, Cmd::Crash);
+    send(&a, crash);
     ev.expect(started("a")).await;
-    send(&b, Cmd::Normal);
+    send(&b, normal);
     ev.expect(stopped("b")).await;
     gone(&b).await;
     assert!(ev.quiet().await, "b exited normally: not restarted");

@@ -1,11 +1,21 @@
 //! Every start, exit, restart and give-up of a supervisor is a tracing event.
 
-mod support;
+mod support {
+    pub(crate) mod cell_of;
+    pub(crate) mod child_spec;
+    pub(crate) mod children;
+    pub(crate) mod cmd_crash;
+    pub(crate) mod events;
+}
 
 use corral::supervisor::{Strategy, Supervisor, SupervisorFlags, SupervisorSpec};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use support::*;
+use support::cell_of::cell_of;
+use support::child_spec::child;
+use support::children::send;
+use support::cmd_crash::crash;
+use support::events::{probe, started};
 use tracing::field::{Field, Visit};
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::Layer;
@@ -70,9 +80,9 @@ async fn start_exit_restart_and_give_up_are_traced() {
     .await
     .unwrap();
     ev.expect(started("w")).await;
-    send(&cell_of(&sup, "w").await, Cmd::Crash);
+    send(&cell_of(&sup, "w").await, crash);
     ev.expect(started("w")).await;
-    send(&cell_of(&sup, "w").await, Cmd::Crash);
+    send(&cell_of(&sup, "w").await, crash);
     sup.wait().await;
     assert_eq!(
         rec.messages(),

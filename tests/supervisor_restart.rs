@@ -1,13 +1,39 @@
 //! Restart types and strategies, ported from OTP's supervisor_SUITE.
 
-mod support;
+mod support {
+    pub(crate) mod cell_of;
+    pub(crate) mod child_spec;
+    pub(crate) mod children;
+    pub(crate) mod cmd_crash;
+    pub(crate) mod cmd_kill;
+    pub(crate) mod cmd_normal;
+    pub(crate) mod cmd_shutdown;
+    pub(crate) mod events;
+    pub(crate) mod gone;
+    pub(crate) mod layout;
+    pub(crate) mod quiet;
+    pub(crate) mod stopped;
+    pub(crate) mod switch;
+    pub(crate) mod take;
+}
 
 use corral::supervisor::{
     ChildSpec, Restart, RestartHook, Strategy, Supervisor, SupervisorFlags, SupervisorSpec,
 };
+use ractor::ActorCell;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use support::*;
+use support::cell_of::cell_of;
+use support::child_spec::{child, child_with};
+use support::children::{send, StartMode, Switch};
+use support::cmd_crash::crash;
+use support::cmd_kill::kill;
+use support::cmd_normal::normal;
+use support::cmd_shutdown::shutdown;
+use support::events::{probe, started, Ev, Probe};
+use support::gone::gone;
+use support::layout::layout;
+use support::stopped::stopped;
 
 fn flags(strategy: Strategy, max: u32) -> SupervisorFlags {
     SupervisorFlags::new(strategy).intensity(max, Duration::from_secs(3600))
@@ -23,14 +49,46 @@ async fn one(restart: Restart, ev: &Probe, name: &str) -> Supervisor {
     .expect("supervisor starts")
 }
 
-/// Makes the child exit by `cmd` and checks whether it came back.
-async fn exit_and_check(restart: Restart, cmd: Cmd, restarted: bool, name: &str) {
+/// How a child is told to exit.
+enum Exit {
+    /// stop(None).
+    Normal,
+    /// stop(Some("shutdown")).
+    Shutdown,
+    /// stop(Some("shutdown: why")).
+    ShutdownWith(String),
+    /// A handler error.
+    Crash,
+    /// A panic in the handler.
+    Panic,
+    /// It kills itself.
+    Kill,
+}
+
+impl Exit {
+    fn send(self, cell: &ActorCell) {
+        match self {
+            Exit::Normal => send(cell, normal),
+            Exit::Shutdown => send(cell, shutdown),
+            Exit::ShutdownWith(why) => send(cell, move |myself| {
+                myself.stop(Some(format!("shutdown: {why}")));
+                Ok(())
+            }),
+            Exit::Crash => send(cell, crash),
+            Exit::Panic => send(cell, |_| panic!("panic on command")),
+            Exit::Kill => send(cell, kill),
+        }
+    }
+}
+
+/// Makes the child exit by `exit` and checks whether it came back.
+async fn exit_and_check(restart: Restart, exit: Exit, restarted: bool, name: &str) {
     let (p, mut ev) = probe();
     let sup = one(restart, &p, name).await;
     ev.expect(started("c")).await;
     let before = cell_of(&sup, "c").await;
-    let runs_post_stop = matches!(cmd, Cmd::Normal | Cmd::Shutdown | Cmd::ShutdownWith(_));
-    send(&before, cmd);
+    let runs_post_stop = matches!(exit, Exit::Normal | Exit::Shutdown | Exit::ShutdownWith(_));
+    exit.send(&before);
     gone(&before).await;
     if runs_post_stop {
         ev.expect(stopped("c")).await;
@@ -53,21 +111,21 @@ async fn exit_and_check(restart: Restart, cmd: Cmd, restarted: bool, name: &str)
 
 #[tokio::test]
 async fn permanent_normal() {
-    exit_and_check(Restart::Permanent, Cmd::Normal, true, "permanent_normal").await;
+    exit_and_check(Restart::Permanent, Exit::Normal, true, "permanent_normal").await;
 }
 
 #[tokio::test]
 async fn permanent_shutdown() {
     exit_and_check(
         Restart::Permanent,
-        Cmd::Shutdown,
+        Exit::Shutdown,
         true,
         "permanent_shutdown",
     )
     .await;
     exit_and_check(
         Restart::Permanent,
-        Cmd::ShutdownWith("bye".into()),
+        Exit::ShutdownWith("bye".into()),
         true,
         "permanent_shutdown2",
     )
@@ -76,28 +134,28 @@ async fn permanent_shutdown() {
 
 #[tokio::test]
 async fn permanent_abnormal() {
-    exit_and_check(Restart::Permanent, Cmd::Crash, true, "permanent_abnormal").await;
-    exit_and_check(Restart::Permanent, Cmd::Panic, true, "permanent_abnormal2").await;
-    exit_and_check(Restart::Permanent, Cmd::Kill, true, "permanent_abnormal3").await;
+    exit_and_check(Restart::Permanent, Exit::Crash, true, "permanent_abnormal").await;
+    exit_and_check(Restart::Permanent, Exit::Panic, true, "permanent_abnormal2").await;
+    exit_and_check(Restart::Permanent, Exit::Kill, true, "permanent_abnormal3").await;
 }
 
 #[tokio::test]
 async fn transient_normal() {
-    exit_and_check(Restart::Transient, Cmd::Normal, false, "transient_normal").await;
+    exit_and_check(Restart::Transient, Exit::Normal, false, "transient_normal").await;
 }
 
 #[tokio::test]
 async fn transient_shutdown() {
     exit_and_check(
         Restart::Transient,
-        Cmd::Shutdown,
+        Exit::Shutdown,
         false,
         "transient_shutdown",
     )
     .await;
     exit_and_check(
         Restart::Transient,
-        Cmd::ShutdownWith("bye".into()),
+        Exit::ShutdownWith("bye".into()),
         false,
         "transient_shutdown2",
     )
@@ -106,22 +164,22 @@ async fn transient_shutdown() {
 
 #[tokio::test]
 async fn transient_abnormal() {
-    exit_and_check(Restart::Transient, Cmd::Crash, true, "transient_abnormal").await;
-    exit_and_check(Restart::Transient, Cmd::Panic, true, "transient_abnormal2").await;
+    exit_and_check(Restart::Transient, Exit::Crash, true, "transient_abnormal").await;
+    exit_and_check(Restart::Transient, Exit::Panic, true, "transient_abnormal2").await;
     // A kill is abnormal: a killed transient child is restarted.
-    exit_and_check(Restart::Transient, Cmd::Kill, true, "transient_abnormal3").await;
+    exit_and_check(Restart::Transient, Exit::Kill, true, "transient_abnormal3").await;
 }
 
 #[tokio::test]
 async fn temporary_normal() {
-    exit_and_check(Restart::Temporary, Cmd::Normal, false, "temporary_normal").await;
+    exit_and_check(Restart::Temporary, Exit::Normal, false, "temporary_normal").await;
 }
 
 #[tokio::test]
 async fn temporary_shutdown() {
     exit_and_check(
         Restart::Temporary,
-        Cmd::Shutdown,
+        Exit::Shutdown,
         false,
         "temporary_shutdown",
     )
@@ -130,8 +188,8 @@ async fn temporary_shutdown() {
 
 #[tokio::test]
 async fn temporary_abnormal() {
-    exit_and_check(Restart::Temporary, Cmd::Crash, false, "temporary_abnormal").await;
-    exit_and_check(Restart::Temporary, Cmd::Kill, false, "temporary_abnormal2").await;
+    exit_and_check(Restart::Temporary, Exit::Crash, false, "temporary_abnormal").await;
+    exit_and_check(Restart::Temporary, Exit::Kill, false, "temporary_abnormal2").await;
 }
 
 /// A temporary child stopped by a one_for_all group restart is not brought back.
@@ -147,7 +205,7 @@ async fn temporary_bystander() {
     .await
     .unwrap();
     assert_eq!(ev.take(2).await, vec![started("perm"), started("temp")]);
-    send(&cell_of(&sup, "perm").await, Cmd::Crash);
+    send(&cell_of(&sup, "perm").await, crash);
     // The bystander is stopped (post_stop runs), the permanent one comes back alone.
     ev.expect(stopped("temp")).await;
     ev.expect(started("perm")).await;
@@ -170,10 +228,10 @@ async fn multiple_restarts() {
     .unwrap();
     ev.expect(started("c")).await;
     for _ in 0..3 {
-        send(&cell_of(&sup, "c").await, Cmd::Crash);
+        send(&cell_of(&sup, "c").await, crash);
         ev.expect(started("c")).await;
     }
-    send(&cell_of(&sup, "c").await, Cmd::Crash);
+    send(&cell_of(&sup, "c").await, crash);
     sup.wait().await;
     assert!(ev.quiet().await);
 }
@@ -193,7 +251,7 @@ async fn failed_restart_attempts_count() {
     .unwrap();
     ev.expect(started("c")).await;
     switch.set(StartMode::Fail);
-    send(&cell_of(&sup, "c").await, Cmd::Crash);
+    send(&cell_of(&sup, "c").await, crash);
     for _ in 0..3 {
         ev.expect(Ev::StartFailed("c".into())).await;
     }
@@ -218,13 +276,13 @@ async fn one_for_one() {
     .unwrap();
     ev.take(2).await;
     let b = cell_of(&sup, "b").await;
-    send(&cell_of(&sup, "a").await, Cmd::Crash);
+    send(&cell_of(&sup, "a").await, crash);
     ev.expect(started("a")).await;
     assert_eq!(cell_of(&sup, "b").await.get_id(), b.get_id(), "b untouched");
-    send(&cell_of(&sup, "a").await, Cmd::Crash);
+    send(&cell_of(&sup, "a").await, crash);
     ev.expect(started("a")).await;
     // The third restart within the period is one too many.
-    send(&cell_of(&sup, "a").await, Cmd::Crash);
+    send(&cell_of(&sup, "a").await, crash);
     ev.expect(stopped("b")).await;
     sup.wait().await;
     assert!(ev.quiet().await);
@@ -269,7 +327,7 @@ async fn restart_hook_is_inherited() {
     ev.expect(started("leaf")).await;
     let inner = cell_of(&root, "inner").await;
     let inner = Supervisor::from_cell(inner).expect("a supervisor");
-    send(&cell_of(&inner, "leaf").await, Cmd::Crash);
+    send(&cell_of(&inner, "leaf").await, crash);
     ev.expect(started("leaf")).await;
     assert_eq!(
         *restarts.lock().unwrap(),
@@ -292,7 +350,7 @@ async fn one_for_all() {
     .await
     .unwrap();
     ev.take(3).await;
-    send(&cell_of(&sup, "b").await, Cmd::Crash);
+    send(&cell_of(&sup, "b").await, crash);
     assert_eq!(
         ev.take(5).await,
         vec![
@@ -322,7 +380,7 @@ async fn rest_for_one() {
     .unwrap();
     ev.take(4).await;
     let a = cell_of(&sup, "a").await;
-    send(&cell_of(&sup, "b").await, Cmd::Crash);
+    send(&cell_of(&sup, "b").await, crash);
     assert_eq!(
         ev.take(5).await,
         vec![
@@ -353,7 +411,7 @@ async fn one_for_all_other_child_fails_restart() {
     .unwrap();
     ev.take(2).await;
     switch.set(StartMode::Fail);
-    send(&cell_of(&sup, "a").await, Cmd::Crash);
+    send(&cell_of(&sup, "a").await, crash);
     assert_eq!(
         ev.take(3).await,
         vec![stopped("b"), started("a"), Ev::StartFailed("b".into())]
@@ -397,7 +455,7 @@ async fn rest_for_one_other_child_fails_restart() {
     ev.take(3).await;
     let a = cell_of(&sup, "a").await;
     switch.set(StartMode::Fail);
-    send(&cell_of(&sup, "b").await, Cmd::Crash);
+    send(&cell_of(&sup, "b").await, crash);
     assert_eq!(
         ev.take(3).await,
         vec![stopped("c"), started("b"), Ev::StartFailed("c".into())]
@@ -435,7 +493,7 @@ async fn hanging_restart_loop() {
     let c = sup.start_child(spec.clone()).await.unwrap().unwrap();
     ev.expect(started("c")).await;
     switch.set(StartMode::Fail);
-    send(&c, Cmd::Crash);
+    send(&c, crash);
     ev.expect(Ev::StartFailed("c".into())).await;
     ev.expect(Ev::StartFailed("c".into())).await;
     use corral::supervisor::SupervisorError as E;
@@ -461,7 +519,7 @@ async fn hanging_restart_loop() {
     let c2 = sup.restart_child("c").await.unwrap().unwrap();
     ev.expect(started("c")).await;
     switch.set(StartMode::Fail);
-    send(&c2, Cmd::Crash);
+    send(&c2, crash);
     ev.expect(Ev::StartFailed("c".into())).await;
     // Shutting down in the middle of the loop does not hang.
     sup.stop().await;

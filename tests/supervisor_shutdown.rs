@@ -1,11 +1,31 @@
 //! Stopping children: brutal kill, timeout, infinity, and races, ported
 //! from OTP's supervisor_SUITE.
 
-mod support;
+mod support {
+    pub(crate) mod cell_of;
+    pub(crate) mod child_spec;
+    pub(crate) mod children;
+    pub(crate) mod cmd_crash;
+    pub(crate) mod cmd_kill;
+    pub(crate) mod cmd_normal;
+    pub(crate) mod events;
+    pub(crate) mod gone;
+    pub(crate) mod quiet;
+    pub(crate) mod stopped;
+    pub(crate) mod take;
+}
 
 use corral::supervisor::{Restart, Shutdown, Supervisor, SupervisorSpec};
 use std::time::Duration;
-use support::*;
+use support::cell_of::cell_of;
+use support::child_spec::{child, child_with};
+use support::children::{send, Switch};
+use support::cmd_crash::crash;
+use support::cmd_kill::kill;
+use support::cmd_normal::normal;
+use support::events::{probe, started};
+use support::gone::gone;
+use support::stopped::stopped;
 
 /// A child too slow to stop within its shutdown timeout is killed.
 #[tokio::test]
@@ -90,9 +110,9 @@ async fn sup_stop_race() {
             cell_of(&sup, "c").await,
         );
         match round % 3 {
-            0 => send(&a, Cmd::Crash),
-            1 => send(&b, Cmd::Normal),
-            _ => send(&c, Cmd::Kill),
+            0 => send(&a, crash),
+            1 => send(&b, normal),
+            _ => send(&c, kill),
         }
         sup.stop().await;
         gone(&a).await;
@@ -114,7 +134,7 @@ async fn terminate_child_race() {
         let spec = child("c", &p).restart(Restart::Transient);
         let c = sup.start_child(spec).await.unwrap().unwrap();
         ev.expect(started("c")).await;
-        send(&c, Cmd::Normal);
+        send(&c, normal);
         sup.terminate_child("c").await.unwrap();
         gone(&c).await;
         sup.delete_child("c").await.unwrap();

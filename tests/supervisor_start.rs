@@ -1,13 +1,30 @@
 //! Starting supervisors and children, ported from OTP's supervisor_SUITE.
 
-mod support;
+mod support {
+    pub(crate) mod cell_of;
+    pub(crate) mod child_spec;
+    pub(crate) mod children;
+    pub(crate) mod cmd_crash;
+    pub(crate) mod events;
+    pub(crate) mod layout;
+    pub(crate) mod quiet;
+    pub(crate) mod stopped;
+    pub(crate) mod switch;
+    pub(crate) mod take;
+}
 
 use corral::supervisor::{
     AutoShutdown, ChildKind, ChildSpec, ChildState, Restart, Shutdown, Strategy, Supervisor,
     SupervisorError, SupervisorFlags, SupervisorSpec,
 };
 use std::time::Duration;
-use support::*;
+use support::cell_of::cell_of;
+use support::child_spec::{child, child_with};
+use support::children::{send, StartMode, Switch};
+use support::cmd_crash::crash;
+use support::events::{probe, started, Ev};
+use support::layout::layout;
+use support::stopped::stopped;
 
 /// A child whose start returns ignore is kept with no process (unless it is
 /// temporary, then it is forgotten); restart_child on it ignores again.
@@ -124,7 +141,7 @@ async fn order_of_children() {
     ev.expect(started("d")).await;
     assert_eq!(layout(&sup).await, vec!["a", "b", "c", "d"]);
     // A restart keeps the order.
-    send(&cell_of(&sup, "c").await, Cmd::Crash);
+    send(&cell_of(&sup, "c").await, crash);
     assert_eq!(
         ev.take(3).await,
         vec![stopped("d"), started("c"), started("d")]

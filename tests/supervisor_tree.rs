@@ -1,13 +1,32 @@
 //! Nested supervisors, escalation and auto_shutdown, ported from OTP's
 //! supervisor_SUITE.
 
-mod support;
+mod support {
+    pub(crate) mod cell_of;
+    pub(crate) mod child_spec;
+    pub(crate) mod children;
+    pub(crate) mod cmd_crash;
+    pub(crate) mod cmd_normal;
+    pub(crate) mod cmd_shutdown;
+    pub(crate) mod events;
+    pub(crate) mod layout;
+    pub(crate) mod stopped;
+    pub(crate) mod take;
+}
 
 use corral::supervisor::{
     AutoShutdown, ChildSpec, Restart, Strategy, Supervisor, SupervisorFlags, SupervisorSpec,
 };
 use std::time::Duration;
-use support::*;
+use support::cell_of::cell_of;
+use support::child_spec::child;
+use support::children::send;
+use support::cmd_crash::crash;
+use support::cmd_normal::normal;
+use support::cmd_shutdown::shutdown;
+use support::events::{probe, started};
+use support::layout::layout;
+use support::stopped::stopped;
 
 /// A tree: root -> (sup1 -> w1, w2), (sup2 -> w3). A worker crash is handled
 /// by its own supervisor; a supervisor crash restarts its whole subtree;
@@ -36,7 +55,7 @@ async fn tree() {
     let s2_cell = cell_of(&root, "sup2").await;
 
     // A worker crash stays inside sup1 (one_for_all there).
-    send(&cell_of(&s1, "w1").await, Cmd::Crash);
+    send(&cell_of(&s1, "w1").await, crash);
     assert_eq!(
         ev.take(3).await,
         vec![stopped("w2"), started("w1"), started("w2")]
@@ -77,7 +96,7 @@ async fn one_for_one_escalation() {
     .unwrap();
     ev.take(3).await;
     let inner1 = Supervisor::from_cell(cell_of(&root, "inner").await).unwrap();
-    send(&cell_of(&inner1, "a").await, Cmd::Crash);
+    send(&cell_of(&inner1, "a").await, crash);
     // inner gives up at once (intensity 0): stops b, exits; root restarts it.
     assert_eq!(
         ev.take(3).await,
@@ -86,7 +105,7 @@ async fn one_for_one_escalation() {
     let inner2 = Supervisor::from_cell(cell_of(&root, "inner").await).unwrap();
     assert_ne!(inner1.cell().get_id(), inner2.cell().get_id());
     // Again: now the root is past its own intensity and gives up too.
-    send(&cell_of(&inner2, "a").await, Cmd::Crash);
+    send(&cell_of(&inner2, "a").await, crash);
     ev.expect(stopped("b")).await;
     ev.expect(stopped("bystander")).await;
     root.wait().await;
@@ -110,7 +129,7 @@ async fn significant_temporary() {
     .await
     .unwrap();
     ev.take(2).await;
-    send(&cell_of(&sup, "sig").await, Cmd::Crash);
+    send(&cell_of(&sup, "sig").await, crash);
     ev.expect(stopped("other")).await;
     sup.wait().await;
 
@@ -134,10 +153,10 @@ async fn significant_temporary() {
     .await
     .unwrap();
     ev.take(3).await;
-    send(&cell_of(&sup, "s1").await, Cmd::Normal);
+    send(&cell_of(&sup, "s1").await, normal);
     ev.expect(stopped("s1")).await;
     assert_eq!(layout(&sup).await, vec!["other", "s2"]);
-    send(&cell_of(&sup, "s2").await, Cmd::Normal);
+    send(&cell_of(&sup, "s2").await, normal);
     ev.expect(stopped("s2")).await;
     ev.expect(stopped("other")).await;
     sup.wait().await;
@@ -184,10 +203,10 @@ async fn significant_transient() {
     .await
     .unwrap();
     ev.take(2).await;
-    send(&cell_of(&sup, "sig").await, Cmd::Crash);
+    send(&cell_of(&sup, "sig").await, crash);
     ev.expect(started("sig")).await;
     assert_eq!(layout(&sup).await, vec!["other", "sig"]);
-    send(&cell_of(&sup, "sig").await, Cmd::Shutdown);
+    send(&cell_of(&sup, "sig").await, shutdown);
     ev.expect(stopped("sig")).await;
     ev.expect(stopped("other")).await;
     sup.wait().await;

@@ -1,20 +1,21 @@
-//! Shared by tests/chat_*.rs: a node with the chat on a temporary data_dir.
-#![allow(dead_code)]
+//! A node with the chat on a temporary data_dir, its clients, and calls
+//! expected to succeed.
 
-use corral::client::{Client, ClientError, Codec, IncomingPush};
+use corral::client::{Client, Codec, IncomingPush};
 use corral::config::{Config, ListenerConfig, ProtocolKind, Transport};
 use corral::node::Node;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
 /// A running node and the temporary directory holding its data.
-pub struct ChatNode {
-    pub node: Node,
-    pub dir: tempfile::TempDir,
+pub(crate) struct ChatNode {
+    pub(crate) node: Node,
+    /// Kept for the node's lifetime; removed when dropped.
+    _dir: tempfile::TempDir,
 }
 
 /// The embedded default, one RPC listener on a free port, chat on `dir`.
-pub fn config(dir: &std::path::Path) -> Config {
+fn config(dir: &std::path::Path) -> Config {
     let mut c = Config::embedded_default();
     let mut l = ListenerConfig::new("rpc", Transport::Tcp, ProtocolKind::Rpc, 0);
     l.drain_timeout_ms = 500;
@@ -23,20 +24,20 @@ pub fn config(dir: &std::path::Path) -> Config {
     c
 }
 
-pub async fn start_with(edit: impl FnOnce(&mut Config)) -> ChatNode {
+pub(crate) async fn start_with(edit: impl FnOnce(&mut Config)) -> ChatNode {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut c = config(dir.path());
     edit(&mut c);
     let node = Node::start(c).await.expect("the node starts");
-    ChatNode { node, dir }
+    ChatNode { node, _dir: dir }
 }
 
-pub async fn start() -> ChatNode {
+pub(crate) async fn start() -> ChatNode {
     start_with(|_| {}).await
 }
 
 impl ChatNode {
-    pub async fn client(&self, codec: Codec) -> (Client, mpsc::Receiver<IncomingPush>) {
+    pub(crate) async fn client(&self, codec: Codec) -> (Client, mpsc::Receiver<IncomingPush>) {
         let addr = self.node.local_addr("rpc").expect("bound");
         let c = Client::connect(addr, codec).await.expect("connects");
         let p = c.pushes().expect("pushes receiver");
@@ -44,15 +45,7 @@ impl ChatNode {
     }
 }
 
-/// The error code of a call expected to fail.
-pub fn code(r: Result<Value, ClientError>) -> String {
-    match r {
-        Err(ClientError::Rpc { code, .. }) => code,
-        other => panic!("expected an error reply, got {other:?}"),
-    }
-}
-
-pub async fn ok(c: &Client, service: &str, data: Value) -> Value {
+pub(crate) async fn ok(c: &Client, service: &str, data: Value) -> Value {
     match c.call(service, data.clone()).await {
         Ok(v) => v,
         Err(e) => panic!("{service} {data}: {e}"),

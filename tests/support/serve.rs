@@ -1,7 +1,6 @@
-//! Shared by the tests that run the real binary: a `corral serve` process
-//! on config/sys.toml (`--env test`, JSON logs at info), its log lines read
-//! on a thread, killed when dropped.
-#![allow(dead_code)]
+//! The real binary: a `corral serve` process on config/sys.toml (`--env
+//! test`, JSON logs at info), its log lines read on a thread, killed when
+//! dropped.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -13,8 +12,8 @@ use std::time::Duration;
 /// not a measurement.
 const LINE_GUARD: Duration = Duration::from_secs(60);
 
-pub struct Serve {
-    pub child: Child,
+pub(crate) struct Serve {
+    pub(crate) child: Child,
     lines: Receiver<String>,
 }
 
@@ -27,7 +26,7 @@ impl Drop for Serve {
 
 impl Serve {
     /// Starts `corral serve` with the environment variables `vars` set.
-    pub fn start(vars: &[(&str, &str)]) -> Serve {
+    pub(crate) fn start(vars: &[(&str, &str)]) -> Serve {
         let manifest = env!("CARGO_MANIFEST_DIR");
         let mut child = Command::new(env!("CARGO_BIN_EXE_corral"))
             .args(["--log-format", "json", "serve", "--config"])
@@ -53,7 +52,7 @@ impl Serve {
     }
 
     /// Reads log lines until one (a JSON object) satisfies `f`.
-    pub fn wait_for<T>(&self, mut f: impl FnMut(&serde_json::Value) -> Option<T>) -> T {
+    pub(crate) fn wait_for<T>(&self, mut f: impl FnMut(&serde_json::Value) -> Option<T>) -> T {
         loop {
             let line = self.lines.recv_timeout(LINE_GUARD).expect("a log line");
             if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
@@ -65,20 +64,12 @@ impl Serve {
     }
 
     /// The address of listener `name`, from its "listening" log line.
-    pub fn listening(&self, name: &str) -> SocketAddr {
+    pub(crate) fn listening(&self, name: &str) -> SocketAddr {
         self.wait_for(|v| {
             let fields = &v["fields"];
             (fields["message"] == "listening" && fields["listener"] == name)
                 .then(|| fields["addr"].as_str().and_then(|a| a.parse().ok()))
                 .flatten()
         })
-    }
-
-    /// Sends signal `sig` to the process.
-    pub fn signal(&self, sig: i32) {
-        let pid = i32::try_from(self.child.id()).expect("a pid fits i32");
-        // SAFETY: kill(2) on our own child's pid; no memory is involved.
-        let r = unsafe { libc::kill(pid, sig) };
-        assert_eq!(r, 0, "kill({pid}, {sig})");
     }
 }
