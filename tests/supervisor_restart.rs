@@ -293,8 +293,11 @@ async fn one_for_one() {
     );
 }
 
+/// The (supervisor, child) of each restart a hook was told of.
+type Restarts = Arc<Mutex<Vec<(String, String)>>>;
+
 /// A hook that records each restart it is told of.
-fn recording_hook() -> (RestartHook, Arc<Mutex<Vec<(String, String)>>>) {
+fn recording_hook() -> (RestartHook, Restarts) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = seen.clone();
     let hook = RestartHook::new(move |e| {
