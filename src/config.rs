@@ -116,6 +116,9 @@ impl ConfigError {
     }
 }
 
+/// A section's own check: `Err((key within the section, what is wrong))`.
+type Checked = Result<(), (String, String)>;
+
 /// A node's whole configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -574,7 +577,7 @@ impl Config {
                 "must be at most 1024 (0 = one per CPU)",
             );
         }
-        let sections: Vec<(&str, Result<(), (String, String)>)> = vec![
+        let sections: Vec<(&str, Checked)> = vec![
             ("rpc", self.rpc.check()),
             #[cfg(feature = "http")]
             ("http", self.http.check()),
