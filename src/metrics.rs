@@ -8,6 +8,7 @@
 
 mod sharded;
 
+#[cfg_attr(not(feature = "http"), allow(unused_imports))]
 pub(crate) use sharded::{
     ShardedCounter, ShardedCounterVec, ShardedHistogram, ShardedHistogramVec,
 };
@@ -39,13 +40,17 @@ pub struct Metrics {
     /// RPC request latency in seconds, by service and outcome (`ok` or `error`).
     pub rpc_latency: HistogramVec,
     /// HTTP requests answered, by status class (`2xx`, `3xx`, `4xx`, `5xx`).
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
     pub(crate) http_requests: ShardedCounterVec,
     /// HTTP request latency in seconds (request head read to response head
     /// ready), by status class.
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
     pub(crate) http_latency: ShardedHistogramVec,
     /// Cache lookups that found a fresh entry, by cache (`file`).
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
     pub(crate) cache_hits: ShardedCounterVec,
     /// Cache lookups that had to read the source, by cache.
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
     pub(crate) cache_misses: ShardedCounterVec,
     /// Entries evicted for room or age (not replacements), by cache.
     pub cache_evictions: IntCounterVec,
