@@ -17,7 +17,10 @@
 //!   start in order and stop in reverse order;
 //! - `auto_shutdown` with significant children;
 //! - administration: `which_children`, `count_children`, `start_child`,
-//!   `terminate_child`, `restart_child`, `delete_child`, `get_childspec`.
+//!   `terminate_child`, `restart_child`, `delete_child`, `get_childspec`;
+//! - a snapshot of a running tree, drawn as text ([`Supervisor::tree`],
+//!   [`SupervisionTree`]), a dynamic supervisor's children counted rather
+//!   than listed.
 //!
 //! Every start, exit, restart and give-up is a `tracing` event (target
 //! `corral::supervisor::server`), and each restart is told to a
@@ -66,6 +69,7 @@ mod intensity;
 mod server;
 mod shutdown;
 mod spec;
+mod tree;
 
 pub use error::SupervisorError;
 pub use exit::{ExitReason, KILLED, SHUTDOWN};
@@ -76,3 +80,4 @@ pub use spec::{
     AutoShutdown, ChildKind, ChildSpec, Restart, Shutdown, StartFuture, Started, Strategy,
     SupervisorFlags, SupervisorSpec, DEFAULT_WORKER_SHUTDOWN,
 };
+pub use tree::{SupervisionTree, TreeKind};

@@ -12,10 +12,12 @@ mod support {
     pub(crate) mod layout;
     pub(crate) mod stopped;
     pub(crate) mod take;
+    pub(crate) mod template;
 }
 
 use corral::supervisor::{
-    AutoShutdown, ChildSpec, Restart, Strategy, Supervisor, SupervisorFlags, SupervisorSpec,
+    AutoShutdown, ChildSpec, ChildState, DynamicSpec, DynamicSupervisor, Restart, Strategy,
+    Supervisor, SupervisorFlags, SupervisorSpec, TreeKind,
 };
 use std::time::Duration;
 use support::cell_of::cell_of;
@@ -27,6 +29,7 @@ use support::cmd_shutdown::shutdown;
 use support::events::{probe, started};
 use support::layout::layout;
 use support::stopped::stopped;
+use support::template::template;
 
 /// A tree: root -> (sup1 -> w1, w2), (sup2 -> w3). A worker crash is handled
 /// by its own supervisor; a supervisor crash restarts its whole subtree;
@@ -210,4 +213,90 @@ async fn significant_transient() {
     ev.expect(stopped("sig")).await;
     ev.expect(stopped("other")).await;
     sup.wait().await;
+}
+
+/// `Supervisor::tree` walks the running tree: static supervisors with their
+/// strategy and children in start order, a dynamic supervisor's children
+/// counted (not listed), children not running marked as such; its
+/// `Display` draws it line by line.
+#[tokio::test]
+async fn tree_snapshot_and_drawing() {
+    let (p, mut ev) = probe();
+    let inner = SupervisorSpec::new("inner")
+        .flags(SupervisorFlags::new(Strategy::RestForOne).intensity(5, Duration::from_secs(60)))
+        .child(child("store", &p))
+        .child(child("hub", &p));
+    let conns = DynamicSpec::new("conns", template(&p).restart(Restart::Temporary));
+    let root = Supervisor::start(
+        SupervisorSpec::new("app")
+            .flags(SupervisorFlags::new(Strategy::OneForOne).intensity(5, Duration::from_secs(60)))
+            .child(ChildSpec::supervisor("inner_sup", inner))
+            .child(ChildSpec::dynamic_supervisor("conns", conns))
+            .child(child("idle", &p).restart(Restart::Transient))
+            .child(child("last", &p)),
+    )
+    .await
+    .unwrap();
+    ev.take(4).await;
+    let conns = DynamicSupervisor::from_cell(cell_of(&root, "conns").await, template(&p))
+        .expect("a dynamic supervisor");
+    for name in ["c1", "c2", "c3"] {
+        conns.start_child(name.to_string()).await.unwrap();
+    }
+    ev.take(3).await;
+    // A transient child that exits normally stays down.
+    send(&cell_of(&root, "idle").await, normal);
+    ev.expect(stopped("idle")).await;
+
+    let tree = root.tree().await.unwrap();
+    assert_eq!(tree.id, "app");
+    assert!(matches!(tree.state, ChildState::Running(_)));
+    assert_eq!(tree.child_ids(), ["inner_sup", "conns", "idle", "last"]);
+    assert!(matches!(
+        tree.find("inner_sup").unwrap().kind,
+        TreeKind::Supervisor {
+            strategy: Strategy::RestForOne,
+            ..
+        }
+    ));
+    assert_eq!(
+        tree.find("inner_sup").unwrap().child_ids(),
+        ["store", "hub"]
+    );
+    match &tree.find("conns").unwrap().kind {
+        TreeKind::Dynamic {
+            template,
+            running,
+            total,
+            ..
+        } => assert_eq!((template.as_str(), *running, *total), ("worker", 3, 3)),
+        other => panic!("conns is {other:?}"),
+    }
+    assert!(matches!(
+        tree.find("idle").unwrap().state,
+        ChildState::Undefined
+    ));
+    assert_eq!(
+        tree.to_string(),
+        "\
+app (one_for_one)
+├── inner_sup (rest_for_one)
+│   ├── store
+│   └── hub
+├── conns (simple_one_for_one)
+│   └── worker × 3
+├── idle [not running]
+└── last
+"
+    );
+    // A dynamic supervisor draws itself as the root of its own tree.
+    assert_eq!(
+        conns.tree().await.unwrap().to_string(),
+        "conns (simple_one_for_one)\n└── worker × 3\n"
+    );
+    root.stop().await;
+    assert!(
+        root.tree().await.is_err(),
+        "a stopped supervisor has no tree"
+    );
 }

@@ -5,16 +5,24 @@ use super::error::SupervisorError;
 use super::exit::SHUTDOWN;
 use super::hook::RestartHook;
 use super::server::{
-    Args, ChildCounts, ChildInfo, ChildRef, DynamicArgs, SupervisorActor, SupervisorMsg,
+    Args, ChildCounts, ChildInfo, ChildRef, ChildState, Description, DynamicArgs, SupervisorActor,
+    SupervisorMsg,
 };
 use super::spec::{
     ChildKind, ChildSpec, Restart, Shutdown, StartFuture, Started, SupervisorFlags, SupervisorSpec,
 };
+use super::tree::{self, SupervisionTree};
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SpawnErr};
 use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a supervisor asked for its description may take to answer
+/// before the tree shows it as unknown (a supervisor answers between
+/// restarts and shutdowns, which can take their drain timeouts).
+const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn spawn_error(e: SpawnErr) -> SupervisorError {
     match e {
@@ -53,6 +61,23 @@ impl Core {
             Ok(CallResult::Success(v)) => Ok(v),
             _ => Err(SupervisorError::NoProc),
         }
+    }
+
+    async fn describe(&self) -> Result<Description, SupervisorError> {
+        match self
+            .0
+            .call(SupervisorMsg::Describe, Some(DESCRIBE_TIMEOUT))
+            .await
+        {
+            Ok(CallResult::Success(v)) => Ok(v),
+            _ => Err(SupervisorError::NoProc),
+        }
+    }
+
+    /// The tree below this supervisor, rooted at its name.
+    async fn tree(&self) -> Result<SupervisionTree, SupervisorError> {
+        let root = Supervisor { core: self.clone() };
+        tree::snapshot(&root, None, ChildState::Running(self.0.get_cell())).await
     }
 
     async fn stop(&self) {
@@ -187,6 +212,17 @@ impl Supervisor {
         self.core
             .call(|r| SupervisorMsg::GetChildSpec(ChildRef::Id(id), r))
             .await?
+    }
+
+    /// A snapshot of the tree below this supervisor (itself, its children,
+    /// theirs, ...), drawn by its `Display`; dynamic supervisors' children
+    /// are counted, not listed. See [`SupervisionTree`].
+    pub async fn tree(&self) -> Result<SupervisionTree, SupervisorError> {
+        self.core.tree().await
+    }
+
+    pub(crate) async fn describe(&self) -> Result<Description, SupervisorError> {
+        self.core.describe().await
     }
 
     /// Shuts the supervisor down: its children stop in reverse start order,
@@ -524,6 +560,12 @@ impl<A: Clone + Send + Sync + 'static> DynamicSupervisor<A> {
     /// Counts (specs is 1: the template).
     pub async fn count_children(&self) -> Result<ChildCounts, SupervisorError> {
         self.core.call(SupervisorMsg::CountChildren).await
+    }
+
+    /// A snapshot of this supervisor as a tree: its template and how many
+    /// children it has (see [`Supervisor::tree`]).
+    pub async fn tree(&self) -> Result<SupervisionTree, SupervisorError> {
+        self.core.tree().await
     }
 
     /// Stops every child concurrently, then the supervisor.

@@ -77,7 +77,30 @@ pub(crate) enum SupervisorMsg {
     RestartChild(String, Reply<Option<ActorCell>>),
     DeleteChild(String, Reply<()>),
     GetChildSpec(ChildRef, Reply<ChildSpec>),
+    Describe(RpcReplyPort<Description>),
     TryAgain(Key),
+}
+
+/// What a supervisor says of itself when a tree is drawn
+/// ([`Supervisor::tree`](super::Supervisor::tree)).
+#[derive(Debug, Clone)]
+pub(crate) struct Description {
+    pub(crate) name: Arc<str>,
+    pub(crate) strategy: Strategy,
+    /// The children of a static supervisor, in start order (empty for a
+    /// dynamic one).
+    pub(crate) children: Vec<ChildInfo>,
+    /// A dynamic supervisor's template id and child counts.
+    pub(crate) dynamic: Option<DynamicDescription>,
+}
+
+/// A dynamic supervisor's part of a [`Description`]: counts, not rows (it
+/// may have a great many children).
+#[derive(Debug, Clone)]
+pub(crate) struct DynamicDescription {
+    pub(crate) template: Arc<str>,
+    pub(crate) running: usize,
+    pub(crate) total: usize,
 }
 
 /// Identifies a child across restarts: its id (static) or a serial (dynamic).
@@ -448,6 +471,26 @@ impl State {
         }
     }
 
+    fn describe(&self) -> Description {
+        Description {
+            name: self.name.clone(),
+            strategy: self.flags.strategy,
+            children: match self.dynamic {
+                Some(_) => Vec::new(),
+                None => self.which_children(),
+            },
+            dynamic: self.dynamic.as_ref().map(|d| DynamicDescription {
+                template: d.args.template_id.clone(),
+                running: d
+                    .children
+                    .values()
+                    .filter(|c| matches!(c.pid, Pid::Running(_)))
+                    .count(),
+                total: d.children.len(),
+            }),
+        }
+    }
+
     fn count_children(&self) -> ChildCounts {
         let mut n = ChildCounts::default();
         let children: Box<dyn Iterator<Item = &Child>> = match &self.dynamic {
@@ -730,6 +773,9 @@ impl Actor for SupervisorActor {
             }
             SupervisorMsg::GetChildSpec(which, reply) => {
                 let _ = reply.send(state.get_childspec(which));
+            }
+            SupervisorMsg::Describe(reply) => {
+                let _ = reply.send(state.describe());
             }
             SupervisorMsg::TryAgain(key) => {
                 if state.is_restarting(&key) {

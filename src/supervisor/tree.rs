@@ -1,0 +1,271 @@
+//! A snapshot of a running supervision tree, and its drawing.
+//!
+//! [`Supervisor::tree`] asks the supervisor, then each running supervisor
+//! below it in turn, what it is and which children it has
+//! (`which_children`), and returns a [`SupervisionTree`]; its
+//! [`Display`](std::fmt::Display) draws it as `tree(1)` does:
+//!
+//! ```text
+//! app (one_for_one)
+//! ├── store_sup (rest_for_one)
+//! │   ├── store
+//! │   └── hub
+//! └── conns (simple_one_for_one)
+//!     └── conn × 2
+//! ```
+//!
+//! A dynamic supervisor (simple_one_for_one) is drawn with its template's id
+//! and how many children it has, not one row per child: it may have
+//! thousands. A child that is not running is marked `[restarting]` or
+//! `[not running]`. The snapshot is taken supervisor by supervisor, not
+//! atomically: a restart during the walk shows whichever side of it each
+//! supervisor saw.
+
+use super::error::SupervisorError;
+use super::handle::Supervisor;
+use super::server::{ChildState, Description};
+use super::spec::{ChildKind, Strategy};
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+
+/// One entry of a supervision tree: a child (or the root) and what is below
+/// it. Made by [`Supervisor::tree`]; [`Display`](fmt::Display) draws it.
+///
+/// ```
+/// # #[tokio::main] async fn main() -> Result<(), corral::supervisor::SupervisorError> {
+/// use corral::supervisor::{ChildSpec, Supervisor, SupervisorSpec};
+/// # use ractor::{Actor, ActorRef, ActorProcessingErr};
+/// # #[derive(Clone)] struct Worker;
+/// # impl Actor for Worker {
+/// #     type Msg = (); type State = (); type Arguments = ();
+/// #     async fn pre_start(&self, _: ActorRef<()>, _: ()) -> Result<(), ActorProcessingErr> { Ok(()) }
+/// # }
+/// let sup = Supervisor::start(
+///     SupervisorSpec::new("app")
+///         .child(ChildSpec::supervisor(
+///             "db_sup",
+///             SupervisorSpec::new("db_sup").child(ChildSpec::worker("db", Worker, ())),
+///         ))
+///         .child(ChildSpec::worker("web", Worker, ())),
+/// )
+/// .await?;
+/// let tree = sup.tree().await?;
+/// assert_eq!(
+///     tree.to_string(),
+///     "app (one_for_one)\n├── db_sup (one_for_one)\n│   └── db\n└── web\n"
+/// );
+/// assert!(tree.find("db").is_some());
+/// sup.stop().await;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SupervisionTree {
+    /// The child's id under its supervisor; for the root, the supervisor's
+    /// name.
+    pub id: String,
+    /// Whether it runs (the root: running, since it answered).
+    pub state: ChildState,
+    /// What it is, and what is below it.
+    pub kind: TreeKind,
+}
+
+/// What an entry of a [`SupervisionTree`] is.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum TreeKind {
+    /// A worker.
+    Worker,
+    /// A supervisor with a list of children (one_for_one, one_for_all,
+    /// rest_for_one).
+    Supervisor {
+        /// The supervisor's name (its spec's; usually its id).
+        name: String,
+        /// Its restart strategy.
+        strategy: Strategy,
+        /// Its children, in start order.
+        children: Vec<SupervisionTree>,
+    },
+    /// A dynamic supervisor (simple_one_for_one): its children counted, not
+    /// listed.
+    Dynamic {
+        /// The supervisor's name.
+        name: String,
+        /// The id of the template its children are made from.
+        template: String,
+        /// Children running.
+        running: usize,
+        /// Children held, running or being restarted.
+        total: usize,
+    },
+    /// A supervisor that could not be asked: not running, gone during the
+    /// walk, or not one of ours.
+    Unknown,
+}
+
+impl SupervisionTree {
+    /// The first entry (depth first, in start order) with this id, this one
+    /// included.
+    pub fn find(&self, id: &str) -> Option<&SupervisionTree> {
+        if self.id == id {
+            return Some(self);
+        }
+        self.children().iter().find_map(|c| c.find(id))
+    }
+
+    /// The entries below a static supervisor, in start order; empty for
+    /// anything else.
+    pub fn children(&self) -> &[SupervisionTree] {
+        match &self.kind {
+            TreeKind::Supervisor { children, .. } => children,
+            _ => &[],
+        }
+    }
+
+    /// The ids of [`children`](Self::children), in start order.
+    pub fn child_ids(&self) -> Vec<&str> {
+        self.children().iter().map(|c| c.id.as_str()).collect()
+    }
+
+    fn label(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.id)?;
+        match &self.kind {
+            TreeKind::Worker => {}
+            TreeKind::Supervisor { strategy, .. } => write!(f, " ({})", strategy_name(*strategy))?,
+            TreeKind::Dynamic { .. } => f.write_str(" (simple_one_for_one)")?,
+            TreeKind::Unknown => f.write_str(" (supervisor)")?,
+        }
+        match self.state {
+            ChildState::Running(_) => Ok(()),
+            ChildState::Restarting => f.write_str(" [restarting]"),
+            ChildState::Undefined => f.write_str(" [not running]"),
+        }
+    }
+
+    fn draw(&self, f: &mut fmt::Formatter<'_>, prefix: &str) -> fmt::Result {
+        let rows = match &self.kind {
+            TreeKind::Supervisor { children, .. } => children.len(),
+            TreeKind::Dynamic { .. } => 1,
+            _ => 0,
+        };
+        for i in 0..rows {
+            let last = i + 1 == rows;
+            let (branch, indent) = if last {
+                ("└── ", "    ")
+            } else {
+                ("├── ", "│   ")
+            };
+            f.write_str(prefix)?;
+            f.write_str(branch)?;
+            match &self.kind {
+                TreeKind::Supervisor { children, .. } => {
+                    let child = &children[i];
+                    child.label(f)?;
+                    f.write_str("\n")?;
+                    child.draw(f, &format!("{prefix}{indent}"))?;
+                }
+                TreeKind::Dynamic {
+                    template,
+                    running,
+                    total,
+                    ..
+                } => {
+                    write!(f, "{template} × {running}")?;
+                    if total > running {
+                        write!(f, " ({} restarting)", total - running)?;
+                    }
+                    f.write_str("\n")?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// OTP's name of a strategy.
+fn strategy_name(s: Strategy) -> &'static str {
+    match s {
+        Strategy::OneForOne => "one_for_one",
+        Strategy::OneForAll => "one_for_all",
+        Strategy::RestForOne => "rest_for_one",
+    }
+}
+
+impl fmt::Display for SupervisionTree {
+    /// One line per entry, drawn with box-drawing characters; each line ends
+    /// with a newline.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.label(f)?;
+        f.write_str("\n")?;
+        self.draw(f, "")
+    }
+}
+
+/// The tree below `sup` (which answered `describe`), as entry `id`.
+pub(crate) async fn snapshot(
+    sup: &Supervisor,
+    id: Option<String>,
+    state: ChildState,
+) -> Result<SupervisionTree, SupervisorError> {
+    let d = sup.describe().await?;
+    Ok(entry(d, id, state).await)
+}
+
+fn entry(
+    d: Description,
+    id: Option<String>,
+    state: ChildState,
+) -> Pin<Box<dyn Future<Output = SupervisionTree> + Send>> {
+    Box::pin(async move {
+        let id = id.unwrap_or_else(|| d.name.to_string());
+        let kind = match d.dynamic {
+            Some(dynamic) => TreeKind::Dynamic {
+                name: d.name.to_string(),
+                template: dynamic.template.to_string(),
+                running: dynamic.running,
+                total: dynamic.total,
+            },
+            None => {
+                let mut children = Vec::with_capacity(d.children.len());
+                for c in d.children {
+                    let child_id = c.id.unwrap_or_default();
+                    let child = match (c.kind, &c.state) {
+                        (ChildKind::Worker, _) => SupervisionTree {
+                            id: child_id,
+                            state: c.state,
+                            kind: TreeKind::Worker,
+                        },
+                        (ChildKind::Supervisor, ChildState::Running(cell)) => {
+                            let below = match Supervisor::from_cell(cell.clone()) {
+                                Some(s) => s.describe().await.ok(),
+                                None => None,
+                            };
+                            match below {
+                                Some(b) => entry(b, Some(child_id), c.state).await,
+                                None => SupervisionTree {
+                                    id: child_id,
+                                    state: c.state,
+                                    kind: TreeKind::Unknown,
+                                },
+                            }
+                        }
+                        (ChildKind::Supervisor, _) => SupervisionTree {
+                            id: child_id,
+                            state: c.state,
+                            kind: TreeKind::Unknown,
+                        },
+                    };
+                    children.push(child);
+                }
+                TreeKind::Supervisor {
+                    name: d.name.to_string(),
+                    strategy: d.strategy,
+                    children,
+                }
+            }
+        };
+        SupervisionTree { id, state, kind }
+    })
+}
