@@ -5,9 +5,16 @@
 //! (`_seconds`, `_bytes`), counters end in `_total`, and labels are few and
 //! bounded (`listener`, `service`, `outcome`, `status` (a class: `2xx`),
 //! `cache`, `supervisor`, `child`).
+//!
+//! The `metrics` actor under `metrics_sup` ([`Metrics::supervisor_spec`])
+//! owns what is registered at run time: the process collector
+//! (`corral_process_*`) is registered while it runs. It answers
+//! [`MetricsMsg`].
 
+mod actor;
 mod sharded;
 
+pub use actor::MetricsMsg;
 #[cfg_attr(not(feature = "http"), allow(unused_imports))]
 pub(crate) use sharded::{
     ShardedCounter, ShardedCounterVec, ShardedHistogram, ShardedHistogramVec,
@@ -93,8 +100,10 @@ impl std::fmt::Debug for Metrics {
 }
 
 impl Metrics {
-    /// Creates and registers every metric, plus the process collector (memory,
-    /// CPU, file descriptors) and the supervisors' restart counter.
+    /// Creates and registers every metric, the supervisors' restart counter
+    /// included. The process collector (memory, CPU, file descriptors) is
+    /// registered by the `metrics` actor while it runs
+    /// ([`Metrics::supervisor_spec`]).
     pub fn new() -> Arc<Self> {
         let registry = Registry::new_custom(Some("corral".into()), None)
             .expect("the prefix `corral` is a valid metric namespace");
@@ -241,14 +250,6 @@ impl Metrics {
         ] {
             registry.register(c).expect("metric names are unique");
         }
-        // No namespace of its own: the registry's prefix makes the names
-        // `corral_process_*` (a namespace here would double it).
-        #[cfg(target_os = "linux")]
-        registry
-            .register(Box::new(
-                prometheus::process_collector::ProcessCollector::new(std::process::id() as i32, ""),
-            ))
-            .expect("process collector registers once");
         Arc::new(Metrics {
             registry,
             connections_active,

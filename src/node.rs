@@ -2,19 +2,25 @@
 //! start, and its graceful shutdown.
 //!
 //! ```text
-//! corral                      root, one_for_one
-//! ├── cache_sup               one_for_one (when an HTTP listener is configured)
+//! corral                      root, one_for_one (named after [node] name)
+//! ├── metrics_sup             one_for_one
+//! │   └── metrics             owns the registry's run-time registrations
+//! │                           (the process collector)
+//! ├── cache_sup               one_for_one (when static files are served:
+//! │   │                       with an HTTP listener)
 //! │   └── file_cache          owns the static file cache
 //! ├── chat_sup                rest_for_one (when `[chat] enabled`)
 //! │   ├── chat_store          owns the chat store (<data_dir>/chat.redb)
 //! │   └── chat_hub            owns the pub/sub hub
 //! └── listener_sup:<name>     rest_for_one, one per configured listener
 //!     ├── acceptor_sup        dynamic; one temporary actor per connection
+//!     │   └── connection
 //!     └── listener            owns the socket, accepts, hands sockets over
 //! ```
 //!
-//! Other subtrees (cache, chat, metrics) are added as children of the root
-//! before the listeners, with [`NodeBuilder::child`].
+//! Subtrees of your own are added with [`NodeBuilder::child`]: after
+//! chat_sup, before the listeners. At start-up the node logs the running
+//! tree (`supervision tree`, level info) as [`Node::tree`] draws it.
 //!
 //! ```no_run
 //! # #[tokio::main] async fn main() -> Result<(), corral::node::NodeError> {
@@ -34,7 +40,8 @@ use crate::listener::{ListenerHandle, ListenerSpec};
 use crate::metrics::Metrics;
 use crate::rpc::{Registry, RpcProtocol};
 use crate::supervisor::{
-    ChildSpec, Strategy, Supervisor, SupervisorError, SupervisorFlags, SupervisorSpec,
+    ChildSpec, Strategy, SupervisionTree, Supervisor, SupervisorError, SupervisorFlags,
+    SupervisorSpec,
 };
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -105,8 +112,9 @@ impl NodeBuilder {
         self
     }
 
-    /// Adds a subtree under the root, started before the listeners (in the
-    /// order added) and stopped after them.
+    /// Adds a subtree under the root, started after the node's own
+    /// (metrics_sup, cache_sup, chat_sup) and before the listeners, in the
+    /// order added, and stopped after the listeners.
     pub fn child(mut self, child: ChildSpec) -> Self {
         self.children.push(child);
         self
@@ -118,8 +126,9 @@ impl NodeBuilder {
         self
     }
 
-    /// Starts the tree: extra subtrees, then one listener subtree per
-    /// configured listener, in order.
+    /// Starts the tree: metrics_sup, cache_sup (with an HTTP listener),
+    /// chat_sup (with the chat), the extra subtrees, then one listener
+    /// subtree per configured listener, in order.
     pub async fn start(self) -> Result<Node, NodeError> {
         let config = self.config;
         config.validate()?;
@@ -191,7 +200,8 @@ impl NodeBuilder {
         };
         let mut root = SupervisorSpec::new(config.node.name.clone())
             .flags(SupervisorFlags::new(Strategy::OneForOne).intensity(10, Duration::from_secs(10)))
-            .on_restart(metrics.restart_hook());
+            .on_restart(metrics.restart_hook())
+            .child(metrics.supervisor_spec());
         #[cfg(feature = "http")]
         if let Some(files) = &files {
             root = root.child(files.supervisor_spec());
@@ -248,6 +258,10 @@ impl NodeBuilder {
         let root = Supervisor::start(root).await.map_err(NodeError::Start)?;
         for h in &handles {
             tracing::info!(listener = h.name(), addr = ?h.local_addr(), "listener ready");
+        }
+        match root.tree().await {
+            Ok(tree) => tracing::info!("supervision tree\n{}", tree.to_string().trim_end()),
+            Err(e) => tracing::warn!(error = %e, "cannot draw the supervision tree"),
         }
         let workers = tokio::runtime::Handle::current().metrics().num_workers();
         tracing::info!(node = %config.node.name, worker_threads = workers, "node started");
@@ -315,6 +329,25 @@ impl Node {
     /// The root supervisor.
     pub fn root(&self) -> &Supervisor {
         &self.root
+    }
+
+    /// A snapshot of the running supervision tree; its `Display` draws it
+    /// (the drawing the node logs at start-up), one line per supervisor and
+    /// child, each listener's connections counted on one line.
+    ///
+    /// ```no_run
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let node = corral::node::Node::start(corral::config::Config::embedded_default()).await?;
+    /// print!("{}", node.tree().await?);
+    /// // corral (one_for_one)
+    /// // ├── metrics_sup (one_for_one)
+    /// // │   └── metrics
+    /// // ...
+    /// node.shutdown().await;
+    /// # Ok(()) }
+    /// ```
+    pub async fn tree(&self) -> Result<SupervisionTree, SupervisorError> {
+        self.root.tree().await
     }
 
     /// The node's metrics.

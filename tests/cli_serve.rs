@@ -92,3 +92,39 @@ fn serve_refuses_a_port_in_use_and_names_it() {
     );
     drop(taken);
 }
+
+#[test]
+fn serve_logs_the_supervision_tree_at_start_up() {
+    let node = serve();
+    let tree = node.wait_for(|v| {
+        let message = v["fields"]["message"].as_str()?;
+        message
+            .strip_prefix("supervision tree\n")
+            .map(str::to_string)
+    });
+    let lines: Vec<&str> = tree.lines().collect();
+    // The root is named after [node] name (config/test.toml).
+    assert_eq!(
+        lines.first().copied(),
+        Some("corral-test (one_for_one)"),
+        "{tree}"
+    );
+    for part in [
+        "├── metrics_sup (one_for_one)",
+        "│   └── metrics",
+        "├── cache_sup (one_for_one)",
+        "│   └── file_cache",
+        "listener_sup:rpc (rest_for_one)",
+        "listener_sup:http (rest_for_one)",
+        "acceptor_sup (simple_one_for_one)",
+        "└── connection × 0",
+        "└── listener",
+    ] {
+        assert!(
+            lines.iter().any(|l| l.ends_with(part)),
+            "{part:?} missing:\n{tree}"
+        );
+    }
+    // The chat is off in these tests (CORRAL__CHAT__ENABLED=false).
+    assert!(!tree.contains("chat_sup"), "{tree}");
+}

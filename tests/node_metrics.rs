@@ -21,6 +21,7 @@ use support::wait::wait_until;
 
 use corral::client::{Client, Codec};
 use corral::config::{Config, ListenerConfig, ProtocolKind, Transport};
+use corral::metrics::MetricsMsg;
 use corral::node::Node;
 use corral::supervisor::Supervisor;
 use serde_json::{json, Value};
@@ -408,6 +409,115 @@ async fn health_not_found_and_method_not_allowed() {
         let r = http(web, "GET", "/health/ready").await;
         assert_eq!(r.status, 200);
         node.shutdown().await;
+    })
+    .await;
+}
+
+/// How many `# TYPE name ` lines (metric families) `text` has for `name`.
+fn families(text: &str, name: &str) -> usize {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("# TYPE {name} ")))
+        .count()
+}
+
+// The metrics actor under metrics_sup owns the process collector: killed,
+// it is restarted (counted as a restart), registers the collector again
+// without a duplicate, and /metrics still renders with the process
+// metrics; it answers Render; stopping the node unregisters the collector.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_metrics_actor_restarts_and_metrics_still_render() {
+    guarded(async {
+        let node = start(config("rpc")).await;
+        let web = node.local_addr("http").expect("bound");
+        let root_children: Vec<String> = node
+            .root()
+            .which_children()
+            .await
+            .expect("root answers")
+            .into_iter()
+            .filter_map(|c| c.id)
+            .collect();
+        assert_eq!(
+            root_children.first().map(String::as_str),
+            Some("metrics_sup")
+        );
+        let sup = Supervisor::from_cell(
+            child_cell(node.root(), "metrics_sup")
+                .await
+                .expect("metrics_sup runs"),
+        )
+        .expect("a supervisor");
+        let sup_ids: Vec<String> = sup
+            .which_children()
+            .await
+            .expect("metrics_sup answers")
+            .into_iter()
+            .filter_map(|c| c.id)
+            .collect();
+        assert_eq!(sup_ids, ["metrics"]);
+
+        // Twice: each incarnation registers over what a killed one left.
+        for kills in 1..=2 {
+            let old = child_cell(&sup, "metrics").await.expect("metrics runs");
+            old.kill();
+            let mut new = None;
+            for _ in 0..2_000 {
+                match child_cell(&sup, "metrics").await {
+                    Some(cell) if cell.get_id() != old.get_id() => {
+                        new = Some(cell);
+                        break;
+                    }
+                    _ => tokio::time::sleep(Duration::from_millis(10)).await,
+                }
+            }
+            let new = new.expect("metrics_sup restarted the metrics actor");
+
+            let r = http(web, "GET", "/metrics").await;
+            assert_eq!(r.status, 200);
+            let text = String::from_utf8(r.body.clone()).expect("UTF-8");
+            for process in [
+                "corral_process_resident_memory_bytes",
+                "corral_process_cpu_seconds_total",
+                "corral_process_open_fds",
+            ] {
+                assert_eq!(families(&text, process), 1, "{process}: {text}");
+            }
+            assert_eq!(
+                sample(
+                    &text,
+                    "corral_supervisor_restarts_total{child=\"metrics\",supervisor=\"metrics_sup\"}"
+                ),
+                Some(f64::from(kills)),
+                "{text}"
+            );
+            promtool_check(&r.body);
+
+            // The new actor answers a render request.
+            let actor: ractor::ActorRef<MetricsMsg> = new.into();
+            let rendered = ractor::call!(actor, MetricsMsg::Render).expect("the actor answers");
+            assert_eq!(families(&rendered, "corral_process_open_fds"), 1);
+        }
+        // The root never saw metrics_sup fail.
+        let text = node.metrics().render();
+        assert_eq!(
+            sample(
+                &text,
+                "corral_supervisor_restarts_total{child=\"metrics_sup\",supervisor=\"corral\"}"
+            ),
+            None,
+            "{text}"
+        );
+
+        // Stopped with the node, the actor unregisters the collector.
+        let metrics = node.metrics().clone();
+        node.shutdown().await;
+        let text = metrics.render();
+        assert_eq!(families(&text, "corral_process_open_fds"), 0, "{text}");
+        // The node's own metrics stay.
+        assert!(
+            has_family(&text, "corral_supervisor_restarts_total"),
+            "{text}"
+        );
     })
     .await;
 }
