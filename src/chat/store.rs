@@ -88,7 +88,7 @@ pub struct UserRecord {
     pub user: String,
     /// When the user first logged in (ms since the epoch).
     pub created: u64,
-    /// Login timestamps, oldest first (the last [`MAX_LOGINS_KEPT`]).
+    /// Login timestamps, oldest first (the last 100).
     pub logins: Vec<u64>,
 }
 
