@@ -178,7 +178,7 @@ impl Chat {
         &self.inner.clock
     }
 
-    /// The chat services, under the names in [`SERVICES`].
+    /// The chat services, `login`, `logout`, `users`, `channel`, `channels`, `subscribe`, `unsubscribe`, `publish`, `message` and `history`.
     pub fn services(&self) -> Registry {
         let mut r = Registry::new();
         self.register_into(&mut r);

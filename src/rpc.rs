@@ -44,7 +44,7 @@
 //! # }
 //! ```
 //!
-//! Modules: `codec` (framing), `envelope` (encodings and shapes), [`push`]
+//! Modules: `codec` (framing), `envelope` (encodings and shapes), `push`
 //! (pushes and their queue), `registry`
 //! (the [`Service`] plug-in point), `services` (built-ins), `dispatch` (body
 //! in, reply out), `server` (one connection), `writer` (frames out, vectored),

@@ -67,7 +67,7 @@ pub struct ConnCtx {
 impl ConnCtx {
     /// The context of a connection from `peer`, drained when `cancel` is
     /// cancelled (stop reading, finish requests in flight, flush, close),
-    /// with a push queue of [`DEFAULT_PUSH_QUEUE`] pushes.
+    /// with a push queue of 8192 pushes (the `[rpc] push_queue` default).
     pub fn new(peer: Option<SocketAddr>, cancel: CancellationToken) -> Self {
         let (pushes_tx, pushes_rx) = push::channel(DEFAULT_PUSH_QUEUE);
         ConnCtx {
