@@ -7,7 +7,8 @@
 //! Run with `cargo run --example line_echo`: it starts the server, talks to
 //! it as two clients, and stops.
 
-use corral::listener::{Connection, ConnectionRef, ListenerSpec, Protocol, ServeFuture, Socket};
+use corral::async_trait;
+use corral::listener::{Connection, ConnectionRef, ListenerSpec, Protocol, ProtocolError, Socket};
 use corral::supervisor::{Supervisor, SupervisorSpec};
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -19,12 +20,13 @@ struct LineEcho {
     everyone: Arc<Mutex<Vec<ConnectionRef<String>>>>,
 }
 
+#[async_trait]
 impl Protocol for LineEcho {
     type Msg = String;
 
-    fn serve(&self, conn: Connection<String>) -> ServeFuture {
+    async fn serve(&self, conn: Connection<String>) -> Result<(), ProtocolError> {
         let everyone = self.everyone.clone();
-        Box::pin(async move {
+        async move {
             if let Ok(mut all) = everyone.lock() {
                 all.retain(|c| !c.is_closed());
                 all.push(conn.handle());
@@ -59,7 +61,8 @@ impl Protocol for LineEcho {
                     }
                 }
             }
-        })
+        }
+        .await
     }
 }
 

@@ -46,7 +46,7 @@ pub use routes::{empty, full, Body, BoxError, Handler, Routes};
 pub use settings::HttpSettings;
 pub use ws::websocket_handler;
 
-use crate::listener::{Connection, ListenerHandle, Protocol, ServeFuture, Socket};
+use crate::listener::{Connection, ListenerHandle, Protocol, Socket};
 use crate::metrics::{status_class, Metrics};
 use files::StaticFiles;
 use http_body_util::{BodyExt, Limited};
@@ -426,12 +426,13 @@ impl Inner {
     }
 }
 
+#[async_trait::async_trait]
 impl Protocol for HttpProtocol {
     type Msg = ();
 
-    fn serve(&self, conn: Connection<()>) -> ServeFuture {
+    async fn serve(&self, conn: Connection<()>) -> Result<(), crate::listener::ProtocolError> {
         let inner = self.inner.clone();
-        Box::pin(async move {
+        async move {
             let (socket, _inbox, draining) = conn.into_parts();
             let Some(Socket::Tcp(stream)) = socket else {
                 return Ok(());
@@ -452,7 +453,8 @@ impl Protocol for HttpProtocol {
                 _ = draining.cancelled() => return Ok(()),
             };
             inner.serve_io(tls, draining).await
-        })
+        }
+        .await
     }
 }
 

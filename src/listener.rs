@@ -26,9 +26,7 @@ mod protocol;
 mod shared;
 mod spec;
 
-pub use protocol::{
-    Connection, ConnectionRef, Protocol, ProtocolError, SendError, ServeFuture, Socket,
-};
+pub use protocol::{Connection, ConnectionRef, Protocol, ProtocolError, SendError, Socket};
 
 pub use error::ListenerError;
 pub use handle::ListenerHandle;

@@ -131,7 +131,8 @@ impl<P: Protocol> Actor for ConnectionActor<P> {
                     inbox,
                     handle: ConnectionRef { tx, draining, peer },
                 };
-                let serve = state.args.protocol.serve(conn);
+                let protocol = state.args.protocol.clone();
+                let serve = async move { protocol.serve(conn).await };
                 let me = myself.clone();
                 let task = tokio::spawn(async move {
                     let outcome = match AssertUnwindSafe(serve).catch_unwind().await {

@@ -1,9 +1,7 @@
 //! The plug-in point: a [`Protocol`] serves one connection inside its
 //! connection actor.
 
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -13,9 +11,6 @@ use tokio_util::sync::CancellationToken;
 /// stops with reason `shutdown: <error>` (logged at debug level, not a
 /// failure: clients misbehave); a panic is a failure of that connection only.
 pub type ProtocolError = Box<dyn std::error::Error + Send + Sync>;
-
-/// The future returned by [`Protocol::serve`].
-pub type ServeFuture = Pin<Box<dyn Future<Output = Result<(), ProtocolError>> + Send>>;
 
 /// A connection protocol: RPC, HTTP, or one of your own.
 ///
@@ -27,38 +22,39 @@ pub type ServeFuture = Pin<Box<dyn Future<Output = Result<(), ProtocolError>> + 
 /// and the protocol should finish what it started and return.
 ///
 /// ```
-/// use corral::listener::{Connection, Protocol, ServeFuture, Socket};
+/// use corral::async_trait;
+/// use corral::listener::{Connection, Protocol, ProtocolError, Socket};
 /// use tokio::io::{AsyncReadExt, AsyncWriteExt};
 ///
 /// /// Answers every chunk with the same bytes.
 /// struct Echo;
 ///
+/// #[async_trait]
 /// impl Protocol for Echo {
 ///     type Msg = ();
-///     fn serve(&self, mut conn: Connection<()>) -> ServeFuture {
-///         Box::pin(async move {
-///             let Some(Socket::Tcp(mut stream)) = conn.take_socket() else { return Ok(()) };
-///             let mut buf = [0u8; 4096];
-///             loop {
-///                 tokio::select! {
-///                     n = stream.read(&mut buf) => {
-///                         let n = n?;
-///                         if n == 0 { return Ok(()) }
-///                         stream.write_all(&buf[..n]).await?;
-///                     }
-///                     _ = conn.draining().cancelled() => return Ok(()),
+///     async fn serve(&self, mut conn: Connection<()>) -> Result<(), ProtocolError> {
+///         let Some(Socket::Tcp(mut stream)) = conn.take_socket() else { return Ok(()) };
+///         let mut buf = [0u8; 4096];
+///         loop {
+///             tokio::select! {
+///                 n = stream.read(&mut buf) => {
+///                     let n = n?;
+///                     if n == 0 { return Ok(()) }
+///                     stream.write_all(&buf[..n]).await?;
 ///                 }
+///                 _ = conn.draining().cancelled() => return Ok(()),
 ///             }
-///         })
+///         }
 ///     }
 /// }
 /// ```
+#[async_trait::async_trait]
 pub trait Protocol: Send + Sync + 'static {
     /// What the rest of the node can send to a connection of this protocol.
     type Msg: Send + 'static;
 
     /// Serves one connection until it ends.
-    fn serve(&self, conn: Connection<Self::Msg>) -> ServeFuture;
+    async fn serve(&self, conn: Connection<Self::Msg>) -> Result<(), ProtocolError>;
 }
 
 /// A connected socket, by transport.

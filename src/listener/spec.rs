@@ -26,14 +26,16 @@ use tokio_util::sync::CancellationToken;
 ///
 /// ```
 /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// use corral::listener::{Connection, ListenerSpec, Protocol, ServeFuture};
+/// use corral::async_trait;
+/// use corral::listener::{Connection, ListenerSpec, Protocol, ProtocolError};
 /// use corral::supervisor::{Supervisor, SupervisorSpec};
 ///
 /// struct Hangup;
+/// #[async_trait]
 /// impl Protocol for Hangup {
 ///     type Msg = ();
-///     fn serve(&self, _conn: Connection<()>) -> ServeFuture {
-///         Box::pin(async { Ok(()) }) // closes at once
+///     async fn serve(&self, _conn: Connection<()>) -> Result<(), ProtocolError> {
+///         Ok(()) // closes at once
 ///     }
 /// }
 ///

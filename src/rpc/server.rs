@@ -521,12 +521,16 @@ where
     }
 }
 
+#[async_trait::async_trait]
 impl crate::listener::Protocol for RpcProtocol {
     type Msg = Pushes;
 
-    fn serve(&self, conn: crate::listener::Connection<Pushes>) -> crate::listener::ServeFuture {
+    async fn serve(
+        &self,
+        conn: crate::listener::Connection<Pushes>,
+    ) -> Result<(), crate::listener::ProtocolError> {
         let proto = self.clone();
-        Box::pin(async move {
+        async move {
             let (socket, ctx) = ConnCtx::from_connection(conn, proto.shared.settings.push_queue);
             match socket {
                 Some(crate::listener::Socket::Tcp(stream)) => {
@@ -539,6 +543,7 @@ impl crate::listener::Protocol for RpcProtocol {
                 None => {}
             }
             Ok(())
-        })
+        }
+        .await
     }
 }
