@@ -6,6 +6,7 @@ pub(crate) mod bot;
 pub(crate) mod call;
 pub(crate) mod chat_client;
 pub(crate) mod logging;
+pub(crate) mod tls;
 
 use std::fmt::Write as _;
 use std::io::Write as _;

@@ -3,7 +3,7 @@
 //! Two levels:
 //!
 //! * [`FrameConn`]: one connection that sends and receives whole frame
-//!   bodies. Over a byte stream (TCP, or any `AsyncRead + AsyncWrite`) a frame
+//!   bodies. Over a byte stream (TCP, TLS, or any `AsyncRead + AsyncWrite`) a frame
 //!   is a 4-byte big-endian length and the body; a message-oriented transport
 //!   (SCTP) plugs in through [`FrameConn::from_parts`] with a sink and a
 //!   stream of whole messages. Sequential and low level: tests use it to send
@@ -20,6 +20,21 @@
 //! let client = Client::connect("127.0.0.1:7070", Codec::Json).await?;
 //! let reply = client.call("echo", serde_json::json!({"payload": "hi"})).await?;
 //! assert_eq!(reply["payload"], "hi");
+//! # Ok(()) }
+//! ```
+//!
+//! Over TLS (feature `tls`), trusting the CA that signed the server's
+//! certificate; the name checked is the host of the address unless
+//! `TlsClientOptions::server_name` says otherwise:
+//!
+//! ```no_run
+//! # #[cfg(feature = "tls")]
+//! # async fn demo() -> Result<(), corral::client::ClientError> {
+//! use corral::client::{Client, Codec};
+//! use corral::transport::tls::TlsClientOptions;
+//! let opts = TlsClientOptions::ca_file("ca.pem");
+//! let client = Client::connect_tls("rpc.example.com:7443", Codec::MsgPack, &opts).await?;
+//! client.call("ping", serde_json::json!({})).await?;
 //! # Ok(()) }
 //! ```
 
@@ -135,6 +150,11 @@ pub enum ClientError {
     /// The connection is closed (by the server, or after an error).
     #[error("connection closed")]
     Closed,
+    /// TLS could not be set up: unusable trust settings (a CA file that
+    /// cannot be read, none at all), or a failed handshake (the server's
+    /// certificate refused, a server that does not speak TLS).
+    #[error("{0}")]
+    Tls(#[source] Arc<dyn std::error::Error + Send + Sync>),
 }
 
 impl From<io::Error> for ClientError {
@@ -202,6 +222,8 @@ impl FrameConn {
     }
 
     /// Connects over `transport`: TCP, or SCTP with the default options.
+    /// TLS needs to know whom to trust, so it is refused here
+    /// ([`ClientError::Tls`]): use [`FrameConn::connect_tls`].
     pub async fn connect_over(
         addr: impl ToSocketAddrs,
         transport: crate::transport::Transport,
@@ -212,11 +234,33 @@ impl FrameConn {
             crate::transport::Transport::Sctp => {
                 FrameConn::connect_sctp(addr, &crate::transport::SctpOptions::default()).await
             }
+            #[cfg(feature = "tls")]
+            crate::transport::Transport::Tls => Err(ClientError::Tls(Arc::new(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "transport \"tls\" needs trust settings (a CA file, or insecure): \
+                 connect with connect_tls and TlsClientOptions",
+            )))),
             #[allow(unreachable_patterns)]
             other => Err(ClientError::Io(Arc::new(io::Error::new(
                 io::ErrorKind::Unsupported,
                 format!("this build of corral has no {other} transport (cargo feature `{other}`)"),
             )))),
+        }
+    }
+
+    /// Connects over TLS to `addr` (`host:port`; the certificate is checked
+    /// against the host unless `opts` name the server), and frames with a
+    /// 4-byte big-endian length prefix, as over TCP.
+    #[cfg(feature = "tls")]
+    pub async fn connect_tls(
+        addr: &str,
+        opts: &crate::transport::tls::TlsClientOptions,
+    ) -> Result<FrameConn, ClientError> {
+        use crate::transport::tls::ConnectError;
+        match crate::transport::tls::connect(addr, opts).await {
+            Ok(stream) => Ok(FrameConn::from_io(stream, DEFAULT_MAX_FRAME_BYTES)),
+            Err(ConnectError::Tcp(e)) => Err(e.into()),
+            Err(e) => Err(ClientError::Tls(Arc::new(e))),
         }
     }
 
@@ -409,7 +453,21 @@ impl Client {
         ))
     }
 
-    /// Connects over `transport` (TCP, or SCTP with the default options).
+    /// Connects over TLS (see [`FrameConn::connect_tls`]).
+    #[cfg(feature = "tls")]
+    pub async fn connect_tls(
+        addr: &str,
+        codec: Codec,
+        opts: &crate::transport::tls::TlsClientOptions,
+    ) -> Result<Client, ClientError> {
+        Ok(Client::new(
+            FrameConn::connect_tls(addr, opts).await?,
+            codec,
+        ))
+    }
+
+    /// Connects over `transport` (TCP, or SCTP with the default options;
+    /// TLS is refused: use [`Client::connect_tls`]).
     pub async fn connect_over(
         addr: impl ToSocketAddrs,
         codec: Codec,

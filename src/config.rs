@@ -264,7 +264,7 @@ impl fmt::Display for ProtocolKind {
 pub struct ListenerConfig {
     /// Unique name (metrics label, supervisor name). Defaults to the protocol's name.
     pub name: String,
-    /// `"tcp"` (default) or `"sctp"`.
+    /// `"tcp"` (default), `"sctp"` or `"tls"`.
     pub transport: Transport,
     /// `"rpc"` (default) or `"http"`.
     pub protocol: ProtocolKind,
@@ -278,6 +278,17 @@ pub struct ListenerConfig {
     pub max_connections: usize,
     /// How long connections may take to finish at shutdown, in ms. Default 5000.
     pub drain_timeout_ms: u64,
+    /// PEM file of the TLS certificate chain: required with transport
+    /// `"tls"`, refused with any other. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM file of the TLS private key (PKCS#8, PKCS#1 or SEC1): required
+    /// with transport `"tls"`, refused with any other. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
+    /// How long a client may take to complete the TLS handshake, in ms
+    /// (transport `"tls"`). Default 10000.
+    pub tls_handshake_timeout_ms: u64,
 }
 
 impl ListenerConfig {
@@ -292,7 +303,24 @@ impl ListenerConfig {
             backlog: 1024,
             max_connections: 10_000,
             drain_timeout_ms: 5_000,
+            tls_cert: None,
+            tls_key: None,
+            tls_handshake_timeout_ms: 10_000,
         }
+    }
+
+    /// This listener on transport `"tls"` with the certificate chain and
+    /// private key in these PEM files.
+    pub fn with_tls(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.transport = Transport::Tls;
+        self.tls_cert = Some(cert.into());
+        self.tls_key = Some(key.into());
+        self
+    }
+
+    /// [`ListenerConfig::tls_handshake_timeout_ms`] as a duration.
+    pub fn tls_handshake_timeout(&self) -> Duration {
+        Duration::from_millis(self.tls_handshake_timeout_ms)
     }
 
     /// [`ListenerConfig::drain_timeout_ms`] as a duration.
@@ -322,6 +350,9 @@ struct RawListener {
     backlog: Option<u32>,
     max_connections: Option<usize>,
     drain_timeout_ms: Option<u64>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_handshake_timeout_ms: Option<u64>,
 }
 
 impl From<RawListener> for ListenerConfig {
@@ -346,6 +377,11 @@ impl From<RawListener> for ListenerConfig {
         }
         if let Some(d) = raw.drain_timeout_ms {
             l.drain_timeout_ms = d;
+        }
+        l.tls_cert = raw.tls_cert;
+        l.tls_key = raw.tls_key;
+        if let Some(t) = raw.tls_handshake_timeout_ms {
+            l.tls_handshake_timeout_ms = t;
         }
         l
     }
@@ -551,6 +587,25 @@ impl Config {
         Self::load_with_vars(None, None, std::iter::empty()).unwrap_or_default()
     }
 
+    /// The listeners as the node serves them: [`Config::listeners`], except
+    /// that while the deprecated `[http] tls_cert` and `tls_key` are set, an
+    /// HTTP listener on transport `"tcp"` is served on `"tls"` with those
+    /// files (as before listeners had TLS of their own).
+    pub fn served_listeners(&self) -> Vec<ListenerConfig> {
+        #[cfg_attr(not(feature = "http"), allow(unused_mut))]
+        let mut listeners = self.listeners.clone();
+        #[cfg(feature = "http")]
+        if let (Some(cert), Some(key)) = (&self.http.tls_cert, &self.http.tls_key) {
+            for l in &mut listeners {
+                if l.protocol == ProtocolKind::Http && l.transport == Transport::Tcp {
+                    *l = l.clone().with_tls(cert.clone(), key.clone());
+                    l.tls_handshake_timeout_ms = self.http.header_read_timeout_ms;
+                }
+            }
+        }
+        listeners
+    }
+
     /// Checks the values that types alone cannot: ranges, names, conflicts.
     /// On failure returns the key and what is wrong with it.
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -607,7 +662,13 @@ impl Config {
                     format!("{:?} is not an IP address or host name", l.address),
                 );
             }
-            if l.port != 0 && !binds.insert((l.transport, l.address.as_str(), l.port)) {
+            // TCP and TLS listeners share TCP's ports.
+            let space = if l.transport == Transport::Sctp {
+                Transport::Sctp
+            } else {
+                Transport::Tcp
+            };
+            if l.port != 0 && !binds.insert((space, l.address.as_str(), l.port)) {
                 return bad(
                     k("port"),
                     format!(
@@ -647,6 +708,47 @@ impl Config {
                     ),
                 );
             }
+            if l.transport == Transport::Tls {
+                if !cfg!(feature = "tls") {
+                    return bad(
+                        k("transport"),
+                        "this build of corral has no TLS (cargo feature \"tls\")",
+                    );
+                }
+                if l.tls_cert.is_none() {
+                    return bad(k("tls_cert"), "must be set with transport \"tls\"");
+                }
+                if l.tls_key.is_none() {
+                    return bad(k("tls_key"), "must be set with transport \"tls\"");
+                }
+            } else {
+                for (key, set) in [("tls_cert", &l.tls_cert), ("tls_key", &l.tls_key)] {
+                    if set.is_some() {
+                        return bad(
+                            k(key),
+                            format!(
+                                "is for transport \"tls\" only (this listener's is {:?})",
+                                l.transport.to_string()
+                            ),
+                        );
+                    }
+                }
+            }
+            for (key, path) in [("tls_cert", &l.tls_cert), ("tls_key", &l.tls_key)] {
+                if path.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+                    return bad(k(key), "must not be empty");
+                }
+            }
+            if l.tls_handshake_timeout_ms == 0 {
+                return bad(k("tls_handshake_timeout_ms"), "must be at least 1");
+            }
+        }
+        #[cfg(feature = "http")]
+        if self.http.tls_cert.is_some() && !cfg!(feature = "tls") {
+            return bad(
+                "http.tls_cert",
+                "this build of corral has no TLS (cargo feature \"tls\")",
+            );
         }
         if let Err((key, message)) = self.sctp.check() {
             return bad(format!("sctp.{key}"), message);

@@ -1,6 +1,9 @@
 //! The HTTP protocol on hyper: HTTP/1.1 with keep-alive, and HTTP/2 where
 //! TLS negotiates it (ALPN) or a client speaks it from the start, through
-//! hyper-util's auto builder.
+//! hyper-util's auto builder. It serves any byte stream its listener hands
+//! it: plain TCP, or TLS on a listener with transport `tls` (the listener
+//! does the handshake; its rustls configuration offers ALPN `h2` and
+//! `http/1.1`).
 //!
 //! Routes, in order: `/metrics` (Prometheus text format), `/health`,
 //! `/health/live`, `/health/ready` (readiness from the listeners' states),
@@ -46,7 +49,7 @@ pub use routes::{empty, full, Body, BoxError, Handler, Routes};
 pub use settings::HttpSettings;
 pub use ws::websocket_handler;
 
-use crate::listener::{Connection, ListenerHandle, Protocol, Socket};
+use crate::listener::{Connection, ListenerHandle, Protocol};
 use crate::metrics::{status_class, Metrics};
 use files::StaticFiles;
 use http_body_util::{BodyExt, Limited};
@@ -60,15 +63,6 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::sync::CancellationToken;
-
-/// Why the HTTP protocol could not be set up.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum HttpError {
-    /// The TLS certificate or key is unusable.
-    #[error(transparent)]
-    Tls(#[from] crate::transport::tls::TlsError),
-}
 
 /// The HTTP protocol.
 #[derive(Clone)]
@@ -88,7 +82,6 @@ struct Inner {
     max_requests: u64,
     routes: Routes,
     files: Option<StaticFiles>,
-    tls: Option<tokio_rustls::TlsAcceptor>,
     /// The request counter and latency histogram of each status class,
     /// `1xx` to `5xx`, looked up once.
     by_class: Vec<(
@@ -101,7 +94,6 @@ impl std::fmt::Debug for HttpProtocol {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HttpProtocol")
             .field("routes", &self.inner.routes)
-            .field("tls", &self.inner.tls.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -149,15 +141,9 @@ impl HttpProtocolBuilder {
         self
     }
 
-    /// The protocol; fails if the TLS certificate or key is unusable.
-    pub fn build(self) -> Result<HttpProtocol, HttpError> {
+    /// The protocol.
+    pub fn build(self) -> HttpProtocol {
         let c = &self.config;
-        let tls = match (&c.tls_cert, &c.tls_key) {
-            (Some(cert), Some(key)) => Some(tokio_rustls::TlsAcceptor::from(
-                crate::transport::tls::server_config(cert, key)?,
-            )),
-            _ => None,
-        };
         let by_class = [100u16, 200, 300, 400, 500]
             .iter()
             .map(|s| {
@@ -168,7 +154,7 @@ impl HttpProtocolBuilder {
                 )
             })
             .collect();
-        Ok(HttpProtocol {
+        HttpProtocol {
             inner: Arc::new(Inner {
                 by_class,
                 metrics: self.metrics,
@@ -182,15 +168,15 @@ impl HttpProtocolBuilder {
                 max_requests: c.max_requests_per_connection,
                 routes: self.routes,
                 files: self.files.as_ref().map(StaticFiles::new),
-                tls,
             }),
-        })
+        }
     }
 }
 
 impl HttpProtocol {
-    /// A builder of an HTTP protocol with these limits and TLS settings,
-    /// exporting `metrics`; no routes and no static files until added.
+    /// A builder of an HTTP protocol with these limits, exporting
+    /// `metrics`; no routes and no static files until added. (TLS is the
+    /// listener's, transport `tls`.)
     pub fn builder(metrics: Arc<Metrics>, config: &HttpSettings) -> HttpProtocolBuilder {
         HttpProtocolBuilder {
             metrics,
@@ -200,11 +186,6 @@ impl HttpProtocol {
             routes: Routes::new(),
             files: None,
         }
-    }
-
-    /// True when connections are served over TLS.
-    pub fn is_tls(&self) -> bool {
-        self.inner.tls.is_some()
     }
 }
 
@@ -434,25 +415,17 @@ impl Protocol for HttpProtocol {
         let inner = self.inner.clone();
         async move {
             let (socket, _inbox, draining) = conn.into_parts();
-            let Some(Socket::Tcp(stream)) = socket else {
+            let Some(socket) = socket else {
                 return Ok(());
             };
-            let _ = stream.set_nodelay(true);
-            let Some(acceptor) = inner.tls.clone() else {
-                return inner.serve_io(stream, draining).await;
-            };
-            // The handshake is part of the head: it gets the header read timeout.
-            let handshake =
-                tokio::time::timeout(inner.header_read_timeout, acceptor.accept(stream));
-            let tls = tokio::select! {
-                r = handshake => match r {
-                    Ok(Ok(tls)) => tls,
-                    Ok(Err(e)) => return Err(format!("TLS handshake: {e}").into()),
-                    Err(_) => return Err("TLS handshake timed out".into()),
-                },
-                _ = draining.cancelled() => return Ok(()),
-            };
-            inner.serve_io(tls, draining).await
+            match socket.into_byte_stream() {
+                Ok(stream) => inner.serve_io(stream, draining).await,
+                Err(other) => Err(format!(
+                    "HTTP is served over a byte stream (tcp, tls), not {}",
+                    other.transport()
+                )
+                .into()),
+            }
         }
         .await
     }

@@ -14,7 +14,10 @@
 //!   resumed; at shutdown it stops accepting, lets connections finish for
 //!   the drain timeout, then they are stopped.
 //! - A [`Protocol`] serves each connection; the built-in RPC and HTTP
-//!   protocols use nothing a protocol of yours could not.
+//!   protocols use nothing a protocol of yours could not. It gets a
+//!   [`Socket`] of the listener's transport: TCP, SCTP, or TLS (the
+//!   listener does the handshake, under a timeout, in the connection's own
+//!   task); [`Socket::into_byte_stream`] serves TCP and TLS alike.
 
 mod actor;
 mod connection;
@@ -25,6 +28,7 @@ mod observer;
 mod protocol;
 mod shared;
 mod spec;
+mod stream;
 
 pub use protocol::{Connection, ConnectionRef, Protocol, ProtocolError, SendError, Socket};
 
@@ -32,3 +36,4 @@ pub use error::ListenerError;
 pub use handle::ListenerHandle;
 pub use observer::ListenerObserver;
 pub use spec::ListenerSpec;
+pub use stream::ByteStream;

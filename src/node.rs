@@ -65,10 +65,17 @@ pub enum NodeError {
         /// Why, and what to do.
         message: String,
     },
-    /// The HTTP protocol could not be set up (an unusable TLS certificate, ...).
-    #[cfg(feature = "http")]
-    #[error(transparent)]
-    Http(#[from] crate::http::HttpError),
+    /// A TLS listener's certificate or key is unusable (the error names
+    /// the file).
+    #[cfg(feature = "tls")]
+    #[error("listener {listener}: {source}")]
+    Tls {
+        /// The listener's name.
+        listener: String,
+        /// Why.
+        #[source]
+        source: crate::transport::tls::TlsError,
+    },
     /// The chat could not start (its store cannot be opened, ...).
     #[cfg(feature = "chat")]
     #[error(transparent)]
@@ -196,7 +203,7 @@ impl NodeBuilder {
             if let Some(files) = &files {
                 http = http.files(files.clone());
             }
-            (files, http.build()?)
+            (files, http.build())
         };
         let mut root = SupervisorSpec::new(config.node.name.clone())
             .flags(SupervisorFlags::new(Strategy::OneForOne).intensity(10, Duration::from_secs(10)))
@@ -215,11 +222,39 @@ impl NodeBuilder {
         }
         let push_queue = rpc.settings().push_queue;
         let mut handles = Vec::new();
-        for l in &config.listeners {
+        #[cfg(feature = "http")]
+        if config.http.tls_cert.is_some() {
+            tracing::warn!(
+                "[http] tls_cert and tls_key are deprecated: give each HTTP listener \
+                 transport = \"tls\" and its own tls_cert and tls_key"
+            );
+        }
+        for l in &config.served_listeners() {
             let bind = l.bind_address();
             let unavailable = |message: &str| NodeError::Transport {
                 listener: l.name.clone(),
                 message: message.to_string(),
+            };
+            // A TLS listener's certificate and key are loaded now: a bad
+            // file stops start-up, naming it. HTTP offers ALPN h2 and
+            // http/1.1; RPC takes no part in ALPN.
+            #[cfg(feature = "tls")]
+            let tls = match (&l.tls_cert, &l.tls_key) {
+                (Some(cert), Some(key)) if l.transport == Transport::Tls => {
+                    let alpn = match l.protocol {
+                        ProtocolKind::Http => crate::transport::tls::HTTP_ALPN,
+                        ProtocolKind::Rpc => &[],
+                    };
+                    Some(
+                        crate::transport::tls::server_config_with_alpn(cert, key, alpn).map_err(
+                            |source| NodeError::Tls {
+                                listener: l.name.clone(),
+                                source,
+                            },
+                        )?,
+                    )
+                }
+                _ => None,
             };
             let (spec, handle) = match (l.protocol, l.transport) {
                 #[cfg(feature = "sctp")]
@@ -235,9 +270,32 @@ impl NodeBuilder {
                     l,
                     &metrics,
                 ),
+                #[cfg(feature = "tls")]
+                (ProtocolKind::Rpc, Transport::Tls) => limits(
+                    ListenerSpec::tls_shared(
+                        l.name.clone(),
+                        bind,
+                        rpc.clone(),
+                        tls.clone().ok_or_else(|| unavailable("no TLS certificate"))?,
+                    )
+                    .inbox_capacity(push_queue),
+                    l,
+                    &metrics,
+                ),
                 #[cfg(feature = "http")]
                 (ProtocolKind::Http, Transport::Tcp) => limits(
                     ListenerSpec::tcp(l.name.clone(), bind, http.clone()),
+                    l,
+                    &metrics,
+                ),
+                #[cfg(all(feature = "http", feature = "tls"))]
+                (ProtocolKind::Http, Transport::Tls) => limits(
+                    ListenerSpec::tls(
+                        l.name.clone(),
+                        bind,
+                        http.clone(),
+                        tls.clone().ok_or_else(|| unavailable("no TLS certificate"))?,
+                    ),
                     l,
                     &metrics,
                 ),
@@ -286,6 +344,7 @@ fn limits<P: crate::listener::Protocol>(
     spec.backlog(l.backlog)
         .max_connections(l.max_connections)
         .drain_timeout(l.drain_timeout())
+        .tls_handshake_timeout(l.tls_handshake_timeout())
         .observer(metrics.listener_observer(&l.name))
         .build()
 }

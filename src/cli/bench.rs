@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use bytes::Bytes;
 use clap::{Args, ValueEnum};
-use corral::client::{Codec, FrameConn};
+use corral::client::Codec;
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::{Deserialize, Serialize};
@@ -69,9 +69,12 @@ pub(crate) struct BenchRpcArgs {
     /// Server address.
     #[arg(long, default_value = "127.0.0.1:7070")]
     pub addr: String,
-    /// Transport: tcp (length-prefixed frames) or sctp (one message per body).
+    /// Transport: tcp (length-prefixed frames), sctp (one message per body)
+    /// or tls (frames over TLS; see --tls-ca).
     #[arg(long, default_value = "tcp", value_parser = parse_transport)]
     pub transport: Transport,
+    #[command(flatten)]
+    pub tls: super::tls::TlsArgs,
     /// Number of connections.
     #[arg(long, default_value_t = 32)]
     pub concurrency: usize,
@@ -285,7 +288,7 @@ struct ConnResult {
 
 struct ConnPlan {
     addr: String,
-    transport: Transport,
+    connector: Arc<super::tls::Connector>,
     quota: u64,
     warmup: u64,
     in_flight: usize,
@@ -302,7 +305,7 @@ async fn run_conn(plan: ConnPlan) -> anyhow::Result<ConnResult> {
         errors: 0,
         first_error: None,
     };
-    let mut conn = match FrameConn::connect_over(plan.addr.as_str(), plan.transport).await {
+    let mut conn = match plan.connector.frames(plan.addr.as_str()).await {
         Ok(c) => c,
         Err(e) => {
             plan.barrier.wait().await;
@@ -496,6 +499,7 @@ async fn bench(args: &BenchRpcArgs) -> anyhow::Result<Summary> {
             BenchCmd::Compute => compute(args.size),
         },
     });
+    let connector = Arc::new(args.tls.connector(args.transport)?);
     let conns = args.concurrency;
     let barrier = Arc::new(Barrier::new(conns + 1));
     let done = Arc::new(AtomicU64::new(0));
@@ -507,7 +511,7 @@ async fn bench(args: &BenchRpcArgs) -> anyhow::Result<Summary> {
         let quota = per + u64::from((c as u64) < extra);
         tasks.push(tokio::spawn(run_conn(ConnPlan {
             addr: args.addr.clone(),
-            transport: args.transport,
+            connector: connector.clone(),
             quota,
             warmup: args.warmup,
             in_flight: args.in_flight,
@@ -565,7 +569,7 @@ async fn bench(args: &BenchRpcArgs) -> anyhow::Result<Summary> {
 
     Ok(Summary {
         addr: args.addr.clone(),
-        transport: args.transport.to_string(),
+        transport: connector.name().to_string(),
         cmd: args.cmd.service(),
         codec: args.codec.name(),
         size: args.size,

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
-use corral::client::{Client, Codec};
+use corral::client::Codec;
 use corral::clock::LamportClock;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
@@ -43,6 +43,8 @@ pub(crate) struct BotArgs {
     /// Seconds between batches.
     #[arg(long, default_value_t = 2.0)]
     pub pause: f64,
+    #[command(flatten)]
+    pub tls: super::tls::TlsArgs,
 }
 
 /// A random number (std's randomly keyed hasher; no extra crate needed).
@@ -76,7 +78,11 @@ impl BotStats {
     }
 }
 
-async fn run_bot(args: Arc<BotArgs>, stop: CancellationToken) -> BotStats {
+async fn run_bot(
+    args: Arc<BotArgs>,
+    connector: Arc<super::tls::Connector>,
+    stop: CancellationToken,
+) -> BotStats {
     let mut stats = BotStats {
         name: bot_name(),
         ..BotStats::default()
@@ -84,7 +90,7 @@ async fn run_bot(args: Arc<BotArgs>, stop: CancellationToken) -> BotStats {
     let pause = Duration::from_secs_f64(args.pause.max(0.0));
     let timeout = Duration::from_secs(10);
     let client = tokio::select! {
-        c = tokio::time::timeout(timeout, Client::connect(args.addr.as_str(), args.codec)) => c,
+        c = tokio::time::timeout(timeout, connector.client(args.addr.as_str(), args.codec)) => c,
         _ = stop.cancelled() => return stats,
     };
     let client = match client {
@@ -197,11 +203,12 @@ pub(crate) async fn run(args: BotArgs) -> anyhow::Result<ExitCode> {
         .transpose()
         .context("bad --duration")?;
     Duration::try_from_secs_f64(args.pause).context("bad --pause")?;
+    let connector = Arc::new(args.tls.connector(corral::config::Transport::Tcp)?);
     let stop = CancellationToken::new();
     let args = Arc::new(args);
     let started = Instant::now();
     let bots: Vec<_> = (0..args.count)
-        .map(|_| tokio::spawn(run_bot(args.clone(), stop.clone())))
+        .map(|_| tokio::spawn(run_bot(args.clone(), connector.clone(), stop.clone())))
         .collect();
     eprintln!(
         "{} bot(s) on {}; stop with Ctrl-C{}",

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use corral::client::{Client, ClientError, Codec};
+use corral::client::{ClientError, Codec};
 use corral::config::Transport;
 use serde_json::Value;
 
@@ -19,9 +19,12 @@ pub(crate) struct CallArgs {
     /// Server address.
     #[arg(long, default_value = "127.0.0.1:7070")]
     pub addr: String,
-    /// Transport: tcp (length-prefixed frames) or sctp (one message per body).
+    /// Transport: tcp (length-prefixed frames), sctp (one message per body)
+    /// or tls (frames over TLS; see --tls-ca).
     #[arg(long, default_value = "tcp", value_parser = parse_transport)]
     pub transport: Transport,
+    #[command(flatten)]
+    pub tls: super::tls::TlsArgs,
     /// Body encoding.
     #[arg(long, default_value = "json", value_parser = parse_codec)]
     pub codec: Codec,
@@ -49,8 +52,9 @@ pub(crate) async fn run(args: CallArgs) -> anyhow::Result<ExitCode> {
         None => Value::Object(Default::default()),
     };
     let timeout = Duration::try_from_secs_f64(args.timeout).context("bad --timeout")?;
+    let connector = args.tls.connector(args.transport)?;
     let outcome = tokio::time::timeout(timeout, async {
-        let client = Client::connect_over(args.addr.as_str(), args.codec, args.transport).await?;
+        let client = connector.client(args.addr.as_str(), args.codec).await?;
         client.call(&args.service, data).await
     })
     .await;

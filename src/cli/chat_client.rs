@@ -32,6 +32,8 @@ pub(crate) struct ClientArgs {
     /// Give up on a call after this many seconds.
     #[arg(long, default_value_t = 10.0)]
     pub timeout: f64,
+    #[command(flatten)]
+    pub tls: super::tls::TlsArgs,
 }
 
 /// The help text (also printed for an unknown command).
@@ -255,7 +257,8 @@ pub(crate) fn format_push(push: &IncomingPush) -> String {
 /// Runs `corral client` until `quit` or end of input.
 pub(crate) async fn run(args: ClientArgs) -> anyhow::Result<ExitCode> {
     let timeout = Duration::try_from_secs_f64(args.timeout).context("bad --timeout")?;
-    let client = tokio::time::timeout(timeout, Client::connect(args.addr.as_str(), args.codec))
+    let connector = args.tls.connector(corral::config::Transport::Tcp)?;
+    let client = tokio::time::timeout(timeout, connector.client(args.addr.as_str(), args.codec))
         .await
         .map_err(|_| anyhow::anyhow!("cannot connect to {} within {timeout:?}", args.addr))?
         .with_context(|| format!("connecting to {}", args.addr))?;

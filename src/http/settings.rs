@@ -31,10 +31,13 @@ pub struct HttpSettings {
     /// Directory of the static files; a missing directory serves 404s.
     /// Default `"./public"`.
     pub docroot: PathBuf,
-    /// PEM file of the TLS certificate chain; with `tls_key`, every HTTP
-    /// listener speaks TLS (ALPN h2 and http/1.1). Default: none (plain HTTP).
+    /// Deprecated: give the listener `transport = "tls"` and its own
+    /// `tls_cert` / `tls_key` instead. Still honoured: with `tls_key`, every
+    /// HTTP listener on transport `tcp` is served as `tls` with these files
+    /// (ALPN h2 and http/1.1). Default: none.
     pub tls_cert: Option<PathBuf>,
-    /// PEM file of the TLS private key (PKCS#8, PKCS#1 or SEC1). Default: none.
+    /// Deprecated, with [`HttpSettings::tls_cert`]: PEM file of the TLS
+    /// private key. Default: none.
     pub tls_key: Option<PathBuf>,
 }
 

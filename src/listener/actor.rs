@@ -90,6 +90,10 @@ async fn bind(shared: &ListenerShared) -> io::Result<Bound> {
     loop {
         let listening = match &shared.transport {
             ListenTransport::Tcp => bind_once(addr, shared.backlog).map(Bound::Tcp),
+            // The handshake is the connection actor's: a slow client never
+            // holds up the accept loop.
+            #[cfg(feature = "tls")]
+            ListenTransport::Tls(_) => bind_once(addr, shared.backlog).map(Bound::Tcp),
             #[cfg(feature = "sctp")]
             ListenTransport::Sctp(opts) => {
                 crate::transport::sctp::bind(addr, opts, shared.backlog).map(Bound::Sctp)

@@ -85,6 +85,29 @@ fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
     }
 }
 
+/// The server side of a TLS handshake on `socket` (a TCP one), within
+/// `timeout`: the TLS socket, `None` if the listener drains meanwhile, or
+/// why it failed.
+#[cfg(feature = "tls")]
+async fn handshake(
+    socket: Socket,
+    acceptor: tokio_rustls::TlsAcceptor,
+    timeout: std::time::Duration,
+    draining: &tokio_util::sync::CancellationToken,
+) -> Result<Option<Socket>, String> {
+    let Socket::Tcp(stream) = socket else {
+        return Err("TLS over a transport other than TCP".into());
+    };
+    tokio::select! {
+        r = tokio::time::timeout(timeout, acceptor.accept(stream)) => match r {
+            Ok(Ok(tls)) => Ok(Some(Socket::Tls(Box::new(tls)))),
+            Ok(Err(e)) => Err(format!("TLS handshake: {e}")),
+            Err(_) => Err(format!("TLS handshake timed out after {timeout:?}")),
+        },
+        () = draining.cancelled() => Ok(None),
+    }
+}
+
 impl<P: Protocol> Actor for ConnectionActor<P> {
     type Msg = ConnMsg;
     type State = ConnState<P>;
@@ -123,18 +146,45 @@ impl<P: Protocol> Actor for ConnectionActor<P> {
                 });
                 let (tx, inbox) = mpsc::channel(shared.inbox_capacity);
                 let draining = shared.drain_token().child_token();
-                let conn = Connection {
-                    socket: Some(socket),
-                    peer,
-                    listener: shared.name.clone(),
-                    draining: draining.clone(),
-                    inbox,
-                    handle: ConnectionRef { tx, draining, peer },
+                let listener = shared.name.clone();
+                #[cfg(feature = "tls")]
+                let tls = match &shared.transport {
+                    super::shared::ListenTransport::Tls(acceptor) => {
+                        Some((acceptor.clone(), shared.handshake_timeout))
+                    }
+                    _ => None,
                 };
                 let protocol = state.args.protocol.clone();
-                let serve = async move { protocol.serve(conn).await };
                 let me = myself.clone();
                 let task = tokio::spawn(async move {
+                    #[cfg(feature = "tls")]
+                    let socket = match tls {
+                        Some((acceptor, timeout)) => {
+                            match handshake(socket, acceptor, timeout, &draining).await {
+                                Ok(Some(socket)) => socket,
+                                Ok(None) => {
+                                    let _ = me.cast(ConnMsg::Done(Outcome::Closed));
+                                    return;
+                                }
+                                Err(e) => {
+                                    tracing::debug!(%listener, %peer, error = %e, "TLS handshake failed");
+                                    let _ = me.cast(ConnMsg::Done(Outcome::Error(e)));
+                                    return;
+                                }
+                            }
+                        }
+                        None => socket,
+                    };
+                    let conn = Connection {
+                        socket: Some(socket),
+                        peer,
+                        listener,
+                        draining: draining.clone(),
+                        inbox,
+                        handle: ConnectionRef { tx, draining, peer },
+                    };
+                    // `serve` itself may panic before its future does.
+                    let serve = async move { protocol.serve(conn).await };
                     let outcome = match AssertUnwindSafe(serve).catch_unwind().await {
                         Ok(Ok(())) => Outcome::Closed,
                         Ok(Err(e)) => Outcome::Error(e.to_string()),

@@ -7,6 +7,8 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::stream::ByteStream;
+
 /// The error a protocol's `serve` may end with. The connection actor then
 /// stops with reason `shutdown: <error>` (logged at debug level, not a
 /// failure: clients misbehave); a panic is a failure of that connection only.
@@ -23,17 +25,20 @@ pub type ProtocolError = Box<dyn std::error::Error + Send + Sync>;
 ///
 /// ```
 /// use corral::async_trait;
-/// use corral::listener::{Connection, Protocol, ProtocolError, Socket};
+/// use corral::listener::{Connection, Protocol, ProtocolError};
 /// use tokio::io::{AsyncReadExt, AsyncWriteExt};
 ///
-/// /// Answers every chunk with the same bytes.
+/// /// Answers every chunk with the same bytes, over TCP or TLS.
 /// struct Echo;
 ///
 /// #[async_trait]
 /// impl Protocol for Echo {
 ///     type Msg = ();
 ///     async fn serve(&self, mut conn: Connection<()>) -> Result<(), ProtocolError> {
-///         let Some(Socket::Tcp(mut stream)) = conn.take_socket() else { return Ok(()) };
+///         let Some(socket) = conn.take_socket() else { return Ok(()) };
+///         let Ok(mut stream) = socket.into_byte_stream() else {
+///             return Err("a byte stream (TCP, TLS) is needed".into());
+///         };
 ///         let mut buf = [0u8; 4096];
 ///         loop {
 ///             tokio::select! {
@@ -58,6 +63,10 @@ pub trait Protocol: Send + Sync + 'static {
 }
 
 /// A connected socket, by transport.
+///
+/// A protocol that serves any byte stream (TCP, TLS) need not match each
+/// variant: [`Socket::into_byte_stream`] gives one [`ByteStream`] for all of
+/// them, and hands back the message transports (SCTP).
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Socket {
@@ -67,6 +76,37 @@ pub enum Socket {
     /// kept, several streams; see [`crate::transport::sctp`].
     #[cfg(feature = "sctp")]
     Sctp(tokio_sctp::SctpStream),
+    /// A TLS connection over TCP, its handshake done by the listener (see
+    /// [`ListenerSpec::tls`](super::ListenerSpec::tls)); ALPN's choice is
+    /// in `get_ref().1.alpn_protocol()`.
+    #[cfg(feature = "tls")]
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+impl Socket {
+    /// The socket as a [`ByteStream`] if its transport is a byte stream
+    /// (TCP, TLS); otherwise (SCTP) the socket itself, back.
+    pub fn into_byte_stream(self) -> Result<ByteStream, Socket> {
+        match self {
+            Socket::Tcp(s) => Ok(s.into()),
+            #[cfg(feature = "tls")]
+            Socket::Tls(s) => Ok(s.into()),
+            #[allow(unreachable_patterns)]
+            other => Err(other),
+        }
+    }
+
+    /// The transport this socket came over.
+    pub fn transport(&self) -> crate::transport::Transport {
+        use crate::transport::Transport;
+        match self {
+            Socket::Tcp(_) => Transport::Tcp,
+            #[cfg(feature = "sctp")]
+            Socket::Sctp(_) => Transport::Sctp,
+            #[cfg(feature = "tls")]
+            Socket::Tls(_) => Transport::Tls,
+        }
+    }
 }
 
 /// One accepted connection, handed to [`Protocol::serve`].

@@ -17,6 +17,21 @@ pub(crate) enum ListenTransport {
     Tcp,
     #[cfg(feature = "sctp")]
     Sctp(crate::transport::SctpOptions),
+    /// TCP, then a TLS handshake in each connection's task.
+    #[cfg(feature = "tls")]
+    Tls(tokio_rustls::TlsAcceptor),
+}
+
+impl ListenTransport {
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            ListenTransport::Tcp => "tcp",
+            #[cfg(feature = "sctp")]
+            ListenTransport::Sctp(_) => "sctp",
+            #[cfg(feature = "tls")]
+            ListenTransport::Tls(_) => "tls",
+        }
+    }
 }
 
 /// What every incarnation of a listener and its connections share; it
@@ -28,6 +43,8 @@ pub(crate) struct ListenerShared {
     pub(crate) backlog: u32,
     pub(crate) max_connections: usize,
     pub(crate) drain_timeout: Duration,
+    /// How long a TLS handshake may take (TLS listeners only).
+    pub(crate) handshake_timeout: Duration,
     pub(crate) inbox_capacity: usize,
     pub(crate) permits: Arc<Semaphore>,
     pub(crate) observer: Option<Arc<dyn ListenerObserver>>,

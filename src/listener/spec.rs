@@ -22,6 +22,9 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+/// How long a TLS handshake may take by default: 10 s.
+const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The settings of one listener and the protocol it serves.
 ///
 /// ```
@@ -55,6 +58,7 @@ pub struct ListenerSpec<P> {
     backlog: u32,
     max_connections: usize,
     drain_timeout: Duration,
+    handshake_timeout: Duration,
     inbox_capacity: usize,
     observer: Option<Arc<dyn ListenerObserver>>,
     protocol: Arc<P>,
@@ -77,6 +81,7 @@ impl<P: Protocol> ListenerSpec<P> {
             backlog: 1024,
             max_connections: 10_000,
             drain_timeout: Duration::from_secs(5),
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             inbox_capacity: 1024,
             observer: None,
             protocol,
@@ -110,6 +115,46 @@ impl<P: Protocol> ListenerSpec<P> {
         let mut spec = Self::tcp_shared(name, bind, protocol);
         spec.transport = ListenTransport::Sctp(opts);
         spec
+    }
+
+    /// A TLS listener; see [`ListenerSpec::tls_shared`].
+    #[cfg(feature = "tls")]
+    pub fn tls(
+        name: impl Into<String>,
+        bind: impl Into<String>,
+        protocol: P,
+        config: Arc<crate::transport::tls::rustls::ServerConfig>,
+    ) -> Self {
+        Self::tls_shared(name, bind, Arc::new(protocol), config)
+    }
+
+    /// A TLS-over-TCP listener named `name` on `bind` serving `protocol`
+    /// with the rustls `config` (certificate, key, ALPN; see
+    /// [`transport::tls::server_config`](crate::transport::tls::server_config)).
+    /// Each connection's actor does the handshake in its own task, within
+    /// the [handshake timeout](ListenerSpec::tls_handshake_timeout), and
+    /// the protocol gets a [`Socket::Tls`]; a client that fails the
+    /// handshake is closed without reaching the protocol. Defaults as for
+    /// [`ListenerSpec::tcp`].
+    ///
+    /// [`Socket::Tls`]: super::Socket::Tls
+    #[cfg(feature = "tls")]
+    pub fn tls_shared(
+        name: impl Into<String>,
+        bind: impl Into<String>,
+        protocol: Arc<P>,
+        config: Arc<crate::transport::tls::rustls::ServerConfig>,
+    ) -> Self {
+        let mut spec = Self::tcp_shared(name, bind, protocol);
+        spec.transport = ListenTransport::Tls(tokio_rustls::TlsAcceptor::from(config));
+        spec
+    }
+
+    /// How long a TLS handshake may take (default 10 s); a client slower
+    /// than that is closed. Only TLS listeners do handshakes.
+    pub fn tls_handshake_timeout(mut self, t: Duration) -> Self {
+        self.handshake_timeout = t;
+        self
     }
 
     /// The listen backlog.
@@ -153,6 +198,7 @@ impl<P: Protocol> ListenerSpec<P> {
             backlog: self.backlog,
             max_connections: self.max_connections,
             drain_timeout: self.drain_timeout,
+            handshake_timeout: self.handshake_timeout,
             inbox_capacity: self.inbox_capacity,
             permits: Arc::new(Semaphore::new(self.max_connections)),
             observer: self.observer,
@@ -224,6 +270,7 @@ impl<P> std::fmt::Debug for ListenerSpec<P> {
         f.debug_struct("ListenerSpec")
             .field("name", &self.name)
             .field("bind", &self.bind)
+            .field("transport", &self.transport.name())
             .field("backlog", &self.backlog)
             .field("max_connections", &self.max_connections)
             .field("drain_timeout", &self.drain_timeout)

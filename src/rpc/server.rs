@@ -532,15 +532,21 @@ impl crate::listener::Protocol for RpcProtocol {
         let proto = self.clone();
         async move {
             let (socket, ctx) = ConnCtx::from_connection(conn, proto.shared.settings.push_queue);
-            match socket {
-                Some(crate::listener::Socket::Tcp(stream)) => {
-                    proto.serve_connection(stream, ctx).await?;
-                }
+            let Some(socket) = socket else {
+                return Ok(());
+            };
+            // Byte streams (TCP, TLS) carry length-prefixed frames; SCTP
+            // carries one body per message.
+            match socket.into_byte_stream() {
+                Ok(stream) => proto.serve_connection(stream, ctx).await?,
                 #[cfg(feature = "sctp")]
-                Some(crate::listener::Socket::Sctp(stream)) => {
+                Err(crate::listener::Socket::Sctp(stream)) => {
                     proto.serve_sctp(stream, ctx).await?;
                 }
-                None => {}
+                #[allow(unreachable_patterns)]
+                Err(other) => {
+                    return Err(format!("RPC cannot be served over {}", other.transport()).into())
+                }
             }
             Ok(())
         }

@@ -12,14 +12,24 @@ pub enum Transport {
     Tcp,
     /// Kernel SCTP, one-to-one style: messages on several streams.
     Sctp,
+    /// TLS over TCP (rustls): a byte stream, encrypted; the listener does
+    /// the handshake and hands the protocol the decrypted stream.
+    Tls,
 }
 
 impl Transport {
+    /// True for the transports that carry a byte stream (TCP, TLS), as
+    /// opposed to whole messages (SCTP).
+    pub fn is_stream(self) -> bool {
+        matches!(self, Transport::Tcp | Transport::Tls)
+    }
+
     /// Its name in configuration files and on the command line.
     pub fn as_str(self) -> &'static str {
         match self {
             Transport::Tcp => "tcp",
             Transport::Sctp => "sctp",
+            Transport::Tls => "tls",
         }
     }
 }
@@ -43,8 +53,9 @@ impl std::str::FromStr for Transport {
         match s {
             "tcp" => Ok(Transport::Tcp),
             "sctp" => Ok(Transport::Sctp),
+            "tls" => Ok(Transport::Tls),
             other => Err(format!(
-                "unknown transport {other:?}, expected \"tcp\" or \"sctp\""
+                "unknown transport {other:?}, expected \"tcp\", \"sctp\" or \"tls\""
             )),
         }
     }
