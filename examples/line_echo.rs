@@ -32,10 +32,11 @@ impl Protocol for LineEcho {
                 all.push(conn.handle());
             }
             let (socket, mut inbox, draining) = conn.into_parts();
-            let Some(Socket::Tcp(stream)) = socket else {
+            // Any byte stream: TCP here, TLS on a `ListenerSpec::tls` listener.
+            let Some(Ok(stream)) = socket.map(Socket::into_byte_stream) else {
                 return Ok(());
             };
-            let (reader, mut writer) = stream.into_split();
+            let (reader, mut writer) = tokio::io::split(stream);
             let mut lines = BufReader::new(reader).lines();
             loop {
                 tokio::select! {

@@ -20,7 +20,7 @@ use cli::chat_client::ClientArgs;
 use cli::{ConfigArgs, LogFormatArg};
 
 /// corral: OTP-style supervision trees on ractor and tokio, and a server
-/// built on them (RPC over TCP/SCTP, HTTP, chat).
+/// built on them (RPC over TCP/TLS/SCTP, HTTP, chat).
 #[derive(Debug, Parser)]
 #[command(name = "corral", version, about, propagate_version = true)]
 struct Cli {

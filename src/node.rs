@@ -72,9 +72,9 @@ pub enum NodeError {
     Tls {
         /// The listener's name.
         listener: String,
-        /// Why.
+        /// Why (boxed: it is large, and start-up errors are rare).
         #[source]
-        source: crate::transport::tls::TlsError,
+        source: Box<crate::transport::tls::TlsError>,
     },
     /// The chat could not start (its store cannot be opened, ...).
     #[cfg(feature = "chat")]
@@ -249,7 +249,7 @@ impl NodeBuilder {
                         crate::transport::tls::server_config_with_alpn(cert, key, alpn).map_err(
                             |source| NodeError::Tls {
                                 listener: l.name.clone(),
-                                source,
+                                source: Box::new(source),
                             },
                         )?,
                     )

@@ -116,32 +116,30 @@ async fn deprecated_http_tls_keys_still_serve_tls() {
 /// HTTP/2 and HTTP/1.1 by ALPN on the TLS listener at `addr`, and no plain
 /// HTTP.
 async fn check_tls_site(site: &Site, pki: &Pki, addr: SocketAddr) {
-    {
-        let https = format!("https://localhost:{}/small.txt", addr.port());
+    let https = format!("https://localhost:{}/small.txt", addr.port());
 
-        let r = tls_client(&pki, addr, false)
-            .get(&https)
-            .send()
-            .await
-            .expect("https get");
-        assert_eq!(r.status(), reqwest::StatusCode::OK);
-        assert_eq!(r.version(), reqwest::Version::HTTP_2);
-        assert_eq!(r.headers()[reqwest::header::SERVER], "corral");
-        assert!(r.headers().contains_key(reqwest::header::DATE));
-        assert_eq!(r.bytes().await.expect("body").as_ref(), &site.small[..]);
+    let r = tls_client(pki, addr, false)
+        .get(&https)
+        .send()
+        .await
+        .expect("https get");
+    assert_eq!(r.status(), reqwest::StatusCode::OK);
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    assert_eq!(r.headers()[reqwest::header::SERVER], "corral");
+    assert!(r.headers().contains_key(reqwest::header::DATE));
+    assert_eq!(r.bytes().await.expect("body").as_ref(), &site.small[..]);
 
-        let r = tls_client(&pki, addr, true)
-            .get(&https)
-            .send()
-            .await
-            .expect("https get");
-        assert_eq!(r.version(), reqwest::Version::HTTP_11);
-        assert_eq!(r.bytes().await.expect("body").as_ref(), &site.small[..]);
+    let r = tls_client(pki, addr, true)
+        .get(&https)
+        .send()
+        .await
+        .expect("https get");
+    assert_eq!(r.version(), reqwest::Version::HTTP_11);
+    assert_eq!(r.bytes().await.expect("body").as_ref(), &site.small[..]);
 
-        // Plain HTTP on the TLS port is not served.
-        let resp = raw_get(addr, "/small.txt").await;
-        assert!(!resp.contains("abcdefghij"), "{resp}");
-    }
+    // Plain HTTP on the TLS port is not served.
+    let resp = raw_get(addr, "/small.txt").await;
+    assert!(!resp.contains("abcdefghij"), "{resp}");
 }
 
 #[tokio::test]

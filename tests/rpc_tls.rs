@@ -253,8 +253,8 @@ async fn plain_tcp_client_fails_cleanly_and_the_node_keeps_serving() {
     .await;
 }
 
-fn start_error(cfg: Config) -> impl Future<Output = NodeError> {
-    async move { Node::start(cfg).await.expect_err("start-up refused") }
+async fn start_error(cfg: Config) -> NodeError {
+    Node::start(cfg).await.expect_err("start-up refused")
 }
 
 #[tokio::test]

@@ -44,6 +44,7 @@ pub(crate) struct ListenerShared {
     pub(crate) max_connections: usize,
     pub(crate) drain_timeout: Duration,
     /// How long a TLS handshake may take (TLS listeners only).
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
     pub(crate) handshake_timeout: Duration,
     pub(crate) inbox_capacity: usize,
     pub(crate) permits: Arc<Semaphore>,
