@@ -96,7 +96,7 @@ pub(crate) fn check_config(args: &ConfigArgs, print: bool) -> ExitCode {
         config.node.data_dir.display(),
         config.node.shutdown_timeout_ms
     );
-    for l in &config.listeners {
+    for l in &config.served_listeners() {
         let _ = writeln!(
             out,
             "  listener {:?}: {} {} on {} (backlog {}, max_connections {}, drain {} ms)",
@@ -107,6 +107,22 @@ pub(crate) fn check_config(args: &ConfigArgs, print: bool) -> ExitCode {
             l.backlog,
             l.max_connections,
             l.drain_timeout_ms
+        );
+        if let (Some(cert), Some(key)) = (&l.tls_cert, &l.tls_key) {
+            let _ = writeln!(
+                out,
+                "    tls: cert {}, key {}, handshake timeout {} ms",
+                cert.display(),
+                key.display(),
+                l.tls_handshake_timeout_ms
+            );
+        }
+    }
+    if config.http.tls_cert.is_some() {
+        let _ = writeln!(
+            out,
+            "  warning: [http] tls_cert and tls_key are deprecated: give the HTTP \
+             listeners transport = \"tls\" and their own tls_cert and tls_key"
         );
     }
     let _ = writeln!(

@@ -489,6 +489,29 @@ async fn corral_call_over_tls() {
         let summary: Value = serde_json::from_str(&stdout).expect("JSON summary");
         assert_eq!(summary["ok"], 200, "{summary}");
         assert_eq!(summary["transport"], "tls", "{summary}");
+
+        // check-config shows a TLS listener's files.
+        let file = pki.dir.path().join("tls.toml");
+        std::fs::write(
+            &file,
+            format!(
+                "[[listener]]\nname = \"rpcs\"\ntransport = \"tls\"\nport = 0\n\
+                 tls_cert = {:?}\ntls_key = {:?}\n",
+                pki.cert.display().to_string(),
+                pki.key.display().to_string()
+            ),
+        )
+        .expect("write");
+        let out = run(vec![
+            "check-config".into(),
+            "--config".into(),
+            file.display().to_string(),
+        ])
+        .await;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{stdout}");
+        assert!(stdout.contains("rpc tls on"), "{stdout}");
+        assert!(stdout.contains("tls: cert"), "{stdout}");
         node.shutdown().await;
     })
     .await;
