@@ -18,8 +18,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use corral::client::{Client, Codec};
-use corral::config::{Config, ListenerConfig, ProtocolKind, Transport};
+use corral::config::{Config, ListenerConfig, ProtocolKind};
 use corral::node::Node;
+use corral::transport::Transport;
 use serde_json::json;
 use tokio::sync::Semaphore;
 

@@ -38,7 +38,7 @@ use crate::chat::ChatSettings;
 #[cfg(feature = "http")]
 use crate::http::{CacheSettings, HttpSettings};
 use crate::rpc::RpcSettings;
-pub use crate::transport::{SctpOptions, Transport};
+use crate::transport::{SctpOptions, Transport};
 
 /// The text of `config/sys.toml`: the embedded default and the reference for
 /// every key.

@@ -55,7 +55,8 @@
 //!
 //! ```
 //! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! use corral::config::{Config, ListenerConfig, ProtocolKind, Transport};
+//! use corral::config::{Config, ListenerConfig, ProtocolKind};
+//! use corral::transport::Transport;
 //! use corral::client::{Client, Codec};
 //!
 //! let mut config = Config::embedded_default();

@@ -33,7 +33,7 @@
 //! # Ok(()) }
 //! ```
 
-use crate::config::{Config, ProtocolKind, Transport};
+use crate::config::{Config, ProtocolKind};
 #[cfg(feature = "http")]
 use crate::http::{FileCache, HttpProtocol, Routes};
 use crate::listener::{ListenerHandle, ListenerSpec};
@@ -43,6 +43,7 @@ use crate::supervisor::{
     ChildSpec, Strategy, SupervisionTree, Supervisor, SupervisorError, SupervisorFlags,
     SupervisorSpec,
 };
+use crate::transport::Transport;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;

@@ -9,8 +9,9 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use corral::config::{Config, ListenerConfig, ProtocolKind, Transport};
+use corral::config::{Config, ListenerConfig, ProtocolKind};
 use corral::node::Node;
+use corral::transport::Transport;
 use tokio::io::AsyncWriteExt;
 
 const GUARD: Duration = Duration::from_secs(60);

@@ -3,7 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use corral::config::{Config, ConfigError, LogFormat, Origin, ProtocolKind, Transport};
+use corral::config::{Config, ConfigError, LogFormat, Origin, ProtocolKind};
+use corral::transport::Transport;
 
 fn no_vars() -> Vec<(String, String)> {
     Vec::new()

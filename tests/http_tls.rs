@@ -14,8 +14,9 @@ mod support {
 
 use std::net::SocketAddr;
 
-use corral::config::{Config, Transport};
+use corral::config::Config;
 use corral::node::{Node, NodeError};
+use corral::transport::Transport;
 use support::guard::guarded;
 use support::http::{config, start};
 use support::raw_get::raw_get;

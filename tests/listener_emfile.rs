@@ -5,8 +5,9 @@
 //! descriptors and checks the waiting connection is served.
 
 use corral::client::{Client, Codec};
-use corral::config::{Config, ListenerConfig, ProtocolKind, Transport};
+use corral::config::{Config, ListenerConfig, ProtocolKind};
 use corral::node::Node;
+use corral::transport::Transport;
 use std::time::Duration;
 use tokio::net::TcpStream;
 

@@ -20,10 +20,11 @@ use support::child_cell::child_cell;
 use support::wait::wait_until;
 
 use corral::client::{Client, Codec};
-use corral::config::{Config, ListenerConfig, ProtocolKind, Transport};
+use corral::config::{Config, ListenerConfig, ProtocolKind};
 use corral::metrics::MetricsMsg;
 use corral::node::Node;
 use corral::supervisor::Supervisor;
+use corral::transport::Transport;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

@@ -11,9 +11,10 @@ mod support {
 }
 
 use corral::client::{Client, Codec};
-use corral::config::{Config, ListenerConfig, ProtocolKind, Transport};
+use corral::config::{Config, ListenerConfig, ProtocolKind};
 use corral::node::Node;
 use corral::supervisor::{ChildState, Strategy, TreeKind};
+use corral::transport::Transport;
 use serde_json::json;
 use std::future::Future;
 use std::time::Duration;

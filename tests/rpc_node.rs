@@ -24,10 +24,11 @@ use support::wait::wait_until;
 
 use corral::async_trait;
 use corral::client::{Client, ClientError, Codec, FrameConn};
-use corral::config::{Config, ListenerConfig, ProtocolKind, Transport};
+use corral::config::{Config, ListenerConfig, ProtocolKind};
 use corral::node::Node;
 use corral::rpc::{CallContext, Request, Service, ServiceError};
 use corral::supervisor::Supervisor;
+use corral::transport::Transport;
 use ractor::{ActorCell, ActorId};
 use serde_json::{json, Value};
 use tokio::net::TcpStream;

@@ -16,9 +16,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use corral::client::{Client, ClientError, Codec, FrameConn};
-use corral::config::{Config, ConfigError, ListenerConfig, ProtocolKind, Transport};
+use corral::config::{Config, ConfigError, ListenerConfig, ProtocolKind};
 use corral::node::{Node, NodeError};
 use corral::transport::tls::TlsClientOptions;
+use corral::transport::Transport;
 use serde_json::{json, Value};
 use support::guard::guarded;
 use support::wait::wait_until;

@@ -8,9 +8,10 @@
 
 use std::process::Command;
 
-use corral::config::{Config, ListenerConfig, ProtocolKind, Transport};
+use corral::config::{Config, ListenerConfig, ProtocolKind};
 use corral::node::{Node, NodeError};
 use corral::transport::sctp;
+use corral::transport::Transport;
 
 fn sctp_config() -> Config {
     let mut c = Config::embedded_default();

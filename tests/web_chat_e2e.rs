@@ -9,8 +9,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use corral::config::{Config, ListenerConfig, ProtocolKind, Transport};
+use corral::config::{Config, ListenerConfig, ProtocolKind};
 use corral::node::Node;
+use corral::transport::Transport;
 
 fn ready() -> Result<(), String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));

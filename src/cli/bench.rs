@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Barrier;
 
 use super::call::{parse_codec, parse_transport};
-use corral::config::Transport;
+use corral::transport::Transport;
 
 pub(crate) mod chat;
 

@@ -203,7 +203,7 @@ pub(crate) async fn run(args: BotArgs) -> anyhow::Result<ExitCode> {
         .transpose()
         .context("bad --duration")?;
     Duration::try_from_secs_f64(args.pause).context("bad --pause")?;
-    let connector = Arc::new(args.tls.connector(corral::config::Transport::Tcp)?);
+    let connector = Arc::new(args.tls.connector(corral::transport::Transport::Tcp)?);
     let stop = CancellationToken::new();
     let args = Arc::new(args);
     let started = Instant::now();

@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use corral::client::{ClientError, Codec};
-use corral::config::Transport;
+use corral::transport::Transport;
 use serde_json::Value;
 
 /// Arguments of `corral call`.

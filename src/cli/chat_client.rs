@@ -257,7 +257,7 @@ pub(crate) fn format_push(push: &IncomingPush) -> String {
 /// Runs `corral client` until `quit` or end of input.
 pub(crate) async fn run(args: ClientArgs) -> anyhow::Result<ExitCode> {
     let timeout = Duration::try_from_secs_f64(args.timeout).context("bad --timeout")?;
-    let connector = args.tls.connector(corral::config::Transport::Tcp)?;
+    let connector = args.tls.connector(corral::transport::Transport::Tcp)?;
     let client = tokio::time::timeout(timeout, connector.client(args.addr.as_str(), args.codec))
         .await
         .map_err(|_| anyhow::anyhow!("cannot connect to {} within {timeout:?}", args.addr))?

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 use corral::client::{Client, ClientError, Codec, FrameConn};
-use corral::config::Transport;
 use corral::transport::tls::TlsClientOptions;
+use corral::transport::Transport;
 
 /// The TLS arguments shared by `call`, `client`, `bot` and `bench rpc`.
 #[derive(Debug, Clone, Default, Args)]

@@ -2,8 +2,9 @@
 //! expected to succeed.
 
 use corral::client::{Client, Codec, IncomingPush};
-use corral::config::{Config, ListenerConfig, ProtocolKind, Transport};
+use corral::config::{Config, ListenerConfig, ProtocolKind};
 use corral::node::Node;
+use corral::transport::Transport;
 use serde_json::Value;
 use tokio::sync::mpsc;
 

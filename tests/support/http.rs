@@ -2,8 +2,9 @@
 
 use std::net::SocketAddr;
 
-use corral::config::{Config, ListenerConfig, ProtocolKind, Transport};
+use corral::config::{Config, ListenerConfig, ProtocolKind};
 use corral::node::{Node, NodeBuilder};
+use corral::transport::Transport;
 
 /// A config with one HTTP listener (`http`) on a free port serving `root`.
 pub(crate) fn config(root: &std::path::Path) -> Config {
