@@ -1,0 +1,117 @@
+//! [`Chat`]: the handle on a node's chat (store, hub, clock, settings).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::{services, ChatError, ChatSettings, Event, EventKind, Hub, Store};
+use crate::clock::{now_ms, LamportClock};
+use crate::metrics::Metrics;
+use crate::rpc::{Push, Registry};
+
+struct Inner {
+    store: Store,
+    hub: Hub,
+    clock: LamportClock,
+    config: ChatSettings,
+    metrics: Option<Arc<Metrics>>,
+}
+
+/// The chat of one node: store, hub, clock and services. Cheap to clone.
+#[derive(Clone)]
+pub struct Chat {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Chat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Chat").finish_non_exhaustive()
+    }
+}
+
+impl Chat {
+    /// Opens the store at `<data_dir>/chat.redb` and builds the hub.
+    pub fn open(
+        config: &ChatSettings,
+        data_dir: &Path,
+        metrics: Option<Arc<Metrics>>,
+    ) -> Result<Chat, ChatError> {
+        let store = Store::open(&data_dir.join("chat.redb"), config.commit_batch_max)?;
+        let hub = Hub::new(metrics.clone(), config.rate_per_second, config.rate_burst);
+        let chat = Chat {
+            inner: Arc::new(Inner {
+                store,
+                hub,
+                clock: LamportClock::new(),
+                config: config.clone(),
+                metrics,
+            }),
+        };
+        // Pushes go out from the commit: one fan-out per group commit, in
+        // `seq` order, before the writes are acknowledged. Weak: the store
+        // (which holds the hook) must not keep the chat alive.
+        let weak = Arc::downgrade(&chat.inner);
+        chat.inner.store.on_commit(Box::new(move |events| {
+            if let Some(inner) = weak.upgrade() {
+                Chat { inner }.fan_out(events);
+            }
+        }));
+        Ok(chat)
+    }
+
+    /// Counts the events a commit stored and pushes them to the subscribers
+    /// of their topics, each subscriber getting its share in one batch.
+    fn fan_out(&self, events: &[&Event]) {
+        let inner = &self.inner;
+        let now = now_ms();
+        let pushes = events
+            .iter()
+            .map(|ev| {
+                if let Some(m) = &inner.metrics {
+                    let label = match ev.kind {
+                        EventKind::Publish => "publish",
+                        EventKind::Message => "message",
+                    };
+                    m.chat_messages.with_label_values(&[label]).inc();
+                }
+                // The event's fields, its own clock as `event_clock`, and
+                // the node's time and clock at sending.
+                let data = ev.data(now, inner.clock.tick(), Some(ev.clock));
+                Push::from_serialize(ev.target.clone(), data)
+            })
+            .collect();
+        inner.hub.publish_batch(pushes);
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The hub.
+    pub fn hub(&self) -> &Hub {
+        &self.inner.hub
+    }
+
+    /// The node's Lamport clock.
+    pub fn clock(&self) -> &LamportClock {
+        &self.inner.clock
+    }
+
+    /// The chat services, `login`, `logout`, `users`, `channel`, `channels`, `subscribe`, `unsubscribe`, `publish`, `message` and `history`.
+    pub fn services(&self) -> Registry {
+        let mut r = Registry::new();
+        self.register_into(&mut r);
+        r
+    }
+
+    /// Registers the chat services into `registry` (a name already there is
+    /// left alone).
+    pub fn register_into(&self, registry: &mut Registry) {
+        services::register_into(self, registry);
+    }
+
+    /// The chat settings.
+    pub(crate) fn settings(&self) -> &ChatSettings {
+        &self.inner.config
+    }
+}

@@ -1,0 +1,451 @@
+//! The chat's RPC services: one [`Service`] per name, each a match arm of
+//! [`ChatService::op`] over the [`Chat`] handle.
+
+use std::sync::Arc;
+
+use serde_json::{json, Map, Value};
+
+use super::{ChannelRecord, Chat, Event, EventKind, Scope, StoreError};
+use crate::async_trait;
+use crate::clock::now_ms;
+use crate::rpc::{CallContext, Registry, Request, Service, ServiceError};
+
+/// The chat service names, as registered.
+pub(crate) const SERVICES: [&str; 10] = [
+    "login",
+    "logout",
+    "users",
+    "channel",
+    "channels",
+    "subscribe",
+    "unsubscribe",
+    "publish",
+    "message",
+    "history",
+];
+
+/// Longest user or channel name, in bytes.
+pub(crate) const MAX_NAME_LEN: usize = 32;
+/// Longest client message id, in bytes.
+pub(crate) const MAX_CLIENT_ID_LEN: usize = 64;
+
+/// Registers the chat services into `registry`, leaving a name already
+/// there alone.
+pub(super) fn register_into(chat: &Chat, registry: &mut Registry) {
+    for (name, op) in SERVICES.iter().zip(OPS) {
+        if registry.get(name).is_none() {
+            registry.register(
+                *name,
+                Arc::new(ChatService {
+                    chat: chat.clone(),
+                    op,
+                }),
+            );
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    Login,
+    Logout,
+    Users,
+    Channel,
+    Channels,
+    Subscribe,
+    Unsubscribe,
+    Publish,
+    Message,
+    History,
+}
+
+const OPS: [Op; 10] = [
+    Op::Login,
+    Op::Logout,
+    Op::Users,
+    Op::Channel,
+    Op::Channels,
+    Op::Subscribe,
+    Op::Unsubscribe,
+    Op::Publish,
+    Op::Message,
+    Op::History,
+];
+
+struct ChatService {
+    chat: Chat,
+    op: Op,
+}
+
+/// Checks a user, channel or topic name: 1 to 32 of `A-Za-z0-9_-`.
+pub(crate) fn validate_name(what: &str, name: &str) -> Result<(), ServiceError> {
+    if name.is_empty() || name.len() > MAX_NAME_LEN {
+        return Err(ServiceError::bad_request(format!(
+            "{what} must be 1 to {MAX_NAME_LEN} characters long"
+        )));
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return Err(ServiceError::bad_request(format!(
+            "{what} {name:?} may hold only letters, digits, '_' and '-'"
+        )));
+    }
+    Ok(())
+}
+
+fn str_field<'a>(data: &'a Value, key: &str) -> Result<Option<&'a str>, ServiceError> {
+    match data.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(ServiceError::bad_request(format!("{key} must be a string"))),
+    }
+}
+
+fn required<'a>(data: &'a Value, key: &str) -> Result<&'a str, ServiceError> {
+    str_field(data, key)?.ok_or_else(|| ServiceError::bad_request(format!("missing field {key}")))
+}
+
+fn name_field<'a>(data: &'a Value, key: &str) -> Result<&'a str, ServiceError> {
+    let n = required(data, key)?;
+    validate_name(key, n)?;
+    Ok(n)
+}
+
+fn u64_field(data: &Value, key: &str) -> Result<Option<u64>, ServiceError> {
+    match data.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| ServiceError::bad_request(format!("{key} must be an unsigned integer"))),
+    }
+}
+
+fn client_id(data: &Value) -> Result<Option<String>, ServiceError> {
+    let v = match data.get("client_id").or_else(|| data.get("msg_id")) {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        Some(_) => {
+            return Err(ServiceError::bad_request(
+                "client_id must be a string or a number",
+            ))
+        }
+    };
+    if v.is_empty() || v.len() > MAX_CLIENT_ID_LEN {
+        return Err(ServiceError::bad_request(format!(
+            "client_id must be 1 to {MAX_CLIENT_ID_LEN} characters long"
+        )));
+    }
+    Ok(Some(v))
+}
+
+fn store_err(e: StoreError) -> ServiceError {
+    match e {
+        StoreError::Conflict(m) => ServiceError::conflict(m),
+        StoreError::NotFound(m) => ServiceError::not_found(m),
+        e => ServiceError::internal(e.to_string()),
+    }
+}
+
+fn obj(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+#[async_trait]
+impl Service for ChatService {
+    async fn call(&self, req: Request, ctx: &CallContext) -> Result<Value, ServiceError> {
+        let chat = &self.chat;
+        if !chat.hub().admit(ctx.conn_id(), ctx.pushes()) {
+            return Err(ServiceError::overloaded(
+                "over this connection's chat rate limit; slow down",
+            ));
+        }
+        let received = u64_field(&req.data, "clock")?;
+        let recv_clock = chat.clock().receive(received);
+        let mut reply = self.op(&req.data, ctx, recv_clock).await?;
+        reply.insert("timestamp".into(), Value::from(now_ms()));
+        reply.insert("clock".into(), Value::from(chat.clock().tick()));
+        Ok(Value::Object(reply))
+    }
+}
+
+impl ChatService {
+    fn logged_in(&self, ctx: &CallContext) -> Result<String, ServiceError> {
+        self.chat
+            .hub()
+            .user_of(ctx.conn_id())
+            .ok_or_else(|| ServiceError::bad_request("log in first (service login)"))
+    }
+
+    /// `who` (the `user` or `src` field) must be absent or the logged-in user.
+    fn sender(&self, data: &Value, key: &str, ctx: &CallContext) -> Result<String, ServiceError> {
+        let me = self.logged_in(ctx)?;
+        match str_field(data, key)? {
+            Some(u) if u != me => Err(ServiceError::bad_request(format!(
+                "{key} {u:?} is not the logged-in user {me:?}"
+            ))),
+            _ => Ok(me),
+        }
+    }
+
+    fn message_text(&self, data: &Value) -> Result<String, ServiceError> {
+        let m = required(data, "message")?;
+        let max = self.chat.settings().max_message_bytes;
+        if m.len() > max {
+            return Err(ServiceError::bad_request(format!(
+                "message is {} bytes long; the limit is {max}",
+                m.len()
+            )));
+        }
+        Ok(m.to_owned())
+    }
+
+    /// Stores a publication or private message from `user` to `target`
+    /// (a channel or a user); unless it is a retry already stored, its
+    /// commit counts it and pushes it to the target's subscribers (see
+    /// [`Chat::open`]). Returns the stored event and whether it was a
+    /// duplicate.
+    async fn append(
+        &self,
+        kind: EventKind,
+        user: String,
+        target: String,
+        data: &Value,
+        clock: u64,
+    ) -> Result<(Event, bool), ServiceError> {
+        let chat = &self.chat;
+        let ev = Event {
+            seq: 0,
+            kind,
+            user,
+            target,
+            message: self.message_text(data)?,
+            timestamp: now_ms(),
+            clock,
+            client_id: client_id(data)?,
+        };
+        // The store's commit hook counts the event and pushes it.
+        let a = chat.store().append(ev).await.map_err(store_err)?;
+        Ok((a.event, a.duplicate))
+    }
+
+    async fn op(
+        &self,
+        data: &Value,
+        ctx: &CallContext,
+        clock: u64,
+    ) -> Result<Map<String, Value>, ServiceError> {
+        let chat = &self.chat;
+        let store = chat.store();
+        let conn = ctx.conn_id();
+        Ok(match self.op {
+            Op::Login => {
+                let user = name_field(data, "user")?;
+                let rec = store.login(user, now_ms()).await.map_err(store_err)?;
+                chat.hub().login(conn, ctx.pushes(), user);
+                obj(json!({"user": rec.user, "created": rec.created, "logins": rec.logins}))
+            }
+            Op::Logout => match chat.hub().logout_conn(conn) {
+                Some(user) => obj(json!({ "user": user })),
+                None => return Err(ServiceError::bad_request("not logged in")),
+            },
+            Op::Users => {
+                let online = chat.hub().online();
+                let users = store.users().await.map_err(store_err)?;
+                let list: Vec<Value> = users
+                    .into_iter()
+                    .map(|u| {
+                        json!({
+                            "user": u.user,
+                            "online": online.contains(&u.user),
+                            "created": u.created,
+                            "last_login": u.logins.last(),
+                        })
+                    })
+                    .collect();
+                obj(json!({ "users": list }))
+            }
+            Op::Channel => {
+                let channel = name_field(data, "channel")?;
+                let rec = ChannelRecord {
+                    channel: channel.to_owned(),
+                    creator: chat.hub().user_of(conn),
+                    created: now_ms(),
+                    clock,
+                };
+                let rec = store.create_channel(rec).await.map_err(store_err)?;
+                obj(json!({"channel": rec.channel, "creator": rec.creator, "created": rec.created}))
+            }
+            Op::Channels => {
+                let list: Vec<String> = store
+                    .channels()
+                    .await
+                    .map_err(store_err)?
+                    .into_iter()
+                    .map(|c| c.channel)
+                    .collect();
+                obj(json!({ "channels": list }))
+            }
+            Op::Subscribe => {
+                let topic = name_field(data, "topic")?;
+                let own = chat.hub().user_of(conn).as_deref() == Some(topic);
+                if !own && !store.channel_exists(topic).await.map_err(store_err)? {
+                    return Err(ServiceError::not_found(format!(
+                        "no channel {topic:?} (create it with service channel)"
+                    )));
+                }
+                let new = chat.hub().subscribe(conn, ctx.pushes(), topic);
+                obj(json!({"topic": topic, "subscribed": new}))
+            }
+            Op::Unsubscribe => {
+                let topic = name_field(data, "topic")?;
+                let was = chat.hub().unsubscribe(conn, topic);
+                obj(json!({"topic": topic, "unsubscribed": was}))
+            }
+            Op::Publish => {
+                let user = self.sender(data, "user", ctx)?;
+                let channel = name_field(data, "channel")?.to_owned();
+                let (ev, duplicate) = self
+                    .append(EventKind::Publish, user, channel, data, clock)
+                    .await?;
+                obj(json!({
+                    "seq": ev.seq, "channel": ev.target, "user": ev.user,
+                    "duplicate": duplicate,
+                }))
+            }
+            Op::Message => {
+                let src = self.sender(data, "src", ctx)?;
+                let dst = name_field(data, "dst")?.to_owned();
+                let (ev, duplicate) = self
+                    .append(EventKind::Message, src, dst, data, clock)
+                    .await?;
+                obj(json!({
+                    "seq": ev.seq, "src": ev.user, "dst": ev.target,
+                    "duplicate": duplicate,
+                }))
+            }
+            Op::History => {
+                let cfg = chat.settings();
+                let channel = str_field(data, "channel")?;
+                let user = str_field(data, "user")?;
+                let scope = match (channel, user) {
+                    (Some(c), None) => {
+                        validate_name("channel", c)?;
+                        if !store.channel_exists(c).await.map_err(store_err)? {
+                            return Err(ServiceError::not_found(format!("no channel {c:?}")));
+                        }
+                        Scope::Channel(c.to_owned())
+                    }
+                    (None, Some(u)) => {
+                        validate_name("user", u)?;
+                        let me = self.logged_in(ctx)?;
+                        if me != u {
+                            return Err(ServiceError::bad_request(format!(
+                                "the private messages of {u:?} are only for {u:?}"
+                            )));
+                        }
+                        Scope::User(u.to_owned())
+                    }
+                    _ => {
+                        return Err(ServiceError::bad_request(
+                            "give exactly one of channel or user",
+                        ))
+                    }
+                };
+                let before = u64_field(data, "before")?;
+                let limit = match u64_field(data, "limit")? {
+                    Some(0) => return Err(ServiceError::bad_request("limit must be at least 1")),
+                    Some(n) => (n.min(cfg.history_max_limit as u64)) as usize,
+                    None => cfg.history_default_limit,
+                };
+                let events = store
+                    .history(scope.clone(), before, limit)
+                    .await
+                    .map_err(store_err)?;
+                let next_before = if events.len() == limit {
+                    events.first().map(|e| e.seq)
+                } else {
+                    None
+                };
+                let mut out = obj(json!({
+                    "messages": events.iter().map(Event::to_json).collect::<Vec<_>>(),
+                    "next_before": next_before,
+                }));
+                match scope {
+                    Scope::Channel(c) => out.insert("channel".into(), Value::from(c)),
+                    Scope::User(u) => out.insert("user".into(), Value::from(u)),
+                };
+                out
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rpc::Encoding;
+    use crate::rpc::Push;
+
+    fn event(kind: EventKind, client_id: Option<&str>) -> Event {
+        Event {
+            seq: 42,
+            kind,
+            user: "ann".into(),
+            target: "bob".into(),
+            message: "hi \"there\"".into(),
+            timestamp: 1,
+            clock: 9,
+            client_id: client_id.map(Into::into),
+        }
+    }
+
+    /// The seed's event shapes, written out: what `history` gives
+    /// (`to_json`) and what a push carries (plus `event_clock`, with the
+    /// node's time and clock), the latter byte for byte as the JSON value
+    /// would encode in both encodings.
+    #[test]
+    fn events_have_the_seed_shapes_in_history_and_pushes() {
+        let mut publish = serde_json::json!({
+            "kind": "publish", "seq": 42, "user": "ann", "channel": "bob",
+            "message": "hi \"there\"", "timestamp": 1, "clock": 9,
+        });
+        let mut message = serde_json::json!({
+            "kind": "message", "seq": 42, "src": "ann", "dst": "bob",
+            "message": "hi \"there\"", "timestamp": 1, "clock": 9,
+        });
+        for (kind, expected) in [
+            (EventKind::Publish, &mut publish),
+            (EventKind::Message, &mut message),
+        ] {
+            for id in [None, Some("m-1")] {
+                let ev = event(kind, id);
+                let mut want = obj(expected.clone());
+                if let Some(id) = id {
+                    want.insert("client_id".into(), Value::from(id));
+                }
+                assert_eq!(ev.to_json(), Value::Object(want.clone()), "{kind:?} {id:?}");
+
+                want.insert("event_clock".into(), Value::from(9));
+                want.insert("timestamp".into(), Value::from(77));
+                want.insert("clock".into(), Value::from(10));
+                let typed = Push::from_serialize("t", ev.data(77, 10, Some(9)));
+                let value = Push::new("t", Value::Object(want));
+                for enc in [Encoding::Json, Encoding::MsgPack] {
+                    assert_eq!(
+                        typed.encoded(enc),
+                        value.encoded(enc),
+                        "{kind:?} {id:?} {enc:?}"
+                    );
+                }
+                assert_eq!(typed, value);
+            }
+        }
+    }
+}

@@ -1,0 +1,321 @@
+//! [`HttpProtocol`]: serves a connection with hyper, answering the
+//! built-in routes, the user's routes and the static files.
+
+use super::deadline;
+use super::files::StaticFiles;
+use super::own_wake::OnOwnWake;
+use super::routes::HandlerFuture;
+use super::ws;
+use super::{full, Body, Routes};
+use crate::listener::{Connection, ListenerHandle, Protocol};
+use crate::metrics::Metrics;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, ALLOW, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, SERVER};
+use hyper::{Method, Request, Response, StatusCode, Version};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use std::convert::Infallible;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_util::sync::CancellationToken;
+
+/// The HTTP protocol.
+#[derive(Clone)]
+pub struct HttpProtocol {
+    pub(super) inner: Arc<Inner>,
+}
+
+pub(super) struct Inner {
+    pub(super) metrics: Arc<Metrics>,
+    pub(super) metrics_enabled: bool,
+    pub(super) listeners: Arc<OnceLock<Vec<ListenerHandle>>>,
+    pub(super) idle_timeout: Option<Duration>,
+    pub(super) header_read_timeout: Duration,
+    pub(super) max_header_bytes: usize,
+    pub(super) max_uri_bytes: usize,
+    pub(super) max_body_bytes: u64,
+    pub(super) max_requests: u64,
+    pub(super) routes: Routes,
+    pub(super) files: Option<StaticFiles>,
+    /// The request counter and latency histogram of each status class,
+    /// `1xx` to `5xx`, looked up once.
+    pub(super) by_class: Vec<(
+        crate::metrics::ShardedCounter,
+        crate::metrics::ShardedHistogram,
+    )>,
+}
+
+impl std::fmt::Debug for HttpProtocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpProtocol")
+            .field("routes", &self.inner.routes)
+            .finish_non_exhaustive()
+    }
+}
+
+fn text(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<bytes::Bytes>,
+) -> Response<Body> {
+    let mut r = Response::new(full(body));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+fn plain(status: StatusCode, body: &'static str) -> Response<Body> {
+    text(status, "text/plain; charset=utf-8", body)
+}
+
+impl Inner {
+    /// Answers one request (the `nth` of its connection): at once when it
+    /// can (the built-in routes, refusals and the static files' fast path:
+    /// no allocation and no reference count for the service), otherwise
+    /// through a boxed future. Either way the answer is recorded.
+    fn call(self: &Arc<Self>, req: Request<Incoming>, nth: u64) -> ServiceFuture {
+        let start = Instant::now();
+        let http1 = req.version() <= Version::HTTP_11;
+        match self.respond(req, start) {
+            Ok(resp) => ServiceFuture::Now(Some(self.finish(resp, http1, nth, start))),
+            Err(later) => {
+                let inner = self.clone();
+                ServiceFuture::Later(Box::pin(async move {
+                    let resp = later.await;
+                    inner.finish(resp, http1, nth, start)
+                }))
+            }
+        }
+    }
+
+    /// Adds `Server` (and `Connection: close` on the last request a
+    /// connection may make) to `resp`, and records it.
+    fn finish(
+        &self,
+        mut resp: Response<Body>,
+        http1: bool,
+        nth: u64,
+        start: Instant,
+    ) -> Response<Body> {
+        let headers = resp.headers_mut();
+        headers.insert(SERVER, HeaderValue::from_static("corral"));
+        if http1 && self.max_requests > 0 && nth >= self.max_requests {
+            headers.insert(CONNECTION, HeaderValue::from_static("close"));
+        }
+        let class = usize::from(resp.status().as_u16() / 100)
+            .saturating_sub(1)
+            .min(4);
+        let (count, latency) = &self.by_class[class];
+        count.inc();
+        latency.observe(start.elapsed().as_secs_f64());
+        resp
+    }
+
+    /// The response to `req`, started at `start`: at once (`Ok`) or later
+    /// (`Err`: a route's handler, or a static file through `ServeDir`).
+    fn respond(
+        &self,
+        req: Request<Incoming>,
+        start: Instant,
+    ) -> Result<Response<Body>, HandlerFuture> {
+        let uri_len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+        if uri_len > self.max_uri_bytes {
+            return Ok(plain(StatusCode::URI_TOO_LONG, "URI too long\n"));
+        }
+        let head_len = uri_len
+            + req
+                .headers()
+                .iter()
+                .map(|(n, v)| n.as_str().len() + v.len() + 4)
+                .sum::<usize>();
+        if head_len > self.max_header_bytes {
+            return Ok(plain(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "request header fields too large\n",
+            ));
+        }
+        let declared = req
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > self.max_body_bytes) {
+            let mut r = plain(StatusCode::PAYLOAD_TOO_LARGE, "payload too large\n");
+            // The body is left unread: the connection cannot be reused.
+            r.headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
+            return Ok(r);
+        }
+        let path = req.uri().path();
+        let builtin = match path {
+            "/metrics" => self.metrics_enabled,
+            "/health" | "/health/live" | "/health/ready" => true,
+            _ => false,
+        };
+        if builtin {
+            return Ok(self.builtin(&req));
+        }
+        if let Some(handler) = self.routes.find(path) {
+            let limit = usize::try_from(self.max_body_bytes).unwrap_or(usize::MAX);
+            let req = req.map(|b| Limited::new(b, limit).boxed_unsync());
+            let handler = handler.clone();
+            return Err(Box::pin(async move { handler.call(req).await }));
+        }
+        // Static files never read the body (hyper discards what is left).
+        match &self.files {
+            Some(files) => files.answer(req, start),
+            None => Ok(plain(StatusCode::NOT_FOUND, "not found\n")),
+        }
+    }
+
+    fn builtin<B>(&self, req: &Request<B>) -> Response<Body> {
+        if req.method() != Method::GET && req.method() != Method::HEAD {
+            let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+            r.headers_mut()
+                .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+            return r;
+        }
+        match req.uri().path() {
+            "/metrics" => text(
+                StatusCode::OK,
+                "text/plain; version=0.0.4; charset=utf-8",
+                self.metrics.render(),
+            ),
+            "/health/live" => text(StatusCode::OK, "application/json", "{\"live\":true}\n"),
+            path => self.health(path == "/health/ready"),
+        }
+    }
+
+    fn health(&self, ready_only: bool) -> Response<Body> {
+        let listeners = self.listeners.get().map(Vec::as_slice).unwrap_or(&[]);
+        let ready = !listeners.is_empty() && listeners.iter().all(ListenerHandle::is_accepting);
+        let states: serde_json::Map<String, serde_json::Value> = listeners
+            .iter()
+            .map(|l| {
+                (
+                    l.name().to_string(),
+                    serde_json::json!({
+                        "accepting": l.is_accepting(),
+                        "connections": l.connections(),
+                    }),
+                )
+            })
+            .collect();
+        let body = serde_json::json!({ "live": true, "ready": ready, "listeners": states });
+        let status = if ready || !ready_only {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
+        text(status, "application/json", format!("{body}\n"))
+    }
+
+    /// Serves one connection (plain or TLS) until it ends, the idle timeout
+    /// passes, or the listener drains.
+    async fn serve_io<I>(
+        self: Arc<Self>,
+        io: I,
+        draining: CancellationToken,
+    ) -> Result<(), crate::listener::ProtocolError>
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let activity = Arc::new(deadline::Activity::default());
+        let seen = activity.clone();
+        let inner = self.clone();
+        let upgrades = ws::Upgrades::default();
+        let upgrading = upgrades.clone();
+        let service =
+            hyper::service::service_fn(move |mut req: Request<Incoming>| -> ServiceFuture {
+                let nth = seen.touch();
+                if req.headers().contains_key(hyper::header::UPGRADE) {
+                    req.extensions_mut().insert(upgrading.clone());
+                }
+                inner.call(req, nth)
+            });
+        let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(deadline::HeadTimer)
+            .header_read_timeout(self.header_read_timeout)
+            .max_buf_size(self.max_header_bytes.max(8192))
+            .keep_alive(true);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(self.max_header_bytes).unwrap_or(u32::MAX));
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+        tokio::pin!(conn);
+        // The watcher's ticks also keep the HeadTimer's sleeps polled. Both
+        // side futures are polled only when they wake the task themselves.
+        let tick = deadline::tick(self.header_read_timeout, self.idle_timeout);
+        let drained = std::pin::pin!(draining.cancelled());
+        let watcher = std::pin::pin!(deadline::watch(tick, self.idle_timeout, &activity));
+        let (drained, watcher) = (OnOwnWake::new(drained), OnOwnWake::new(watcher));
+        let served = tokio::select! {
+            r = conn.as_mut() => r,
+            _ = drained => {
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
+            _ = watcher => {
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
+        };
+        // A connection upgraded to a WebSocket is served until that closes.
+        upgrades.finish(&draining).await;
+        served?;
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Protocol for HttpProtocol {
+    type Msg = ();
+
+    async fn serve(&self, conn: Connection<()>) -> Result<(), crate::listener::ProtocolError> {
+        let inner = self.inner.clone();
+        async move {
+            let (socket, _inbox, draining) = conn.into_parts();
+            let Some(socket) = socket else {
+                return Ok(());
+            };
+            match socket.into_byte_stream() {
+                Ok(stream) => inner.serve_io(stream, draining).await,
+                Err(other) => Err(format!(
+                    "HTTP is served over a byte stream (tcp, tls), not {}",
+                    other.transport()
+                )
+                .into()),
+            }
+        }
+        .await
+    }
+}
+
+/// The service's answer to a request: ready at once, or a boxed
+/// `dyn Future + Send`. (An async block's own type, or `Either` of two
+/// futures, trips the compiler when hyper's HTTP/2 executor bound is proven.)
+enum ServiceFuture {
+    Now(Option<Response<Body>>),
+    Later(HandlerFuture),
+}
+
+impl std::future::Future for ServiceFuture {
+    type Output = Result<Response<Body>, Infallible>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        match self.get_mut() {
+            ServiceFuture::Now(resp) => std::task::Poll::Ready(Ok(resp
+                .take()
+                .expect("a service future is not polled after it is ready"))),
+            ServiceFuture::Later(fut) => fut.as_mut().poll(cx).map(Ok),
+        }
+    }
+}
