@@ -183,7 +183,10 @@ impl Default for Config {
 pub struct NodeConfig {
     /// The node's name (logs, metrics, cluster later). Default `"corral"`.
     pub name: String,
-    /// How long a whole node may take to shut down, in ms. Default 10000.
+    /// How long a whole node may take to shut down, in ms: every listener
+    /// stops accepting at once and all drain in parallel, then the tree
+    /// stops; what is left in the last tenth (at most 1 s) is killed.
+    /// Default 10000.
     pub shutdown_timeout_ms: u64,
     /// Directory for durable data. Default `"./data"`.
     pub data_dir: PathBuf,

@@ -431,23 +431,44 @@ impl Node {
         self.listener(listener).and_then(ListenerHandle::local_addr)
     }
 
-    /// Shuts the node down gracefully: every listener stops accepting and
-    /// lets its connections finish for its drain timeout, then the tree stops
-    /// in reverse start order. Past the node's shutdown timeout the root is
-    /// killed.
+    /// Shuts the node down gracefully, within its shutdown timeout: every
+    /// listener stops accepting at once, then they all drain in parallel
+    /// (each connection finishes what it has in hand, for at most the
+    /// listener's drain timeout), then the tree stops in reverse start
+    /// order. What is still running near the end of the shutdown timeout is
+    /// killed: a tenth of the timeout (at most a second) is kept for that.
     pub async fn shutdown(self) {
-        tracing::info!("shutting down");
+        let started = tokio::time::Instant::now();
+        let deadline = started + self.shutdown_timeout;
+        let reserve = (self.shutdown_timeout / 10).min(Duration::from_secs(1));
+        let graceful = deadline - reserve;
+        tracing::info!(
+            timeout_ms = self.shutdown_timeout.as_millis() as u64,
+            "shutting down"
+        );
         self.websockets.cancel();
+        let drains = futures::future::join_all(self.listeners.iter().map(ListenerHandle::drain));
+        if tokio::time::timeout_at(graceful, drains).await.is_err() {
+            tracing::warn!("shutdown: listeners still draining at the deadline");
+        }
         let root = self.root.clone();
-        if tokio::time::timeout(self.shutdown_timeout, root.stop())
+        if tokio::time::timeout_at(graceful, root.stop())
             .await
             .is_err()
         {
             tracing::warn!("shutdown timeout: killing the tree");
             self.root.cell().kill();
-            self.root.wait().await;
+            if tokio::time::timeout_at(deadline, self.root.wait())
+                .await
+                .is_err()
+            {
+                tracing::error!("shutdown timeout: the tree did not exit after the kill");
+            }
         }
-        tracing::info!("node stopped");
+        tracing::info!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "node stopped"
+        );
     }
 
     /// Waits until the root supervisor has exited (it gave up, or was stopped).

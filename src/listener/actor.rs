@@ -259,22 +259,8 @@ impl Actor for ListenerActor {
             accepting.stop().await;
         }
         state.shared.set_listener(None);
-        let shared = &state.shared;
-        shared.drain_token().cancel();
         // Permits, not connections: a socket being handed over counts too.
-        let open = shared.permits_in_use();
-        if open > 0 {
-            tracing::info!(listener = %shared.name, open, "draining connections");
-            let all = shared.max_connections.min(u32::MAX as usize) as u32;
-            let drained =
-                tokio::time::timeout(shared.drain_timeout, shared.permits.acquire_many(all)).await;
-            match drained {
-                Ok(Ok(permits)) => drop(permits),
-                _ => {
-                    tracing::warn!(listener = %shared.name, open = shared.connections(), "drain timeout: closing remaining connections")
-                }
-            }
-        }
+        state.shared.drain().await;
         Ok(())
     }
 }

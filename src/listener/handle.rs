@@ -79,6 +79,16 @@ impl ListenerHandle {
         }
     }
 
+    /// Stops accepting (as [`suspend`](Self::suspend)), asks every open
+    /// connection to finish and close, and waits up to the listener's drain
+    /// timeout until they have; true if they all did. A node's shutdown
+    /// drains all its listeners at once this way before it stops the tree.
+    pub async fn drain(&self) -> bool {
+        // A listener that is not running accepts nothing: drain what is open.
+        let _ = self.suspend().await;
+        self.shared.drain().await
+    }
+
     /// Asks every open connection to finish and close (they see
     /// [`Connection::draining`](super::Connection::draining) cancelled); the
     /// listener keeps accepting new ones.

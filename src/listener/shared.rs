@@ -52,6 +52,10 @@ pub(crate) struct ListenerShared {
     /// Connections handed to a connection actor and not yet closed.
     pub(crate) open: AtomicUsize,
     pub(crate) drain: Mutex<CancellationToken>,
+    /// When the drain of the current token ends: set by the first
+    /// [`drain`](Self::drain), so that a second one (the node drained the
+    /// listener, then the tree stops it) waits no longer than the first.
+    pub(crate) drain_deadline: Mutex<Option<tokio::time::Instant>>,
     pub(crate) local_addr: Mutex<Option<SocketAddr>>,
     pub(crate) acceptor: Mutex<Option<DynamicSupervisor<()>>>,
     pub(crate) listener: Mutex<Option<ActorRef<ListenerMsg>>>,
@@ -72,6 +76,7 @@ impl ListenerShared {
         let mut t = lock(&self.drain);
         if t.is_cancelled() {
             *t = CancellationToken::new();
+            *lock(&self.drain_deadline) = None;
         }
     }
 
@@ -111,6 +116,43 @@ impl ListenerShared {
     pub(crate) fn permits_in_use(&self) -> usize {
         self.max_connections
             .saturating_sub(self.permits.available_permits())
+    }
+
+    /// Asks every open connection to finish (cancels the drain token) and
+    /// waits until they have, at most until the drain timeout after the
+    /// first call; true if they all did. Call it once the accept loop has
+    /// stopped: it holds a permit too.
+    pub(crate) async fn drain(&self) -> bool {
+        self.drain_token().cancel();
+        let (deadline, first) = {
+            let mut d = lock(&self.drain_deadline);
+            let first = d.is_none();
+            (
+                *d.get_or_insert_with(|| tokio::time::Instant::now() + self.drain_timeout),
+                first,
+            )
+        };
+        let open = self.permits_in_use();
+        if open == 0 {
+            return true;
+        }
+        if first {
+            tracing::info!(listener = %self.name, open, "draining connections");
+        } else if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        let all = self.max_connections.min(u32::MAX as usize) as u32;
+        match tokio::time::timeout_at(deadline, self.permits.acquire_many(all)).await {
+            Ok(Ok(_all)) => true,
+            _ => {
+                tracing::warn!(
+                    listener = %self.name,
+                    open = self.connections(),
+                    "drain timeout: closing remaining connections"
+                );
+                false
+            }
+        }
     }
 
     pub(crate) fn connection_opened(&self) {

@@ -204,6 +204,7 @@ impl<P: Protocol> ListenerSpec<P> {
             observer: self.observer,
             open: AtomicUsize::new(0),
             drain: Mutex::new(CancellationToken::new()),
+            drain_deadline: Mutex::new(None),
             local_addr: Mutex::new(None),
             acceptor: Mutex::new(None),
             listener: Mutex::new(None),
