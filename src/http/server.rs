@@ -272,6 +272,23 @@ impl Inner {
     }
 }
 
+impl HttpProtocol {
+    /// Serves one connection over any byte stream (a Unix socket, an
+    /// in-memory pipe, a stream a listener of your own accepted) until it
+    /// ends, the idle timeout passes, or `draining` is cancelled. The
+    /// listeners' connections are served the same way.
+    pub async fn serve_connection<IO>(
+        &self,
+        io: IO,
+        draining: CancellationToken,
+    ) -> Result<(), crate::listener::ProtocolError>
+    where
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        self.inner.clone().serve_io(io, draining).await
+    }
+}
+
 #[async_trait::async_trait]
 impl Protocol for HttpProtocol {
     type Msg = ();
