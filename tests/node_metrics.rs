@@ -8,15 +8,16 @@
 
 mod support {
     pub(crate) mod child_cell;
+    pub(crate) mod guard;
     pub(crate) mod wait;
 }
 
-use std::future::Future;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 use support::child_cell::child_cell;
+use support::guard::guarded;
 use support::wait::wait_until;
 
 use corral::client::{Client, Codec};
@@ -28,15 +29,6 @@ use corral::transport::Transport;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-/// Upper bound for a whole test: a guard against hangs, not a measurement.
-const GUARD: Duration = Duration::from_secs(120);
-
-async fn guarded<F: Future<Output = ()>>(body: F) {
-    tokio::time::timeout(GUARD, body)
-        .await
-        .expect("the test did not finish (hung)");
-}
 
 fn listener(name: &str, protocol: ProtocolKind) -> ListenerConfig {
     let mut l = ListenerConfig::new(name, Transport::Tcp, protocol, 0);

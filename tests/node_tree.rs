@@ -7,6 +7,7 @@
 //! time.
 
 mod support {
+    pub(crate) mod guard;
     pub(crate) mod wait;
 }
 
@@ -16,18 +17,8 @@ use corral::node::Node;
 use corral::supervisor::{ChildState, Strategy, TreeKind};
 use corral::transport::Transport;
 use serde_json::json;
-use std::future::Future;
-use std::time::Duration;
+use support::guard::guarded;
 use support::wait::wait_until;
-
-/// Upper bound for a whole test: a guard against hangs, not a measurement.
-const GUARD: Duration = Duration::from_secs(120);
-
-async fn guarded<F: Future<Output = ()>>(body: F) {
-    tokio::time::timeout(GUARD, body)
-        .await
-        .expect("the test did not finish (hung)");
-}
 
 fn listener(name: &str, protocol: ProtocolKind) -> ListenerConfig {
     let mut l = ListenerConfig::new(name, Transport::Tcp, protocol, 0);

@@ -4,7 +4,7 @@ use std::future::Future;
 use std::time::Duration;
 
 /// Upper bound for a whole test.
-pub(crate) const GUARD: Duration = Duration::from_secs(60);
+pub(crate) const GUARD: Duration = Duration::from_secs(120);
 
 pub(crate) async fn guarded<F: Future<Output = ()>>(body: F) {
     tokio::time::timeout(GUARD, body)
