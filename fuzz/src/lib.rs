@@ -9,7 +9,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use corral::http::{websocket_handler, CacheSettings, FileCache, HttpProtocol, HttpSettings, Routes};
+use corral::http::{
+    websocket_handler, CacheSettings, FileCache, HttpProtocol, HttpSettings, Routes,
+};
 use corral::metrics::Metrics;
 use corral::rpc::{Registry, RpcProtocol, RpcSettings};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
