@@ -1,7 +1,8 @@
 //! A real node (`Node::builder(..).start()`) on 127.0.0.1, port 0, driven over
 //! TCP by the real client: encodings, pipelining, many connections,
 //! back-pressure, crashes and restarts in the listener subtree, suspend and
-//! resume, graceful drain, idle timeout.
+//! resume, graceful drain, idle timeout, write-stall timeout, the work of
+//! closed and reset connections.
 //!
 //! Tests synchronise on events (replies, closed sockets, supervisor state);
 //! where a state must be waited for (a restarted child, a connection count)
