@@ -127,10 +127,12 @@ pub(crate) fn check_config(args: &ConfigArgs, print: bool) -> ExitCode {
     }
     let _ = writeln!(
         out,
-        "  rpc: max_frame_bytes {}, max_in_flight {}, idle_timeout {} ms, compute_workers {}",
+        "  rpc: max_frame_bytes {}, max_in_flight {}, idle_timeout {} ms, \
+         write_stall_timeout {} ms, compute_workers {}",
         config.rpc.max_frame_bytes,
         config.rpc.max_in_flight,
         config.rpc.idle_timeout_ms,
+        config.rpc.write_stall_timeout_ms,
         config.rpc.effective_compute_workers()
     );
     let _ = writeln!(

@@ -23,7 +23,9 @@
 //! connection's last encoding) and then the connection closes.
 //!
 //! Requests are pipelined: up to `max_in_flight` run at once per connection
-//! and replies go out as they complete, matched by `id`. Pushes are JSON
+//! (then the server stops reading the connection until one completes) and
+//! replies go out as they complete, matched by `id`. A peer that reads
+//! nothing it is sent for `write_stall_timeout_ms` is cut. Pushes are JSON
 //! unless the connection's last request was MessagePack.
 //!
 //! # Use
@@ -48,7 +50,7 @@
 //! (pushes and their queue), `registry`
 //! (the [`Service`] plug-in point), `services` (built-ins), `dispatch` (body
 //! in, reply out), `server` (one connection), `writer` (frames out, vectored),
-//! `settings`.
+//! `stall` (the write-stall timeout), `settings`.
 
 mod codec;
 mod dispatch;
@@ -58,6 +60,7 @@ mod registry;
 mod server;
 mod services;
 mod settings;
+mod stall;
 mod stats;
 mod writer;
 

@@ -1,7 +1,8 @@
 //! A real node (`Node::builder(..).start()`) on 127.0.0.1, port 0, driven over
 //! TCP by the real client: encodings, pipelining, many connections,
 //! back-pressure, crashes and restarts in the listener subtree, suspend and
-//! resume, graceful drain, idle timeout.
+//! resume, graceful drain, idle timeout, write-stall timeout, the work of
+//! closed and reset connections.
 //!
 //! Tests synchronise on events (replies, closed sockets, supervisor state);
 //! where a state must be waited for (a restarted child, a connection count)
@@ -687,6 +688,134 @@ async fn idle_connections_are_closed_by_the_server() {
         let client = Client::connect(addr, Codec::Json).await.expect("connects");
         ping(&client).await;
         drop(client);
+        node.shutdown().await;
+    })
+    .await;
+}
+
+/// A frame of `request(id, service, data)`, length prefix included.
+fn framed(body: &[u8]) -> Vec<u8> {
+    let mut f = (body.len() as u32).to_be_bytes().to_vec();
+    f.extend_from_slice(body);
+    f
+}
+
+// 11. A client that pipelines requests and never reads its replies is cut
+// after rpc.write_stall_timeout_ms, even with idle_timeout_ms = 0 (never),
+// and its max_connections slot goes to the next client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_is_cut_and_frees_its_slot() {
+    guarded(async {
+        let mut l = rpc_listener("rpc");
+        l.max_connections = 1;
+        let mut c = config(vec![l]);
+        c.rpc.idle_timeout_ms = 0;
+        c.rpc.write_stall_timeout_ms = 300;
+        let node = start(c).await;
+        let addr = rpc_addr(&node);
+        let stuck = TcpStream::connect(addr).await.expect("connects");
+        let (_unread, mut w) = stuck.into_split();
+        let frame = framed(&request(1, "echo", json!({"p": "x".repeat(16 << 10)})));
+        let writer = tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            // 64 MiB: more than both ends' kernel buffers hold.
+            for _ in 0..4096 {
+                if w.write_all(&frame).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let next = Client::connect(addr, Codec::Json).await.expect("connects");
+        // Eventually (a generous bound, not a measurement).
+        let r = tokio::time::timeout(Duration::from_secs(30), next.call("ping", json!({})))
+            .await
+            .expect("the stuck client is cut and the next one is served");
+        assert_eq!(r.expect("ping answers"), json!({"pong": true}));
+        writer.abort();
+        drop(next);
+        node.shutdown().await;
+    })
+    .await;
+}
+
+/// A compute long enough that 1000 of them on two workers would take
+/// minutes, even in a release build; short enough that the two running when
+/// their connection goes away finish soon.
+const LONG_COMPUTE: u64 = 15_000_000;
+
+/// Sends `count` computes of `n` on a new connection, waits until both
+/// compute workers are busy, then closes the connection: with a reset
+/// (SO_LINGER 0) when `reset`, else cleanly.
+async fn computes_then_close(addr: SocketAddr, count: u64, n: u64, reset: bool) {
+    use tokio::io::AsyncWriteExt;
+    let mut gone = TcpStream::connect(addr).await.expect("connects");
+    let mut all = Vec::new();
+    for id in 0..count {
+        all.extend(framed(&request(id, "compute", json!({ "n": n }))));
+    }
+    gone.write_all(&all).await.expect("sent");
+    let watcher = Client::connect(addr, Codec::Json).await.expect("connects");
+    loop {
+        let stats = watcher.call("stats", json!({})).await.expect("stats");
+        if stats["compute_busy"] == json!(2) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    drop(watcher);
+    if reset {
+        socket2::SockRef::from(&gone)
+            .set_linger(Some(Duration::ZERO))
+            .expect("SO_LINGER");
+    }
+    drop(gone);
+}
+
+/// A compute n=1 on a new connection, answered within 5 s (a generous
+/// bound: the pool is free, or busy with at most one computation the node
+/// could not stop).
+async fn compute_one_promptly(addr: SocketAddr) {
+    let client = Client::connect(addr, Codec::Json).await.expect("connects");
+    let r = tokio::time::timeout(
+        Duration::from_secs(5),
+        client.call("compute", json!({"n": 1})),
+    )
+    .await
+    .expect("compute n=1 is answered within 5 s");
+    assert_eq!(r.expect("compute answers"), json!({"result": 0}));
+}
+
+// 12. The requests of a connection that is gone do not hold the compute
+// pool: 1000 computes are sent on a socket that then closes; a compute n=1
+// from another client is answered promptly (the queued ones are dropped
+// once a reply cannot be written, the running ones stop).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_queued_work_of_a_closed_connection_is_dropped() {
+    guarded(async {
+        let mut c = config(vec![rpc_listener("rpc")]);
+        c.rpc.compute_workers = 2;
+        let node = start(c).await;
+        let addr = rpc_addr(&node);
+        computes_then_close(addr, 1000, LONG_COMPUTE, false).await;
+        compute_one_promptly(addr).await;
+        node.shutdown().await;
+    })
+    .await;
+}
+
+// 13. The same with a connection reset while its requests wait for the
+// pool, the running ones as long as the node allows: they are dropped and
+// stopped at once, not run until a reply fails to go out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_work_of_a_reset_connection_is_dropped_and_stopped() {
+    guarded(async {
+        let mut c = config(vec![rpc_listener("rpc")]);
+        c.rpc.compute_workers = 2;
+        let max_n = c.rpc.compute_max_n;
+        let node = start(c).await;
+        let addr = rpc_addr(&node);
+        computes_then_close(addr, 20, max_n, true).await;
+        compute_one_promptly(addr).await;
         node.shutdown().await;
     })
     .await;

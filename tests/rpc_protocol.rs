@@ -613,3 +613,166 @@ async fn a_reply_over_the_limit_becomes_internal() {
     let r = call(&mut c, json!({"id": 2, "service": "ping"})).await;
     assert_eq!(r["data"]["pong"], json!(true));
 }
+
+#[tokio::test]
+async fn msgpack_with_trailing_bytes_is_refused_and_the_connection_stays_usable() {
+    let f = fixture(RpcSettings::default());
+    let (mut c, _server, _) = connect(&f.protocol).await;
+    let mut body = BytesMut::from(&mp_body(&json!({"id": 1, "service": "ping"}))[..]);
+    body.put_slice(b"\xc0 trailing");
+    c.send(body.freeze()).await.expect("send");
+    let (r, mp) = recv_any(&mut c).await.expect("a reply");
+    assert!(mp, "answered in MessagePack: {r}");
+    assert_eq!(code(&r), "BAD_REQUEST", "{r}");
+    c.send(mp_body(&json!({"id": 2, "service": "ping"})))
+        .await
+        .expect("send");
+    let (r, _) = recv_any(&mut c).await.expect("a reply");
+    assert_eq!(
+        r,
+        json!({"id": 2, "service": "ping", "data": {"pong": true}})
+    );
+}
+
+/// A request frame of the native shape, `payload` bytes of padding in `data`.
+fn padded(id: usize, service: &str, payload: usize) -> Bytes {
+    let body =
+        json_body(&json!({"id": id, "service": service, "data": {"p": "x".repeat(payload)}}));
+    let mut frame = BytesMut::with_capacity(4 + body.len());
+    frame.put_u32(body.len() as u32);
+    frame.put_slice(&body);
+    frame.freeze()
+}
+
+/// Writes `frames` on `w` in a task of its own, counting the bytes written.
+fn pipeline(
+    mut w: tokio::net::tcp::OwnedWriteHalf,
+    frames: Vec<Bytes>,
+) -> (Arc<AtomicUsize>, JoinHandle<std::io::Result<()>>) {
+    let written = Arc::new(AtomicUsize::new(0));
+    let counter = written.clone();
+    let task = tokio::spawn(async move {
+        for f in frames {
+            w.write_all(&f).await?;
+            counter.fetch_add(f.len(), Ordering::SeqCst);
+        }
+        w.flush().await
+    });
+    (written, task)
+}
+
+/// Waits until `written` has not moved for a while (the writer is blocked).
+async fn wait_stalled(written: &AtomicUsize) -> usize {
+    let mut last = usize::MAX;
+    let mut still = 0;
+    loop {
+        let now = written.load(Ordering::SeqCst);
+        if now == last {
+            still += 1;
+            if still == 10 {
+                return now;
+            }
+        } else {
+            still = 0;
+            last = now;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// 64 MiB of requests, far more than the kernel buffers of both ends.
+const PIPELINED_BYTES: usize = 64 << 20;
+const PADDING: usize = 16 << 10;
+
+#[tokio::test]
+async fn a_client_that_pipelines_without_reading_is_held_back_at_max_in_flight() {
+    let f = fixture(RpcSettings {
+        max_in_flight: 4,
+        ..RpcSettings::default()
+    });
+    let (c, server, _) = connect(&f.protocol).await;
+    let (r, w) = c.into_inner().into_split();
+    let n = PIPELINED_BYTES / PADDING;
+    let frames: Vec<Bytes> = (0..n).map(|i| padded(i, "gate", PADDING)).collect();
+    let (written, writer) = pipeline(w, frames);
+    f.gate.wait_entered(4).await;
+    let stalled = wait_stalled(&written).await;
+    assert!(
+        stalled < PIPELINED_BYTES && !writer.is_finished(),
+        "the server stopped reading: {stalled} of {PIPELINED_BYTES} bytes written"
+    );
+    assert_eq!(f.gate.entered.load(Ordering::SeqCst), 4);
+    assert_eq!(f.gate.max_running.load(Ordering::SeqCst), 4);
+    // Let everything through: every request is answered.
+    f.gate.permits.add_permits(n);
+    let mut replies = tokio_util::codec::FramedRead::new(
+        r,
+        LengthDelimitedCodec::builder()
+            .max_frame_length(1 << 20)
+            .new_codec(),
+    );
+    for _ in 0..n {
+        let frame = replies.next().await.expect("a reply").expect("read");
+        let v: Value = serde_json::from_slice(&frame).expect("json");
+        assert!(v.get("error").is_none(), "{}", v["error"]);
+    }
+    assert!(matches!(writer.await, Ok(Ok(()))));
+    assert_eq!(f.gate.max_running.load(Ordering::SeqCst), 4);
+    drop(replies);
+    let _ = server.await;
+}
+
+#[tokio::test]
+async fn a_client_that_never_reads_its_echoes_is_held_back() {
+    let f = fixture(RpcSettings::default());
+    let (c, _server, _) = connect(&f.protocol).await;
+    let (_r, w) = c.into_inner().into_split();
+    let n = PIPELINED_BYTES / PADDING;
+    let frames: Vec<Bytes> = (0..n).map(|i| padded(i, "echo", PADDING)).collect();
+    let (written, writer) = pipeline(w, frames);
+    let stalled = wait_stalled(&written).await;
+    assert!(
+        stalled < PIPELINED_BYTES && !writer.is_finished(),
+        "the server stopped reading: {stalled} of {PIPELINED_BYTES} bytes written"
+    );
+    writer.abort();
+}
+
+#[tokio::test]
+async fn a_peer_that_stops_reading_is_cut_after_the_write_stall_timeout() {
+    let f = fixture(RpcSettings {
+        idle_timeout_ms: 0,
+        write_stall_timeout_ms: 300,
+        ..RpcSettings::default()
+    });
+    let (c, server, _) = connect(&f.protocol).await;
+    let (_r, w) = c.into_inner().into_split();
+    let n = PIPELINED_BYTES / PADDING;
+    let frames: Vec<Bytes> = (0..n).map(|i| padded(i, "echo", PADDING)).collect();
+    let (_written, writer) = pipeline(w, frames);
+    // Eventually (a generous bound, not a measurement).
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(30), server).await;
+    assert!(
+        matches!(ended, Ok(Ok(Err(RpcConnError::WriteStalled(_))))),
+        "{ended:?}"
+    );
+    assert_eq!(f.protocol.connections(), 0);
+    writer.abort();
+}
+
+#[tokio::test]
+async fn a_silent_connection_is_kept_when_idle_timeout_is_zero_but_a_stuck_one_is_cut() {
+    let f = fixture(RpcSettings {
+        idle_timeout_ms: 0,
+        write_stall_timeout_ms: 300,
+        ..RpcSettings::default()
+    });
+    let (mut c, server, _) = connect(&f.protocol).await;
+    // Silent for longer than the write-stall timeout: still served.
+    tokio::time::sleep(std::time::Duration::from_millis(900)).await;
+    assert!(!server.is_finished());
+    let r = call(&mut c, json!({"id": 1, "service": "ping"})).await;
+    assert_eq!(r["data"]["pong"], json!(true));
+    drop(c);
+    assert!(matches!(server.await, Ok(Ok(()))));
+}

@@ -3,7 +3,8 @@
 //! client library over TLS in JSON and MessagePack, pipelined; clients that
 //! do not speak TLS or do not trust the certificate fail cleanly and the
 //! node goes on serving; bad certificate files stop start-up naming the
-//! file; `corral call --tls --tls-ca` against the node.
+//! file; `corral call --tls --tls-ca` against the node; a client that
+//! never reads is cut after the write-stall timeout.
 #![cfg(all(feature = "rpc", feature = "tls"))]
 
 mod support {
@@ -513,6 +514,50 @@ async fn corral_call_over_tls() {
         assert!(out.status.success(), "{stdout}");
         assert!(stdout.contains("rpc tls on"), "{stdout}");
         assert!(stdout.contains("tls: cert"), "{stdout}");
+        node.shutdown().await;
+    })
+    .await;
+}
+
+/// A TLS client that pipelines requests and never reads its replies is cut
+/// after rpc.write_stall_timeout_ms (idle_timeout_ms = 0: never), and its
+/// max_connections slot goes to the next client.
+#[tokio::test]
+async fn a_tls_client_that_never_reads_is_cut_and_frees_its_slot() {
+    guarded(async {
+        use futures::SinkExt;
+        let pki = pki();
+        let mut c = config(pki.cert.clone(), pki.key.clone());
+        c.listeners[0].max_connections = 1;
+        c.rpc.idle_timeout_ms = 0;
+        c.rpc.write_stall_timeout_ms = 300;
+        let node = Node::start(c).await.expect("the node starts");
+        let addr = node.local_addr("rpc").expect("bound");
+        let trust = TlsClientOptions::ca_file(&pki.cert);
+        let stuck = FrameConn::connect_tls(&localhost(addr), &trust)
+            .await
+            .expect("connect");
+        let (mut sink, _unread) = stuck.into_parts();
+        let body = Codec::Json
+            .encode(&json!({"id": 1, "service": "echo", "data": {"p": "x".repeat(64 << 10)}}))
+            .expect("encodes");
+        let writer = tokio::spawn(async move {
+            // 64 MiB: more than both ends' buffers hold.
+            for _ in 0..1024 {
+                if sink.send(body.clone()).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let next = Client::connect_tls(&localhost(addr), Codec::Json, &trust)
+            .await
+            .expect("connect");
+        // Eventually (a generous bound, not a measurement).
+        let r = tokio::time::timeout(Duration::from_secs(30), next.call("ping", json!({})))
+            .await
+            .expect("the stuck client is cut and the next one is served");
+        assert_eq!(r.expect("ping"), json!({"pong": true}));
+        writer.abort();
         node.shutdown().await;
     })
     .await;

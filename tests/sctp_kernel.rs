@@ -532,3 +532,103 @@ async fn large_messages_arrive_whole() {
     })
     .await;
 }
+
+/// Counts the calls running at once (and the most seen), each waiting for a
+/// permit the test hands out.
+struct Gate {
+    permits: tokio::sync::Semaphore,
+    running: std::sync::atomic::AtomicUsize,
+    most: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait]
+impl Service for Gate {
+    async fn call(&self, req: Request, _: &CallContext) -> Result<Value, ServiceError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = self.running.fetch_add(1, SeqCst) + 1;
+        self.most.fetch_max(now, SeqCst);
+        if let Ok(p) = self.permits.acquire().await {
+            p.forget();
+        }
+        self.running.fetch_sub(1, SeqCst);
+        Ok(req.data)
+    }
+}
+
+#[tokio::test]
+async fn in_flight_is_bounded_per_association() {
+    if !sctp_or_skip("in_flight_is_bounded_per_association") {
+        return;
+    }
+    guarded(async {
+        use std::sync::atomic::Ordering::SeqCst;
+        let gate = Arc::new(Gate {
+            permits: tokio::sync::Semaphore::new(0),
+            running: 0.into(),
+            most: 0.into(),
+        });
+        let node = Node::builder(config(|c| c.rpc.max_in_flight = 4))
+            .service("gate", gate.clone())
+            .start()
+            .await
+            .expect("start");
+        let (mut tx, mut rx, _s) = raw(addr(&node)).await;
+        const N: u64 = 500;
+        for id in 0..N {
+            let body = json!({"id": id, "service": "gate", "data": {"i": id}});
+            tx.feed((Bytes::from(body.to_string()), 1))
+                .await
+                .expect("send");
+        }
+        tx.flush().await.expect("all sent");
+        wait_until("four calls run", || gate.running.load(SeqCst) == 4).await;
+        // Give an unbounded server every chance to start more.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(gate.most.load(SeqCst), 4);
+        gate.permits.add_permits(N as usize);
+        for _ in 0..N {
+            let (reply, _) = next_msg(&mut rx).await;
+            assert!(reply.get("error").is_none(), "{reply}");
+        }
+        assert_eq!(gate.most.load(SeqCst), 4, "never more than max_in_flight");
+        node.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_peer_that_never_reads_is_cut_and_frees_its_slot() {
+    if !sctp_or_skip("a_peer_that_never_reads_is_cut_and_frees_its_slot") {
+        return;
+    }
+    guarded(async {
+        let node = start(config(|c| {
+            c.listeners[0].max_connections = 1;
+            c.rpc.idle_timeout_ms = 0;
+            c.rpc.write_stall_timeout_ms = 300;
+        }))
+        .await;
+        let (mut tx, _unread, _s) = raw(addr(&node)).await;
+        let body = json!({"id": 1, "service": "echo", "data": {"p": "x".repeat(64 << 10)}});
+        let body = Bytes::from(body.to_string());
+        let writer = tokio::spawn(async move {
+            // 256 MiB: far more than both ends' buffers hold.
+            for _ in 0..4096 {
+                if tx.send((body.clone(), 1)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let next = Client::connect_sctp(addr(&node), Codec::Json, &SctpOptions::default())
+            .await
+            .expect("connect");
+        // Eventually (a generous bound, not a measurement).
+        let r = tokio::time::timeout(Duration::from_secs(60), next.call("ping", json!({})))
+            .await
+            .expect("the stuck association is cut and the next one is served");
+        assert_eq!(r.expect("ping")["pong"], json!(true));
+        writer.abort();
+        node.shutdown().await;
+    })
+    .await;
+}

@@ -13,8 +13,10 @@
 //!   every top-level field but `id` and `cmd`, answered `{"id", "result"}` or
 //!   `{"id", "error"}`.
 //!
-//! Decoding borrows from the frame: the id of a request is a slice of the
-//! frame's [`Bytes`], not a copy.
+//! JSON decoding borrows from the frame: the id of a request is a slice of
+//! the frame's [`Bytes`], not a copy. A MessagePack body is read as a
+//! stream (copying its strings) so that bytes after its map are seen and
+//! refused, as JSON refuses characters after its object.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -364,6 +366,22 @@ pub(crate) struct Invalid<'a> {
     pub(crate) message: Cow<'static, str>,
 }
 
+/// Decodes one MessagePack map that must fill `body` to its end (as
+/// serde_json refuses trailing characters).
+fn from_msgpack(body: &[u8]) -> Result<RawEnvelope<'static>, String> {
+    let mut de = rmp_serde::Deserializer::new(std::io::Cursor::new(body));
+    let raw = RawEnvelope::deserialize(&mut de).map_err(|e| e.to_string())?;
+    let used = de.position();
+    if used < body.len() as u64 {
+        return Err(format!(
+            "trailing bytes after the MessagePack map ({} of {} bytes)",
+            body.len() as u64 - used,
+            body.len()
+        ));
+    }
+    Ok(raw)
+}
+
 /// Decodes a body.
 pub(crate) fn parse(body: &Bytes) -> Result<Parsed<'_>, Invalid<'_>> {
     let invalid = |enc, shape, id, name, message| Invalid {
@@ -384,7 +402,7 @@ pub(crate) fn parse(body: &Bytes) -> Result<Parsed<'_>, Invalid<'_>> {
     };
     let raw: Result<RawEnvelope<'_>, String> = match enc {
         Encoding::Json => serde_json::from_slice(body).map_err(|e| e.to_string()),
-        Encoding::MsgPack => rmp_serde::from_slice(body).map_err(|e| e.to_string()),
+        Encoding::MsgPack => from_msgpack(body),
     };
     let raw = match raw {
         Ok(raw) => raw,
@@ -718,6 +736,24 @@ mod tests {
         let body = Bytes::from_static(&[0x81]);
         let inv = parse(&body).err();
         assert_eq!(inv.map(|i| i.enc), Some(Encoding::MsgPack));
+    }
+
+    #[test]
+    fn msgpack_with_trailing_bytes_is_refused_like_json() {
+        let whole = msgpack(&json!({"id": 9, "service": "ping"}));
+        assert!(parse(&whole).is_ok());
+        for tail in [&[0xc0][..], &[0x81, 0xa1, b'a', 1], b"x", &[0, 0, 0, 0]] {
+            let mut body = BytesMut::from(&whole[..]);
+            body.extend_from_slice(tail);
+            let body = body.freeze();
+            match parse(&body) {
+                Ok(p) => panic!("{body:?} parsed as {p:?}"),
+                Err(inv) => {
+                    assert_eq!(inv.enc, Encoding::MsgPack);
+                    assert!(inv.message.contains("trailing"), "{}", inv.message);
+                }
+            }
+        }
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Serving one connection: pipelined requests, replies as they are ready,
-//! pushes interleaved, backpressure, idle timeout, drain.
+//! pushes interleaved, backpressure, idle and write-stall timeouts, drain.
 //!
 //! The loop ([`serve_framed`]) runs in the connection's task and works on a
 //! stream of [`Frame`]s and a sink of reply bodies, so a message transport
@@ -11,6 +11,16 @@
 //! are running (at the bound the loop stops reading: backpressure); pushes are
 //! queued; the queue is flushed once nothing else is ready, so replies that
 //! are ready together go out in one write.
+//!
+//! Bounds: at most `max_in_flight` requests of a connection run at once,
+//! and a write that cannot proceed holds the loop (so it reads nothing
+//! more either), so a connection holds at most `max_in_flight` requests,
+//! the replies of one write buffer and the pushes of its queue, whatever
+//! its peer sends. A write with no progress for `write_stall_timeout_ms`
+//! ends the connection ([`RpcConnError::WriteStalled`]). When the peer is
+//! gone (a reset or abort, or a write that fails) the requests in progress
+//! are dropped at once: those waiting for a compute worker never start, a
+//! running `compute` stops at its next check.
 
 use std::io;
 use std::net::SocketAddr;
@@ -31,6 +41,7 @@ use super::envelope::Encoding;
 use super::push::{self, PushReceiver, PushSender, Pushes, DEFAULT_PUSH_QUEUE};
 use super::registry::{CallContext, Registry};
 use super::settings::RpcSettings;
+use super::stall::{StallGuard, Stalled};
 use super::writer::{FrameWriter, Outgoing};
 use crate::metrics::Metrics;
 
@@ -124,6 +135,10 @@ pub enum RpcConnError {
     /// The transport failed.
     #[error("RPC connection failed: {0}")]
     Transport(#[from] FrameError),
+    /// Nothing could be written to the peer for this long (it does not
+    /// read its replies): the connection was cut.
+    #[error("RPC peer read nothing for {0:?}; connection cut")]
+    WriteStalled(Duration),
 }
 
 /// The RPC protocol, ready to serve connections. Cheap to clone.
@@ -195,7 +210,8 @@ impl RpcProtocol {
             Err(e) => Err(FrameError::Io(e)),
         });
         // One message per reply, one per push of a batch.
-        let writer = MessageSink::new(stream)
+        let stall = self.shared.settings.write_stall_timeout();
+        let writer = super::stall::StallSink::new(MessageSink::new(stream), stall)
             .sink_map_err(FrameError::Io)
             .with_flat_map(move |(out, sid): (Outgoing, u16)| {
                 let bodies: Vec<Bytes> = out.bodies(max).into_iter().cloned().collect();
@@ -298,6 +314,7 @@ where
 {
     let max = shared.settings.max_frame_bytes;
     let (r, w) = tokio::io::split(io);
+    let w = StallGuard::new(w, shared.settings.write_stall_timeout());
     let reader = FramedRead::new(r, FrameCodec::new(max)).map(|f| f.map(|f| (f, ())));
     // Outgoing sizes are policed by the dispatcher: data over the limit is
     // replaced by an INTERNAL error, and error replies always go out (even
@@ -325,6 +342,12 @@ fn peer_gone(e: &FrameError) -> bool {
 
 /// `Ok` for a peer gone, the error otherwise.
 fn end_with(e: FrameError) -> Result<(), RpcConnError> {
+    if let FrameError::Io(io) = &e {
+        if let Some(after) = Stalled::find(io) {
+            tracing::debug!(?after, "RPC peer reads nothing; closing");
+            return Err(RpcConnError::WriteStalled(after));
+        }
+    }
     if peer_gone(&e) {
         tracing::debug!(error = %e, "RPC peer gone");
         Ok(())
@@ -466,9 +489,14 @@ where
             Event::Frame(Some(Err(e))) => {
                 reading = false;
                 read_eof = true;
-                if let Err(e) = end_with(e) {
-                    break Err(e);
+                // A reset or an abort: nothing more can reach the peer, so
+                // the requests in progress are dropped with the loop. (A
+                // frame cut short by a clean end is like the end: those in
+                // progress are still answered.)
+                if matches!(e, FrameError::Io(_)) || !peer_gone(&e) {
+                    break end_with(e);
                 }
+                tracing::debug!(conn_id, error = %e, "RPC peer closed mid-frame");
             }
             // The channel never closes while `cx` holds a sender.
             Event::Pushes(0) => {}
@@ -509,8 +537,15 @@ where
             }
         }
     };
-    // Flush what is queued and close our side, unless the peer is gone.
-    let closed = writer.close().await;
+    // Drop the requests still in progress (left only when the loop ended
+    // early: the peer is gone, reads nothing, or the connection failed).
+    drop(in_flight);
+    // Flush what is queued and close our side, unless the peer is gone or
+    // reads nothing.
+    let closed = match outcome {
+        Err(RpcConnError::WriteStalled(_)) => Ok(()),
+        _ => writer.close().await,
+    };
     if !read_eof && outcome.is_ok() && closed.is_ok() {
         let discard = async { while let Some(Ok(_)) = reader.next().await {} };
         let _ = tokio::time::timeout(LINGER, discard).await;

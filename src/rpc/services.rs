@@ -5,7 +5,9 @@
 //! * `echo`: returns `data` as is;
 //! * `compute`: `{"n": N}` → `{"result": R}`, R = (Σ i*i mod 1_000_000_007
 //!   for i in 0..N, reduced at each step), on the blocking pool with at most
-//!   `compute_workers` running at once;
+//!   `compute_workers` running at once; a request dropped before it is done
+//!   (its connection is gone) never starts, or stops within
+//!   [`CHECK_EVERY`] steps;
 //! * `stats`: `{"requests", "connections", "uptime_seconds", "compute_workers",
 //!   "compute_busy"}`;
 //! * `services`: `{"services": [names…]}`.
@@ -14,6 +16,7 @@
 //! `payload` and answers it as `result`; `compute` answers the bare number;
 //! `ping` answers `"pong"`; `services` the bare list; `stats` the object.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -25,14 +28,42 @@ use super::stats::RpcStats;
 
 const MOD: u64 = 1_000_000_007;
 
+/// Steps of `compute` between two looks at whether its request is still
+/// wanted.
+pub(crate) const CHECK_EVERY: u64 = 1 << 20;
+
 /// Σ i*i mod 1_000_000_007 for i in 0..n, reduced at each step (the peer's
 /// arithmetic). `n` must be at most 2^32 so that `i * i` fits.
+#[cfg(test)]
 pub(crate) fn compute(n: u64) -> u64 {
+    compute_unless(n, &AtomicBool::new(false)).unwrap_or_default()
+}
+
+/// `compute(n)`, or `None` as soon as `stop` is seen set (looked at every
+/// [`CHECK_EVERY`] steps).
+fn compute_unless(n: u64, stop: &AtomicBool) -> Option<u64> {
     let mut acc: u64 = 0;
-    for i in 0..n {
-        acc = (acc + (i * i) % MOD) % MOD;
+    let mut i = 0;
+    while i < n {
+        if stop.load(Ordering::Relaxed) {
+            return None;
+        }
+        let end = n.min(i.saturating_add(CHECK_EVERY));
+        for k in i..end {
+            acc = (acc + (k * k) % MOD) % MOD;
+        }
+        i = end;
     }
-    acc
+    Some(acc)
+}
+
+/// Sets its flag when dropped: the request it belongs to is gone (or done).
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 struct Ping;
@@ -100,13 +131,17 @@ impl Service for Compute {
             .await
             .map_err(|_| ServiceError::internal("compute pool closed"))?;
         // The permit lives as long as the computation, even if the caller
-        // goes away: the bound holds for the blocking pool itself.
+        // goes away: the bound holds for the blocking pool itself. A caller
+        // that goes away stops the computation at its next check.
+        let stop = Arc::new(AtomicBool::new(false));
+        let _stop_when_dropped = StopOnDrop(stop.clone());
         let sum = tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            compute(n)
+            compute_unless(n, &stop)
         })
         .await
-        .map_err(|e| ServiceError::internal(format!("compute failed: {e}")))?;
+        .map_err(|e| ServiceError::internal(format!("compute failed: {e}")))?
+        .ok_or_else(|| ServiceError::internal("compute cancelled"))?;
         Ok(if req.is_thread_center() {
             Value::from(sum)
         } else {
@@ -234,6 +269,20 @@ mod tests {
             acc = (acc + i * i) % MOD as u128;
         }
         assert_eq!(compute(100_000) as u128, acc);
+        // Across a check.
+        let n = CHECK_EVERY + 3;
+        let mut acc: u128 = 0;
+        for i in 0..n as u128 {
+            acc = (acc + i * i % MOD as u128) % MOD as u128;
+        }
+        assert_eq!(compute(n) as u128, acc);
+    }
+
+    #[test]
+    fn compute_stops_when_told() {
+        let stop = AtomicBool::new(true);
+        assert_eq!(compute_unless(10 * CHECK_EVERY, &stop), None);
+        assert_eq!(compute_unless(0, &stop), Some(0));
     }
 
     #[tokio::test]

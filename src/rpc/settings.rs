@@ -12,8 +12,18 @@ pub struct RpcSettings {
     pub max_frame_bytes: usize,
     /// Most requests of one connection in progress at once. Default 64.
     pub max_in_flight: usize,
-    /// Close a connection idle this long, in ms; 0 = never. Default 60000.
+    /// Close a connection that has sent no request and has none in progress
+    /// for this long, in ms; 0 = never (a silent client then keeps its
+    /// connection, and its `max_connections` slot, until it closes it; a
+    /// client that stops reading is still cut by `write_stall_timeout_ms`).
+    /// Default 60000.
     pub idle_timeout_ms: u64,
+    /// Close a connection on which nothing could be written for this long,
+    /// in ms: a peer that sends requests (or is sent pushes) but does not
+    /// read what it is sent is cut, freeing its `max_connections` slot.
+    /// Progress is any byte written (on SCTP, any message sent). At least 1;
+    /// there is no "never". Default 30000.
+    pub write_stall_timeout_ms: u64,
     /// Threads of the compute pool; 0 = number of CPUs. Default 0.
     pub compute_workers: usize,
     /// Largest `n` the `compute` service accepts. Default 1000000000.
@@ -29,6 +39,7 @@ impl Default for RpcSettings {
             max_frame_bytes: 1 << 20,
             max_in_flight: 64,
             idle_timeout_ms: 60_000,
+            write_stall_timeout_ms: 30_000,
             compute_workers: 0,
             compute_max_n: 1_000_000_000,
             push_queue: super::push::DEFAULT_PUSH_QUEUE,
@@ -52,6 +63,12 @@ impl RpcSettings {
         if self.max_in_flight == 0 {
             return bad("max_in_flight", "must be at least 1");
         }
+        if self.write_stall_timeout_ms == 0 {
+            return bad(
+                "write_stall_timeout_ms",
+                "must be at least 1 (a peer that never reads would hold its connection forever)",
+            );
+        }
         if self.compute_max_n == 0 {
             return bad("compute_max_n", "must be at least 1");
         }
@@ -61,6 +78,11 @@ impl RpcSettings {
     /// The idle timeout, or `None` when it is 0 (never).
     pub fn idle_timeout(&self) -> Option<Duration> {
         (self.idle_timeout_ms > 0).then(|| Duration::from_millis(self.idle_timeout_ms))
+    }
+
+    /// The write-stall timeout.
+    pub fn write_stall_timeout(&self) -> Duration {
+        Duration::from_millis(self.write_stall_timeout_ms.max(1))
     }
 
     /// The compute pool's size: `compute_workers`, or the number of CPUs when 0.
@@ -73,13 +95,15 @@ impl RpcSettings {
     }
 }
 
-/// At least one request in flight and one compute worker (0 = one per CPU),
+/// At least one request in flight, one compute worker (0 = one per CPU) and
+/// a write-stall timeout of 1 ms,
 /// frames of at most 4 GiB - 1, `compute_max_n` at most 2^32 (so that `i * i`
 /// fits in a u64).
 pub(crate) fn normalized(mut c: RpcSettings) -> RpcSettings {
     c.compute_workers = c.effective_compute_workers();
     c.max_in_flight = c.max_in_flight.max(1);
     c.push_queue = c.push_queue.max(1);
+    c.write_stall_timeout_ms = c.write_stall_timeout_ms.max(1);
     c.max_frame_bytes = c.max_frame_bytes.min(u32::MAX as usize);
     c.compute_max_n = c.compute_max_n.min(1 << 32);
     c
@@ -90,16 +114,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_write_stall_timeout_of_zero_is_refused() {
+        let c = RpcSettings {
+            write_stall_timeout_ms: 0,
+            ..RpcSettings::default()
+        };
+        assert_eq!(
+            c.check().map_err(|(key, _)| key),
+            Err("write_stall_timeout_ms".to_string())
+        );
+        assert_eq!(RpcSettings::default().write_stall_timeout_ms, 30_000);
+    }
+
+    #[test]
     fn out_of_range_values_are_corrected() {
         let c = normalized(RpcSettings {
             max_in_flight: 0,
             push_queue: 0,
+            write_stall_timeout_ms: 0,
             compute_workers: 0,
             compute_max_n: u64::MAX,
             ..RpcSettings::default()
         });
         assert_eq!(c.max_in_flight, 1);
         assert_eq!(c.push_queue, 1);
+        assert_eq!(c.write_stall_timeout_ms, 1);
         assert!(c.compute_workers >= 1);
         assert_eq!(c.compute_max_n, 1 << 32);
     }
