@@ -52,6 +52,8 @@ mod store;
 
 pub use error::ChatError;
 pub use handle::Chat;
-pub use hub::{Delivery, Hub};
+pub use hub::{Delivery, Hub, Topic};
 pub use settings::ChatSettings;
-pub use store::{ChannelRecord, Event, EventKind, Scope, Store, StoreError, UserRecord};
+pub use store::{
+    ChannelRecord, CheckReport, Event, EventKind, Scope, Store, StoreError, UserRecord,
+};

@@ -163,6 +163,12 @@ impl NodeBuilder {
                 &config.node.data_dir,
                 Some(metrics.clone()),
             )?;
+            chat.set_reply_limit(
+                config
+                    .rpc
+                    .max_frame_bytes
+                    .min(config.sctp.max_message_bytes),
+            );
             chat.register_into(&mut services);
             Some(chat)
         } else {
@@ -434,7 +440,8 @@ impl Node {
     /// Shuts the node down gracefully: every listener stops accepting and
     /// lets its connections finish for its drain timeout, then the tree stops
     /// in reverse start order. Past the node's shutdown timeout the root is
-    /// killed.
+    /// killed. Then the chat store is closed (cleanly: the next start needs
+    /// no repair).
     pub async fn shutdown(self) {
         tracing::info!("shutting down");
         self.websockets.cancel();
@@ -446,6 +453,12 @@ impl Node {
             tracing::warn!("shutdown timeout: killing the tree");
             self.root.cell().kill();
             self.root.wait().await;
+        }
+        #[cfg(feature = "chat")]
+        if let Some(chat) = &self.chat {
+            if let Err(e) = chat.close().await {
+                tracing::error!(error = %e, "closing the chat store failed");
+            }
         }
         tracing::info!("node stopped");
     }
