@@ -14,16 +14,20 @@
 //! # Services (fields of `data`)
 //!
 //! Every request may carry `clock` (the client's Lamport clock, an unsigned
-//! integer); every reply and push carries `timestamp` (ms since the epoch)
-//! and `clock` (the node's Lamport clock, advanced by one for the send).
+//! integer; one above 2^53 - 1 that the node has not reached itself is
+//! refused with BAD_REQUEST); every reply and push carries `timestamp` (ms
+//! since the epoch) and `clock` (the node's Lamport clock, advanced by one
+//! for the send). The clock never goes back: it saturates instead of
+//! wrapping, and it is stored with the events (and at a clean close), so a
+//! restarted node resumes above it.
 //!
 //! | service | request | reply |
 //! |---|---|---|
-//! | `login` | `user` | `user`, `created`, `logins` (timestamps) |
+//! | `login` | `user`, `token`? | `user`, `created`, `logins` (timestamps) |
 //! | `logout` | — | `user` |
-//! | `users` | — | `users`: list of {`user`, `online`, `created`, `last_login`} |
+//! | `users` | `limit`?, `after`? | `users`: list of {`user`, `online`, `created`, `last_login`}, `next` |
 //! | `channel` | `channel` | `channel`, `creator`, `created` |
-//! | `channels` | — | `channels`: list of names |
+//! | `channels` | `limit`?, `after`? | `channels`: list of names, `next` |
 //! | `subscribe` | `topic` | `topic`, `subscribed` (false if it already was) |
 //! | `unsubscribe` | `topic` | `topic`, `unsubscribed` (false if it was not) |
 //! | `publish` | `channel`, `message`, `user`?, `client_id`? | `seq`, `channel`, `user`, `duplicate` |
@@ -32,13 +36,28 @@
 //!
 //! `msg_id` is accepted for `client_id`. A publication is pushed on topic
 //! `<channel>` to its subscribers; a private message on topic `<dst>` to the
-//! connections where `dst` is logged in. Push `data` is the event (see
+//! connections where `dst` is logged in, and to no one else (see
+//! [`Topic`]: a channel never reaches a private stream).
+//!
+//! Names: a name belongs to a user or to a channel, never both. `channel`
+//! refuses a user's name (a stored user, or one of `[chat.users]`) and a
+//! first `login` refuses a channel's name, both with CONFLICT. `subscribe`
+//! to your own name is your private stream (already subscribed by
+//! `login`); any other name must be a channel. A user listed in
+//! `[chat.users]` logs in only with its `token`.
+//!
+//! Lists: `users` and `channels` give at most `limit` entries (default and
+//! cap `[chat] list_max_limit`), by name, after `after` when given, and stop
+//! short of the frame limit; `next` is the `after` of the next page (null on
+//! the last). `history` gives its newest events that fit below the frame
+//! limit too, `next_before` paging back as before. Push `data` is the event (see
 //! [`store::Event::to_json`]) plus `timestamp`, `clock` (the send clock) and
 //! `event_clock` (the clock stored with the event).
 //!
 //! Errors: BAD_REQUEST (bad or missing field, bad name, message too long,
-//! not logged in, `user`/`src` other than the logged-in user), NOT_FOUND
-//! (unknown channel, user or topic), CONFLICT (channel exists), OVERLOADED
+//! not logged in, `user`/`src` other than the logged-in user, missing or
+//! wrong token, absurd clock), NOT_FOUND (unknown channel, user or topic),
+//! CONFLICT (channel exists, name taken by a user or channel), OVERLOADED
 //! (over the connection's rate limit), INTERNAL (store failure).
 
 mod actor;
@@ -52,6 +71,8 @@ mod store;
 
 pub use error::ChatError;
 pub use handle::Chat;
-pub use hub::{Delivery, Hub};
+pub use hub::{Delivery, Hub, Topic};
 pub use settings::ChatSettings;
-pub use store::{ChannelRecord, Event, EventKind, Scope, Store, StoreError, UserRecord};
+pub use store::{
+    ChannelRecord, CheckReport, Event, EventKind, Scope, Store, StoreError, UserRecord,
+};

@@ -1,11 +1,13 @@
 //! Command-line only code: argument groups, logging set-up, and the `call`,
-//! `check-config`, `bench`, `client` and `bot` subcommands. Not part of the library.
+//! `check-config`, `bench`, `client`, `bot` and `store` subcommands. Not part
+//! of the library.
 
 pub(crate) mod bench;
 pub(crate) mod bot;
 pub(crate) mod call;
 pub(crate) mod chat_client;
 pub(crate) mod logging;
+pub(crate) mod store;
 pub(crate) mod tls;
 
 use std::fmt::Write as _;

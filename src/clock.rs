@@ -43,9 +43,22 @@ impl LamportClock {
         self.value.load(Ordering::SeqCst)
     }
 
-    /// Before sending: advances by one and returns the value to send.
+    /// Before sending: advances by one and returns the value to send. At
+    /// `u64::MAX` it stays there: the clock never wraps back to 0.
     pub fn tick(&self) -> u64 {
-        self.value.fetch_add(1, Ordering::SeqCst).saturating_add(1)
+        let previous = self
+            .value
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| {
+                Some(v.saturating_add(1))
+            })
+            .unwrap_or_else(|v| v);
+        previous.saturating_add(1)
+    }
+
+    /// Raises the clock to at least `value` (never lowers it): a restarted
+    /// node resumes above the clocks it stored.
+    pub fn advance_to(&self, value: u64) {
+        self.value.fetch_max(value, Ordering::SeqCst);
     }
 
     /// On receipt of a message carrying `received`: the clock becomes
@@ -127,6 +140,17 @@ mod tests {
     fn saturates_instead_of_wrapping() {
         let c = LamportClock::starting_at(u64::MAX);
         assert_eq!(c.observe(u64::MAX), u64::MAX);
+        assert_eq!(c.tick(), u64::MAX);
+        assert_eq!(c.now(), u64::MAX);
+        let c = LamportClock::new();
+        assert_eq!(c.observe(u64::MAX - 1), u64::MAX);
+        assert_eq!(c.tick(), u64::MAX);
+        assert_eq!(c.receive(None), u64::MAX);
+        c.advance_to(5);
+        assert_eq!(c.now(), u64::MAX);
+        let c = LamportClock::new();
+        c.advance_to(7);
+        assert_eq!(c.tick(), 8);
     }
 
     #[test]

@@ -17,6 +17,7 @@ use cli::bench::BenchRpcArgs;
 use cli::bot::BotArgs;
 use cli::call::CallArgs;
 use cli::chat_client::ClientArgs;
+use cli::store::StoreCommand;
 use cli::{ConfigArgs, LogFormatArg};
 
 /// corral: OTP-style supervision trees on ractor and tokio, and a server
@@ -49,6 +50,11 @@ enum Command {
     Client(ClientArgs),
     /// Chat bots: log in, publish batches on random channels, until stopped.
     Bot(BotArgs),
+    /// The chat store of a stopped node: check it, back it up.
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
     /// Load generators.
     Bench {
         #[command(subcommand)]
@@ -90,6 +96,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::CheckConfig { config, print } => Ok(cli::check_config(&config, print)),
+        Command::Store { command } => Ok(cli::store::run(command)),
         Command::Call(args) => {
             cli::logging::init_for_tool(cli.log_format)?;
             let runtime = tokio::runtime::Builder::new_current_thread()

@@ -163,6 +163,12 @@ impl NodeBuilder {
                 &config.node.data_dir,
                 Some(metrics.clone()),
             )?;
+            chat.set_reply_limit(
+                config
+                    .rpc
+                    .max_frame_bytes
+                    .min(config.sctp.max_message_bytes),
+            );
             chat.register_into(&mut services);
             Some(chat)
         } else {
@@ -435,8 +441,10 @@ impl Node {
     /// listener stops accepting at once, then they all drain in parallel
     /// (each connection finishes what it has in hand, for at most the
     /// listener's drain timeout), then the tree stops in reverse start
-    /// order. What is still running near the end of the shutdown timeout is
-    /// killed: a tenth of the timeout (at most a second) is kept for that.
+    /// order, then the chat store is closed (cleanly: the next start needs
+    /// no repair). What is still running near the end of the shutdown
+    /// timeout is killed: a tenth of the timeout (at most a second) is kept
+    /// for that and for closing the store.
     pub async fn shutdown(self) {
         let started = tokio::time::Instant::now();
         let deadline = started + self.shutdown_timeout;
@@ -463,6 +471,16 @@ impl Node {
                 .is_err()
             {
                 tracing::error!("shutdown timeout: the tree did not exit after the kill");
+            }
+        }
+        #[cfg(feature = "chat")]
+        if let Some(chat) = &self.chat {
+            match tokio::time::timeout_at(deadline, chat.close()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "closing the chat store failed"),
+                Err(_) => tracing::warn!(
+                    "shutdown timeout: the chat store was not closed (the next start repairs it)"
+                ),
             }
         }
         tracing::info!(

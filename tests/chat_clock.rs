@@ -1,14 +1,20 @@
-//! The Lamport clock rule, history order and pagination, idempotent retries.
+//! The Lamport clock rule (never backwards: no wrap, none across restarts),
+//! history order and pagination, idempotent retries.
 
 mod support {
     pub(crate) mod chat;
     pub(crate) mod error_code;
+    pub(crate) mod serve;
 }
 
-use corral::client::Codec;
+use corral::client::{Client, Codec};
+use corral::config::{Config, ListenerConfig, ProtocolKind};
+use corral::node::Node;
+use corral::transport::Transport;
 use serde_json::{json, Value};
 use support::chat::{ok, start};
 use support::error_code::code;
+use support::serve::Serve;
 
 fn clock(v: &Value) -> u64 {
     v["clock"].as_u64().expect("clock in data")
@@ -193,4 +199,120 @@ async fn retried_writes_are_stored_once() {
     ok(&c, "publish", json!({"channel": "room", "message": "next"})).await;
     assert_eq!(sp.recv().await.expect("push").data["message"], "next");
     n.node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_absurd_clock_is_refused_and_the_clock_never_wraps() {
+    let n = start().await;
+    let (c, _) = n.client(Codec::MsgPack).await;
+    let before = clock(&ok(&c, "channels", json!({})).await);
+    let r = c.call("channels", json!({"clock": u64::MAX})).await;
+    // Whatever the answer, no later reply goes back in time.
+    let high = match &r {
+        Ok(v) => clock(v),
+        Err(_) => before,
+    };
+    let after = clock(&ok(&c, "channels", json!({})).await);
+    assert!(after > high, "{after} after {high}");
+    assert_eq!(code(r), "BAD_REQUEST");
+    // The bound: 2^53 - 1 (the largest integer JavaScript holds exactly).
+    assert_eq!(
+        code(c.call("channels", json!({"clock": 1u64 << 53})).await),
+        "BAD_REQUEST"
+    );
+    let max = (1u64 << 53) - 1;
+    let r = ok(&c, "channels", json!({"clock": max})).await;
+    assert_eq!(clock(&r), max + 2);
+    // A client echoing the node's own clock is not refused.
+    let echo = ok(&c, "channels", json!({"clock": max + 2})).await;
+    assert_eq!(clock(&echo), max + 4);
+    n.node.shutdown().await;
+}
+
+fn config_on(dir: &std::path::Path) -> Config {
+    let mut c = Config::embedded_default();
+    let mut l = ListenerConfig::new("rpc", Transport::Tcp, ProtocolKind::Rpc, 0);
+    l.drain_timeout_ms = 500;
+    c.listeners = vec![l];
+    c.node.data_dir = dir.to_path_buf();
+    c
+}
+
+/// Starts a node on `dir`, retrying while the previous one lets go of the
+/// store (a guard, not a measurement).
+async fn node_on(dir: &std::path::Path) -> Node {
+    for _ in 0..600 {
+        if let Ok(n) = Node::start(config_on(dir)).await {
+            return n;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the node did not start on {}", dir.display());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_clock_resumes_above_what_it_gave_after_a_clean_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = node_on(dir.path()).await;
+    let addr = node.local_addr("rpc").expect("bound");
+    let c = Client::connect(addr, Codec::Json).await.expect("connects");
+    ok(&c, "login", json!({"user": "ann"})).await;
+    ok(&c, "channel", json!({"channel": "room"})).await;
+    let p = ok(
+        &c,
+        "publish",
+        json!({"channel": "room", "message": "x", "clock": 600}),
+    )
+    .await;
+    // Requests that store nothing still advance the clock.
+    let mut last = clock(&p);
+    for _ in 0..5 {
+        last = clock(&ok(&c, "channels", json!({})).await);
+    }
+    drop(c);
+    node.shutdown().await;
+
+    let node = node_on(dir.path()).await;
+    let addr = node.local_addr("rpc").expect("bound");
+    let c = Client::connect(addr, Codec::Json).await.expect("connects");
+    let r = ok(&c, "channels", json!({})).await;
+    assert!(clock(&r) > last, "{} after {last}", clock(&r));
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_clock_resumes_above_the_stored_events_after_kill_9() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().to_str().expect("a UTF-8 temporary path");
+    let stored = {
+        let node = Serve::start(&[("CORRAL__NODE__DATA_DIR", data)]);
+        let addr = node.listening("rpc");
+        let c = Client::connect(addr, Codec::Json).await.expect("connects");
+        ok(&c, "login", json!({"user": "ann"})).await;
+        ok(&c, "channel", json!({"channel": "room"})).await;
+        for i in 0..3 {
+            ok(
+                &c,
+                "publish",
+                json!({"channel": "room", "message": format!("m{i}"), "clock": 600}),
+            )
+            .await;
+        }
+        let h = ok(&c, "history", json!({"channel": "room"})).await;
+        h["messages"][2]["clock"].as_u64().expect("clock")
+        // Dropping the node kills it (SIGKILL).
+    };
+    let node = Serve::start(&[("CORRAL__NODE__DATA_DIR", data)]);
+    let addr = node.listening("rpc");
+    let c = Client::connect(addr, Codec::Json).await.expect("connects");
+    ok(&c, "login", json!({"user": "ann"})).await;
+    ok(
+        &c,
+        "publish",
+        json!({"channel": "room", "message": "after"}),
+    )
+    .await;
+    let h = ok(&c, "history", json!({"channel": "room"})).await;
+    let after = h["messages"][3]["clock"].as_u64().expect("clock");
+    assert!(after > stored, "event clock {after} after {stored}");
 }

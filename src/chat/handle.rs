@@ -1,9 +1,10 @@
 //! [`Chat`]: the handle on a node's chat (store, hub, clock, settings).
 
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use super::{services, ChatError, ChatSettings, Event, EventKind, Hub, Store};
+use super::{services, ChatError, ChatSettings, Event, EventKind, Hub, Store, Topic};
 use crate::clock::{now_ms, LamportClock};
 use crate::metrics::Metrics;
 use crate::rpc::{Push, Registry};
@@ -14,6 +15,8 @@ struct Inner {
     clock: LamportClock,
     config: ChatSettings,
     metrics: Option<Arc<Metrics>>,
+    /// Largest reply body the transports carry (list replies stay below).
+    reply_limit: AtomicUsize,
 }
 
 /// The chat of one node: store, hub, clock and services. Cheap to clone.
@@ -29,7 +32,9 @@ impl std::fmt::Debug for Chat {
 }
 
 impl Chat {
-    /// Opens the store at `<data_dir>/chat.redb` and builds the hub.
+    /// Opens the store at `<data_dir>/chat.redb` and builds the hub. The
+    /// clock starts at the highest clock the store holds, so it never goes
+    /// back across a restart.
     pub fn open(
         config: &ChatSettings,
         data_dir: &Path,
@@ -44,8 +49,10 @@ impl Chat {
                 clock: LamportClock::new(),
                 config: config.clone(),
                 metrics,
+                reply_limit: AtomicUsize::new(crate::rpc::RpcSettings::default().max_frame_bytes),
             }),
         };
+        chat.inner.clock.advance_to(chat.inner.store.stored_clock());
         // Pushes go out from the commit: one fan-out per group commit, in
         // `seq` order, before the writes are acknowledged. Weak: the store
         // (which holds the hook) must not keep the chat alive.
@@ -76,10 +83,14 @@ impl Chat {
                 // The event's fields, its own clock as `event_clock`, and
                 // the node's time and clock at sending.
                 let data = ev.data(now, inner.clock.tick(), Some(ev.clock));
-                Push::from_serialize(ev.target.clone(), data)
+                let topic = match ev.kind {
+                    EventKind::Publish => Topic::Channel(ev.target.clone()),
+                    EventKind::Message => Topic::Private(ev.target.clone()),
+                };
+                (topic, Push::from_serialize(ev.target.clone(), data))
             })
             .collect();
-        inner.hub.publish_batch(pushes);
+        inner.hub.publish_to(pushes);
     }
 
     /// The store.
@@ -113,5 +124,28 @@ impl Chat {
     /// The chat settings.
     pub(crate) fn settings(&self) -> &ChatSettings {
         &self.inner.config
+    }
+
+    /// Sets the largest reply body the node's transports carry (its RPC
+    /// frame limit): `users`, `channels` and `history` replies stay below.
+    pub fn set_reply_limit(&self, bytes: usize) {
+        self.inner.reply_limit.store(bytes, Ordering::Relaxed);
+    }
+
+    /// The largest reply body (see [`Chat::set_reply_limit`]).
+    pub(crate) fn reply_limit(&self) -> usize {
+        self.inner.reply_limit.load(Ordering::Relaxed)
+    }
+
+    /// Closes the store cleanly, recording the node's clock in it (the node
+    /// calls this at shutdown, once the listeners are gone). Later chat
+    /// writes and reads fail.
+    pub async fn close(&self) -> Result<(), ChatError> {
+        let store = self.inner.store.clone();
+        let clock = self.inner.clock.now();
+        tokio::task::spawn_blocking(move || store.close(clock))
+            .await
+            .map_err(|_| super::StoreError::Closed)??;
+        Ok(())
     }
 }

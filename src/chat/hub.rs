@@ -15,6 +15,16 @@
 //! Other subscribers and the publisher are never slowed. A subscriber whose
 //! connection has closed is removed, with its session, as soon as the
 //! connection goes (a watcher task waits for its push channel to close).
+//!
+//! # Topics
+//!
+//! A [`Topic`] is a channel's publications or a user's private stream, and
+//! the two never mix, even under one name: subscribing to the channel
+//! `bob` never reaches the private stream of the user `bob`, and a
+//! publication on it never lands there. Only `login` subscribes a
+//! connection to its user's private stream. On the wire a push's `topic`
+//! stays the bare name (the seeds' shape); its `kind` tells a publication
+//! from a private message.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -23,19 +33,37 @@ use std::time::Instant;
 use crate::metrics::Metrics;
 use crate::rpc::{Push, PushError, PushSender, Pushes};
 
+/// What a connection subscribes to: a channel, or a user's private stream.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Topic {
+    /// The publications on a channel.
+    Channel(String),
+    /// The private messages to a user.
+    Private(String),
+}
+
+impl Topic {
+    /// The name, as the push's `topic` on the wire.
+    pub fn name(&self) -> &str {
+        match self {
+            Topic::Channel(n) | Topic::Private(n) => n,
+        }
+    }
+}
+
 /// One connection's chat session.
 #[derive(Debug)]
 struct Session {
     pushes: PushSender,
     user: Option<String>,
-    topics: BTreeSet<String>,
+    topics: BTreeSet<Topic>,
     tokens: f64,
     refilled: Instant,
 }
 
 #[derive(Debug, Default)]
 struct State {
-    topics: HashMap<String, HashMap<u64, PushSender>>,
+    topics: HashMap<Topic, HashMap<u64, PushSender>>,
     sessions: HashMap<u64, Session>,
 }
 
@@ -138,12 +166,10 @@ impl Hub {
         let mut st = self.lock();
         let s = self.session(&mut st, conn, pushes);
         s.user = Some(user.to_owned());
-        s.topics.insert(user.to_owned());
+        let topic = Topic::Private(user.to_owned());
+        s.topics.insert(topic.clone());
         let tx = s.pushes.clone();
-        st.topics
-            .entry(user.to_owned())
-            .or_default()
-            .insert(conn, tx);
+        st.topics.entry(topic).or_default().insert(conn, tx);
     }
 
     /// Logs the user of connection `conn` out; returns who it was.
@@ -155,11 +181,12 @@ impl Hub {
 
     fn logout(&self, conn: u64, user: &str) {
         let mut st = self.lock();
+        let topic = Topic::Private(user.to_owned());
         if let Some(s) = st.sessions.get_mut(&conn) {
             s.user = None;
-            s.topics.remove(user);
+            s.topics.remove(&topic);
         }
-        remove_sub(&mut st, user, conn);
+        remove_sub(&mut st, &topic, conn);
     }
 
     /// Users logged in on at least one connection.
@@ -171,21 +198,32 @@ impl Hub {
             .collect()
     }
 
+    /// Subscribes connection `conn` to channel `channel`; false if it
+    /// already was.
+    pub fn subscribe(&self, conn: u64, pushes: &PushSender, channel: &str) -> bool {
+        self.subscribe_to(conn, pushes, Topic::Channel(channel.to_owned()))
+    }
+
     /// Subscribes connection `conn` to `topic`; false if it already was.
-    pub fn subscribe(&self, conn: u64, pushes: &PushSender, topic: &str) -> bool {
+    /// (The service lets a connection reach a private stream only through
+    /// `login`.)
+    pub fn subscribe_to(&self, conn: u64, pushes: &PushSender, topic: Topic) -> bool {
         let mut st = self.lock();
         let s = self.session(&mut st, conn, pushes);
-        let new = s.topics.insert(topic.to_owned());
+        let new = s.topics.insert(topic.clone());
         let tx = s.pushes.clone();
-        st.topics
-            .entry(topic.to_owned())
-            .or_default()
-            .insert(conn, tx);
+        st.topics.entry(topic).or_default().insert(conn, tx);
         new
     }
 
+    /// Unsubscribes connection `conn` from channel `channel`; false if it
+    /// was not subscribed.
+    pub fn unsubscribe(&self, conn: u64, channel: &str) -> bool {
+        self.unsubscribe_from(conn, &Topic::Channel(channel.to_owned()))
+    }
+
     /// Unsubscribes connection `conn` from `topic`; false if it was not.
-    pub fn unsubscribe(&self, conn: u64, topic: &str) -> bool {
+    pub fn unsubscribe_from(&self, conn: u64, topic: &Topic) -> bool {
         let mut st = self.lock();
         let was = st
             .sessions
@@ -197,7 +235,7 @@ impl Hub {
     }
 
     /// Topics connection `conn` is subscribed to.
-    pub fn topics_of(&self, conn: u64) -> Vec<String> {
+    pub fn topics_of(&self, conn: u64) -> Vec<Topic> {
         self.lock()
             .sessions
             .get(&conn)
@@ -205,8 +243,13 @@ impl Hub {
             .unwrap_or_default()
     }
 
+    /// Number of connections subscribed to channel `channel`.
+    pub fn subscribers(&self, channel: &str) -> usize {
+        self.subscribers_of(&Topic::Channel(channel.to_owned()))
+    }
+
     /// Number of connections subscribed to `topic`.
-    pub fn subscribers(&self, topic: &str) -> usize {
+    pub fn subscribers_of(&self, topic: &Topic) -> usize {
         self.lock().topics.get(topic).map_or(0, HashMap::len)
     }
 
@@ -220,25 +263,31 @@ impl Hub {
         }
     }
 
-    /// Offers `push` to every subscriber of its topic without waiting (see
-    /// the module's overflow policy).
+    /// Offers `push` to every subscriber of the channel its topic names,
+    /// without waiting (see the module's overflow policy).
     pub fn publish(&self, push: Push) -> Delivery {
         self.publish_batch(vec![push])
+    }
+
+    /// Offers each push to the subscribers of the channel its topic names
+    /// (see [`Hub::publish_to`]).
+    pub fn publish_batch(&self, pushes: Vec<Push>) -> Delivery {
+        self.publish_to(
+            pushes
+                .into_iter()
+                .map(|p| (Topic::Channel(p.topic().to_owned()), p))
+                .collect(),
+        )
     }
 
     /// Offers each push to the subscribers of its topic without waiting,
     /// in order. A subscriber gets all of its pushes of the batch in one
     /// queue operation, or, when its queue has no room for them all, none.
-    pub fn publish_batch(&self, pushes: Vec<Push>) -> Delivery {
+    pub fn publish_to(&self, pushes: Vec<(Topic, Push)>) -> Delivery {
         // Group by topic, keeping the order within each topic.
-        let mut by_topic: HashMap<String, Vec<Push>> = HashMap::new();
-        for p in pushes {
-            match by_topic.get_mut(p.topic()) {
-                Some(v) => v.push(p),
-                None => {
-                    by_topic.insert(p.topic().to_owned(), vec![p]);
-                }
-            }
+        let mut by_topic: HashMap<Topic, Vec<Push>> = HashMap::new();
+        for (t, p) in pushes {
+            by_topic.entry(t).or_default().push(p);
         }
         let mut d = Delivery::default();
         let mut closed = Vec::new();
@@ -277,7 +326,7 @@ impl Hub {
     }
 }
 
-fn remove_sub(st: &mut State, topic: &str, conn: u64) {
+fn remove_sub(st: &mut State, topic: &Topic, conn: u64) {
     if let Some(m) = st.topics.get_mut(topic) {
         m.remove(&conn);
         if m.is_empty() {
@@ -347,6 +396,27 @@ mod tests {
         assert!(a_rx.is_empty());
         assert_eq!(first_data(b_rx.recv().await), Some(json!(2)));
         assert!(small_rx.is_empty());
+    }
+
+    /// A channel and a private stream of the same name never mix.
+    #[tokio::test]
+    async fn a_channel_never_reaches_a_private_stream_of_its_name() {
+        let hub = Hub::new(None, 0.0, 0.0);
+        let (bob_tx, mut bob_rx) = crate::rpc::push::channel(16);
+        let (eve_tx, mut eve_rx) = crate::rpc::push::channel(16);
+        hub.login(1, &bob_tx, "bob");
+        hub.subscribe(2, &eve_tx, "bob");
+        let d = hub.publish_to(vec![(
+            Topic::Private("bob".into()),
+            Push::new("bob", json!("private")),
+        )]);
+        assert_eq!(d.delivered, 1);
+        hub.publish(Push::new("bob", json!("public")));
+        assert_eq!(first_data(bob_rx.recv().await), Some(json!("private")));
+        assert_eq!(first_data(eve_rx.recv().await), Some(json!("public")));
+        assert!(bob_rx.is_empty() && eve_rx.is_empty());
+        assert_eq!(hub.topics_of(1), vec![Topic::Private("bob".into())]);
+        assert_eq!(hub.subscribers("bob"), 1);
     }
 
     #[test]

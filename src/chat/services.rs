@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
 
-use super::{ChannelRecord, Chat, Event, EventKind, Scope, StoreError};
+use super::{ChannelRecord, Chat, Event, EventKind, Scope, StoreError, Topic};
 use crate::async_trait;
 use crate::clock::now_ms;
 use crate::rpc::{CallContext, Registry, Request, Service, ServiceError};
@@ -28,6 +28,16 @@ pub(crate) const SERVICES: [&str; 10] = [
 pub(crate) const MAX_NAME_LEN: usize = 32;
 /// Longest client message id, in bytes.
 pub(crate) const MAX_CLIENT_ID_LEN: usize = 64;
+/// Largest `clock` a request may carry when the node has not reached it
+/// itself: 2^53 - 1, the largest integer JavaScript (the web chat) holds
+/// exactly. Above it a clock is absurd and refused with BAD_REQUEST.
+pub(crate) const MAX_CLIENT_CLOCK: u64 = (1 << 53) - 1;
+/// Room kept in a list reply for the envelope (`id`, `service`, `clock`,
+/// ...) around the list.
+const REPLY_OVERHEAD: usize = 1024;
+/// Room counted per list entry beyond its JSON length (MessagePack may
+/// spend a byte or two more than JSON on a long string).
+const ENTRY_OVERHEAD: usize = 16;
 
 /// Registers the chat services into `registry`, leaving a name already
 /// there alone.
@@ -142,6 +152,22 @@ fn client_id(data: &Value) -> Result<Option<String>, ServiceError> {
     Ok(Some(v))
 }
 
+/// Whether `given` is `expected`, comparing every byte whatever the first
+/// difference (no early exit to time).
+fn same_token(given: &str, expected: &str) -> bool {
+    let (g, e) = (given.as_bytes(), expected.as_bytes());
+    let mut diff = u8::from(g.len() != e.len());
+    for (i, b) in e.iter().enumerate() {
+        diff |= b ^ g.get(i).copied().unwrap_or(!b);
+    }
+    diff == 0
+}
+
+/// The encoded size a list entry adds to a reply, bounded from above.
+fn entry_size(v: &Value) -> usize {
+    serde_json::to_vec(v).map_or(usize::MAX / 2, |b| b.len()) + ENTRY_OVERHEAD
+}
+
 fn store_err(e: StoreError) -> ServiceError {
     match e {
         StoreError::Conflict(m) => ServiceError::conflict(m),
@@ -167,6 +193,14 @@ impl Service for ChatService {
             ));
         }
         let received = u64_field(&req.data, "clock")?;
+        if let Some(c) = received {
+            if c > MAX_CLIENT_CLOCK && c > chat.clock().now() {
+                return Err(ServiceError::bad_request(format!(
+                    "clock {c} is absurd: above {MAX_CLIENT_CLOCK} (2^53 - 1) and above \
+                     the node's clock"
+                )));
+            }
+        }
         let recv_clock = chat.clock().receive(received);
         let mut reply = self.op(&req.data, ctx, recv_clock).await?;
         reply.insert("timestamp".into(), Value::from(now_ms()));
@@ -176,6 +210,54 @@ impl Service for ChatService {
 }
 
 impl ChatService {
+    /// Bytes a list may take in a reply.
+    fn list_budget(&self) -> usize {
+        self.chat
+            .reply_limit()
+            .saturating_sub(REPLY_OVERHEAD)
+            .max(1)
+    }
+
+    /// `after` and `limit` of a `users` or `channels` request.
+    fn page_args(&self, data: &Value) -> Result<(Option<String>, usize), ServiceError> {
+        let after = str_field(data, "after")?.map(str::to_owned);
+        let max = self.chat.settings().list_max_limit;
+        let limit = match u64_field(data, "limit")? {
+            Some(0) => return Err(ServiceError::bad_request("limit must be at least 1")),
+            Some(n) => n.min(max as u64) as usize,
+            None => max,
+        };
+        Ok((after, limit))
+    }
+
+    /// The first entries of `entries` (which holds up to `limit + 1`) that
+    /// fit in `limit` and below the frame limit (at least one), and the
+    /// `next` cursor (the key of the last one given) when more remain.
+    fn page(
+        &self,
+        entries: impl Iterator<Item = Value>,
+        limit: usize,
+        key: impl Fn(&Value) -> Value,
+    ) -> (Vec<Value>, Value) {
+        let mut budget = self.list_budget();
+        let mut list = Vec::new();
+        let mut more = false;
+        for v in entries {
+            let size = entry_size(&v);
+            if list.len() == limit || (size > budget && !list.is_empty()) {
+                more = true;
+                break;
+            }
+            budget = budget.saturating_sub(size);
+            list.push(v);
+        }
+        let next = match list.last() {
+            Some(last) if more => key(last),
+            _ => Value::Null,
+        };
+        (list, next)
+    }
+
     fn logged_in(&self, ctx: &CallContext) -> Result<String, ServiceError> {
         self.chat
             .hub()
@@ -247,6 +329,21 @@ impl ChatService {
         Ok(match self.op {
             Op::Login => {
                 let user = name_field(data, "user")?;
+                if let Some(token) = chat.settings().users.get(user) {
+                    match str_field(data, "token")? {
+                        Some(t) if same_token(t, token) => {}
+                        Some(_) => {
+                            return Err(ServiceError::bad_request(format!(
+                                "wrong token for user {user:?}"
+                            )))
+                        }
+                        None => {
+                            return Err(ServiceError::bad_request(format!(
+                                "user {user:?} logs in with a token (field token)"
+                            )))
+                        }
+                    }
+                }
                 let rec = store.login(user, now_ms()).await.map_err(store_err)?;
                 chat.hub().login(conn, ctx.pushes(), user);
                 obj(json!({"user": rec.user, "created": rec.created, "logins": rec.logins}))
@@ -256,23 +353,30 @@ impl ChatService {
                 None => return Err(ServiceError::bad_request("not logged in")),
             },
             Op::Users => {
+                let (after, limit) = self.page_args(data)?;
                 let online = chat.hub().online();
-                let users = store.users().await.map_err(store_err)?;
-                let list: Vec<Value> = users
-                    .into_iter()
-                    .map(|u| {
-                        json!({
-                            "user": u.user,
-                            "online": online.contains(&u.user),
-                            "created": u.created,
-                            "last_login": u.logins.last(),
-                        })
+                let users = store
+                    .users_page(after, limit + 1)
+                    .await
+                    .map_err(store_err)?;
+                let entries = users.into_iter().map(|u| {
+                    json!({
+                        "user": u.user,
+                        "online": online.contains(&u.user),
+                        "created": u.created,
+                        "last_login": u.logins.last(),
                     })
-                    .collect();
-                obj(json!({ "users": list }))
+                });
+                let (list, next) = self.page(entries, limit, |v| v["user"].clone());
+                obj(json!({ "users": list, "next": next }))
             }
             Op::Channel => {
                 let channel = name_field(data, "channel")?;
+                if chat.settings().users.contains_key(channel) {
+                    return Err(ServiceError::conflict(format!(
+                        "{channel:?} is a user's name; a name is a user's or a channel's, not both"
+                    )));
+                }
                 let rec = ChannelRecord {
                     channel: channel.to_owned(),
                     creator: chat.hub().user_of(conn),
@@ -283,30 +387,40 @@ impl ChatService {
                 obj(json!({"channel": rec.channel, "creator": rec.creator, "created": rec.created}))
             }
             Op::Channels => {
-                let list: Vec<String> = store
-                    .channels()
+                let (after, limit) = self.page_args(data)?;
+                let channels = store
+                    .channels_page(after, limit + 1)
                     .await
-                    .map_err(store_err)?
-                    .into_iter()
-                    .map(|c| c.channel)
-                    .collect();
-                obj(json!({ "channels": list }))
+                    .map_err(store_err)?;
+                let entries = channels.into_iter().map(|c| Value::from(c.channel));
+                let (list, next) = self.page(entries, limit, Value::clone);
+                obj(json!({ "channels": list, "next": next }))
             }
             Op::Subscribe => {
-                let topic = name_field(data, "topic")?;
-                let own = chat.hub().user_of(conn).as_deref() == Some(topic);
-                if !own && !store.channel_exists(topic).await.map_err(store_err)? {
+                let name = name_field(data, "topic")?;
+                // Your own name is your private stream; any other name is a
+                // channel, never someone's private stream.
+                let topic = if chat.hub().user_of(conn).as_deref() == Some(name) {
+                    Topic::Private(name.to_owned())
+                } else if store.channel_exists(name).await.map_err(store_err)? {
+                    Topic::Channel(name.to_owned())
+                } else {
                     return Err(ServiceError::not_found(format!(
-                        "no channel {topic:?} (create it with service channel)"
+                        "no channel {name:?} (create it with service channel)"
                     )));
-                }
-                let new = chat.hub().subscribe(conn, ctx.pushes(), topic);
-                obj(json!({"topic": topic, "subscribed": new}))
+                };
+                let new = chat.hub().subscribe_to(conn, ctx.pushes(), topic);
+                obj(json!({"topic": name, "subscribed": new}))
             }
             Op::Unsubscribe => {
-                let topic = name_field(data, "topic")?;
-                let was = chat.hub().unsubscribe(conn, topic);
-                obj(json!({"topic": topic, "unsubscribed": was}))
+                let name = name_field(data, "topic")?;
+                let topic = if chat.hub().user_of(conn).as_deref() == Some(name) {
+                    Topic::Private(name.to_owned())
+                } else {
+                    Topic::Channel(name.to_owned())
+                };
+                let was = chat.hub().unsubscribe_from(conn, &topic);
+                obj(json!({"topic": name, "unsubscribed": was}))
             }
             Op::Publish => {
                 let user = self.sender(data, "user", ctx)?;
@@ -368,13 +482,29 @@ impl ChatService {
                     .history(scope.clone(), before, limit)
                     .await
                     .map_err(store_err)?;
-                let next_before = if events.len() == limit {
-                    events.first().map(|e| e.seq)
+                let full = events.len() == limit;
+                // The newest events that fit below the frame limit (at
+                // least one); `next_before` pages back to the rest.
+                let mut budget = self.list_budget();
+                let mut messages: Vec<Value> = Vec::new();
+                for ev in events.iter().rev() {
+                    let v = ev.to_json();
+                    let size = entry_size(&v);
+                    if size > budget && !messages.is_empty() {
+                        break;
+                    }
+                    budget = budget.saturating_sub(size);
+                    messages.push(v);
+                }
+                let cut = messages.len() < events.len();
+                messages.reverse();
+                let next_before = if full || cut {
+                    messages.first().and_then(|m| m["seq"].as_u64())
                 } else {
                     None
                 };
                 let mut out = obj(json!({
-                    "messages": events.iter().map(Event::to_json).collect::<Vec<_>>(),
+                    "messages": messages,
                     "next_before": next_before,
                 }));
                 match scope {

@@ -1,6 +1,8 @@
 //! The chat's settings: the `[chat]` section.
 
-use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize, Serializer};
 
 /// `[chat]`: the chat services (`chat_sup`: `chat_store`, `chat_hub`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -27,6 +29,22 @@ pub struct ChatSettings {
     /// Most writes committed in one transaction (one fsync) by the store's
     /// writer. Default 1024.
     pub commit_batch_max: usize,
+    /// Most entries in a `users` or `channels` reply, and the number given
+    /// when the request has no `limit` (a larger `limit` is capped). A reply
+    /// also stops short of the frame limit; `next` pages on. Default 1000.
+    pub list_max_limit: usize,
+    /// `[chat.users]`: user name -> token. A user listed here logs in only
+    /// with `login {user, token}` carrying this token; other users log in
+    /// without one, as before. The name is that user's alone: no channel
+    /// may take it, even before the user's first login. Tokens are secrets:
+    /// `check-config --print` shows them as `"***"`. Default: none.
+    #[serde(serialize_with = "redacted")]
+    pub users: BTreeMap<String, String>,
+}
+
+/// Serializes the tokens of `[chat.users]` as `"***"`.
+fn redacted<S: Serializer>(users: &BTreeMap<String, String>, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_map(users.keys().map(|k| (k, "***")))
 }
 
 impl Default for ChatSettings {
@@ -39,6 +57,8 @@ impl Default for ChatSettings {
             history_max_limit: 500,
             history_default_limit: 50,
             commit_batch_max: 1024,
+            list_max_limit: 1000,
+            users: BTreeMap::new(),
         }
     }
 }
@@ -71,6 +91,20 @@ impl ChatSettings {
         }
         if c.commit_batch_max == 0 {
             return bad("commit_batch_max", "must be at least 1");
+        }
+        if c.list_max_limit == 0 {
+            return bad("list_max_limit", "must be at least 1");
+        }
+        for (user, token) in &c.users {
+            if let Err(e) = super::services::validate_name("user", user) {
+                return Err((format!("users.{user}"), e.message.to_string()));
+            }
+            if token.is_empty() {
+                return Err((
+                    format!("users.{user}"),
+                    "the token must not be empty".into(),
+                ));
+            }
         }
         Ok(())
     }

@@ -10,7 +10,26 @@
 //! - `channel_index` / `user_index`: (name, seq) pairs, for history by
 //!   channel and by user (a private message is indexed under both ends);
 //! - `client_ids`: (sender, client message id) -> seq, so that a retried
-//!   write with the same client id is stored once.
+//!   write with the same client id is stored once;
+//! - `meta`: `clock` -> the highest Lamport clock stored (events, channels,
+//!   and the node's clock at a clean close), so a restarted node's clock
+//!   resumes above it.
+//!
+//! # Damage, close, check and backup
+//!
+//! A file that cannot be opened as a store (truncated, overwritten, header
+//! bytes changed, ...) is refused with [`StoreError::Damaged`], which names
+//! the file and says what to do: restore it from a backup, or move it aside
+//! to start with an empty store. redb may panic on such a file; the panic
+//! is caught (and not printed) and becomes that error. A zero-length file
+//! is refused too ([`StoreError::Empty`]): redb never leaves one behind (it
+//! writes its header on creation), so an empty file is data that was lost,
+//! and starting an empty store over it would hide that. [`Store::close`]
+//! closes the file cleanly (the node calls it at shutdown), so the next
+//! open needs no repair. [`Store::check`] opens a store file and reads
+//! every record; [`Store::backup`] (of an open store) and
+//! [`Store::backup_file`] copy every table, from one read transaction,
+//! into a new file: a consistent copy, also while writes go on.
 //!
 //! # Group commit
 //!
@@ -23,8 +42,9 @@
 //! exists, ...) is answered with its error and does not affect the others.
 //! Reads run on the blocking pool against the last committed state.
 
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
@@ -51,6 +71,12 @@ fn name_key(name: &str) -> u64 {
     h.finish()
 }
 const CLIENT_IDS: TableDefinition<'static, (&str, &str), u64> = TableDefinition::new("client_ids");
+/// Store-wide values: [`CLOCK_KEY`] -> the highest Lamport clock stored.
+const META: TableDefinition<'static, &str, u64> = TableDefinition::new("meta");
+const CLOCK_KEY: &str = "clock";
+/// Events read back from the end of the log to find the highest clock of
+/// a store written before `meta` existed.
+const CLOCK_SCAN: usize = 100_000;
 
 /// Most login timestamps kept per user (the oldest are dropped).
 pub(crate) const MAX_LOGINS_KEPT: usize = 100;
@@ -67,8 +93,9 @@ pub enum StoreError {
     /// the encoding's error.
     #[error("chat store record: {0}")]
     Record(#[source] BoxError),
-    /// The data directory could not be created.
-    #[error("chat store directory: {0}")]
+    /// The data directory could not be created, or the file not read or
+    /// written.
+    #[error("chat store I/O: {0}")]
     Io(#[from] std::io::Error),
     /// The thing to create exists already.
     #[error("{0}")]
@@ -76,9 +103,43 @@ pub enum StoreError {
     /// A thing referred to does not exist.
     #[error("{0}")]
     NotFound(String),
-    /// The writer thread is gone (the store is shutting down).
+    /// The writer thread is gone, or the store was closed.
     #[error("the chat store is closed")]
     Closed,
+    /// The file is not a readable store (truncated, overwritten, ...).
+    #[error(
+        "chat store {path} is damaged; restore it from a backup (`corral store \
+         backup` makes one), or move it aside to start with an empty store"
+    )]
+    Damaged {
+        /// The store's file.
+        path: PathBuf,
+        /// What opening or reading it found.
+        #[source]
+        source: BoxError,
+    },
+    /// The file is empty (0 bytes) where a store was expected.
+    #[error(
+        "chat store {path} is empty (0 bytes) where a store was expected; \
+         restore it from a backup, or move it aside (or delete it) to start \
+         with an empty store"
+    )]
+    Empty {
+        /// The store's file.
+        path: PathBuf,
+    },
+    /// Another process (a running node?) has the file open.
+    #[error("chat store {path} is in use by another process (a running node?)")]
+    InUse {
+        /// The store's file.
+        path: PathBuf,
+    },
+    /// A backup's destination exists already (a backup never overwrites).
+    #[error("{path} exists already; a backup never overwrites a file")]
+    Exists {
+        /// The destination.
+        path: PathBuf,
+    },
 }
 
 /// A user's record.
@@ -224,6 +285,8 @@ enum Op {
     Login(String, u64),
     CreateChannel(ChannelRecord),
     Append(Event),
+    /// Wakes the writer after [`Store::close`] (it then ends).
+    Stop,
 }
 
 enum Out {
@@ -239,61 +302,471 @@ type Job = (Op, oneshot::Sender<Result<Out, StoreError>>);
 /// among them), before any write of the batch is acknowledged.
 pub(crate) type CommitHook = Box<dyn Fn(&[&Event]) + Send + Sync>;
 
+/// The database, shared by the handles, the readers and the writer; `None`
+/// once [`Store::close`] has closed it.
+struct Shared {
+    db: RwLock<Option<Database>>,
+    path: PathBuf,
+    /// The highest Lamport clock known to be stored (or to be stored at
+    /// close).
+    clock: AtomicU64,
+}
+
+impl Shared {
+    fn db(&self) -> RwLockReadGuard<'_, Option<Database>> {
+        self.db.read().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 /// A handle on the store; cheap to clone. The writer thread stops when the
-/// last handle is dropped.
+/// last handle is dropped or the store is closed.
 #[derive(Clone)]
 pub struct Store {
-    db: Arc<Database>,
+    shared: Arc<Shared>,
     writes: std::sync::mpsc::Sender<Job>,
-    commits: Arc<std::sync::atomic::AtomicU64>,
+    commits: Arc<AtomicU64>,
     hook: Arc<std::sync::OnceLock<CommitHook>>,
 }
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").finish_non_exhaustive()
+        f.debug_struct("Store")
+            .field("path", &self.shared.path)
+            .finish_non_exhaustive()
     }
+}
+
+/// What [`Store::check`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CheckReport {
+    /// The store's file.
+    pub path: PathBuf,
+    /// Whether redb had to repair the file on opening it (it was not closed
+    /// cleanly); the repair has been done.
+    pub repaired: bool,
+    /// Users stored.
+    pub users: u64,
+    /// Channels stored.
+    pub channels: u64,
+    /// Events in the log.
+    pub events: u64,
+    /// The last event's `seq` (0 when there is none).
+    pub last_seq: u64,
+    /// The highest Lamport clock stored.
+    pub clock: u64,
+}
+
+impl std::fmt::Display for CheckReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "OK: {}", self.path.display())?;
+        writeln!(
+            f,
+            "  users {}, channels {}, events {}, last seq {}, clock {}",
+            self.users, self.channels, self.events, self.last_seq, self.clock
+        )?;
+        let repair = if self.repaired {
+            "done (the store had not been closed cleanly)"
+        } else {
+            "not needed"
+        };
+        write!(f, "  repair: {repair}")
+    }
+}
+
+/// An opened database with what opening it learned.
+struct Opened {
+    db: Database,
+    next_seq: u64,
+    clock: u64,
+    repaired: bool,
+}
+
+thread_local! {
+    /// Set while this thread opens a store: a panic then is caught and
+    /// reported as [`StoreError::Damaged`], so the panic hook stays quiet.
+    static QUIET_PANICS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f`, catching a panic (redb panics on some damaged files) as its
+/// message; the panic hook prints nothing for it.
+fn catch_panics<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !QUIET_PANICS.with(std::cell::Cell::get) {
+                previous(info);
+            }
+        }));
+    });
+    let was = QUIET_PANICS.with(|q| q.replace(true));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    QUIET_PANICS.with(|q| q.set(was));
+    r.map_err(|payload| {
+        payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".to_owned())
+    })
+}
+
+/// Opens (creating when absent) the database at `path` and every table,
+/// refusing a damaged or empty file.
+fn open_db(path: &Path, integrity: bool) -> Result<Opened, StoreError> {
+    if let Some(dir) = path.parent() {
+        if !dir.as_os_str().is_empty() {
+            std::fs::create_dir_all(dir)?;
+        }
+    }
+    match std::fs::metadata(path) {
+        Ok(m) if m.len() == 0 => {
+            return Err(StoreError::Empty {
+                path: path.to_path_buf(),
+            })
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e.into()),
+    }
+    let damaged = |source: BoxError| StoreError::Damaged {
+        path: path.to_path_buf(),
+        source,
+    };
+    let repaired = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen = repaired.clone();
+    let opened = catch_panics(|| -> Result<Opened, StoreError> {
+        let mut db = Database::builder()
+            .set_repair_callback(move |_| seen.store(true, Ordering::Relaxed))
+            .create(path)
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse {
+                    path: path.to_path_buf(),
+                },
+                redb::DatabaseError::Storage(redb::StorageError::Io(io))
+                    if !matches!(
+                        io.kind(),
+                        std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::InvalidData
+                    ) =>
+                {
+                    StoreError::Io(io)
+                }
+                e => damaged(Box::new(e)),
+            })?;
+        if integrity && !db.check_integrity().map_err(|e| damaged(Box::new(e)))? {
+            repaired.store(true, Ordering::Relaxed);
+        }
+        let (next_seq, clock) = init_tables(&db).map_err(|e| match e {
+            StoreError::Db(source) | StoreError::Record(source) => damaged(source),
+            e => e,
+        })?;
+        Ok(Opened {
+            db,
+            next_seq,
+            clock,
+            repaired: repaired.load(Ordering::Relaxed),
+        })
+    });
+    match opened {
+        Ok(r) => r,
+        Err(panic) => Err(damaged(format!("redb failed reading it: {panic}").into())),
+    }
+}
+
+/// Creates every table (so that readers never find one missing); returns
+/// the next `seq` and the highest clock stored.
+fn init_tables(db: &Database) -> Result<(u64, u64), StoreError> {
+    let txn = db.begin_write().map_err(db_err)?;
+    let found = {
+        txn.open_table(USERS).map_err(db_err)?;
+        txn.open_table(CHANNEL_INDEX).map_err(db_err)?;
+        txn.open_table(USER_INDEX).map_err(db_err)?;
+        txn.open_table(CLIENT_IDS).map_err(db_err)?;
+        let channels = txn.open_table(CHANNELS).map_err(db_err)?;
+        let events = txn.open_table(EVENTS).map_err(db_err)?;
+        let mut meta = txn.open_table(META).map_err(db_err)?;
+        let last = events.last().map_err(db_err)?.map(|(k, _)| k.value());
+        let stored = meta.get(CLOCK_KEY).map_err(db_err)?.map(|v| v.value());
+        let clock = match stored {
+            Some(c) => c,
+            None => {
+                // A store of an earlier version: its highest clock, from
+                // the channels and the end of the log.
+                let mut c = 0;
+                for row in channels.iter().map_err(db_err)? {
+                    let (_, v) = row.map_err(db_err)?;
+                    let rec: ChannelRecord = serde_json::from_slice(v.value())?;
+                    c = c.max(rec.clock);
+                }
+                for row in events.iter().map_err(db_err)?.rev().take(CLOCK_SCAN) {
+                    let (_, v) = row.map_err(db_err)?;
+                    c = c.max(decode_event(v.value())?.clock);
+                }
+                meta.insert(CLOCK_KEY, c).map_err(db_err)?;
+                c
+            }
+        };
+        (last.unwrap_or(0) + 1, clock)
+    };
+    txn.commit().map_err(db_err)?;
+    Ok(found)
+}
+
+/// Copies every row of `def` from `src` into `dst`.
+fn copy_table<K: redb::Key + 'static, V: redb::Value + 'static>(
+    src: &redb::ReadTransaction,
+    dst: &redb::WriteTransaction,
+    def: TableDefinition<'static, K, V>,
+) -> Result<(), StoreError> {
+    let from = src.open_table(def).map_err(db_err)?;
+    let mut to = dst.open_table(def).map_err(db_err)?;
+    for row in from.iter().map_err(db_err)? {
+        let (k, v) = row.map_err(db_err)?;
+        to.insert(k.value(), v.value()).map_err(db_err)?;
+    }
+    Ok(())
+}
+
+/// Writes a copy of everything `src` holds into a new store at `dest`
+/// (which must not exist), from one read transaction. The copy is synced
+/// before this returns; a failed copy leaves no file behind.
+fn backup_into(src: &Database, dest: &Path) -> Result<(), StoreError> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(dest)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => StoreError::Exists {
+                path: dest.to_path_buf(),
+            },
+            _ => StoreError::Io(e),
+        })?;
+    let copy = || -> Result<(), StoreError> {
+        let out = Database::builder().create_file(file).map_err(db_err)?;
+        let read = src.begin_read().map_err(db_err)?;
+        let write = out.begin_write().map_err(db_err)?;
+        copy_table(&read, &write, USERS)?;
+        copy_table(&read, &write, CHANNELS)?;
+        copy_table(&read, &write, EVENTS)?;
+        copy_table(&read, &write, CHANNEL_INDEX)?;
+        copy_table(&read, &write, USER_INDEX)?;
+        copy_table(&read, &write, CLIENT_IDS)?;
+        copy_table(&read, &write, META)?;
+        write.commit().map_err(db_err)?;
+        Ok(())
+    };
+    let r = copy();
+    if r.is_err() {
+        let _ = std::fs::remove_file(dest);
+    }
+    r
 }
 
 impl Store {
     /// Opens (or creates) the store at `path` and starts its writer thread,
-    /// which commits at most `batch_max` writes per transaction.
+    /// which commits at most `batch_max` writes per transaction. A damaged
+    /// file is refused ([`StoreError::Damaged`]), as is an empty one
+    /// ([`StoreError::Empty`]).
     pub fn open(path: &Path, batch_max: usize) -> Result<Store, StoreError> {
-        if let Some(dir) = path.parent() {
-            if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir)?;
-            }
+        let opened = open_db(path, false)?;
+        if opened.repaired {
+            tracing::warn!(
+                path = %path.display(),
+                "chat store: repaired (it had not been closed cleanly)"
+            );
         }
-        let db = Arc::new(Database::create(path).map_err(db_err)?);
-        // Create every table, so that readers never find one missing.
-        let txn = db.begin_write().map_err(db_err)?;
-        let next_seq = {
-            txn.open_table(USERS).map_err(db_err)?;
-            txn.open_table(CHANNELS).map_err(db_err)?;
-            txn.open_table(CHANNEL_INDEX).map_err(db_err)?;
-            txn.open_table(USER_INDEX).map_err(db_err)?;
-            txn.open_table(CLIENT_IDS).map_err(db_err)?;
-            let events = txn.open_table(EVENTS).map_err(db_err)?;
-            let last = events.last().map_err(db_err)?.map(|(k, _)| k.value());
-            last.unwrap_or(0) + 1
-        };
-        txn.commit().map_err(db_err)?;
+        let shared = Arc::new(Shared {
+            db: RwLock::new(Some(opened.db)),
+            path: path.to_path_buf(),
+            clock: AtomicU64::new(opened.clock),
+        });
         let (tx, rx) = std::sync::mpsc::channel::<Job>();
-        let writer_db = db.clone();
+        let writer_shared = shared.clone();
         let batch_max = batch_max.max(1);
-        let commits = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let commits = Arc::new(AtomicU64::new(0));
         let counter = commits.clone();
         let hook = Arc::new(std::sync::OnceLock::new());
         let writer_hook = hook.clone();
+        let next_seq = opened.next_seq;
         std::thread::Builder::new()
             .name("chat-store-writer".into())
-            .spawn(move || writer(writer_db, rx, next_seq, batch_max, &counter, &writer_hook))?;
+            .spawn(move || {
+                writer(
+                    &writer_shared,
+                    rx,
+                    next_seq,
+                    batch_max,
+                    &counter,
+                    &writer_hook,
+                )
+            })?;
         Ok(Store {
-            db,
+            shared,
             writes: tx,
             commits,
             hook,
         })
+    }
+
+    /// Opens the store file at `path` (which must exist), checks redb's
+    /// integrity and reads every record; the store must not be in use. A
+    /// store that was not closed cleanly is repaired, as opening it for a
+    /// node would.
+    pub fn check(path: &Path) -> Result<CheckReport, StoreError> {
+        if !path.exists() {
+            return Err(StoreError::NotFound(format!(
+                "no chat store at {}",
+                path.display()
+            )));
+        }
+        let opened = open_db(path, true)?;
+        let damaged = |source: BoxError| StoreError::Damaged {
+            path: path.to_path_buf(),
+            source,
+        };
+        let counted = catch_panics(|| -> Result<(u64, u64, u64, u64), StoreError> {
+            let txn = opened.db.begin_read().map_err(db_err)?;
+            let mut users = 0;
+            for row in txn
+                .open_table(USERS)
+                .map_err(db_err)?
+                .iter()
+                .map_err(db_err)?
+            {
+                let (_, v) = row.map_err(db_err)?;
+                let _: UserRecord = serde_json::from_slice(v.value())?;
+                users += 1;
+            }
+            let mut channels = 0;
+            for row in txn
+                .open_table(CHANNELS)
+                .map_err(db_err)?
+                .iter()
+                .map_err(db_err)?
+            {
+                let (_, v) = row.map_err(db_err)?;
+                let _: ChannelRecord = serde_json::from_slice(v.value())?;
+                channels += 1;
+            }
+            let (mut events, mut last_seq) = (0, 0);
+            for row in txn
+                .open_table(EVENTS)
+                .map_err(db_err)?
+                .iter()
+                .map_err(db_err)?
+            {
+                let (k, v) = row.map_err(db_err)?;
+                decode_event(v.value())?;
+                events += 1;
+                last_seq = k.value();
+            }
+            for def in [CHANNEL_INDEX, USER_INDEX] {
+                for row in txn
+                    .open_table(def)
+                    .map_err(db_err)?
+                    .iter()
+                    .map_err(db_err)?
+                {
+                    row.map_err(db_err)?;
+                }
+            }
+            for row in txn
+                .open_table(CLIENT_IDS)
+                .map_err(db_err)?
+                .iter()
+                .map_err(db_err)?
+            {
+                row.map_err(db_err)?;
+            }
+            Ok((users, channels, events, last_seq))
+        });
+        let (users, channels, events, last_seq) = match counted {
+            Ok(Ok(c)) => c,
+            Ok(Err(StoreError::Db(e) | StoreError::Record(e))) => return Err(damaged(e)),
+            Ok(Err(e)) => return Err(e),
+            Err(panic) => return Err(damaged(format!("redb failed reading it: {panic}").into())),
+        };
+        Ok(CheckReport {
+            path: path.to_path_buf(),
+            repaired: opened.repaired,
+            users,
+            channels,
+            events,
+            last_seq,
+            clock: opened.clock,
+        })
+    }
+
+    /// Copies the store file at `path` (not in use) into a new store at
+    /// `dest` (see [`Store::backup`]).
+    pub fn backup_file(path: &Path, dest: &Path) -> Result<(), StoreError> {
+        if !path.exists() {
+            return Err(StoreError::NotFound(format!(
+                "no chat store at {}",
+                path.display()
+            )));
+        }
+        let opened = open_db(path, false)?;
+        backup_into(&opened.db, dest)
+    }
+
+    /// Copies this (open, possibly busy) store into a new store file at
+    /// `dest`, which must not exist ([`StoreError::Exists`]): every table
+    /// from one read transaction, so the copy is the state of one commit,
+    /// while writes go on. Runs on the blocking pool.
+    pub async fn backup(&self, dest: &Path) -> Result<(), StoreError> {
+        let shared = self.shared.clone();
+        let dest = dest.to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            let db = shared.db();
+            let db = db.as_ref().ok_or(StoreError::Closed)?;
+            backup_into(db, &dest)
+        })
+        .await
+        .map_err(|_| StoreError::Closed)?
+    }
+
+    /// The store's file.
+    pub fn path(&self) -> &Path {
+        &self.shared.path
+    }
+
+    /// The highest Lamport clock stored: the node's clock starts above it.
+    pub fn stored_clock(&self) -> u64 {
+        self.shared.clock.load(Ordering::SeqCst)
+    }
+
+    /// Closes the store: waits for the reads and the commit in progress,
+    /// records `clock` (the node's clock, when higher than the stored one)
+    /// and closes the file cleanly, so the next open needs no repair. Every
+    /// later operation fails with [`StoreError::Closed`]; closing twice does
+    /// nothing. Blocks: call it from the blocking pool or a plain thread.
+    pub fn close(&self, clock: u64) -> Result<(), StoreError> {
+        let mut guard = self.shared.db.write().unwrap_or_else(|p| p.into_inner());
+        let Some(db) = guard.take() else {
+            return Ok(());
+        };
+        let saved = (|| -> Result<(), StoreError> {
+            if clock > self.shared.clock.load(Ordering::SeqCst) {
+                let txn = db.begin_write().map_err(db_err)?;
+                {
+                    let mut meta = txn.open_table(META).map_err(db_err)?;
+                    let stored = meta.get(CLOCK_KEY).map_err(db_err)?.map(|v| v.value());
+                    meta.insert(CLOCK_KEY, stored.unwrap_or(0).max(clock))
+                        .map_err(db_err)?;
+                }
+                txn.commit().map_err(db_err)?;
+                self.shared.clock.fetch_max(clock, Ordering::SeqCst);
+            }
+            Ok(())
+        })();
+        drop(db);
+        // Wake the writer so that it sees the store closed and ends.
+        let (tx, _) = oneshot::channel();
+        let _ = self.writes.send((Op::Stop, tx));
+        saved
     }
 
     /// Sets the hook called after each commit with the events it stored
@@ -306,7 +779,7 @@ impl Store {
     /// Write transactions committed since the store was opened (one fsync
     /// each): with group commit, fewer than the writes under concurrency.
     pub fn commits(&self) -> u64 {
-        self.commits.load(std::sync::atomic::Ordering::Relaxed)
+        self.commits.load(Ordering::Relaxed)
     }
 
     async fn write(&self, op: Op) -> Result<Out, StoreError> {
@@ -315,7 +788,8 @@ impl Store {
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
-    /// Records a login of `user` at `ts` (creating the user on first login).
+    /// Records a login of `user` at `ts` (creating the user on first login;
+    /// [`StoreError::Conflict`] when a channel has that name).
     pub async fn login(&self, user: &str, ts: u64) -> Result<UserRecord, StoreError> {
         match self.write(Op::Login(user.to_owned(), ts)).await? {
             Out::User(u) => Ok(u),
@@ -323,7 +797,8 @@ impl Store {
         }
     }
 
-    /// Creates a channel; [`StoreError::Conflict`] if it exists.
+    /// Creates a channel; [`StoreError::Conflict`] if it exists, or if a
+    /// user has that name.
     pub async fn create_channel(&self, rec: ChannelRecord) -> Result<ChannelRecord, StoreError> {
         match self.write(Op::CreateChannel(rec)).await? {
             Out::Channel(c) => Ok(c),
@@ -347,13 +822,27 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&redb::ReadTransaction) -> Result<T, StoreError> + Send + 'static,
     {
-        let db = self.db.clone();
+        let shared = self.shared.clone();
         tokio::task::spawn_blocking(move || {
-            let txn = db.begin_read().map_err(db_err)?;
+            let db = shared.db();
+            let txn = db
+                .as_ref()
+                .ok_or(StoreError::Closed)?
+                .begin_read()
+                .map_err(db_err)?;
             f(&txn)
         })
         .await
         .map_err(|_| StoreError::Closed)?
+    }
+
+    #[cfg(test)]
+    fn begin_write(&self) -> redb::WriteTransaction {
+        let db = self.shared.db();
+        db.as_ref()
+            .expect("open")
+            .begin_write()
+            .expect("write transaction")
     }
 
     /// A user's record.
@@ -401,6 +890,58 @@ impl Store {
             let t = txn.open_table(CHANNELS).map_err(db_err)?;
             let mut out = Vec::new();
             for row in t.iter().map_err(db_err)? {
+                let (_, v) = row.map_err(db_err)?;
+                out.push(serde_json::from_slice(v.value())?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// A page of users by name: at most `limit`, after `after` when given.
+    pub async fn users_page(
+        &self,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<UserRecord>, StoreError> {
+        self.read(move |txn| {
+            let t = txn.open_table(USERS).map_err(db_err)?;
+            let rows = match &after {
+                Some(a) => t.range::<&str>((
+                    std::ops::Bound::Excluded(a.as_str()),
+                    std::ops::Bound::Unbounded,
+                )),
+                None => t.range::<&str>(..),
+            }
+            .map_err(db_err)?;
+            let mut out = Vec::new();
+            for row in rows.take(limit) {
+                let (_, v) = row.map_err(db_err)?;
+                out.push(serde_json::from_slice(v.value())?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// A page of channels by name: at most `limit`, after `after` when given.
+    pub async fn channels_page(
+        &self,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<ChannelRecord>, StoreError> {
+        self.read(move |txn| {
+            let t = txn.open_table(CHANNELS).map_err(db_err)?;
+            let rows = match &after {
+                Some(a) => t.range::<&str>((
+                    std::ops::Bound::Excluded(a.as_str()),
+                    std::ops::Bound::Unbounded,
+                )),
+                None => t.range::<&str>(..),
+            }
+            .map_err(db_err)?;
+            let mut out = Vec::new();
+            for row in rows.take(limit) {
                 let (_, v) = row.map_err(db_err)?;
                 out.push(serde_json::from_slice(v.value())?);
             }
@@ -507,11 +1048,11 @@ impl From<rmp_serde::decode::Error> for StoreError {
 
 /// The writer thread: batches of queued writes, one transaction each.
 fn writer(
-    db: Arc<Database>,
+    shared: &Shared,
     rx: std::sync::mpsc::Receiver<Job>,
     mut next_seq: u64,
     max: usize,
-    commits: &std::sync::atomic::AtomicU64,
+    commits: &AtomicU64,
     hook: &std::sync::OnceLock<CommitHook>,
 ) {
     while let Ok(first) = rx.recv() {
@@ -522,10 +1063,23 @@ fn writer(
                 Err(_) => break,
             }
         }
+        batch.retain(|(op, _)| !matches!(op, Op::Stop));
+        let db = shared.db();
+        let Some(db) = db.as_ref() else {
+            // Closed: refuse what is queued, and end.
+            for (_, reply) in batch {
+                let _ = reply.send(Err(StoreError::Closed));
+            }
+            return;
+        };
+        if batch.is_empty() {
+            continue;
+        }
         let start_seq = next_seq;
-        match apply(&db, &batch, &mut next_seq) {
-            Ok(results) => {
-                commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        match apply(db, &batch, &mut next_seq) {
+            Ok((results, clock)) => {
+                shared.clock.fetch_max(clock, Ordering::SeqCst);
+                commits.fetch_add(1, Ordering::Relaxed);
                 if let Some(hook) = hook.get() {
                     let stored: Vec<&Event> = results
                         .iter()
@@ -558,13 +1112,17 @@ fn writer(
     }
 }
 
+/// Applies a batch in one transaction; returns each write's result and
+/// the highest clock stored.
+#[allow(clippy::type_complexity)]
 fn apply(
     db: &Database,
     batch: &[Job],
     next_seq: &mut u64,
-) -> Result<Vec<Result<Out, StoreError>>, StoreError> {
+) -> Result<(Vec<Result<Out, StoreError>>, u64), StoreError> {
     let txn = db.begin_write().map_err(db_err)?;
     let mut results = Vec::with_capacity(batch.len());
+    let mut max_clock = 0;
     {
         let mut users = txn.open_table(USERS).map_err(db_err)?;
         let mut channels = txn.open_table(CHANNELS).map_err(db_err)?;
@@ -579,6 +1137,15 @@ fn apply(
                         Some(v) => Some(serde_json::from_slice::<UserRecord>(v.value())?),
                         None => None,
                     };
+                    let taken =
+                        old.is_none() && channels.get(user.as_str()).map_err(db_err)?.is_some();
+                    if taken {
+                        results.push(Err(StoreError::Conflict(format!(
+                            "{user:?} is a channel's name; a name is a user's or a channel's, \
+                             not both"
+                        ))));
+                        continue;
+                    }
                     let mut rec = match old {
                         Some(r) => r,
                         None => UserRecord {
@@ -608,7 +1175,13 @@ fn apply(
                             "channel {:?} already exists",
                             rec.channel
                         )))
+                    } else if users.get(rec.channel.as_str()).map_err(db_err)?.is_some() {
+                        Err(StoreError::Conflict(format!(
+                            "{:?} is a user's name; a name is a user's or a channel's, not both",
+                            rec.channel
+                        )))
                     } else {
+                        max_clock = max_clock.max(rec.clock);
                         let bytes = serde_json::to_vec(rec)?;
                         channels
                             .insert(rec.channel.as_str(), bytes.as_slice())
@@ -616,6 +1189,7 @@ fn apply(
                         Ok(Out::Channel(rec.clone()))
                     }
                 }
+                Op::Stop => Err(StoreError::Closed),
                 Op::Append(ev) => {
                     let dup = match &ev.client_id {
                         Some(id) => ids
@@ -648,6 +1222,7 @@ fn apply(
                             }))
                         } else {
                             let mut ev = ev.clone();
+                            max_clock = max_clock.max(ev.clock);
                             ev.seq = *next_seq;
                             *next_seq += 1;
                             let bytes = encode_event(&ev)?;
@@ -681,9 +1256,16 @@ fn apply(
             };
             results.push(r);
         }
+        if max_clock > 0 {
+            let mut meta = txn.open_table(META).map_err(db_err)?;
+            let stored = meta.get(CLOCK_KEY).map_err(db_err)?.map(|v| v.value());
+            if stored.is_none_or(|s| s < max_clock) {
+                meta.insert(CLOCK_KEY, max_clock).map_err(db_err)?;
+            }
+        }
     }
     txn.commit().map_err(db_err)?;
-    Ok(results)
+    Ok((results, max_clock))
 }
 
 #[cfg(test)]
@@ -734,7 +1316,7 @@ mod tests {
             .await
             .expect("b");
         {
-            let txn = store.db.begin_write().expect("txn");
+            let txn = store.begin_write();
             {
                 let mut idx = txn.open_table(CHANNEL_INDEX).expect("index");
                 idx.insert((name_key("a"), in_b.event.seq), ())
@@ -770,7 +1352,7 @@ mod tests {
         let mut old = publish("bob", "a", "stored before", Some("m1"));
         old.seq = new.seq + 1;
         {
-            let txn = store.db.begin_write().expect("txn");
+            let txn = store.begin_write();
             {
                 let mut events = txn.open_table(EVENTS).expect("events");
                 let json = serde_json::to_vec(&old).expect("json");
@@ -790,7 +1372,7 @@ mod tests {
                 < serde_json::to_vec(&new).expect("json").len()
         );
         {
-            let txn = store.db.begin_write().expect("txn");
+            let txn = store.begin_write();
             {
                 let mut events = txn.open_table(EVENTS).expect("events");
                 events.insert(new.seq, &[0xc1u8, 0xff][..]).expect("insert");
@@ -870,5 +1452,93 @@ mod tests {
         assert_eq!(again.event.seq, 501);
         let u = store.user("ann").await.expect("user").expect("ann");
         assert_eq!(u.logins, vec![5]);
+    }
+
+    /// A backup taken while writes go on is one commit's state: a store
+    /// that opens, whose events are a prefix of the log with their indexes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn backup_of_a_busy_store_is_consistent() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("chat.redb"), 8).expect("open");
+        add_channel(&store, "room").await;
+        let writer = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for i in 0..2000 {
+                    store
+                        .append(publish("ann", "room", &format!("m{i}"), None))
+                        .await
+                        .expect("append");
+                }
+            })
+        };
+        let dest = dir.path().join("copy.redb");
+        store.backup(&dest).await.expect("backup");
+        assert!(matches!(
+            store.backup(&dest).await,
+            Err(StoreError::Exists { .. })
+        ));
+        writer.await.expect("join");
+        let report = Store::check(&dest).expect("the copy checks");
+        assert!(!report.repaired);
+        assert_eq!(report.channels, 1);
+        let copy = Store::open(&dest, 8).expect("the copy opens");
+        let n = copy.event_count().await.expect("count");
+        let all = copy
+            .history(Scope::Channel("room".into()), None, 5000)
+            .await
+            .expect("history");
+        assert_eq!(all.len() as u64, n);
+        assert!(all.iter().enumerate().all(|(i, e)| e.seq == i as u64 + 1));
+        store.close(0).expect("close");
+        copy.close(0).expect("close");
+    }
+
+    /// A closed store refuses operations, records the clock it is given,
+    /// and reopens without repair above that clock.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn close_records_the_clock_and_reopens_clean() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("chat.redb");
+        let store = Store::open(&path, 8).expect("open");
+        add_channel(&store, "room").await;
+        let mut ev = publish("ann", "room", "x", None);
+        ev.clock = 40;
+        store.append(ev).await.expect("append");
+        assert_eq!(store.stored_clock(), 40);
+        store.close(77).expect("close");
+        store.close(90).expect("closing twice does nothing");
+        assert!(matches!(store.channels().await, Err(StoreError::Closed)));
+        assert!(matches!(store.login("x", 1).await, Err(StoreError::Closed)));
+        let report = Store::check(&path).expect("check");
+        assert!(!report.repaired);
+        assert_eq!((report.events, report.clock), (1, 77));
+        let again = Store::open(&path, 8).expect("reopen");
+        assert_eq!(again.stored_clock(), 77);
+        again.close(0).expect("close");
+    }
+
+    /// A user name and a channel name never coincide.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_name_is_a_users_or_a_channels() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("chat.redb"), 8).expect("open");
+        store.login("ann", 1).await.expect("login");
+        add_channel(&store, "room").await;
+        let squat = store
+            .create_channel(ChannelRecord {
+                channel: "ann".into(),
+                creator: None,
+                created: 1,
+                clock: 1,
+            })
+            .await;
+        assert!(matches!(squat, Err(StoreError::Conflict(_))));
+        assert!(matches!(
+            store.login("room", 2).await,
+            Err(StoreError::Conflict(_))
+        ));
+        store.login("ann", 3).await.expect("ann again");
+        store.close(0).expect("close");
     }
 }
