@@ -5,13 +5,12 @@ use super::error::SupervisorError;
 use super::exit::SHUTDOWN;
 use super::hook::RestartHook;
 use super::server::{
-    Args, ChildCounts, ChildInfo, ChildRef, ChildState, Description, DynamicArgs, SupervisorActor,
+    Args, ChildCounts, ChildInfo, ChildRef, Description, DynamicArgs, SupervisorActor,
     SupervisorMsg,
 };
 use super::spec::{
     ChildKind, ChildSpec, Restart, Shutdown, StartFuture, Started, SupervisorFlags, SupervisorSpec,
 };
-use super::tree::{self, SupervisionTree};
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SpawnErr};
 use std::future::Future;
@@ -72,12 +71,6 @@ impl Core {
             Ok(CallResult::Success(v)) => Ok(v),
             _ => Err(SupervisorError::NoProc),
         }
-    }
-
-    /// The tree below this supervisor, rooted at its name.
-    async fn tree(&self) -> Result<SupervisionTree, SupervisorError> {
-        let root = Supervisor { core: self.clone() };
-        tree::snapshot(&root, None, ChildState::Running(self.0.get_cell())).await
     }
 
     async fn stop(&self) {
@@ -212,13 +205,6 @@ impl Supervisor {
         self.core
             .call(|r| SupervisorMsg::GetChildSpec(ChildRef::Id(id), r))
             .await?
-    }
-
-    /// A snapshot of the tree below this supervisor (itself, its children,
-    /// theirs, ...), drawn by its `Display`; dynamic supervisors' children
-    /// are counted, not listed. See [`SupervisionTree`].
-    pub async fn tree(&self) -> Result<SupervisionTree, SupervisorError> {
-        self.core.tree().await
     }
 
     pub(crate) async fn describe(&self) -> Result<Description, SupervisorError> {
@@ -471,6 +457,15 @@ pub struct DynamicSupervisor<A> {
     _args: PhantomData<fn(A)>,
 }
 
+impl<A> DynamicSupervisor<A> {
+    /// The same supervisor, through the calls every supervisor answers.
+    pub(super) fn as_supervisor(&self) -> Supervisor {
+        Supervisor {
+            core: self.core.clone(),
+        }
+    }
+}
+
 impl<A> Clone for DynamicSupervisor<A> {
     fn clone(&self) -> Self {
         DynamicSupervisor {
@@ -560,12 +555,6 @@ impl<A: Clone + Send + Sync + 'static> DynamicSupervisor<A> {
     /// Counts (specs is 1: the template).
     pub async fn count_children(&self) -> Result<ChildCounts, SupervisorError> {
         self.core.call(SupervisorMsg::CountChildren).await
-    }
-
-    /// A snapshot of this supervisor as a tree: its template and how many
-    /// children it has (see [`Supervisor::tree`]).
-    pub async fn tree(&self) -> Result<SupervisionTree, SupervisorError> {
-        self.core.tree().await
     }
 
     /// Stops every child concurrently, then the supervisor.

@@ -22,7 +22,7 @@
 //! supervisor saw.
 
 use super::error::SupervisorError;
-use super::handle::Supervisor;
+use super::handle::{DynamicSupervisor, Supervisor};
 use super::server::{ChildState, Description};
 use super::spec::{ChildKind, Strategy};
 use std::fmt;
@@ -200,6 +200,24 @@ impl fmt::Display for SupervisionTree {
         self.label(f)?;
         f.write_str("\n")?;
         self.draw(f, "")
+    }
+}
+
+impl Supervisor {
+    /// A snapshot of the tree below this supervisor (itself, its children,
+    /// theirs, ...), drawn by its `Display`; dynamic supervisors' children
+    /// are counted, not listed. See [`SupervisionTree`].
+    pub async fn tree(&self) -> Result<SupervisionTree, SupervisorError> {
+        snapshot(self, None, ChildState::Running(self.cell())).await
+    }
+}
+
+impl<A> DynamicSupervisor<A> {
+    /// A snapshot of this supervisor as a tree: its template and how many
+    /// children it has (see [`Supervisor::tree`]).
+    pub async fn tree(&self) -> Result<SupervisionTree, SupervisorError> {
+        let sup = self.as_supervisor();
+        snapshot(&sup, None, ChildState::Running(sup.cell())).await
     }
 }
 
