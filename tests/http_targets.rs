@@ -58,7 +58,11 @@ async fn malformed_requests_get_400() {
         }
         // Still fine: HTTP/1.0 without Host, the absolute form, OPTIONS *.
         for (what, request, status) in [
-            ("HTTP/1.0 without Host", "GET /small.txt HTTP/1.0\r\n\r\n", 200),
+            (
+                "HTTP/1.0 without Host",
+                "GET /small.txt HTTP/1.0\r\n\r\n",
+                200,
+            ),
             (
                 "absolute form",
                 "GET http://x/small.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",

@@ -14,7 +14,9 @@
 //! tick later (a tick is a quarter of the shortest limit).
 //!
 //! The same watcher closes a keep-alive connection on which no request has
-//! started for the idle timeout.
+//! started for the idle timeout, and a connection on which no request at all
+//! has started within the header read timeout (a client that connects and
+//! sends nothing, or only an HTTP/2 preface, whatever the idle timeout).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -95,12 +97,18 @@ pub(crate) fn tick(header_read: Duration, idle: Option<Duration>) -> Duration {
 
 /// Wakes its task every `tick` (so that hyper polls its [`HeadTimer`]
 /// sleeps), and resolves once no request has started for `idle` (never if
-/// `None`). A request in progress is let finish by hyper's graceful
-/// shutdown.
-pub(crate) async fn watch(tick: Duration, idle: Option<Duration>, activity: &Activity) {
+/// `None`), or when none has started at all within `first`. A request in
+/// progress is let finish by hyper's graceful shutdown.
+pub(crate) async fn watch(
+    tick: Duration,
+    first: Duration,
+    idle: Option<Duration>,
+    activity: &Activity,
+) {
     use tokio::time::Instant;
     let mut seen = activity.count();
     let mut since = Instant::now();
+    let opened = since;
     let sleep = tokio::time::sleep(tick);
     tokio::pin!(sleep);
     loop {
@@ -109,7 +117,9 @@ pub(crate) async fn watch(tick: Duration, idle: Option<Duration>, activity: &Act
         let count = activity.count();
         if count != seen {
             (seen, since) = (count, now);
-        } else if idle.is_some_and(|idle| now.duration_since(since) >= idle) {
+        } else if idle.is_some_and(|idle| now.duration_since(since) >= idle)
+            || (count == 0 && now.duration_since(opened) >= first)
+        {
             return;
         }
         sleep.as_mut().reset(now + tick);
@@ -151,7 +161,7 @@ mod tests {
         let activity = Activity::default();
         let idle = Duration::from_millis(400);
         let tick = tick(Duration::from_millis(200), Some(idle));
-        let watcher = watch(tick, Some(idle), &activity);
+        let watcher = watch(tick, Duration::from_secs(3600), Some(idle), &activity);
         tokio::pin!(watcher);
         // A request every 250 ms keeps it open (each gap is under 400 ms).
         for _ in 0..4 {
@@ -165,5 +175,18 @@ mod tests {
         let waited = quiet.elapsed();
         // At most a tick late, plus what a loaded machine adds.
         assert!(waited >= idle && waited <= idle * 3, "{waited:?}");
+    }
+
+    #[tokio::test]
+    async fn watch_resolves_when_no_request_ever_starts() {
+        let activity = Activity::default();
+        let first = Duration::from_millis(100);
+        // No idle timeout: only the first request's deadline ends it.
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            watch(tick(first, None), first, None, &activity),
+        )
+        .await
+        .expect("a connection without any request was kept");
     }
 }

@@ -123,7 +123,8 @@ impl HttpSettings {
 
     /// The write-stall timeout, or `None` when it is 0 (never).
     pub fn write_stall_timeout(&self) -> Option<Duration> {
-        (self.write_stall_timeout_ms > 0).then(|| Duration::from_millis(self.write_stall_timeout_ms))
+        (self.write_stall_timeout_ms > 0)
+            .then(|| Duration::from_millis(self.write_stall_timeout_ms))
     }
 
     /// [`HttpSettings::close_grace_ms`] as a duration.
@@ -133,7 +134,8 @@ impl HttpSettings {
 
     /// The keep-alive ping interval, or `None` when it is 0 (never).
     pub fn keep_alive_interval(&self) -> Option<Duration> {
-        (self.keep_alive_interval_ms > 0).then(|| Duration::from_millis(self.keep_alive_interval_ms))
+        (self.keep_alive_interval_ms > 0)
+            .then(|| Duration::from_millis(self.keep_alive_interval_ms))
     }
 
     /// [`HttpSettings::keep_alive_timeout_ms`] as a duration.

@@ -67,7 +67,11 @@ impl<I> StallGuard<I> {
         ))
     }
 
-    fn check<T>(&mut self, polled: Poll<io::Result<T>>, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
+    fn check<T>(
+        &mut self,
+        polled: Poll<io::Result<T>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<T>> {
         match polled {
             Poll::Pending => self.waiting(cx).map(Err),
             done => {
