@@ -359,3 +359,36 @@ async fn a_silent_connection_is_closed_without_an_idle_timeout() {
     })
     .await;
 }
+
+/// A response still being read when the idle timeout passes is not cut by
+/// the close grace: a request in progress keeps its connection from idling.
+#[tokio::test]
+async fn a_slow_download_outlives_the_idle_timeout() {
+    guarded(async {
+        let site = Site::new();
+        let size = 8 << 20;
+        std::fs::write(site.root.join("large.bin"), vec![7u8; size]).expect("write");
+        let mut cfg = config(&site.root);
+        cfg.http.idle_timeout_ms = 200;
+        cfg.http.close_grace_ms = 200;
+        let (node, addr) = start(Node::builder(cfg)).await;
+        let mut s = TcpStream::connect(addr).await.expect("connects");
+        s.write_all(b"GET /large.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .expect("writes");
+        // Read slowly, steadily: a few times the idle timeout and the grace.
+        let mut got = 0usize;
+        let mut buf = vec![0u8; 64 * 1024];
+        while got < size {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got += n,
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        // The head and the whole body.
+        assert!(got > size, "cut after {got} bytes");
+        node.shutdown().await;
+    })
+    .await;
+}

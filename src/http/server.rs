@@ -234,14 +234,16 @@ impl Inner {
         let inner = self.clone();
         let upgrades = ws::Upgrades::new(self.keep_alive);
         let upgrading = upgrades.clone();
-        let service =
-            hyper::service::service_fn(move |mut req: Request<Incoming>| -> ServiceFuture {
-                let nth = seen.touch();
-                if req.headers().contains_key(hyper::header::UPGRADE) {
-                    req.extensions_mut().insert(upgrading.clone());
-                }
-                inner.call(req, nth)
-            });
+        let service = hyper::service::service_fn(move |mut req: Request<Incoming>| -> Answer {
+            let (request, nth) = deadline::InProgress::start(&seen);
+            if req.headers().contains_key(hyper::header::UPGRADE) {
+                req.extensions_mut().insert(upgrading.clone());
+            }
+            Answer {
+                future: inner.call(req, nth),
+                request: Some(request),
+            }
+        });
         let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
         builder
             .http1()
@@ -364,6 +366,32 @@ fn malformed<B>(req: &Request<B>) -> Option<&'static str> {
         }
     }
     None
+}
+
+/// A [`ServiceFuture`] whose response keeps its request in progress until
+/// its body is dropped (see [`deadline::InProgress`]).
+struct Answer {
+    future: ServiceFuture,
+    request: Option<deadline::InProgress>,
+}
+
+impl std::future::Future for Answer {
+    type Output = Result<Response<deadline::TrackedBody>, Infallible>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let this = self.get_mut();
+        let Ok(resp) = std::task::ready!(std::pin::Pin::new(&mut this.future).poll(cx));
+        let request = this
+            .request
+            .take()
+            .expect("an answer is not polled after it is ready");
+        std::task::Poll::Ready(Ok(
+            resp.map(|body| deadline::TrackedBody::new(body, request))
+        ))
+    }
 }
 
 /// The service's answer to a request: ready at once, or a boxed
