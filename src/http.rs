@@ -12,8 +12,13 @@
 //! Last-Modified, Range / 206 / 416, HEAD, gzip with `Vary`, index.html).
 //!
 //! Limits (from `[http]`): header read timeout (a slowloris client is cut
-//! off), idle keep-alive timeout, max requests per connection, max header
-//! size (431), max URI length (414), max body size (413). Every response
+//! off; a connection on which no request starts within it is closed), idle
+//! keep-alive timeout, a write-stall timeout (a peer that stops reading is
+//! cut), a close grace (a closing connection is cut after it, whatever the
+//! peer does), HTTP/2 keep-alive pings, max requests per connection, max
+//! header size (431), max URI length (414), max body size (413). A request
+//! target that is not origin or absolute form, and an HTTP/1.1 request
+//! without exactly one Host header, get 400. Every response
 //! carries `Date` and `Server`; requests are counted by status class with
 //! their latency (`corral_http_requests_total`,
 //! `corral_http_request_duration_seconds`).
@@ -42,6 +47,7 @@ mod routes;
 mod server;
 mod settings;
 mod spec;
+mod stall;
 mod ws;
 
 pub use cache::{CacheSettings, FileCache};

@@ -261,3 +261,134 @@ async fn idle_keep_alive_connection_is_closed() {
     })
     .await;
 }
+
+/// The listener's open connections, as `/health` reports them (the request
+/// asking is one of them).
+async fn connections(addr: std::net::SocketAddr) -> u64 {
+    let resp = raw(
+        addr,
+        b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    let body = resp.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(body).expect("health JSON");
+    v["listeners"]["http"]["connections"]
+        .as_u64()
+        .expect("a count")
+}
+
+/// An HTTP/1 client that asks for a large file and never reads it is cut
+/// after the write-stall timeout, instead of holding its connection.
+#[tokio::test]
+async fn a_client_that_never_reads_a_response_is_cut() {
+    guarded(async {
+        let site = Site::new();
+        // Far more than the sockets' buffers hold.
+        std::fs::write(site.root.join("huge.bin"), vec![7u8; 48 << 20]).expect("write");
+        let mut cfg = config(&site.root);
+        // Neither the idle timeout nor anything else closes it.
+        cfg.http.idle_timeout_ms = 0;
+        cfg.http.write_stall_timeout_ms = 300;
+        let (node, addr) = start(Node::builder(cfg)).await;
+        let mut s = TcpStream::connect(addr).await.expect("connects");
+        s.write_all(b"GET /huge.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .expect("writes");
+        // Never read: the server must close it (then only the asker is left).
+        let gone = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+            while connections(addr).await > 1 {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        })
+        .await;
+        assert!(gone.is_ok(), "a client that never reads is still connected");
+        drop(s);
+        node.shutdown().await;
+    })
+    .await;
+}
+
+/// HTTP/2 (h2c) clients that complete the handshake and then never read
+/// nor answer anything are closed (the idle timeout's GOAWAY is not waited
+/// on for ever), so they cannot lock other clients out of a listener at
+/// its max_connections.
+#[tokio::test]
+async fn silent_h2c_clients_do_not_hold_max_connections() {
+    guarded(async {
+        let site = Site::new();
+        let mut cfg = config(&site.root);
+        cfg.listeners[0].max_connections = 3;
+        cfg.http.idle_timeout_ms = 300;
+        cfg.http.close_grace_ms = 500;
+        let (node, addr) = start(Node::builder(cfg)).await;
+        let mut silent = Vec::new();
+        for _ in 0..3 {
+            let tcp = TcpStream::connect(addr).await.expect("connects");
+            // The preface and SETTINGS are sent; the connection half is
+            // never polled, so nothing more is read or answered.
+            let (send, conn) = h2::client::handshake(tcp).await.expect("h2 handshake");
+            silent.push((send, conn));
+        }
+        let r = tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            client().get(url(addr, "/small.txt")).send(),
+        )
+        .await
+        .expect("a client was locked out by silent h2c connections")
+        .expect("get");
+        assert_eq!(r.status(), reqwest::StatusCode::OK);
+        drop(silent);
+        node.shutdown().await;
+    })
+    .await;
+}
+
+/// A client that connects and sends nothing is closed after the header read
+/// timeout even when the idle timeout is off.
+#[tokio::test]
+async fn a_silent_connection_is_closed_without_an_idle_timeout() {
+    guarded(async {
+        let site = Site::new();
+        let mut cfg = config(&site.root);
+        cfg.http.idle_timeout_ms = 0;
+        cfg.http.header_read_timeout_ms = 300;
+        let (node, addr) = start(Node::builder(cfg)).await;
+        let mut s = TcpStream::connect(addr).await.expect("connects");
+        assert!(closed_by_server(&mut s).await);
+        node.shutdown().await;
+    })
+    .await;
+}
+
+/// A response still being read when the idle timeout passes is not cut by
+/// the close grace: a request in progress keeps its connection from idling.
+#[tokio::test]
+async fn a_slow_download_outlives_the_idle_timeout() {
+    guarded(async {
+        let site = Site::new();
+        let size = 8 << 20;
+        std::fs::write(site.root.join("large.bin"), vec![7u8; size]).expect("write");
+        let mut cfg = config(&site.root);
+        cfg.http.idle_timeout_ms = 200;
+        cfg.http.close_grace_ms = 200;
+        let (node, addr) = start(Node::builder(cfg)).await;
+        let mut s = TcpStream::connect(addr).await.expect("connects");
+        s.write_all(b"GET /large.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .expect("writes");
+        // Read slowly, steadily: a few times the idle timeout and the grace.
+        let mut got = 0usize;
+        let mut buf = vec![0u8; 64 * 1024];
+        while got < size {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got += n,
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        // The head and the whole body.
+        assert!(got > size, "cut after {got} bytes");
+        node.shutdown().await;
+    })
+    .await;
+}

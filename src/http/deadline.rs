@@ -14,11 +14,15 @@
 //! tick later (a tick is a quarter of the shortest limit).
 //!
 //! The same watcher closes a keep-alive connection on which no request has
-//! started for the idle timeout.
+//! started for the idle timeout, and a connection on which no request at all
+//! has started within the header read timeout (a client that connects and
+//! sends nothing, or only an HTTP/2 preface, whatever the idle timeout).
 
+use super::{Body, BoxError};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -68,10 +72,12 @@ impl Future for HeadSleep {
 
 impl hyper::rt::Sleep for HeadSleep {}
 
-/// How many requests a connection has started.
+/// How many requests a connection has started, and finished (their
+/// response written, or given up).
 #[derive(Debug, Default)]
 pub(crate) struct Activity {
     requests: AtomicU64,
+    finished: AtomicU64,
 }
 
 impl Activity {
@@ -82,6 +88,67 @@ impl Activity {
 
     fn count(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
+    }
+
+    /// True while a request is in progress (its response not yet written).
+    fn busy(&self) -> bool {
+        self.finished.load(Ordering::Relaxed) != self.count()
+    }
+}
+
+/// A request in progress on a connection: counted finished when dropped
+/// (with its response's body, once hyper has written it or given up).
+#[derive(Debug)]
+pub(crate) struct InProgress(Arc<Activity>);
+
+impl InProgress {
+    /// Counts a request of `activity` started; returns it and its number
+    /// on the connection (from 1).
+    pub(crate) fn start(activity: &Arc<Activity>) -> (Self, u64) {
+        let nth = activity.touch();
+        (InProgress(activity.clone()), nth)
+    }
+}
+
+impl Drop for InProgress {
+    fn drop(&mut self) {
+        self.0.finished.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A response body that keeps its request [`InProgress`] until it is
+/// dropped.
+pub(crate) struct TrackedBody {
+    body: Body,
+    _request: InProgress,
+}
+
+impl TrackedBody {
+    pub(crate) fn new(body: Body, request: InProgress) -> Self {
+        TrackedBody {
+            body,
+            _request: request,
+        }
+    }
+}
+
+impl hyper::body::Body for TrackedBody {
+    type Data = bytes::Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
     }
 }
 
@@ -95,21 +162,30 @@ pub(crate) fn tick(header_read: Duration, idle: Option<Duration>) -> Duration {
 
 /// Wakes its task every `tick` (so that hyper polls its [`HeadTimer`]
 /// sleeps), and resolves once no request has started for `idle` (never if
-/// `None`). A request in progress is let finish by hyper's graceful
-/// shutdown.
-pub(crate) async fn watch(tick: Duration, idle: Option<Duration>, activity: &Activity) {
+/// `None`), or when none has started at all within `first`. A connection
+/// with a request in progress (its response not fully written) is not
+/// idle.
+pub(crate) async fn watch(
+    tick: Duration,
+    first: Duration,
+    idle: Option<Duration>,
+    activity: &Activity,
+) {
     use tokio::time::Instant;
     let mut seen = activity.count();
     let mut since = Instant::now();
+    let opened = since;
     let sleep = tokio::time::sleep(tick);
     tokio::pin!(sleep);
     loop {
         sleep.as_mut().await;
         let now = Instant::now();
         let count = activity.count();
-        if count != seen {
+        if count != seen || activity.busy() {
             (seen, since) = (count, now);
-        } else if idle.is_some_and(|idle| now.duration_since(since) >= idle) {
+        } else if idle.is_some_and(|idle| now.duration_since(since) >= idle)
+            || (count == 0 && now.duration_since(opened) >= first)
+        {
             return;
         }
         sleep.as_mut().reset(now + tick);
@@ -151,7 +227,7 @@ mod tests {
         let activity = Activity::default();
         let idle = Duration::from_millis(400);
         let tick = tick(Duration::from_millis(200), Some(idle));
-        let watcher = watch(tick, Some(idle), &activity);
+        let watcher = watch(tick, Duration::from_secs(3600), Some(idle), &activity);
         tokio::pin!(watcher);
         // A request every 250 ms keeps it open (each gap is under 400 ms).
         for _ in 0..4 {
@@ -165,5 +241,18 @@ mod tests {
         let waited = quiet.elapsed();
         // At most a tick late, plus what a loaded machine adds.
         assert!(waited >= idle && waited <= idle * 3, "{waited:?}");
+    }
+
+    #[tokio::test]
+    async fn watch_resolves_when_no_request_ever_starts() {
+        let activity = Activity::default();
+        let first = Duration::from_millis(100);
+        // No idle timeout: only the first request's deadline ends it.
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            watch(tick(first, None), first, None, &activity),
+        )
+        .await
+        .expect("a connection without any request was kept");
     }
 }

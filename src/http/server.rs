@@ -5,6 +5,7 @@ use super::deadline;
 use super::files::StaticFiles;
 use super::own_wake::OnOwnWake;
 use super::routes::HandlerFuture;
+use super::stall::{self, StallGuard};
 use super::ws;
 use super::{full, Body, Routes};
 use crate::listener::{Connection, ListenerHandle, Protocol};
@@ -36,6 +37,9 @@ pub(super) struct Inner {
     pub(super) max_uri_bytes: usize,
     pub(super) max_body_bytes: u64,
     pub(super) max_requests: u64,
+    pub(super) write_stall: Option<Duration>,
+    pub(super) close_grace: Duration,
+    pub(super) keep_alive: ws::KeepAlive,
     pub(super) routes: Routes,
     pub(super) files: Option<StaticFiles>,
     /// The request counter and latency histogram of each status class,
@@ -120,6 +124,9 @@ impl Inner {
         req: Request<Incoming>,
         start: Instant,
     ) -> Result<Response<Body>, HandlerFuture> {
+        if let Some(refusal) = malformed(&req) {
+            return Ok(plain(StatusCode::BAD_REQUEST, refusal));
+        }
         let uri_len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
         if uri_len > self.max_uri_bytes {
             return Ok(plain(StatusCode::URI_TOO_LONG, "URI too long\n"));
@@ -225,16 +232,18 @@ impl Inner {
         let activity = Arc::new(deadline::Activity::default());
         let seen = activity.clone();
         let inner = self.clone();
-        let upgrades = ws::Upgrades::default();
+        let upgrades = ws::Upgrades::new(self.keep_alive);
         let upgrading = upgrades.clone();
-        let service =
-            hyper::service::service_fn(move |mut req: Request<Incoming>| -> ServiceFuture {
-                let nth = seen.touch();
-                if req.headers().contains_key(hyper::header::UPGRADE) {
-                    req.extensions_mut().insert(upgrading.clone());
-                }
-                inner.call(req, nth)
-            });
+        let service = hyper::service::service_fn(move |mut req: Request<Incoming>| -> Answer {
+            let (request, nth) = deadline::InProgress::start(&seen);
+            if req.headers().contains_key(hyper::header::UPGRADE) {
+                req.extensions_mut().insert(upgrading.clone());
+            }
+            Answer {
+                future: inner.call(req, nth),
+                request: Some(request),
+            }
+        });
         let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
         builder
             .http1()
@@ -245,30 +254,62 @@ impl Inner {
         builder
             .http2()
             .timer(TokioTimer::new())
-            .max_header_list_size(u32::try_from(self.max_header_bytes).unwrap_or(u32::MAX));
+            .max_header_list_size(u32::try_from(self.max_header_bytes).unwrap_or(u32::MAX))
+            .keep_alive_interval(self.keep_alive.interval)
+            .keep_alive_timeout(self.keep_alive.timeout);
+        let io = StallGuard::new(io, self.write_stall);
         let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
         tokio::pin!(conn);
         // The watcher's ticks also keep the HeadTimer's sleeps polled. Both
         // side futures are polled only when they wake the task themselves.
         let tick = deadline::tick(self.header_read_timeout, self.idle_timeout);
         let drained = std::pin::pin!(draining.cancelled());
-        let watcher = std::pin::pin!(deadline::watch(tick, self.idle_timeout, &activity));
+        let watcher = std::pin::pin!(deadline::watch(
+            tick,
+            self.header_read_timeout,
+            self.idle_timeout,
+            &activity
+        ));
         let (drained, watcher) = (OnOwnWake::new(drained), OnOwnWake::new(watcher));
         let served = tokio::select! {
             r = conn.as_mut() => r,
             _ = drained => {
                 conn.as_mut().graceful_shutdown();
-                conn.await
+                self.within_grace(conn).await
             }
             _ = watcher => {
                 conn.as_mut().graceful_shutdown();
-                conn.await
+                self.within_grace(conn).await
             }
         };
         // A connection upgraded to a WebSocket is served until that closes.
         upgrades.finish(&draining).await;
-        served?;
-        Ok(())
+        match served {
+            // A peer that stopped reading, or answered no keep-alive ping:
+            // cut, as it should be.
+            Err(e) if stall::is_timeout(&*e) => {
+                tracing::debug!(error = %e, "HTTP connection cut");
+                Ok(())
+            }
+            Err(e) => Err(e),
+            Ok(()) => Ok(()),
+        }
+    }
+
+    /// Lets a connection that has started closing finish for at most
+    /// `close_grace`, then drops it (an HTTP/2 peer that answers neither the
+    /// GOAWAY's ping nor anything else is not waited on for ever).
+    async fn within_grace<F, E>(&self, conn: F) -> Result<(), E>
+    where
+        F: std::future::Future<Output = Result<(), E>>,
+    {
+        match tokio::time::timeout(self.close_grace, conn).await {
+            Ok(r) => r,
+            Err(_) => {
+                tracing::debug!(grace = ?self.close_grace, "HTTP connection cut after its close grace");
+                Ok(())
+            }
+        }
     }
 }
 
@@ -310,6 +351,63 @@ impl Protocol for HttpProtocol {
             }
         }
         .await
+    }
+}
+
+/// Why `req` is refused with 400, if it is: a request target that is
+/// neither origin form (`/path`) nor absolute form (`http://host/path`),
+/// except the authority form of CONNECT and `*` of OPTIONS; an HTTP/1.1
+/// request without exactly one Host header, or an HTTP/1.0 one with more
+/// than one (RFC 9112 §3.2, §3.2.3).
+fn malformed<B>(req: &Request<B>) -> Option<&'static str> {
+    let uri = req.uri();
+    let method = req.method();
+    if method == Method::CONNECT {
+        // hyper serves no CONNECT here; whatever its target, no route
+        // answers it with a 5xx.
+    } else if uri.scheme().is_none() {
+        let path = uri.path();
+        let asterisk = path == "*" && method == Method::OPTIONS;
+        if uri.authority().is_some() || !(path.starts_with('/') || asterisk) {
+            return Some("bad request target\n");
+        }
+    }
+    if req.version() <= Version::HTTP_11 {
+        let mut hosts = req.headers().get_all(hyper::header::HOST).iter();
+        match (hosts.next(), hosts.next()) {
+            (_, Some(_)) => return Some("more than one Host header\n"),
+            (None, None) if req.version() == Version::HTTP_11 => {
+                return Some("missing Host header\n")
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// A [`ServiceFuture`] whose response keeps its request in progress until
+/// its body is dropped (see [`deadline::InProgress`]).
+struct Answer {
+    future: ServiceFuture,
+    request: Option<deadline::InProgress>,
+}
+
+impl std::future::Future for Answer {
+    type Output = Result<Response<deadline::TrackedBody>, Infallible>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let this = self.get_mut();
+        let Ok(resp) = std::task::ready!(std::pin::Pin::new(&mut this.future).poll(cx));
+        let request = this
+            .request
+            .take()
+            .expect("an answer is not polled after it is ready");
+        std::task::Poll::Ready(Ok(
+            resp.map(|body| deadline::TrackedBody::new(body, request))
+        ))
     }
 }
 

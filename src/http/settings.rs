@@ -28,6 +28,23 @@ pub struct HttpSettings {
     /// Most requests served on one HTTP/1.1 connection; the last response
     /// says `Connection: close`. 0 = no limit. Default 1000.
     pub max_requests_per_connection: u64,
+    /// Cut a connection (HTTP/1, HTTP/2 or an upgraded WebSocket) whose peer
+    /// has not taken any of what the node writes for this long, in ms: a
+    /// client that stops reading does not hold its connection (and its
+    /// place under `max_connections`) for ever. 0 = never. Default 30000.
+    pub write_stall_timeout_ms: u64,
+    /// Once a connection starts closing (the idle timeout, or the
+    /// listener's drain), how long it has to finish, in ms, before it is cut:
+    /// the requests in progress and an HTTP/2 peer's answer to the GOAWAY.
+    /// Must be at least 1. Default 10000.
+    pub close_grace_ms: u64,
+    /// Ping an HTTP/2 connection or a WebSocket after this long without a
+    /// frame from the peer, in ms; 0 = never ping. Default 30000.
+    pub keep_alive_interval_ms: u64,
+    /// Close an HTTP/2 connection or a WebSocket whose peer has not
+    /// answered a ping (nor sent anything else) within this long, in ms.
+    /// Must be at least 1. Default 20000.
+    pub keep_alive_timeout_ms: u64,
     /// Directory of the static files; a missing directory serves 404s.
     /// Default `"./public"`.
     pub docroot: PathBuf,
@@ -50,6 +67,10 @@ impl Default for HttpSettings {
             max_uri_bytes: 8_192,
             max_body_bytes: 1 << 20,
             max_requests_per_connection: 1_000,
+            write_stall_timeout_ms: 30_000,
+            close_grace_ms: 10_000,
+            keep_alive_interval_ms: 30_000,
+            keep_alive_timeout_ms: 20_000,
             docroot: PathBuf::from("./public"),
             tls_cert: None,
             tls_key: None,
@@ -66,6 +87,12 @@ impl HttpSettings {
         }
         if self.header_read_timeout_ms == 0 {
             return bad("header_read_timeout_ms", "must be at least 1");
+        }
+        if self.close_grace_ms == 0 {
+            return bad("close_grace_ms", "must be at least 1");
+        }
+        if self.keep_alive_timeout_ms == 0 {
+            return bad("keep_alive_timeout_ms", "must be at least 1");
         }
         if self.max_header_bytes < 256 {
             return bad("max_header_bytes", "must be at least 256");
@@ -92,5 +119,27 @@ impl HttpSettings {
     /// The idle timeout, or `None` when it is 0 (never).
     pub fn idle_timeout(&self) -> Option<Duration> {
         (self.idle_timeout_ms > 0).then(|| Duration::from_millis(self.idle_timeout_ms))
+    }
+
+    /// The write-stall timeout, or `None` when it is 0 (never).
+    pub fn write_stall_timeout(&self) -> Option<Duration> {
+        (self.write_stall_timeout_ms > 0)
+            .then(|| Duration::from_millis(self.write_stall_timeout_ms))
+    }
+
+    /// [`HttpSettings::close_grace_ms`] as a duration.
+    pub fn close_grace(&self) -> Duration {
+        Duration::from_millis(self.close_grace_ms)
+    }
+
+    /// The keep-alive ping interval, or `None` when it is 0 (never).
+    pub fn keep_alive_interval(&self) -> Option<Duration> {
+        (self.keep_alive_interval_ms > 0)
+            .then(|| Duration::from_millis(self.keep_alive_interval_ms))
+    }
+
+    /// [`HttpSettings::keep_alive_timeout_ms`] as a duration.
+    pub fn keep_alive_timeout(&self) -> Duration {
+        Duration::from_millis(self.keep_alive_timeout_ms)
     }
 }

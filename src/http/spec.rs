@@ -75,6 +75,12 @@ impl HttpProtocolBuilder {
                 max_uri_bytes: c.max_uri_bytes,
                 max_body_bytes: c.max_body_bytes,
                 max_requests: c.max_requests_per_connection,
+                write_stall: c.write_stall_timeout(),
+                close_grace: c.close_grace(),
+                keep_alive: super::ws::KeepAlive {
+                    interval: c.keep_alive_interval(),
+                    timeout: c.keep_alive_timeout(),
+                },
                 routes: self.routes,
                 files: self.files.as_ref().map(StaticFiles::new),
             }),

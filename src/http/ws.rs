@@ -6,10 +6,26 @@
 //! listener; the reply goes back as a message of the same kind. Pushes
 //! (chat publications) go out as JSON text messages. Requests run
 //! concurrently, so replies may come out of order: `id` matches them.
-//! A message longer than the RPC service's `max_frame_bytes` closes the
-//! socket (code 1009). When `closing` is cancelled (the node shuts down) the
-//! socket stops reading, sends the replies of requests in flight, and closes
-//! with code 1001 (going away).
+//!
+//! Limits:
+//! * at most `[rpc] max_in_flight` requests of one socket are in progress
+//!   (a reply waiting for the socket counts); at the bound the socket is
+//!   not read until one ends (back-pressure, as on the RPC listener);
+//! * when the socket ends (closed, reset, cut), its requests in progress
+//!   are cancelled: a request waiting for a compute worker never takes one;
+//! * a handshake whose `Sec-WebSocket-Key` is not the base64 of 16 bytes is
+//!   refused (400);
+//! * a message longer than the RPC service's `max_frame_bytes` closes the
+//!   socket with code 1009 (message too big);
+//! * on an HTTP listener, a socket from which nothing has come for
+//!   `[http] keep_alive_interval_ms` is pinged, and closed (code 1000)
+//!   when nothing, not even the pong, comes within `keep_alive_timeout_ms`;
+//!   a peer that takes nothing of what is written for
+//!   `write_stall_timeout_ms` is cut.
+//!
+//! When `closing` is cancelled (the node shuts down, or the listener
+//! drains) the socket stops reading, sends a close frame with code 1001
+//! (going away), and ends.
 //!
 //! A WebSocket upgraded on one of the node's HTTP listeners stays that
 //! connection's: its connection actor lives, and holds its place under the
@@ -26,7 +42,9 @@
 
 use crate::util::AbortOnDrop;
 use std::sync::Arc;
+use std::time::Duration;
 
+use futures::stream::FuturesUnordered;
 use futures::{SinkExt, StreamExt};
 use hyper::header::{
     HeaderValue, CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION,
@@ -35,6 +53,8 @@ use hyper::header::{
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
@@ -48,12 +68,35 @@ use crate::rpc::{Push, RpcProtocol};
 /// How many outgoing messages (replies and pushes) may wait for the socket.
 const OUT_QUEUE: usize = 256;
 
+/// The keep-alive of a WebSocket: ping after `interval` without a frame
+/// from the peer (never if `None`), close when nothing has come `timeout`
+/// after the ping.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct KeepAlive {
+    pub(crate) interval: Option<Duration>,
+    pub(crate) timeout: Duration,
+}
+
+impl Default for KeepAlive {
+    /// The `[http]` defaults.
+    fn default() -> Self {
+        let s = super::HttpSettings::default();
+        KeepAlive {
+            interval: s.keep_alive_interval(),
+            timeout: s.keep_alive_timeout(),
+        }
+    }
+}
+
 /// The upgraded protocols (WebSockets) of one HTTP connection, served after
 /// hyper hands the connection over: the connection's actor waits for them,
 /// so an upgraded connection still counts as one. Put in the extensions of
-/// a request that asks for an upgrade.
+/// a request that asks for an upgrade, with the connection's keep-alive.
 #[derive(Clone, Default)]
-pub(crate) struct Upgrades(Arc<std::sync::Mutex<Vec<Upgraded>>>);
+pub(crate) struct Upgrades {
+    tasks: Arc<std::sync::Mutex<Vec<Upgraded>>>,
+    keep_alive: KeepAlive,
+}
 
 struct Upgraded {
     task: tokio::task::JoinHandle<()>,
@@ -62,8 +105,15 @@ struct Upgraded {
 }
 
 impl Upgrades {
+    pub(crate) fn new(keep_alive: KeepAlive) -> Self {
+        Upgrades {
+            tasks: Arc::default(),
+            keep_alive,
+        }
+    }
+
     fn add(&self, task: tokio::task::JoinHandle<()>, close: CancellationToken) {
-        if let Ok(mut v) = self.0.lock() {
+        if let Ok(mut v) = self.tasks.lock() {
             v.push(Upgraded { task, close });
         }
     }
@@ -72,7 +122,7 @@ impl Upgrades {
     /// cancelled first, closes them and waits for that. Dropped before the
     /// end (the connection actor killed), it aborts them.
     pub(crate) async fn finish(&self, draining: &CancellationToken) {
-        let upgraded = match self.0.lock() {
+        let upgraded = match self.tasks.lock() {
             Ok(mut v) => std::mem::take(&mut *v),
             Err(_) => return,
         };
@@ -120,74 +170,83 @@ fn header_has(req: &Request<Body>, name: hyper::header::HeaderName, token: &str)
     })
 }
 
+/// RFC 6455 §4.2.1: the key is the base64 of 16 bytes.
+fn valid_key(key: &HeaderValue) -> bool {
+    data_encoding::BASE64
+        .decode(key.as_bytes())
+        .is_ok_and(|k| k.len() == 16)
+}
+
 #[async_trait::async_trait]
 impl Handler for WsHandler {
     async fn call(&self, mut req: Request<Body>) -> Response<Body> {
-        let rpc = self.rpc.clone();
-        let closing = self.closing.clone();
+        if req.method() != Method::GET
+            || !header_has(&req, UPGRADE, "websocket")
+            || !header_has(&req, CONNECTION, "upgrade")
         {
-            if req.method() != Method::GET
-                || !header_has(&req, UPGRADE, "websocket")
-                || !header_has(&req, CONNECTION, "upgrade")
-            {
-                return reply(
-                    StatusCode::UPGRADE_REQUIRED,
-                    "this endpoint speaks WebSocket only\n",
-                );
-            }
-            if req
-                .headers()
-                .get(SEC_WEBSOCKET_VERSION)
-                .map(|v| v.as_bytes())
-                != Some(b"13")
-            {
-                let mut r = reply(StatusCode::BAD_REQUEST, "unsupported WebSocket version\n");
-                r.headers_mut()
-                    .insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
-                return r;
-            }
-            let Some(key) = req.headers().get(SEC_WEBSOCKET_KEY) else {
-                return reply(StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key\n");
-            };
-            let accept = derive_accept_key(key.as_bytes());
-            let Ok(accept) = HeaderValue::from_str(&accept) else {
-                return reply(StatusCode::INTERNAL_SERVER_ERROR, "bad accept key\n");
-            };
-            let on_upgrade = hyper::upgrade::on(&mut req);
-            // Closed by the node's shutdown, or by this connection's drain.
-            let closing = closing.child_token();
-            let close = closing.clone();
-            let task = tokio::spawn(async move {
-                match on_upgrade.await {
-                    Ok(upgraded) => {
-                        let max = rpc.settings().max_frame_bytes;
-                        let config = WebSocketConfig::default()
-                            .max_message_size(Some(max))
-                            .max_frame_size(Some(max));
-                        let ws = WebSocketStream::from_raw_socket(
-                            TokioIo::new(upgraded),
-                            Role::Server,
-                            Some(config),
-                        )
-                        .await;
-                        serve(ws, rpc, closing).await;
-                    }
-                    Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
-                }
-            });
-            match req.extensions().get::<Upgrades>() {
-                Some(upgrades) => upgrades.add(task, close),
-                // Not on a corral HTTP listener: the task runs on its own.
-                None => drop(task),
-            }
-            let mut r = Response::new(super::routes::empty());
-            *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-            let h = r.headers_mut();
-            h.insert(UPGRADE, HeaderValue::from_static("websocket"));
-            h.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
-            h.insert(SEC_WEBSOCKET_ACCEPT, accept);
-            r
+            return reply(
+                StatusCode::UPGRADE_REQUIRED,
+                "this endpoint speaks WebSocket only\n",
+            );
         }
+        if req
+            .headers()
+            .get(SEC_WEBSOCKET_VERSION)
+            .map(|v| v.as_bytes())
+            != Some(b"13")
+        {
+            let mut r = reply(StatusCode::BAD_REQUEST, "unsupported WebSocket version\n");
+            r.headers_mut()
+                .insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+            return r;
+        }
+        let mut keys = req.headers().get_all(SEC_WEBSOCKET_KEY).iter();
+        let key = match (keys.next(), keys.next()) {
+            (Some(key), None) if valid_key(key) => key,
+            (None, _) => return reply(StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key\n"),
+            _ => return reply(StatusCode::BAD_REQUEST, "invalid Sec-WebSocket-Key\n"),
+        };
+        let accept = derive_accept_key(key.as_bytes());
+        let Ok(accept) = HeaderValue::from_str(&accept) else {
+            return reply(StatusCode::INTERNAL_SERVER_ERROR, "bad accept key\n");
+        };
+        let upgrades = req.extensions().get::<Upgrades>().cloned();
+        let keep_alive = upgrades.as_ref().map(|u| u.keep_alive).unwrap_or_default();
+        let on_upgrade = hyper::upgrade::on(&mut req);
+        // Closed by the node's shutdown, or by this connection's drain.
+        let closing = self.closing.child_token();
+        let close = closing.clone();
+        let rpc = self.rpc.clone();
+        let task = tokio::spawn(async move {
+            match on_upgrade.await {
+                Ok(upgraded) => {
+                    let max = rpc.settings().max_frame_bytes;
+                    let config = WebSocketConfig::default()
+                        .max_message_size(Some(max))
+                        .max_frame_size(Some(max));
+                    let ws = WebSocketStream::from_raw_socket(
+                        TokioIo::new(upgraded),
+                        Role::Server,
+                        Some(config),
+                    )
+                    .await;
+                    serve(ws, rpc, closing, keep_alive).await;
+                }
+                Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
+            }
+        });
+        match upgrades {
+            Some(upgrades) => upgrades.add(task, close),
+            // Not on a corral HTTP listener: the task runs on its own.
+            None => drop(task),
+        }
+        let mut r = Response::new(super::routes::empty());
+        *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        let h = r.headers_mut();
+        h.insert(UPGRADE, HeaderValue::from_static("websocket"));
+        h.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
+        h.insert(SEC_WEBSOCKET_ACCEPT, accept);
+        r
     }
 }
 
@@ -198,101 +257,185 @@ fn push_text(rpc: &RpcProtocol, push: &Push) -> Option<String> {
     String::from_utf8(body.to_vec()).ok()
 }
 
-/// Serves one upgraded WebSocket until the peer closes it.
-async fn serve<S>(ws: WebSocketStream<S>, rpc: Arc<RpcProtocol>, closing: CancellationToken)
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+fn close_frame(code: CloseCode, reason: &'static str) -> Option<CloseFrame> {
+    Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    })
+}
+
+/// Writes replies (and the final close frame) from `out`, and pushes from
+/// `pushes`, to `sink`; ends after a close frame or when the socket fails
+/// (then `failed` is cancelled).
+async fn write<S>(
+    mut sink: S,
+    mut out: mpsc::Receiver<Message>,
+    mut pushes: crate::rpc::PushReceiver,
+    rpc: Arc<RpcProtocol>,
+    failed: CancellationToken,
+) where
+    S: futures::Sink<Message> + Unpin,
 {
-    let (mut sink, mut stream) = ws.split();
-    let (push_tx, mut push_rx) = crate::rpc::push::channel(rpc.settings().push_queue);
-    let conn = rpc.open_message_connection(None, push_tx);
-    let (out_tx, mut out_rx) = mpsc::channel::<Message>(OUT_QUEUE);
-    let going_away = closing.clone();
-    let rpc_for_pushes = rpc.clone();
-    let writer = tokio::spawn(async move {
-        let mut pushes_open = true;
-        loop {
-            let msg = tokio::select! {
-                m = out_rx.recv() => match m { Some(m) => m, None => break },
-                p = push_rx.recv(), if pushes_open => match p {
-                    Some(batch) => {
-                        // One message per push, flushed once for the batch.
-                        let mut sent = true;
-                        for p in &batch {
-                            if let Some(text) = push_text(&rpc_for_pushes, p) {
-                                if sink.feed(Message::text(text)).await.is_err() {
-                                    sent = false;
-                                    break;
-                                }
-                            }
-                        }
-                        if !sent || sink.flush().await.is_err() {
-                            break;
-                        }
-                        continue;
-                    }
-                    None => {
-                        pushes_open = false;
-                        continue;
-                    }
-                },
-            };
-            if sink.send(msg).await.is_err() {
-                break;
-            }
-        }
-        if going_away.is_cancelled() {
-            let frame = CloseFrame {
-                code: CloseCode::Away,
-                reason: "the server is shutting down".into(),
-            };
-            let _ = sink.send(Message::Close(Some(frame))).await;
-        }
-        let _ = sink.close().await;
-    });
+    let mut pushes_open = true;
     loop {
         let msg = tokio::select! {
-            m = stream.next() => match m {
-                Some(m) => m,
-                None => break,
-            },
-            _ = closing.cancelled() => break,
-        };
-        let (body, binary) = match msg {
-            Ok(Message::Text(t)) => (bytes::Bytes::from(t), false),
-            Ok(Message::Binary(b)) => (b, true),
-            Ok(Message::Ping(p)) => {
-                let _ = out_tx.send(Message::Pong(p)).await;
-                continue;
-            }
-            Ok(Message::Close(_)) => break,
-            Err(e) => {
-                tracing::debug!(error = %e, "websocket closed");
-                break;
-            }
-            Ok(_) => continue,
-        };
-        let rpc = rpc.clone();
-        let cx = conn.context().clone();
-        let out = out_tx.clone();
-        tokio::spawn(async move {
-            let Some(reply) = rpc.handle_message(body, &cx).await else {
-                return;
-            };
-            let msg = if binary {
-                Message::binary(reply)
-            } else {
-                match String::from_utf8(reply.to_vec()) {
-                    Ok(text) => Message::text(text),
-                    // A JSON request that was answered in MessagePack (an
-                    // undecodable body): send the bytes as they are.
-                    Err(_) => Message::binary(reply),
+            biased;
+            m = out.recv() => match m { Some(m) => m, None => break },
+            p = pushes.recv(), if pushes_open => match p {
+                Some(batch) => {
+                    // One message per push, flushed once for the batch.
+                    let mut sent = true;
+                    for p in &batch {
+                        if let Some(text) = push_text(&rpc, p) {
+                            if sink.feed(Message::text(text)).await.is_err() {
+                                sent = false;
+                                break;
+                            }
+                        }
+                    }
+                    if !sent || sink.flush().await.is_err() {
+                        failed.cancel();
+                        return;
+                    }
+                    continue;
                 }
-            };
-            let _ = out.send(msg).await;
-        });
+                None => {
+                    pushes_open = false;
+                    continue;
+                }
+            },
+        };
+        let last = matches!(msg, Message::Close(_));
+        if sink.send(msg).await.is_err() {
+            failed.cancel();
+            return;
+        }
+        if last {
+            break;
+        }
+    }
+    let _ = sink.close().await;
+}
+
+/// One request, run in a task of its own; its reply goes to `out`.
+fn spawn_request(
+    rpc: &Arc<RpcProtocol>,
+    cx: &Arc<crate::rpc::CallContext>,
+    out: &mpsc::Sender<Message>,
+    body: bytes::Bytes,
+    binary: bool,
+) -> AbortOnDrop {
+    let (rpc, cx, out) = (rpc.clone(), cx.clone(), out.clone());
+    AbortOnDrop::new(tokio::spawn(async move {
+        let Some(reply) = rpc.handle_message(body, &cx).await else {
+            return;
+        };
+        let msg = if binary {
+            Message::binary(reply)
+        } else {
+            match String::from_utf8(reply.to_vec()) {
+                Ok(text) => Message::text(text),
+                // A JSON request that was answered in MessagePack (an
+                // undecodable body): send the bytes as they are.
+                Err(_) => Message::binary(reply),
+            }
+        };
+        let _ = out.send(msg).await;
+    }))
+}
+
+/// Serves one upgraded WebSocket until the peer closes it, it fails, it
+/// idles out (no answer to a ping), or `closing` is cancelled.
+async fn serve<S>(
+    ws: WebSocketStream<S>,
+    rpc: Arc<RpcProtocol>,
+    closing: CancellationToken,
+    keep_alive: KeepAlive,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sink, mut stream) = ws.split();
+    let (push_tx, push_rx) = crate::rpc::push::channel(rpc.settings().push_queue);
+    let conn = rpc.open_message_connection(None, push_tx);
+    let (out_tx, out_rx) = mpsc::channel::<Message>(OUT_QUEUE);
+    let failed = CancellationToken::new();
+    let writer = AbortOnDrop::new(tokio::spawn(write(
+        sink,
+        out_rx,
+        push_rx,
+        rpc.clone(),
+        failed.clone(),
+    )));
+    let max_in_flight = rpc.settings().max_in_flight.max(1);
+    let mut running = FuturesUnordered::<AbortOnDrop>::new();
+    // The keep-alive: when the peer was last heard from, and when a ping
+    // went unanswered since.
+    let mut heard = Instant::now();
+    let mut pinged: Option<Instant> = None;
+    let far = Duration::from_secs(86_400 * 365);
+    let alarm = tokio::time::sleep(keep_alive.interval.unwrap_or(far));
+    tokio::pin!(alarm);
+    let close = loop {
+        tokio::select! {
+            biased;
+            _ = closing.cancelled() => {
+                break close_frame(CloseCode::Away, "the server is shutting down");
+            }
+            _ = failed.cancelled() => break None,
+            Some(()) = running.next() => {}
+            m = stream.next(), if running.len() < max_in_flight => {
+                heard = Instant::now();
+                pinged = None;
+                let (body, binary) = match m {
+                    Some(Ok(Message::Text(t))) => (bytes::Bytes::from(t), false),
+                    Some(Ok(Message::Binary(b))) => (b, true),
+                    // tungstenite answers pings (and the closing handshake).
+                    Some(Ok(Message::Close(_))) | None => break None,
+                    Some(Ok(_)) => continue,
+                    Some(Err(WsError::Capacity(CapacityError::MessageTooLong { .. }))) => {
+                        break close_frame(CloseCode::Size, "message too big");
+                    }
+                    Some(Err(e)) => {
+                        tracing::debug!(error = %e, "websocket closed");
+                        break None;
+                    }
+                };
+                running.push(spawn_request(&rpc, conn.context(), &out_tx, body, binary));
+            }
+            () = alarm.as_mut(), if keep_alive.interval.is_some() => {
+                let now = Instant::now();
+                let interval = keep_alive.interval.unwrap_or(far);
+                if running.len() >= max_in_flight {
+                    // Not read because of the bound: not the peer's silence.
+                    (heard, pinged) = (now, None);
+                }
+                match pinged {
+                    Some(at) if now >= at + keep_alive.timeout => {
+                        tracing::debug!("websocket peer answered no ping; closing");
+                        break close_frame(CloseCode::Normal, "no answer to ping");
+                    }
+                    Some(at) => alarm.as_mut().reset(at + keep_alive.timeout),
+                    None if now >= heard + interval => {
+                        // A full queue: the write-stall timeout watches it.
+                        let _ = out_tx.try_send(Message::Ping(bytes::Bytes::new()));
+                        pinged = Some(now);
+                        alarm.as_mut().reset(now + keep_alive.timeout);
+                    }
+                    None => alarm.as_mut().reset(heard + interval),
+                }
+            }
+        }
+    };
+    // The requests of a socket that is gone are cancelled.
+    drop(running);
+    if let Some(frame) = close {
+        // After the replies already queued; not waited on past the
+        // keep-alive timeout (the write-stall timeout cuts a peer that
+        // does not read).
+        let closed = out_tx.send(Message::Close(Some(frame)));
+        let _ = tokio::time::timeout(keep_alive.timeout, closed).await;
     }
     drop(out_tx);
     drop(conn);
-    let _ = writer.await;
+    let _ = tokio::time::timeout(keep_alive.timeout, writer).await;
 }
