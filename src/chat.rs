@@ -74,5 +74,6 @@ pub use handle::Chat;
 pub use hub::{Delivery, Hub, Topic};
 pub use settings::ChatSettings;
 pub use store::{
-    ChannelRecord, CheckReport, Event, EventKind, Scope, Store, StoreError, UserRecord,
+    BackupReport, ChannelRecord, CheckReport, Event, EventKind, Scope, Store, StoreError,
+    UserRecord,
 };
