@@ -33,11 +33,27 @@
 //! | `publish` | `channel`, `message`, `user`?, `client_id`? | `seq`, `channel`, `user`, `duplicate` |
 //! | `message` | `dst`, `message`, `src`?, `client_id`? | `seq`, `src`, `dst`, `duplicate` |
 //! | `history` | `channel` or `user`, `before`?, `limit`? | `messages` (ascending `seq`), `next_before` |
+//! | `store_backup` | `store`? | `path`, `bytes`, `users`, `channels`, `events`, `last_seq`, `store` |
 //!
 //! `msg_id` is accepted for `client_id`. A publication is pushed on topic
 //! `<channel>` to its subscribers; a private message on topic `<dst>` to the
 //! connections where `dst` is logged in, and to no one else (see
 //! [`Topic`]: a channel never reaches a private stream).
+//!
+//! `store_backup` writes a consistent copy of the running store (every
+//! table from one read transaction: it holds every write acknowledged
+//! before the call) into `[chat] backup_dir` (default
+//! `<node.data_dir>/backups`), under a name the node chooses,
+//! `chat-<YYYYMMDD>T<HHMMSS>Z-<n>.redb` (UTC), never overwriting a file;
+//! it answers the new file's `path` and size, what it holds (`events`,
+//! `last_seq`, ...) and the node's store file (`store`). The caller never
+//! chooses a path. `store`, when given, must name the node's store file
+//! (else CONFLICT, nothing written): `corral store backup` sends it so as
+//! not to back up another node's store. Only a caller whose address is
+//! loopback may use it (FORBIDDEN otherwise): a TCP, TLS or SCTP peer on
+//! another host never has a loopback address, and a WebSocket caller
+//! (whose address the node does not take from the socket: a reverse proxy
+//! may stand in front) is refused too.
 //!
 //! Names: a name belongs to a user or to a channel, never both. `channel`
 //! refuses a user's name (a stored user, or one of `[chat.users]`) and a
@@ -57,8 +73,9 @@
 //! Errors: BAD_REQUEST (bad or missing field, bad name, message too long,
 //! not logged in, `user`/`src` other than the logged-in user, missing or
 //! wrong token, absurd clock), NOT_FOUND (unknown channel, user or topic),
-//! CONFLICT (channel exists, name taken by a user or channel), OVERLOADED
-//! (over the connection's rate limit), INTERNAL (store failure).
+//! CONFLICT (channel exists, name taken by a user or channel, `store` not
+//! the node's store), OVERLOADED (over the connection's rate limit),
+//! FORBIDDEN (`store_backup` from off loopback), INTERNAL (store failure).
 
 mod actor;
 mod error;
@@ -74,5 +91,6 @@ pub use handle::Chat;
 pub use hub::{Delivery, Hub, Topic};
 pub use settings::ChatSettings;
 pub use store::{
-    ChannelRecord, CheckReport, Event, EventKind, Scope, Store, StoreError, UserRecord,
+    BackupReport, ChannelRecord, CheckReport, Event, EventKind, Scope, Store, StoreError,
+    UserRecord,
 };

@@ -280,3 +280,25 @@ fn validate_checks_a_built_config() {
     let err = c.validate().expect_err("duplicate");
     assert_eq!(err.key(), Some("listener[1].name"));
 }
+
+#[test]
+fn chat_backup_dir_defaults_under_data_dir() {
+    let c = Config::embedded_default();
+    assert_eq!(c.chat.backup_dir, None);
+    assert_eq!(
+        c.chat.backup_dir_in(&c.node.data_dir),
+        PathBuf::from("./data/backups")
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = write(
+        dir.path(),
+        "sys.toml",
+        "[chat]\nbackup_dir = \"/srv/corral/backups\"\n",
+    );
+    let c = Config::load_with_vars(Some(&base), None, no_vars()).expect("valid");
+    assert_eq!(
+        c.chat.backup_dir_in(&c.node.data_dir),
+        PathBuf::from("/srv/corral/backups")
+    );
+    assert_names("[chat]\nbackup_dir = \"\"\n", "chat.backup_dir");
+}

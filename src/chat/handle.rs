@@ -1,10 +1,13 @@
 //! [`Chat`]: the handle on a node's chat (store, hub, clock, settings).
 
-use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use super::{services, ChatError, ChatSettings, Event, EventKind, Hub, Store, Topic};
+use super::{
+    services, BackupReport, ChatError, ChatSettings, Event, EventKind, Hub, Store, StoreError,
+    Topic,
+};
 use crate::clock::{now_ms, LamportClock};
 use crate::metrics::Metrics;
 use crate::rpc::{Push, Registry};
@@ -17,6 +20,31 @@ struct Inner {
     metrics: Option<Arc<Metrics>>,
     /// Largest reply body the transports carry (list replies stay below).
     reply_limit: AtomicUsize,
+    /// Where [`Chat::backup`] writes.
+    backup_dir: PathBuf,
+    /// The `<n>` of the last backup's name.
+    backup_seq: AtomicU64,
+    /// One backup at a time.
+    backup_lock: tokio::sync::Mutex<()>,
+}
+
+/// Names tried for one backup before giving up (each taken already).
+const BACKUP_NAME_TRIES: u32 = 1000;
+
+/// A backup's file name: `chat-<YYYYMMDD>T<HHMMSS>Z-<n>.redb`, UTC.
+fn backup_name(unix_ms: u64, n: u64) -> String {
+    let secs = i64::try_from(unix_ms / 1000).unwrap_or(i64::MAX);
+    let t =
+        time::OffsetDateTime::from_unix_timestamp(secs).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    format!(
+        "chat-{:04}{:02}{:02}T{:02}{:02}{:02}Z-{n}.redb",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
 }
 
 /// The chat of one node: store, hub, clock and services. Cheap to clone.
@@ -50,6 +78,9 @@ impl Chat {
                 config: config.clone(),
                 metrics,
                 reply_limit: AtomicUsize::new(crate::rpc::RpcSettings::default().max_frame_bytes),
+                backup_dir: config.backup_dir_in(data_dir),
+                backup_seq: AtomicU64::new(0),
+                backup_lock: tokio::sync::Mutex::new(()),
             }),
         };
         chat.inner.clock.advance_to(chat.inner.store.stored_clock());
@@ -108,7 +139,9 @@ impl Chat {
         &self.inner.clock
     }
 
-    /// The chat services, `login`, `logout`, `users`, `channel`, `channels`, `subscribe`, `unsubscribe`, `publish`, `message` and `history`.
+    /// The chat services, `login`, `logout`, `users`, `channel`, `channels`,
+    /// `subscribe`, `unsubscribe`, `publish`, `message`, `history` and
+    /// `store_backup` (loopback callers only).
     pub fn services(&self) -> Registry {
         let mut r = Registry::new();
         self.register_into(&mut r);
@@ -119,6 +152,37 @@ impl Chat {
     /// left alone).
     pub fn register_into(&self, registry: &mut Registry) {
         services::register_into(self, registry);
+    }
+
+    /// Writes a consistent copy of the store (see [`Store::backup`]) into
+    /// the backup directory (`[chat] backup_dir`, default
+    /// `<data_dir>/backups`, created when needed), under a name of its own,
+    /// `chat-<YYYYMMDD>T<HHMMSS>Z-<n>.redb` (UTC; `n` counts this node's
+    /// backups), never overwriting a file. One backup runs at a time.
+    pub async fn backup(&self) -> Result<BackupReport, StoreError> {
+        let inner = &self.inner;
+        let _one = inner.backup_lock.lock().await;
+        let dir = inner.backup_dir.clone();
+        tokio::task::spawn_blocking(move || std::fs::create_dir_all(dir))
+            .await
+            .map_err(|_| StoreError::Closed)??;
+        for _ in 0..BACKUP_NAME_TRIES {
+            let n = inner.backup_seq.fetch_add(1, Ordering::Relaxed) + 1;
+            let dest = inner.backup_dir.join(backup_name(now_ms(), n));
+            match inner.store.backup(&dest).await {
+                Err(StoreError::Exists { .. }) => continue,
+                r => return r,
+            }
+        }
+        Err(StoreError::Conflict(format!(
+            "no free backup file name in {} after {BACKUP_NAME_TRIES} tries",
+            inner.backup_dir.display()
+        )))
+    }
+
+    /// The directory [`Chat::backup`] writes into.
+    pub fn backup_dir(&self) -> &Path {
+        &self.inner.backup_dir
     }
 
     /// The chat settings.
@@ -147,5 +211,20 @@ impl Chat {
             .await
             .map_err(|_| super::StoreError::Closed)??;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backup_name;
+
+    #[test]
+    fn backup_names_are_utc_stamped_and_numbered() {
+        // 2024-02-29T23:59:58.5Z
+        assert_eq!(
+            backup_name(1_709_251_198_500, 7),
+            "chat-20240229T235958Z-7.redb"
+        );
+        assert_eq!(backup_name(0, 1), "chat-19700101T000000Z-1.redb");
     }
 }

@@ -1,6 +1,7 @@
 //! The chat's RPC services: one [`Service`] per name, each a match arm of
 //! [`ChatService::op`] over the [`Chat`] handle.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
@@ -11,7 +12,7 @@ use crate::clock::now_ms;
 use crate::rpc::{CallContext, Registry, Request, Service, ServiceError};
 
 /// The chat service names, as registered.
-pub(crate) const SERVICES: [&str; 10] = [
+pub(crate) const SERVICES: [&str; 11] = [
     "login",
     "logout",
     "users",
@@ -22,6 +23,7 @@ pub(crate) const SERVICES: [&str; 10] = [
     "publish",
     "message",
     "history",
+    "store_backup",
 ];
 
 /// Longest user or channel name, in bytes.
@@ -67,9 +69,10 @@ enum Op {
     Publish,
     Message,
     History,
+    StoreBackup,
 }
 
-const OPS: [Op; 10] = [
+const OPS: [Op; 11] = [
     Op::Login,
     Op::Logout,
     Op::Users,
@@ -80,6 +83,7 @@ const OPS: [Op; 10] = [
     Op::Publish,
     Op::Message,
     Op::History,
+    Op::StoreBackup,
 ];
 
 struct ChatService {
@@ -103,6 +107,16 @@ pub(crate) fn validate_name(what: &str, name: &str) -> Result<(), ServiceError> 
         )));
     }
     Ok(())
+}
+
+/// Whether a caller from `peer` may use `store_backup`: only one whose
+/// address is loopback (`127.0.0.0/8`, `::1`, or `::ffff:127.x.y.z`). A
+/// caller whose address the transport does not give (the WebSocket, which
+/// a reverse proxy may stand in front of) is refused, as is every other
+/// address: a TCP, TLS or SCTP peer on another host never has a loopback
+/// address (the kernel drops packets from another host that claim one).
+pub(crate) fn on_loopback(peer: Option<SocketAddr>) -> bool {
+    peer.is_some_and(|p| p.ip().to_canonical().is_loopback())
 }
 
 fn str_field<'a>(data: &'a Value, key: &str) -> Result<Option<&'a str>, ServiceError> {
@@ -444,6 +458,43 @@ impl ChatService {
                     "duplicate": duplicate,
                 }))
             }
+            Op::StoreBackup => {
+                if !on_loopback(ctx.peer()) {
+                    let from = ctx
+                        .peer()
+                        .map_or_else(|| "an unknown address".to_owned(), |p| p.ip().to_string());
+                    return Err(ServiceError::forbidden(format!(
+                        "store_backup answers callers on loopback only (this one is at {from}); \
+                         run `corral store backup` on the node's host"
+                    )));
+                }
+                if let Some(named) = str_field(data, "store")? {
+                    let mine = tokio::fs::canonicalize(store.path()).await;
+                    let theirs = tokio::fs::canonicalize(named).await;
+                    let same = matches!((&mine, &theirs), (Ok(a), Ok(b)) if a == b);
+                    if !same {
+                        return Err(ServiceError::conflict(format!(
+                            "{named} is not this node's store; this node's store is {}",
+                            store.path().display()
+                        )));
+                    }
+                }
+                let made = chat.backup().await.map_err(|e| {
+                    ServiceError::internal(format!(
+                        "backup into {} failed: {e}",
+                        chat.backup_dir().display()
+                    ))
+                })?;
+                obj(json!({
+                    "path": made.path.display().to_string(),
+                    "bytes": made.bytes,
+                    "users": made.users,
+                    "channels": made.channels,
+                    "events": made.events,
+                    "last_seq": made.last_seq,
+                    "store": store.path().display().to_string(),
+                }))
+            }
             Op::History => {
                 let cfg = chat.settings();
                 let channel = str_field(data, "channel")?;
@@ -522,6 +573,34 @@ mod tests {
     use super::*;
     use crate::rpc::Encoding;
     use crate::rpc::Push;
+
+    /// `store_backup`'s rule: loopback callers only; no address, no backup.
+    #[test]
+    fn only_loopback_peers_may_back_up() {
+        let ok = [
+            "127.0.0.1:1",
+            "127.9.8.7:2",
+            "[::1]:3",
+            "[::ffff:127.0.0.1]:4",
+        ];
+        let refused = [
+            "10.0.0.1:1",
+            "192.168.1.20:2",
+            "192.0.2.2:3",
+            "0.0.0.0:4",
+            "[::]:5",
+            "[2001:db8::1]:6",
+            "[::ffff:10.0.0.1]:7",
+            "[fe80::1]:8",
+        ];
+        for a in ok {
+            assert!(on_loopback(Some(a.parse().expect("addr"))), "{a}");
+        }
+        for a in refused {
+            assert!(!on_loopback(Some(a.parse().expect("addr"))), "{a}");
+        }
+        assert!(!on_loopback(None));
+    }
 
     fn event(kind: EventKind, client_id: Option<&str>) -> Event {
         Event {

@@ -1,6 +1,7 @@
 //! The chat's settings: the `[chat]` section.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize, Serializer};
 
@@ -40,6 +41,13 @@ pub struct ChatSettings {
     /// `check-config --print` shows them as `"***"`. Default: none.
     #[serde(serialize_with = "redacted")]
     pub users: BTreeMap<String, String>,
+    /// Directory where the `store_backup` service writes the backups of the
+    /// running node's store (`chat-<UTC time>-<n>.redb`, never overwriting
+    /// a file); created when first needed. A relative path is taken from
+    /// the node's working directory, as `node.data_dir` is. The service
+    /// answers loopback callers only, and they never choose the path.
+    /// Default: unset, meaning `<node.data_dir>/backups`.
+    pub backup_dir: Option<PathBuf>,
 }
 
 /// Serializes the tokens of `[chat.users]` as `"***"`.
@@ -59,11 +67,19 @@ impl Default for ChatSettings {
             commit_batch_max: 1024,
             list_max_limit: 1000,
             users: BTreeMap::new(),
+            backup_dir: None,
         }
     }
 }
 
 impl ChatSettings {
+    /// The directory backups go to: `backup_dir`, or `<data_dir>/backups`.
+    pub fn backup_dir_in(&self, data_dir: &Path) -> PathBuf {
+        self.backup_dir
+            .clone()
+            .unwrap_or_else(|| data_dir.join("backups"))
+    }
+
     /// Checks the values that types alone cannot; on failure, the key
     /// (relative to the section) and what is wrong with it.
     pub(crate) fn check(&self) -> Result<(), (String, String)> {
@@ -94,6 +110,15 @@ impl ChatSettings {
         }
         if c.list_max_limit == 0 {
             return bad("list_max_limit", "must be at least 1");
+        }
+        if c.backup_dir
+            .as_ref()
+            .is_some_and(|d| d.as_os_str().is_empty())
+        {
+            return bad(
+                "backup_dir",
+                "must not be empty (leave it out for <node.data_dir>/backups)",
+            );
         }
         for (user, token) in &c.users {
             if let Err(e) = super::services::validate_name("user", user) {

@@ -374,6 +374,26 @@ impl std::fmt::Display for CheckReport {
     }
 }
 
+/// What a backup ([`Store::backup`], [`Store::backup_file`]) holds: the
+/// state of one commit of the store it copies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BackupReport {
+    /// The new store file.
+    pub path: PathBuf,
+    /// Its size, in bytes.
+    pub bytes: u64,
+    /// Users it holds.
+    pub users: u64,
+    /// Channels it holds.
+    pub channels: u64,
+    /// Events it holds.
+    pub events: u64,
+    /// Its last event's `seq` (0 when it holds none): every write
+    /// acknowledged before the backup started is at or below it.
+    pub last_seq: u64,
+}
+
 /// An opened database with what opening it learned.
 struct Opened {
     db: Database,
@@ -529,9 +549,10 @@ fn copy_table<K: redb::Key + 'static, V: redb::Value + 'static>(
 }
 
 /// Writes a copy of everything `src` holds into a new store at `dest`
-/// (which must not exist), from one read transaction. The copy is synced
-/// before this returns; a failed copy leaves no file behind.
-fn backup_into(src: &Database, dest: &Path) -> Result<(), StoreError> {
+/// (which must not exist), from one read transaction, and says what the
+/// copy holds. The copy is synced and closed before this returns; a failed
+/// copy leaves no file behind.
+fn backup_into(src: &Database, dest: &Path) -> Result<BackupReport, StoreError> {
     let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -543,7 +564,7 @@ fn backup_into(src: &Database, dest: &Path) -> Result<(), StoreError> {
             },
             _ => StoreError::Io(e),
         })?;
-    let copy = || -> Result<(), StoreError> {
+    let copy = || -> Result<BackupReport, StoreError> {
         let out = Database::builder().create_file(file).map_err(db_err)?;
         let read = src.begin_read().map_err(db_err)?;
         let write = out.begin_write().map_err(db_err)?;
@@ -555,7 +576,30 @@ fn backup_into(src: &Database, dest: &Path) -> Result<(), StoreError> {
         copy_table(&read, &write, CLIENT_IDS)?;
         copy_table(&read, &write, META)?;
         write.commit().map_err(db_err)?;
-        Ok(())
+        // What the copy holds: the read transaction's state.
+        let users = read
+            .open_table(USERS)
+            .map_err(db_err)?
+            .len()
+            .map_err(db_err)?;
+        let channels = read
+            .open_table(CHANNELS)
+            .map_err(db_err)?
+            .len()
+            .map_err(db_err)?;
+        let events = read.open_table(EVENTS).map_err(db_err)?;
+        let last_seq = events.last().map_err(db_err)?.map_or(0, |(k, _)| k.value());
+        let events = events.len().map_err(db_err)?;
+        drop(out);
+        let bytes = std::fs::metadata(dest)?.len();
+        Ok(BackupReport {
+            path: dest.to_path_buf(),
+            bytes,
+            users,
+            channels,
+            events,
+            last_seq,
+        })
     };
     let r = copy();
     if r.is_err() {
@@ -700,8 +744,10 @@ impl Store {
     }
 
     /// Copies the store file at `path` (not in use) into a new store at
-    /// `dest` (see [`Store::backup`]).
-    pub fn backup_file(path: &Path, dest: &Path) -> Result<(), StoreError> {
+    /// `dest` (see [`Store::backup`]). Fails with [`StoreError::InUse`]
+    /// when a running node holds it: ask that node instead (service
+    /// `store_backup`, which `corral store backup` calls).
+    pub fn backup_file(path: &Path, dest: &Path) -> Result<BackupReport, StoreError> {
         if !path.exists() {
             return Err(StoreError::NotFound(format!(
                 "no chat store at {}",
@@ -715,8 +761,9 @@ impl Store {
     /// Copies this (open, possibly busy) store into a new store file at
     /// `dest`, which must not exist ([`StoreError::Exists`]): every table
     /// from one read transaction, so the copy is the state of one commit,
-    /// while writes go on. Runs on the blocking pool.
-    pub async fn backup(&self, dest: &Path) -> Result<(), StoreError> {
+    /// while writes go on: it holds every write acknowledged before the
+    /// call. Runs on the blocking pool.
+    pub async fn backup(&self, dest: &Path) -> Result<BackupReport, StoreError> {
         let shared = self.shared.clone();
         let dest = dest.to_path_buf();
         tokio::task::spawn_blocking(move || {
@@ -1473,7 +1520,10 @@ mod tests {
             })
         };
         let dest = dir.path().join("copy.redb");
-        store.backup(&dest).await.expect("backup");
+        let made = store.backup(&dest).await.expect("backup");
+        assert_eq!(made.path, dest);
+        assert_eq!(made.bytes, std::fs::metadata(&dest).expect("stat").len());
+        assert_eq!(made.channels, 1);
         assert!(matches!(
             store.backup(&dest).await,
             Err(StoreError::Exists { .. })
@@ -1490,6 +1540,7 @@ mod tests {
             .expect("history");
         assert_eq!(all.len() as u64, n);
         assert!(all.iter().enumerate().all(|(i, e)| e.seq == i as u64 + 1));
+        assert_eq!((made.events, made.last_seq), (n, n));
         store.close(0).expect("close");
         copy.close(0).expect("close");
     }

@@ -81,11 +81,14 @@ pub enum ErrorCode {
     Overloaded,
     /// The server failed.
     Internal,
+    /// The caller may not use this service (e.g. `store_backup` from a peer
+    /// that is not on loopback).
+    Forbidden,
 }
 
 impl ErrorCode {
     /// Every code, in declaration order.
-    pub const ALL: [ErrorCode; 7] = [
+    pub const ALL: [ErrorCode; 8] = [
         ErrorCode::BadRequest,
         ErrorCode::UnknownService,
         ErrorCode::FrameTooLarge,
@@ -93,6 +96,7 @@ impl ErrorCode {
         ErrorCode::Conflict,
         ErrorCode::Overloaded,
         ErrorCode::Internal,
+        ErrorCode::Forbidden,
     ];
 
     /// The wire spelling, e.g. `"BAD_REQUEST"`.
@@ -105,6 +109,7 @@ impl ErrorCode {
             ErrorCode::Conflict => "CONFLICT",
             ErrorCode::Overloaded => "OVERLOADED",
             ErrorCode::Internal => "INTERNAL",
+            ErrorCode::Forbidden => "FORBIDDEN",
         }
     }
 

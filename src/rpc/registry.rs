@@ -59,6 +59,11 @@ impl ServiceError {
     pub fn internal(message: impl Into<String>) -> Self {
         ServiceError::new(ErrorCode::Internal, message)
     }
+
+    /// A FORBIDDEN error (the caller may not use the service).
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        ServiceError::new(ErrorCode::Forbidden, message)
+    }
 }
 
 /// One request, as a service sees it.
