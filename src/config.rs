@@ -35,6 +35,8 @@ use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "chat")]
 use crate::chat::ChatSettings;
+#[cfg(feature = "cluster")]
+use crate::cluster::ClusterSettings;
 #[cfg(feature = "http")]
 use crate::http::{CacheSettings, HttpSettings};
 use crate::rpc::RpcSettings;
@@ -151,6 +153,12 @@ pub struct Config {
     #[cfg(not(feature = "chat"))]
     #[serde(skip_serializing)]
     chat: serde::de::IgnoredAny,
+    /// `[cluster]`: the chat replicated across nodes on NATS JetStream.
+    #[cfg(feature = "cluster")]
+    pub cluster: ClusterSettings,
+    #[cfg(not(feature = "cluster"))]
+    #[serde(skip_serializing)]
+    cluster: serde::de::IgnoredAny,
     /// `[metrics]`: Prometheus metrics.
     pub metrics: MetricsConfig,
     /// `[log]`: logging.
@@ -171,6 +179,7 @@ impl Default for Config {
             sctp: SctpOptions::default(),
             cache: Default::default(),
             chat: Default::default(),
+            cluster: Default::default(),
             metrics: MetricsConfig::default(),
             log: LogConfig::default(),
         }
@@ -643,10 +652,29 @@ impl Config {
             ("cache", self.cache.check()),
             #[cfg(feature = "chat")]
             ("chat", self.chat.check()),
+            #[cfg(feature = "cluster")]
+            ("cluster", self.cluster.check()),
         ];
         for (section, checked) in sections {
             if let Err((key, message)) = checked {
                 return bad(format!("{section}.{key}"), message);
+            }
+        }
+        #[cfg(feature = "cluster")]
+        if self.cluster.enabled {
+            if !self.chat.enabled {
+                return bad(
+                    "cluster.enabled",
+                    "the cluster replicates the chat: it needs chat.enabled = true",
+                );
+            }
+            // The node's name is its key in the members bucket.
+            let kv_key = |b: u8| b.is_ascii_alphanumeric() || b"-_=".contains(&b);
+            if !self.node.name.bytes().all(kv_key) {
+                return bad(
+                    "node.name",
+                    "in a cluster, a node's name is made of letters, digits, -, _ and =",
+                );
             }
         }
         let mut names = HashSet::new();

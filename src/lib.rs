@@ -79,6 +79,8 @@ pub mod chat;
 #[cfg(feature = "rpc")]
 pub mod client;
 pub mod clock;
+#[cfg(feature = "cluster")]
+pub mod cluster;
 #[cfg(feature = "rpc")]
 pub mod config;
 #[cfg(feature = "http")]

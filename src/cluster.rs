@@ -1,0 +1,25 @@
+//! The chat across nodes: a replicated log on NATS JetStream, membership,
+//! failover, catch-up and Berkeley clock synchronisation.
+//!
+//! ```text
+//! cluster_sup      rest_for_one, only with [cluster] enabled
+//! ├── nats           the connection to the NATS cluster
+//! ├── log_consumer   applies the replicated chat log in order, then fans out
+//! ├── membership     registration + heartbeats in a JetStream KV bucket
+//! └── clock_sync     Berkeley rounds, run by the primary
+//! ```
+//!
+//! The engine is NATS JetStream: Raft-replicated streams and KV buckets.
+//! The client is async-nats 0.33 without its default `server_2_10` feature:
+//! the version that speaks to Debian's nats-server 2.9 (later clients fail
+//! to create KV buckets against 2.9).
+//!
+//! Single-node mode (the default) keeps the embedded store as the log and
+//! needs no NATS; cluster mode is the `[cluster]` block (see
+//! [`ClusterSettings`]).
+
+mod error;
+mod settings;
+
+pub use error::ClusterError;
+pub use settings::ClusterSettings;

@@ -1,0 +1,174 @@
+//! A real NATS JetStream cluster for the tests: `n` nats-server processes
+//! (Debian's package, installed by scripts/setup) clustered on loopback,
+//! random ports, each with its store in a temp dir. Servers are killed
+//! (SIGKILL) and restarted on the same ports and store by index; all are
+//! killed on drop.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Generous bound on the cluster forming (a guard against a hang, not a
+/// measurement).
+const FORM_GUARD: Duration = Duration::from_secs(60);
+
+/// One server's ports and its process, when running.
+struct Server {
+    port: u16,
+    cluster_port: u16,
+    monitor_port: u16,
+    child: Option<Child>,
+}
+
+/// `n` clustered nats-server processes.
+pub(crate) struct NatsCluster {
+    dir: tempfile::TempDir,
+    servers: Vec<Server>,
+}
+
+/// A port free at the time of asking.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+impl NatsCluster {
+    /// Starts `n` servers (JetStream on, file storage) and waits until each
+    /// says it is healthy (JetStream's meta group has a leader). Panics
+    /// with a clear message when nats-server is not installed.
+    pub(crate) fn start(n: usize) -> NatsCluster {
+        assert!(
+            Command::new("nats-server")
+                .arg("--version")
+                .output()
+                .is_ok(),
+            "nats-server is not installed (scripts/setup installs Debian's nats-server)"
+        );
+        let dir = tempfile::tempdir().expect("temp dir");
+        let servers = (0..n)
+            .map(|_| Server {
+                port: free_port(),
+                cluster_port: free_port(),
+                monitor_port: free_port(),
+                child: None,
+            })
+            .collect();
+        let mut c = NatsCluster { dir, servers };
+        for i in 0..n {
+            c.start_server(i);
+        }
+        c.wait_healthy();
+        c
+    }
+
+    fn conf_path(&self, i: usize) -> PathBuf {
+        self.dir.path().join(format!("n{i}.conf"))
+    }
+
+    fn start_server(&mut self, i: usize) {
+        let routes: Vec<String> = self
+            .servers
+            .iter()
+            .enumerate()
+            .filter(|&(j, _)| j != i)
+            .map(|(_, s)| format!("nats-route://127.0.0.1:{}", s.cluster_port))
+            .collect();
+        let s = &self.servers[i];
+        let store = self.dir.path().join(format!("n{i}"));
+        let conf = format!(
+            "server_name: n{i}\nlisten: 127.0.0.1:{}\nhttp: 127.0.0.1:{}\n\
+             jetstream {{ store_dir: {:?} }}\n\
+             cluster {{ name: corral_test\n listen: 127.0.0.1:{}\n routes: [{}] }}\n",
+            s.port,
+            s.monitor_port,
+            store.display().to_string(),
+            s.cluster_port,
+            routes.join(", "),
+        );
+        let path = self.conf_path(i);
+        std::fs::write(&path, conf).expect("write nats conf");
+        let log = std::fs::File::create(self.dir.path().join(format!("n{i}.log")))
+            .expect("nats log file");
+        let child = Command::new("nats-server")
+            .arg("-c")
+            .arg(&path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("nats-server starts");
+        self.servers[i].child = Some(child);
+    }
+
+    /// True when server `i` answers its health check (JetStream ready).
+    fn healthy(&self, i: usize) -> bool {
+        use std::io::{Read, Write};
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.servers[i].monitor_port))
+        else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+        let req = "GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n";
+        if s.write_all(req.as_bytes()).is_err() {
+            return false;
+        }
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out.starts_with("HTTP/1.0 200") || out.starts_with("HTTP/1.1 200")
+    }
+
+    /// Waits until every running server is healthy.
+    pub(crate) fn wait_healthy(&self) {
+        let start = Instant::now();
+        loop {
+            let running = (0..self.servers.len()).filter(|&i| self.servers[i].child.is_some());
+            let sick: Vec<usize> = running.filter(|&i| !self.healthy(i)).collect();
+            if sick.is_empty() {
+                return;
+            }
+            assert!(
+                start.elapsed() < FORM_GUARD,
+                "nats-server(s) {sick:?} not healthy after {FORM_GUARD:?}; logs in {}",
+                self.dir.path().display()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The client URL of server `i`.
+    pub(crate) fn url(&self, i: usize) -> String {
+        format!("nats://127.0.0.1:{}", self.servers[i].port)
+    }
+
+    /// Every server's client URL.
+    pub(crate) fn urls(&self) -> Vec<String> {
+        (0..self.servers.len()).map(|i| self.url(i)).collect()
+    }
+
+    /// Kills server `i` with SIGKILL (its store stays).
+    pub(crate) fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.servers[i].child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts server `i` again, on its ports and store, and waits until the
+    /// running servers are healthy.
+    pub(crate) fn restart(&mut self, i: usize) {
+        self.kill(i);
+        self.start_server(i);
+        self.wait_healthy();
+    }
+}
+
+impl Drop for NatsCluster {
+    fn drop(&mut self) {
+        for i in 0..self.servers.len() {
+            self.kill(i);
+        }
+    }
+}
