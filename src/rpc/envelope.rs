@@ -84,11 +84,15 @@ pub enum ErrorCode {
     /// The caller may not use this service (e.g. `store_backup` from a peer
     /// that is not on loopback).
     Forbidden,
+    /// A part the service depends on is out of reach for now (a clustered
+    /// node's chat writes while NATS is unreachable or has no quorum);
+    /// nothing was done, and the same request may be retried.
+    Unavailable,
 }
 
 impl ErrorCode {
     /// Every code, in declaration order.
-    pub const ALL: [ErrorCode; 8] = [
+    pub const ALL: [ErrorCode; 9] = [
         ErrorCode::BadRequest,
         ErrorCode::UnknownService,
         ErrorCode::FrameTooLarge,
@@ -97,6 +101,7 @@ impl ErrorCode {
         ErrorCode::Overloaded,
         ErrorCode::Internal,
         ErrorCode::Forbidden,
+        ErrorCode::Unavailable,
     ];
 
     /// The wire spelling, e.g. `"BAD_REQUEST"`.
@@ -110,6 +115,7 @@ impl ErrorCode {
             ErrorCode::Overloaded => "OVERLOADED",
             ErrorCode::Internal => "INTERNAL",
             ErrorCode::Forbidden => "FORBIDDEN",
+            ErrorCode::Unavailable => "UNAVAILABLE",
         }
     }
 

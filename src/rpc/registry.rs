@@ -60,6 +60,12 @@ impl ServiceError {
         ServiceError::new(ErrorCode::Internal, message)
     }
 
+    /// An UNAVAILABLE error (a part the service needs is out of reach for
+    /// now; nothing was done, retrying may succeed).
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        ServiceError::new(ErrorCode::Unavailable, message)
+    }
+
     /// A FORBIDDEN error (the caller may not use the service).
     pub fn forbidden(message: impl Into<String>) -> Self {
         ServiceError::new(ErrorCode::Forbidden, message)
