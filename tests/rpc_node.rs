@@ -12,15 +12,17 @@
 
 mod support {
     pub(crate) mod child_cell;
+    pub(crate) mod gate;
+    pub(crate) mod guard;
     pub(crate) mod wait;
 }
 
-use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use support::child_cell::child_cell;
+use support::gate::Gate;
+use support::guard::guarded;
 use support::wait::wait_until;
 
 use corral::async_trait;
@@ -33,17 +35,7 @@ use corral::transport::Transport;
 use ractor::{ActorCell, ActorId};
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
-use tokio::sync::{Barrier, Notify, Semaphore};
-
-/// Upper bound for a whole test: a guard against hangs, not a measurement.
-const GUARD: Duration = Duration::from_secs(120);
-
-/// Runs a test body, failing it (instead of hanging) if it never finishes.
-async fn guarded<F: Future<Output = ()>>(body: F) {
-    tokio::time::timeout(GUARD, body)
-        .await
-        .expect("the test did not finish (hung)");
-}
+use tokio::sync::Barrier;
 
 /// An RPC listener on 127.0.0.1, a free port, a short drain.
 fn rpc_listener(name: &str) -> ListenerConfig {
@@ -111,50 +103,6 @@ async fn expect_eof(conn: &mut FrameConn, what: &str) {
 async fn ping(client: &Client) {
     let r = client.call("ping", json!({})).await.expect("ping answers");
     assert_eq!(r, json!({"pong": true}));
-}
-
-/// A service whose calls wait until the test lets them through.
-struct Gate {
-    permits: Semaphore,
-    entered: AtomicUsize,
-    notify: Notify,
-}
-
-impl Gate {
-    fn new() -> Arc<Gate> {
-        Arc::new(Gate {
-            permits: Semaphore::new(0),
-            entered: AtomicUsize::new(0),
-            notify: Notify::new(),
-        })
-    }
-
-    /// Waits until `n` calls have entered the service.
-    async fn wait_entered(&self, n: usize) {
-        loop {
-            let notified = self.notify.notified();
-            if self.entered.load(Ordering::SeqCst) >= n {
-                return;
-            }
-            notified.await;
-        }
-    }
-
-    fn release(&self, n: usize) {
-        self.permits.add_permits(n);
-    }
-}
-
-#[async_trait]
-impl Service for Gate {
-    async fn call(&self, req: Request, _: &CallContext) -> Result<Value, ServiceError> {
-        self.entered.fetch_add(1, Ordering::SeqCst);
-        self.notify.notify_waiters();
-        if let Ok(p) = self.permits.acquire().await {
-            p.forget();
-        }
-        Ok(req.data)
-    }
 }
 
 /// A service that panics.
