@@ -13,5 +13,5 @@ fuzz_target!(|data: &[u8]| {
     let out = exchange(data, |io| async move {
         let _ = http().serve_connection(io, CancellationToken::new()).await;
     });
-    assert_no_leak(&out);
+    assert_no_leak(data, &out);
 });
