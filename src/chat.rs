@@ -101,9 +101,9 @@ pub use error::ChatError;
 pub use handle::Chat;
 pub use hub::{Delivery, Hub, Topic};
 pub use settings::ChatSettings;
-pub(crate) use write::WriteLog;
-pub use write::{Write, WriteError, Written};
 pub use store::{
     Appended, BackupReport, ChannelRecord, CheckReport, Event, EventKind, Scope, Store, StoreError,
     UserRecord,
 };
+pub(crate) use write::WriteLog;
+pub use write::{Write, WriteError, Written};

@@ -139,32 +139,53 @@ async fn ok(c: &Client, service: &str, data: Value) -> Value {
     }
 }
 
-/// `(seq, message)` of a channel's whole history as `c` reads it.
-async fn history(c: &Client, channel: &str) -> Vec<(u64, String)> {
-    let h = ok(c, "history", json!({"channel": channel, "limit": 1000})).await;
-    h["messages"]
-        .as_array()
-        .expect("messages")
-        .iter()
-        .map(|m| {
-            (
-                m["seq"].as_u64().expect("seq"),
-                m["message"].as_str().expect("message").to_owned(),
+/// `(seq, message)` of a channel's whole history as `c` reads it (page by
+/// page), or the error code of a refusal.
+async fn try_history(c: &Client, channel: &str) -> Result<Vec<(u64, String)>, String> {
+    let mut all = Vec::new();
+    let mut before: Option<u64> = None;
+    loop {
+        let h = c
+            .call(
+                "history",
+                json!({"channel": channel, "limit": 500, "before": before}),
             )
-        })
-        .collect()
+            .await
+            .map_err(|e| e.to_string())?;
+        let page: Vec<(u64, String)> = h["messages"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|m| {
+                (
+                    m["seq"].as_u64().unwrap_or(0),
+                    m["message"].as_str().unwrap_or("").to_owned(),
+                )
+            })
+            .collect();
+        all.splice(0..0, page);
+        match h["next_before"].as_u64() {
+            Some(b) => before = Some(b),
+            None => return Ok(all),
+        }
+    }
+}
+
+async fn history(c: &Client, channel: &str) -> Vec<(u64, String)> {
+    match try_history(c, channel).await {
+        Ok(h) => h,
+        Err(e) => panic!("history of {channel}: {e}"),
+    }
 }
 
 /// Waits until every client reads the same history of `channel` as
 /// `want`.
 async fn same_history(clients: &[&Client], channel: &str, want: &[(u64, String)]) {
     for c in clients {
-        eventually(&format!("history of {channel} is {} events", want.len()), || async {
-            c.call("history", json!({"channel": channel, "limit": 1000}))
-                .await
-                .is_ok()
-                && history(c, channel).await == want
-        })
+        eventually(
+            &format!("history of {channel} is {} events", want.len()),
+            || async { try_history(c, channel).await.is_ok_and(|h| h == want) },
+        )
         .await;
     }
 }
@@ -189,12 +210,19 @@ async fn writes_on_one_node_are_seen_on_every_node_in_one_order() {
     // publications.
     ok(&ann, "channel", json!({"channel": "room"})).await;
     eventually("C knows room", || async {
-        bob.call("subscribe", json!({"topic": "room"})).await.is_ok()
+        bob.call("subscribe", json!({"topic": "room"}))
+            .await
+            .is_ok()
     })
     .await;
     let mut sent = Vec::new();
     for i in 0..5 {
-        let r = ok(&ann, "publish", json!({"channel": "room", "message": format!("m{i}")})).await;
+        let r = ok(
+            &ann,
+            "publish",
+            json!({"channel": "room", "message": format!("m{i}")}),
+        )
+        .await;
         assert_eq!(r["duplicate"], false);
         sent.push((r["seq"].as_u64().expect("seq"), format!("m{i}")));
     }
@@ -206,6 +234,25 @@ async fn writes_on_one_node_are_seen_on_every_node_in_one_order() {
         assert_eq!(push.data["message"], msg.as_str());
         assert_eq!(push.data["seq"].as_u64(), Some(*seq));
     }
+    // Lamport: a remote event advances the clock of the node applying it.
+    let high = 1_000_000;
+    let r = ok(
+        &ann,
+        "publish",
+        json!({"channel": "room", "message": "late", "clock": high}),
+    )
+    .await;
+    sent.push((r["seq"].as_u64().expect("seq"), "late".into()));
+    let push = next_push(&mut bob_pushes).await;
+    assert!(
+        push.data["event_clock"].as_u64() > Some(high),
+        "{}",
+        push.data
+    );
+    eventually("node b's clock passes the remote event's", || async {
+        ok(&cid, "channels", json!({})).await["clock"].as_u64() > Some(high)
+    })
+    .await;
     // History: the same events with the same seqs on every node.
     same_history(&[&ann, &bob, &cid], "room", &sent).await;
 
@@ -234,7 +281,10 @@ async fn writes_on_one_node_are_seen_on_every_node_in_one_order() {
     assert_eq!(code(loser), "CONFLICT");
     // Unknown channel: NOT_FOUND, decided at apply time.
     assert_eq!(
-        code(ann.call("publish", json!({"channel": "nowhere", "message": "x"})).await),
+        code(
+            ann.call("publish", json!({"channel": "nowhere", "message": "x"}))
+                .await
+        ),
         "NOT_FOUND"
     );
 
@@ -259,7 +309,13 @@ async fn writes_on_one_node_are_seen_on_every_node_in_one_order() {
     sent.push((first["seq"].as_u64().expect("seq"), "once".into()));
     same_history(&[&ann, &bob, &cid], "room", &sent).await;
     let creators: Vec<Value> = futures::future::join_all(n.iter().map(|node| async {
-        node.node.chat().expect("chat").store().channels().await.expect("channels")
+        node.node
+            .chat()
+            .expect("chat")
+            .store()
+            .channels()
+            .await
+            .expect("channels")
             .into_iter()
             .find(|c| c.channel == "race")
             .map(|c| Value::from(c.creator))
@@ -281,47 +337,76 @@ async fn a_killed_nats_server_loses_no_acknowledged_write() {
     let n = trio(root.path(), &nats, 10_000).await;
     let (ann, _) = n[0].user("ann").await;
     ok(&ann, "channel", json!({"channel": "steady"})).await;
-    let writer = tokio::spawn(async move {
-        let mut acked = Vec::new();
-        let mut refused = 0;
-        for i in 0..300 {
-            match ann
-                .call("publish", json!({"channel": "steady", "message": format!("s{i}"), "client_id": format!("s{i}")}))
-                .await
-            {
-                Ok(r) => acked.push((r["seq"].as_u64().expect("seq"), format!("s{i}"))),
-                Err(_) => refused += 1,
+    let acks = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (acks, stop) = (acks.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut acked = Vec::new();
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let m = format!("s{i}");
+                let r = ann
+                    .call(
+                        "publish",
+                        json!({"channel": "steady", "message": m, "client_id": m}),
+                    )
+                    .await;
+                if let Ok(r) = r {
+                    acked.push((r["seq"].as_u64().expect("seq"), m));
+                    acks.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+                i += 1;
             }
-        }
-        (ann, acked, refused)
-    });
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    nats.kill(0);
-    let (ann, acked, refused) = writer.await.expect("writer");
-    assert!(!acked.is_empty(), "no write acknowledged ({refused} refused)");
+            (ann, acked)
+        })
+    };
+    let acked_now = || acks.load(std::sync::atomic::Ordering::SeqCst);
+    eventually("50 writes acknowledged", || async { acked_now() >= 50 }).await;
+    // Kill the stream's leader: the log fails over to another server.
+    let addrs: Vec<async_nats::ServerAddr> = nats
+        .urls()
+        .iter()
+        .map(|u| u.parse().expect("url"))
+        .collect();
+    let js = async_nats::jetstream::new(async_nats::connect(addrs).await.expect("connect"));
+    let stream = corral::cluster::ClusterSettings::default().stream;
+    let mut st = js.get_stream(&stream).await.expect("stream");
+    let leader = st
+        .info()
+        .await
+        .expect("info")
+        .cluster
+        .as_ref()
+        .and_then(|c| c.leader.clone())
+        .expect("the stream has a leader");
+    let victim: usize = leader
+        .strip_prefix('n')
+        .and_then(|i| i.parse().ok())
+        .expect("servers are named n<i>");
+    drop(js);
+    nats.kill(victim);
+    let at_kill = acked_now();
     // Writes go on with two servers of three.
-    let after = ok(&ann, "publish", json!({"channel": "steady", "message": "after"})).await;
-    let after_seq = after["seq"].as_u64().expect("seq");
-    let mut clients = Vec::new();
+    eventually("50 more writes acknowledged after the kill", || async {
+        acked_now() >= at_kill + 50
+    })
+    .await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (ann, acked) = writer.await.expect("writer");
+    let mut clients = vec![ann];
     for node in &n[1..] {
         clients.push(node.user("obs").await.0);
     }
-    for c in clients.iter().chain([&ann]) {
+    for c in &clients {
         eventually("every acknowledged write is in the history", || async {
-            let Ok(h) = c.call("history", json!({"channel": "steady", "limit": 1000})).await else {
-                return false;
-            };
-            let got: Vec<(u64, String)> = h["messages"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|m| (m["seq"].as_u64().unwrap_or(0), m["message"].as_str().unwrap_or("").to_owned()))
-                .collect();
-            acked.iter().all(|a| got.contains(a)) && got.iter().any(|(s, _)| *s == after_seq)
+            try_history(c, "steady")
+                .await
+                .is_ok_and(|got| acked.iter().all(|a| got.contains(a)))
         })
         .await;
     }
-    nats.restart(0);
+    nats.restart(victim);
     for node in n {
         node.node.shutdown().await;
     }
@@ -336,7 +421,12 @@ async fn a_restarted_node_catches_up_and_a_wiped_one_rebuilds_from_the_stream() 
     ok(&ann, "channel", json!({"channel": "log"})).await;
     let mut sent = Vec::new();
     for i in 0..20 {
-        let r = ok(&ann, "publish", json!({"channel": "log", "message": format!("before{i}")})).await;
+        let r = ok(
+            &ann,
+            "publish",
+            json!({"channel": "log", "message": format!("before{i}")}),
+        )
+        .await;
         sent.push((r["seq"].as_u64().expect("seq"), format!("before{i}")));
     }
     // C stops; writes go on without it; C starts again on its data_dir.
@@ -348,7 +438,12 @@ async fn a_restarted_node_catches_up_and_a_wiped_one_rebuilds_from_the_stream() 
     }
     c.node.shutdown().await;
     for i in 0..20 {
-        let r = ok(&ann, "publish", json!({"channel": "log", "message": format!("while{i}")})).await;
+        let r = ok(
+            &ann,
+            "publish",
+            json!({"channel": "log", "message": format!("while{i}")}),
+        )
+        .await;
         sent.push((r["seq"].as_u64().expect("seq"), format!("while{i}")));
     }
     let c = CNode::start_in(dir, &name, &nats.urls(), 10_000).await;
@@ -382,7 +477,12 @@ async fn without_nats_writes_are_unavailable_reads_go_on_and_all_recovers() {
     let n = trio(root.path(), &nats, 1_500).await;
     let (ann, _) = n[0].user("ann").await;
     ok(&ann, "channel", json!({"channel": "room"})).await;
-    let first = ok(&ann, "publish", json!({"channel": "room", "message": "kept"})).await;
+    let first = ok(
+        &ann,
+        "publish",
+        json!({"channel": "room", "message": "kept"}),
+    )
+    .await;
     let kept = vec![(first["seq"].as_u64().expect("seq"), "kept".to_owned())];
     same_history(&[&ann], "room", &kept).await;
     assert_eq!(n[0].health().await["status"], "ok");
@@ -391,7 +491,10 @@ async fn without_nats_writes_are_unavailable_reads_go_on_and_all_recovers() {
     // Within the publish timeout (guarded loosely): UNAVAILABLE.
     let refused = tokio::time::timeout(
         GUARD,
-        ann.call("publish", json!({"channel": "room", "message": "lost", "client_id": "x1"})),
+        ann.call(
+            "publish",
+            json!({"channel": "room", "message": "lost", "client_id": "x1"}),
+        ),
     )
     .await
     .expect("answered");
@@ -411,9 +514,12 @@ async fn without_nats_writes_are_unavailable_reads_go_on_and_all_recovers() {
     // NATS back: writes work again by themselves.
     nats.restart_all(3);
     eventually("writes work again", || async {
-        ann.call("publish", json!({"channel": "room", "message": "back", "client_id": "x2"}))
-            .await
-            .is_ok()
+        ann.call(
+            "publish",
+            json!({"channel": "room", "message": "back", "client_id": "x2"}),
+        )
+        .await
+        .is_ok()
     })
     .await;
     // The same client id again: answered from the state, stored once.
@@ -448,8 +554,11 @@ async fn garbage_on_the_log_is_skipped_and_counted_and_later_entries_apply() {
         .collect();
     let js = async_nats::jetstream::new(async_nats::connect(addrs).await.expect("connect"));
     let subject = corral::cluster::ClusterSettings::default().subject;
-    let garbage: [&[u8]; 5] = [
+    let garbage: [&[u8]; 7] = [
         b"not json at all",
+        // Well-formed writes no node could have made: bad names.
+        b"{\"op\":\"login\",\"user\":\"../../etc\",\"ts\":1}",
+        b"{\"op\":\"channel\",\"channel\":{\"channel\":\"\",\"creator\":null,\"created\":1,\"clock\":1}}",
         b"{\"op\":\"drop_everything\"}",
         b"{\"op\":\"append\",\"event\":{\"seq\":1}}",
         b"",
@@ -463,7 +572,12 @@ async fn garbage_on_the_log_is_skipped_and_counted_and_later_entries_apply() {
             .expect("acknowledged");
     }
     // Later entries still apply on every node.
-    let r = ok(&ann, "publish", json!({"channel": "room", "message": "after garbage"})).await;
+    let r = ok(
+        &ann,
+        "publish",
+        json!({"channel": "room", "message": "after garbage"}),
+    )
+    .await;
     let want = vec![(r["seq"].as_u64().expect("seq"), "after garbage".to_owned())];
     for node in &n {
         let (c, _) = node.client().await;
@@ -473,6 +587,9 @@ async fn garbage_on_the_log_is_skipped_and_counted_and_later_entries_apply() {
             garbage.len() as f64
         );
         assert_eq!(node.health().await["status"], "ok");
+        let store = node.node.chat().expect("chat").store();
+        assert!(store.user("../../etc").await.expect("read").is_none());
+        assert_eq!(store.channels().await.expect("read").len(), 1);
     }
     for node in n {
         node.node.shutdown().await;
@@ -486,7 +603,12 @@ async fn a_node_the_log_cannot_rebuild_says_so_and_serves_no_partial_state() {
     let a = CNode::start_in(root.path().join("a"), "a", &nats.urls(), 10_000).await;
     let (ann, _) = a.user("ann").await;
     ok(&ann, "channel", json!({"channel": "room"})).await;
-    ok(&ann, "publish", json!({"channel": "room", "message": "gone"})).await;
+    ok(
+        &ann,
+        "publish",
+        json!({"channel": "room", "message": "gone"}),
+    )
+    .await;
     // Retention took everything so far.
     let addrs: Vec<async_nats::ServerAddr> = nats
         .urls()
@@ -515,10 +637,18 @@ async fn a_node_the_log_cannot_rebuild_says_so_and_serves_no_partial_state() {
         code(c.call("history", json!({"channel": "room"})).await),
         "UNAVAILABLE"
     );
-    assert_eq!(code(c.call("login", json!({"user": "zed"})).await), "UNAVAILABLE");
+    assert_eq!(
+        code(c.call("login", json!({"user": "zed"})).await),
+        "UNAVAILABLE"
+    );
     assert!(b.metric("corral_cluster_replication_errors_total{kind=\"gap\"}") >= 1.0);
     // A, which applied everything, goes on.
-    ok(&ann, "publish", json!({"channel": "room", "message": "still"})).await;
+    ok(
+        &ann,
+        "publish",
+        json!({"channel": "room", "message": "still"}),
+    )
+    .await;
     a.node.shutdown().await;
     b.node.shutdown().await;
 }

@@ -13,7 +13,18 @@
 //!   write with the same client id is stored once;
 //! - `meta`: `clock` -> the highest Lamport clock stored (events, channels,
 //!   and the node's clock at a clean close), so a restarted node's clock
-//!   resumes above it.
+//!   resumes above it; `applied_seq` -> the last entry of the replicated
+//!   log applied (cluster mode), written in the same transaction as the
+//!   entries it covers.
+//!
+//! # Local and replicated writes
+//!
+//! A write ([`Write`]) is local ([`Store::write_local`], single-node mode:
+//! an event gets the store's next `seq`) or an entry of the replicated log
+//! ([`Store::apply_replicated`], cluster mode: an event's `seq` is the
+//! entry's stream sequence, and `applied_seq` advances with it). Both go
+//! through the same writer and group commit, and the same rules decide
+//! them (CONFLICT, NOT_FOUND, client-id dedupe), at apply time.
 //!
 //! # Damage, close, check and backup
 //!
@@ -535,7 +546,10 @@ fn init_tables(db: &Database) -> Result<(u64, u64, u64), StoreError> {
                 c
             }
         };
-        let applied = meta.get(APPLIED_KEY).map_err(db_err)?.map_or(0, |v| v.value());
+        let applied = meta
+            .get(APPLIED_KEY)
+            .map_err(db_err)?
+            .map_or(0, |v| v.value());
         (last.unwrap_or(0) + 1, clock, applied)
     };
     txn.commit().map_err(db_err)?;
@@ -907,7 +921,13 @@ impl Store {
     /// Records a login of `user` at `ts` (creating the user on first login;
     /// [`StoreError::Conflict`] when a channel has that name).
     pub async fn login(&self, user: &str, ts: u64) -> Result<UserRecord, StoreError> {
-        match self.write_local(Write::Login { user: user.to_owned(), ts }).await? {
+        match self
+            .write_local(Write::Login {
+                user: user.to_owned(),
+                ts,
+            })
+            .await?
+        {
             Out::User(u) => Ok(u),
             _ => Err(StoreError::Closed),
         }
@@ -1242,7 +1262,10 @@ fn apply(
     let mut max_clock = 0;
     let applied_before = {
         let meta = txn.open_table(META).map_err(db_err)?;
-        let v = meta.get(APPLIED_KEY).map_err(db_err)?.map_or(0, |v| v.value());
+        let v = meta
+            .get(APPLIED_KEY)
+            .map_err(db_err)?
+            .map_or(0, |v| v.value());
         v
     };
     let mut applied = applied_before;

@@ -61,6 +61,41 @@ impl Write {
         }
     }
 
+    /// Checks what the services check of a write's names and ids (names
+    /// of 1 to 32 letters, digits, `_` and `-`; a client id of 1 to 64
+    /// bytes; a channel's creator a user's name): a write read from a
+    /// replicated log, which anyone with access to NATS may publish on, is
+    /// applied only if it could have come from a node. The same on every
+    /// node (no setting takes part), so every node skips the same entries.
+    pub fn validate(&self) -> Result<(), String> {
+        let name = |what: &str, n: &str| -> Result<(), String> {
+            super::services::validate_name(what, n).map_err(|e| e.message)
+        };
+        match self {
+            Write::Login { user, .. } => name("user", user),
+            Write::Channel { channel } => {
+                name("channel", &channel.channel)?;
+                match &channel.creator {
+                    Some(c) => name("creator", c),
+                    None => Ok(()),
+                }
+            }
+            Write::Append { event } => {
+                name("user", &event.user)?;
+                name("target", &event.target)?;
+                match &event.client_id {
+                    Some(id) if id.is_empty() || id.len() > super::services::MAX_CLIENT_ID_LEN => {
+                        Err(format!(
+                            "client_id must be 1 to {} bytes long",
+                            super::services::MAX_CLIENT_ID_LEN
+                        ))
+                    }
+                    _ => Ok(()),
+                }
+            }
+        }
+    }
+
     /// The sender and client message id of an append that has one: what
     /// makes a retry the same write.
     pub fn client_key(&self) -> Option<(&str, &str)> {
@@ -118,6 +153,19 @@ mod tests {
     use super::*;
     use crate::chat::EventKind;
 
+    fn ev_for_checks() -> Event {
+        Event {
+            seq: 0,
+            kind: EventKind::Publish,
+            user: "ann".into(),
+            target: "room".into(),
+            message: "hi".into(),
+            timestamp: 1,
+            clock: 1,
+            client_id: None,
+        }
+    }
+
     #[test]
     fn writes_round_trip_and_garbage_is_refused() {
         let ev = Event {
@@ -149,6 +197,23 @@ mod tests {
             let back: Write = serde_json::from_slice(&bytes).expect("decode");
             assert_eq!(back, w);
         }
+        let bad_name = Write::Login {
+            user: "../etc".into(),
+            ts: 1,
+        };
+        assert!(bad_name.validate().is_err());
+        let bad_id = Write::Append {
+            event: Event {
+                client_id: Some("x".repeat(65)),
+                ..ev_for_checks()
+            },
+        };
+        assert!(bad_id.validate().is_err());
+        assert!(Write::Append {
+            event: ev_for_checks()
+        }
+        .validate()
+        .is_ok());
         for bad in [
             &b"not json"[..],
             br#"{"op":"drop_tables"}"#,

@@ -97,8 +97,7 @@ fn options(args: &NatsArgs) -> Result<async_nats::ConnectOptions, ClusterError> 
         o = o.add_root_certificates(ca.clone()).require_tls(true);
     }
     let status = args.status.clone();
-    Ok(o
-        .name(format!("corral:{}", args.node))
+    Ok(o.name(format!("corral:{}", args.node))
         .connection_timeout(Duration::from_millis(s.connect_timeout_ms))
         .retry_on_initial_connect()
         .reconnect_delay_callback(|attempts| {

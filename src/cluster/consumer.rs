@@ -115,9 +115,8 @@ fn gap(applied: u64, state: &jetstream::stream::State, stream: &str) -> Option<S
 async fn run(args: &ConsumerArgs) -> String {
     loop {
         let client = args.link.wait_client().await;
-        args.status.set_connected(
-            client.connection_state() == async_nats::connection::State::Connected,
-        );
+        args.status
+            .set_connected(client.connection_state() == async_nats::connection::State::Connected);
         let js = jetstream::new(client);
         match consume(args, &js).await {
             Ok(()) => {}
@@ -161,7 +160,12 @@ async fn consume(args: &ConsumerArgs, js: &jetstream::Context) -> Result<(), Fat
     let mut applied = store.applied_seq();
     if let Some(why) = gap(applied, &state, &s.stream) {
         if args.status.gap().is_none() {
-            tracing::error!(applied, first = state.first_sequence, last = state.last_sequence, "cluster: {why}");
+            tracing::error!(
+                applied,
+                first = state.first_sequence,
+                last = state.last_sequence,
+                "cluster: {why}"
+            );
             args.status
                 .metrics()
                 .cluster_replication_errors
@@ -252,7 +256,10 @@ async fn consume(args: &ConsumerArgs, js: &jetstream::Context) -> Result<(), Fat
             }
             applied = seq;
             head = Some(seq + pending);
-            let write = match serde_json::from_slice::<Write>(&m.payload) {
+            let decoded = serde_json::from_slice::<Write>(&m.payload)
+                .map_err(|e| e.to_string())
+                .and_then(|w| w.validate().map(|()| w));
+            let write = match decoded {
                 Ok(w) => Some(w),
                 Err(e) => {
                     tracing::warn!(

@@ -29,7 +29,12 @@ impl Cluster {
     /// writes go through the replicated log (they answer UNAVAILABLE until
     /// `cluster_sup` runs and NATS answers). Call it once per chat, before
     /// the listeners start.
-    pub fn new(settings: &ClusterSettings, node: &str, chat: &Chat, metrics: Arc<Metrics>) -> Cluster {
+    pub fn new(
+        settings: &ClusterSettings,
+        node: &str,
+        chat: &Chat,
+        metrics: Arc<Metrics>,
+    ) -> Cluster {
         let status = Arc::new(Status::new(
             metrics,
             settings.stream.clone(),

@@ -253,7 +253,10 @@ mod tests {
     fn client_keys_are_header_safe_whatever_the_id() {
         assert_eq!(client_key("ann", "m1"), "c.ann.6d31");
         let k = client_key("ann", "a b\r\n\u{0}é:*>");
-        assert!(k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.'), "{k}");
+        assert!(
+            k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.'),
+            "{k}"
+        );
         assert_ne!(client_key("ann", "x"), client_key("bob", "x"));
     }
 }

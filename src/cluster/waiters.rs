@@ -38,7 +38,10 @@ pub(crate) struct Waiters {
 }
 
 impl Waiters {
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<(u64, oneshot::Sender<(u64, Applied)>)>>> {
+    fn map(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, Vec<(u64, oneshot::Sender<(u64, Applied)>)>>>
+    {
         self.map.lock().unwrap_or_else(|p| p.into_inner())
     }
 

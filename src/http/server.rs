@@ -221,7 +221,12 @@ impl Inner {
             }
             body[check.name()] = report.details;
         }
-        body["status"] = if degraded.is_empty() { "ok" } else { "degraded" }.into();
+        body["status"] = if degraded.is_empty() {
+            "ok"
+        } else {
+            "degraded"
+        }
+        .into();
         body["degraded"] = degraded.into();
         let status = if ready || !ready_only {
             StatusCode::OK
