@@ -1086,6 +1086,16 @@ impl Store {
         .await
     }
 
+    /// The last event's `seq` (0 when there is none).
+    pub async fn last_seq(&self) -> Result<u64, StoreError> {
+        self.read(|txn| {
+            let t = txn.open_table(EVENTS).map_err(db_err)?;
+            let last = t.last().map_err(db_err)?.map_or(0, |(k, _)| k.value());
+            Ok(last)
+        })
+        .await
+    }
+
     /// Number of events in the log.
     pub async fn event_count(&self) -> Result<u64, StoreError> {
         self.read(|txn| {

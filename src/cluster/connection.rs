@@ -109,11 +109,11 @@ fn options(args: &NatsArgs) -> Result<async_nats::ConnectOptions, ClusterError> 
                 match event {
                     async_nats::Event::Connected => {
                         tracing::info!("cluster: connected to NATS");
-                        status.set_connected(true);
+                        status.connected();
                     }
                     async_nats::Event::Disconnected => {
                         tracing::warn!("cluster: disconnected from NATS; reconnecting");
-                        status.set_connected(false);
+                        status.connected();
                     }
                     other => tracing::debug!(event = %other, "cluster: NATS event"),
                 }
@@ -148,10 +148,8 @@ impl Actor for NatsActor {
             .connect(addrs)
             .await
             .map_err(|e| ClusterError::Unreachable(e.to_string()))?;
-        if client.connection_state() == async_nats::connection::State::Connected {
-            args.status.set_connected(true);
-        }
         args.link.set(Some(client.clone()));
+        args.status.connected();
         tracing::info!(servers = ?args.settings.servers, "cluster: connecting to NATS");
         Ok(NatsState { client, args })
     }
@@ -162,7 +160,7 @@ impl Actor for NatsActor {
         state: &mut NatsState,
     ) -> Result<(), ActorProcessingErr> {
         state.args.link.set(None);
-        state.args.status.set_connected(false);
+        state.args.status.connected();
         let _ = tokio::time::timeout(Duration::from_secs(1), state.client.flush()).await;
         Ok(())
     }

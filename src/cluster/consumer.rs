@@ -115,8 +115,7 @@ fn gap(applied: u64, state: &jetstream::stream::State, stream: &str) -> Option<S
 async fn run(args: &ConsumerArgs) -> String {
     loop {
         let client = args.link.wait_client().await;
-        args.status
-            .set_connected(client.connection_state() == async_nats::connection::State::Connected);
+        args.status.connected();
         let js = jetstream::new(client);
         match consume(args, &js).await {
             Ok(()) => {}
@@ -158,7 +157,16 @@ async fn consume(args: &ConsumerArgs, js: &jetstream::Context) -> Result<(), Fat
         }
     };
     let mut applied = store.applied_seq();
-    if let Some(why) = gap(applied, &state, &s.stream) {
+    let last_event = store
+        .last_seq()
+        .await
+        .map_err(|e| Fatal(format!("reading the store: {e}")))?;
+    let foreign = (last_event > applied).then(|| {
+        format!(
+            "this node's store holds events up to seq {last_event} that are not from the chat              log (applied up to {applied}: did it run single-node?); applying the log over              them would mix two histories: move its data_dir aside to rebuild it from the stream"
+        )
+    });
+    if let Some(why) = foreign.or_else(|| gap(applied, &state, &s.stream)) {
         if args.status.gap().is_none() {
             tracing::error!(
                 applied,

@@ -35,16 +35,18 @@ impl Cluster {
         chat: &Chat,
         metrics: Arc<Metrics>,
     ) -> Cluster {
+        let link = Arc::new(Link::new());
         let status = Arc::new(Status::new(
             metrics,
             settings.stream.clone(),
+            link.clone(),
             chat.store().applied_seq(),
         ));
         let cluster = Cluster {
             settings: settings.clone(),
             node: node.to_owned(),
             chat: chat.clone(),
-            link: Arc::new(Link::new()),
+            link,
             status,
             waiters: Arc::new(Waiters::default()),
         };

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::json;
 
+use super::connection::Link;
 use crate::http::{HealthCheck, HealthReport};
 use crate::metrics::Metrics;
 
@@ -16,7 +17,8 @@ use crate::metrics::Metrics;
 pub(crate) struct Status {
     metrics: Arc<Metrics>,
     stream: String,
-    connected: AtomicBool,
+    /// The connection, whose state says whether NATS is reachable.
+    link: Arc<Link>,
     /// The last stream sequence applied here.
     applied: AtomicU64,
     /// The stream's last sequence, as last seen.
@@ -31,12 +33,17 @@ pub(crate) struct Status {
 }
 
 impl Status {
-    pub(crate) fn new(metrics: Arc<Metrics>, stream: String, applied: u64) -> Status {
+    pub(crate) fn new(
+        metrics: Arc<Metrics>,
+        stream: String,
+        link: Arc<Link>,
+        applied: u64,
+    ) -> Status {
         metrics.cluster_log_applied.set(gauge(applied));
         Status {
             metrics,
             stream,
-            connected: AtomicBool::new(false),
+            link,
             applied: AtomicU64::new(applied),
             head: AtomicU64::new(applied),
             catching_up: AtomicBool::new(false),
@@ -49,13 +56,15 @@ impl Status {
         &self.metrics
     }
 
-    pub(crate) fn set_connected(&self, up: bool) {
-        self.connected.store(up, Ordering::SeqCst);
-        self.metrics.cluster_nats_connected.set(i64::from(up));
-    }
-
+    /// Whether the node is connected to NATS now (the client's own state;
+    /// also brings the gauge up to date).
     pub(crate) fn connected(&self) -> bool {
-        self.connected.load(Ordering::SeqCst)
+        let up = self
+            .link
+            .client()
+            .is_some_and(|c| c.connection_state() == async_nats::connection::State::Connected);
+        self.metrics.cluster_nats_connected.set(i64::from(up));
+        up
     }
 
     /// Records the applied sequence and, when known, the stream's head.
