@@ -1270,13 +1270,18 @@ fn apply(
     let txn = db.begin_write().map_err(db_err)?;
     let mut results = Vec::with_capacity(batch.len());
     let mut max_clock = 0;
-    let applied_before = {
+    // The applied sequence matters to replicated entries only: a batch of
+    // local writes (single-node mode) does not read it.
+    let replicated = batch.iter().any(|(op, _)| matches!(op, Op::Replicated(..)));
+    let applied_before = if replicated {
         let meta = txn.open_table(META).map_err(db_err)?;
         let v = meta
             .get(APPLIED_KEY)
             .map_err(db_err)?
             .map_or(0, |v| v.value());
         v
+    } else {
+        0
     };
     let mut applied = applied_before;
     {
@@ -1703,6 +1708,66 @@ mod tests {
         assert_eq!((report.events, report.clock), (1, 77));
         let again = Store::open(&path, 8).expect("reopen");
         assert_eq!(again.stored_clock(), 77);
+        again.close(0).expect("close");
+    }
+
+    /// Replicated entries: events take the entry's sequence as `seq`, the
+    /// same rules decide at apply time, skipped entries and refusals still
+    /// advance the applied sequence, which survives a reopen; an entry at
+    /// or below it is not applied again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn replicated_entries_apply_at_their_sequence() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("chat.redb");
+        let store = Store::open(&path, 16).expect("open");
+        let channel = |name: &str| Write::Channel {
+            channel: ChannelRecord {
+                channel: name.into(),
+                creator: None,
+                created: 1,
+                clock: 1,
+            },
+        };
+        let append = |id: Option<&str>| Write::Append {
+            event: publish("ann", "room", "hi", id),
+        };
+        // Queued back to back: one batch, answered in order.
+        let rxs = vec![
+            store.apply_replicated(3, Some(channel("room"))),
+            store.apply_replicated(4, Some(channel("room"))),
+            store.apply_replicated(5, None),
+            store.apply_replicated(7, Some(append(Some("k")))),
+            store.apply_replicated(8, Some(append(Some("k")))),
+            store.apply_replicated(8, Some(append(None))),
+        ];
+        let mut got = Vec::new();
+        for rx in rxs {
+            got.push(rx.await.expect("answered"));
+        }
+        assert!(matches!(got[0], Ok(Written::Channel(_))));
+        assert!(matches!(got[1], Err(StoreError::Conflict(_))));
+        assert!(matches!(got[2], Err(StoreError::NotFound(_))));
+        match (&got[3], &got[4]) {
+            (Ok(Written::Appended(a)), Ok(Written::Appended(b))) => {
+                assert_eq!((a.event.seq, a.duplicate), (7, false));
+                assert_eq!((b.event.seq, b.duplicate), (7, true));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            matches!(got[5], Err(StoreError::Conflict(_))),
+            "already applied"
+        );
+        assert_eq!(store.applied_seq(), 8);
+        assert_eq!(store.last_seq().await.expect("last"), 7);
+        store.close(0).expect("close");
+        let again = Store::open(&path, 16).expect("reopen");
+        assert_eq!(again.applied_seq(), 8);
+        let next = again
+            .apply_replicated(9, Some(append(None)))
+            .await
+            .expect("answered");
+        assert!(matches!(next, Ok(Written::Appended(a)) if a.event.seq == 9));
         again.close(0).expect("close");
     }
 

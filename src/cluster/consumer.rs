@@ -150,7 +150,7 @@ async fn consume(args: &ConsumerArgs, js: &jetstream::Context) -> Result<(), Fat
         }
     };
     let state = match st.info().await {
-        Ok(info) => info.state.clone(),
+        Ok(info) => info.state,
         Err(e) => {
             note("consumer", e.to_string());
             return Ok(());

@@ -115,7 +115,7 @@ impl ClusterLog {
     /// The answer to a write JetStream acknowledged as a duplicate of the
     /// entry at `seq`, which this node has applied: the original, from the
     /// state.
-    async fn from_state(&self, write: &Write, seq: u64) -> Result<Written, WriteError> {
+    async fn answer_from_state(&self, write: &Write, seq: u64) -> Result<Written, WriteError> {
         if let Some((user, id)) = write.client_key() {
             if let Some(event) = self.chat.store().by_client_id(user, id).await? {
                 return Ok(Written::Appended(Appended {
@@ -211,14 +211,14 @@ impl WriteLog for ClusterLog {
         };
         if ack.duplicate && self.chat.store().applied_seq() >= ack.sequence {
             self.waiters.cancel(&ticket);
-            return self.from_state(&write, ack.sequence).await;
+            return self.answer_from_state(&write, ack.sequence).await;
         }
         let r = match timeout_at(deadline, applied).await {
             Ok(Ok((_, a))) => answer(a, ack.duplicate),
             _ => {
                 self.waiters.cancel(&ticket);
                 if ack.duplicate && self.chat.store().applied_seq() >= ack.sequence {
-                    return self.from_state(&write, ack.sequence).await;
+                    return self.answer_from_state(&write, ack.sequence).await;
                 }
                 return Err(self.unavailable(
                     "apply",

@@ -30,18 +30,18 @@ pub(crate) struct Ticket {
     id: u64,
 }
 
+/// Where a waiter is answered: the entry's stream sequence and result.
+type Answer = oneshot::Sender<(u64, Applied)>;
+
 /// Waiters by key (a retried write may be waited for twice).
 #[derive(Debug, Default)]
 pub(crate) struct Waiters {
     next: AtomicU64,
-    map: Mutex<HashMap<String, Vec<(u64, oneshot::Sender<(u64, Applied)>)>>>,
+    map: Mutex<HashMap<String, Vec<(u64, Answer)>>>,
 }
 
 impl Waiters {
-    fn map(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<String, Vec<(u64, oneshot::Sender<(u64, Applied)>)>>>
-    {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<(u64, Answer)>>> {
         self.map.lock().unwrap_or_else(|p| p.into_inner())
     }
 
