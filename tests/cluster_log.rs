@@ -331,6 +331,44 @@ async fn writes_on_one_node_are_seen_on_every_node_in_one_order() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_on_every_node_land_in_one_order_everywhere() {
+    let nats = NatsCluster::start(3);
+    let root = tempfile::tempdir().expect("tempdir");
+    let n = trio(root.path(), &nats, 10_000).await;
+    let mut writers = Vec::new();
+    for (i, node) in n.iter().enumerate() {
+        let (c, _) = node.user(&format!("w{i}")).await;
+        writers.push(c);
+    }
+    ok(&writers[0], "channel", json!({"channel": "busy"})).await;
+    for w in &writers {
+        eventually("busy is known everywhere", || async {
+            w.call("subscribe", json!({"topic": "busy"})).await.is_ok()
+        })
+        .await;
+    }
+    // Every writer pipelines its publishes: many in flight on each node.
+    let per_writer = 150;
+    let calls = writers.iter().enumerate().flat_map(|(i, w)| {
+        (0..per_writer).map(move |j| async move {
+            let m = format!("w{i}-{j}");
+            let r = ok(w, "publish", json!({"channel": "busy", "message": m})).await;
+            (r["seq"].as_u64().expect("seq"), m)
+        })
+    });
+    let mut acked = futures::future::join_all(calls).await;
+    acked.sort();
+    let seqs: Vec<u64> = acked.iter().map(|(s, _)| *s).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "distinct seqs");
+    assert_eq!(acked.len(), per_writer * writers.len());
+    let clients: Vec<&Client> = writers.iter().collect();
+    same_history(&clients, "busy", &acked).await;
+    for node in n {
+        node.node.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_nats_server_loses_no_acknowledged_write() {
     let mut nats = NatsCluster::start(3);
     let root = tempfile::tempdir().expect("tempdir");
