@@ -36,12 +36,21 @@
 //! it then pushes to its own subscribers (details in the files `log.rs`
 //! and `consumer.rs` of this module).
 //!
+//! The node builds a [`Cluster`] when `[cluster] enabled`: it installs the
+//! log on the chat, adds [`Cluster::supervisor_spec`] to the root after
+//! `chat_sup` (membership and clock sync are the children it is given,
+//! after `log_consumer`; they reach NATS through
+//! [`Cluster::wait_nats_client`]) and the cluster's part of `/health`.
+//!
 //! NATS unreachable: writes answer UNAVAILABLE within `publish_timeout_ms`;
 //! reads and history are served from local state; `/health` says
 //! `"status": "degraded"` and why; all recovers by itself when NATS is
 //! back. The stream lacking entries a node needs (retention): the node
 //! says so (log, `/health`, UNAVAILABLE on chat reads and writes) rather
-//! than serve a partial state as whole.
+//! than serve a partial state as whole. A write answered UNAVAILABLE was
+//! not decided: it may still reach the log (it was sent, its
+//! acknowledgement was lost) and is then applied whole on every node; a
+//! retry with the same client id is stored once either way.
 //!
 //! Metrics: `corral_cluster_nats_connected`,
 //! `corral_cluster_log_applied_sequence`, `corral_cluster_log_lag_entries`,
