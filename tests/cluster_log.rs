@@ -499,10 +499,17 @@ async fn a_restarted_node_catches_up_and_a_wiped_one_rebuilds_from_the_stream() 
     same_history(&[&obs_b], "log", &sent).await;
     let store = b.node.chat().expect("chat").store();
     assert!(store.user("ann").await.expect("read").is_some());
-    assert_eq!(
-        store.applied_seq(),
-        n[0].node.chat().expect("chat").store().applied_seq()
-    );
+    let applied = n[0].node.chat().expect("chat").store().applied_seq();
+    assert_eq!(store.applied_seq(), applied);
+    eventually("b's metrics and health show it caught up", || async {
+        let h = b.health().await;
+        b.metric("corral_cluster_log_applied_sequence") == applied as f64
+            && b.metric("corral_cluster_log_lag_entries") == 0.0
+            && h["status"] == "ok"
+            && h["cluster"]["applied"] == applied
+            && b.metric("corral_cluster_nats_connected") == 1.0
+    })
+    .await;
     for node in [b, c].into_iter().chain(n) {
         node.node.shutdown().await;
     }
