@@ -75,7 +75,17 @@
 //! wrong token, absurd clock), NOT_FOUND (unknown channel, user or topic),
 //! CONFLICT (channel exists, name taken by a user or channel, `store` not
 //! the node's store), OVERLOADED (over the connection's rate limit),
-//! FORBIDDEN (`store_backup` from off loopback), INTERNAL (store failure).
+//! FORBIDDEN (`store_backup` from off loopback), INTERNAL (store failure),
+//! UNAVAILABLE (cluster mode: the replicated log is out of reach, or this
+//! node's state is incomplete; see [`crate::cluster`]).
+//!
+//! # Writes
+//!
+//! `login`, `channel`, `publish` and `message` change the durable state:
+//! each is one [`Write`]. Single-node, it goes to the store (group commit);
+//! in a cluster it goes through the replicated log the cluster installs,
+//! and is answered with what applying it at its place in the log decided
+//! (see [`Write`]; `logout` changes nothing durable or shared).
 
 mod actor;
 mod error;
@@ -85,12 +95,15 @@ mod services;
 mod settings;
 mod spec;
 mod store;
+mod write;
 
 pub use error::ChatError;
 pub use handle::Chat;
 pub use hub::{Delivery, Hub, Topic};
 pub use settings::ChatSettings;
 pub use store::{
-    BackupReport, ChannelRecord, CheckReport, Event, EventKind, Scope, Store, StoreError,
+    Appended, BackupReport, ChannelRecord, CheckReport, Event, EventKind, Scope, Store, StoreError,
     UserRecord,
 };
+pub(crate) use write::WriteLog;
+pub use write::{Write, WriteError, Written};

@@ -17,9 +17,57 @@
 //! Single-node mode (the default) keeps the embedded store as the log and
 //! needs no NATS; cluster mode is the `[cluster]` block (see
 //! [`ClusterSettings`]).
+//!
+//! # The replicated chat log
+//!
+//! The chat log is a JetStream stream (`[cluster] stream`, one subject
+//! `[cluster] subject`, file storage, `replicas` copies, a 2-minute
+//! duplicate window), created when missing. Every chat write (login,
+//! channel, publish, message: a [`Write`](crate::chat::Write)) is
+//! published there with `Nats-Msg-Id` = its idempotency key (sender and
+//! client id, or a key the node makes), and answered only once JetStream
+//! acknowledged it (a quorum has it) and this node applied it at its
+//! stream sequence: the answer is what the log's order decided, the same
+//! on every node (two nodes creating one channel at once: one OK, one
+//! CONFLICT). An event's `seq` is its stream sequence. Each node's
+//! `log_consumer` reads the stream in order from its applied sequence + 1
+//! (recorded in its store in the same transaction as the entries), so a
+//! restarted node resumes and an empty data_dir rebuilds from the stream;
+//! it then pushes to its own subscribers (details in the files `log.rs`
+//! and `consumer.rs` of this module).
+//!
+//! The node builds a [`Cluster`] when `[cluster] enabled`: it installs the
+//! log on the chat, adds [`Cluster::supervisor_spec`] to the root after
+//! `chat_sup` (membership and clock sync are the children it is given,
+//! after `log_consumer`; they reach NATS through
+//! [`Cluster::wait_nats_client`]) and the cluster's part of `/health`.
+//!
+//! NATS unreachable: writes answer UNAVAILABLE within `publish_timeout_ms`;
+//! reads and history are served from local state; `/health` says
+//! `"status": "degraded"` and why; all recovers by itself when NATS is
+//! back. The stream lacking entries a node needs (retention): the node
+//! says so (log, `/health`, UNAVAILABLE on chat reads and writes) rather
+//! than serve a partial state as whole. A write answered UNAVAILABLE was
+//! not decided: it may still reach the log (it was sent, its
+//! acknowledgement was lost) and is then applied whole on every node; a
+//! retry with the same client id is stored once either way.
+//!
+//! Metrics: `corral_cluster_nats_connected`,
+//! `corral_cluster_log_applied_sequence`, `corral_cluster_log_lag_entries`,
+//! `corral_cluster_publish_duration_seconds`,
+//! `corral_cluster_replication_errors_total{kind}`.
 
+mod connection;
+mod consumer;
 mod error;
+mod handle;
+mod log;
 mod settings;
+mod spec;
+mod status;
+mod stream;
+mod waiters;
 
 pub use error::ClusterError;
+pub use handle::Cluster;
 pub use settings::ClusterSettings;

@@ -6,7 +6,9 @@
 //! `http/1.1`).
 //!
 //! Routes, in order: `/metrics` (Prometheus text format), `/health`,
-//! `/health/live`, `/health/ready` (readiness from the listeners' states),
+//! `/health/live`, `/health/ready` (readiness from the listeners' states;
+//! `/health` also says `"status": "ok"` or `"degraded"` with the reasons
+//! from the node's [`HealthCheck`]s, such as the cluster's),
 //! the [`Routes`] a library user adds, then the static files of
 //! `[http] docroot` served from the [`FileCache`] (ETag / 304,
 //! Last-Modified, Range / 206 / 416, HEAD, gzip with `Vary`, index.html).
@@ -42,6 +44,7 @@ mod cache;
 mod chat_page;
 mod deadline;
 mod files;
+mod health;
 mod own_wake;
 mod routes;
 mod server;
@@ -52,6 +55,7 @@ mod ws;
 
 pub use cache::{CacheSettings, FileCache};
 pub use chat_page::chat_page_handler;
+pub use health::{HealthCheck, HealthReport};
 pub use routes::{empty, full, Body, BoxError, Handler, Routes};
 pub use server::HttpProtocol;
 pub use settings::HttpSettings;

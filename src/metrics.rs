@@ -71,6 +71,23 @@ pub struct Metrics {
     pub chat_pushes_delivered: IntCounter,
     /// Chat pushes dropped because a subscriber's queue was full.
     pub chat_pushes_dropped: IntCounter,
+    /// Cluster: 1 while the node is connected to NATS, else 0 (0 in
+    /// single-node mode).
+    pub cluster_nats_connected: IntGauge,
+    /// Cluster: the last stream sequence of the chat log this node applied.
+    pub cluster_log_applied: IntGauge,
+    /// Cluster: entries of the chat log this node has yet to apply (the
+    /// stream's last sequence minus the applied one).
+    pub cluster_log_lag: IntGauge,
+    /// Cluster: a chat write's time from publishing to its application on
+    /// this node, in seconds (successful writes).
+    pub cluster_publish_latency: prometheus::Histogram,
+    /// Cluster: replication errors, by kind (`publish`: not acknowledged in
+    /// time or refused; `apply`: not applied in time; `decode`: a log entry
+    /// that is no chat write; `consumer`: reading the log failed; `store`:
+    /// applying an entry failed; `gap`: the log lacks entries this node
+    /// needs).
+    pub cluster_replication_errors: IntCounterVec,
     /// Children restarted, by supervisor and child id (fed by
     /// [`Metrics::restart_hook`]).
     pub supervisor_restarts: IntCounterVec,
@@ -214,6 +231,40 @@ impl Metrics {
         for k in ["publish", "message"] {
             chat_messages.with_label_values(&[k]);
         }
+        let cluster_nats_connected = IntGauge::new(
+            "cluster_nats_connected",
+            "1 while the node is connected to NATS (cluster mode).",
+        )
+        .expect("valid metric");
+        let cluster_log_applied = IntGauge::new(
+            "cluster_log_applied_sequence",
+            "The last stream sequence of the chat log this node applied.",
+        )
+        .expect("valid metric");
+        let cluster_log_lag = IntGauge::new(
+            "cluster_log_lag_entries",
+            "Entries of the chat log this node has yet to apply.",
+        )
+        .expect("valid metric");
+        let cluster_publish_latency = prometheus::Histogram::with_opts(
+            HistogramOpts::new(
+                "cluster_publish_duration_seconds",
+                "A chat write's time from publishing to its application on this node.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+        )
+        .expect("valid metric");
+        let cluster_replication_errors = IntCounterVec::new(
+            Opts::new(
+                "cluster_replication_errors_total",
+                "Replication errors of the chat log, by kind.",
+            ),
+            &["kind"],
+        )
+        .expect("valid metric");
+        for k in ["publish", "apply", "decode", "consumer", "store", "gap"] {
+            cluster_replication_errors.with_label_values(&[k]);
+        }
         let supervisor_restarts = IntCounterVec::new(
             Opts::new(
                 "supervisor_restarts_total",
@@ -246,6 +297,11 @@ impl Metrics {
             Box::new(chat_messages.clone()),
             Box::new(chat_pushes_delivered.clone()),
             Box::new(chat_pushes_dropped.clone()),
+            Box::new(cluster_nats_connected.clone()),
+            Box::new(cluster_log_applied.clone()),
+            Box::new(cluster_log_lag.clone()),
+            Box::new(cluster_publish_latency.clone()),
+            Box::new(cluster_replication_errors.clone()),
             Box::new(supervisor_restarts.clone()),
         ] {
             registry.register(c).expect("metric names are unique");
@@ -268,6 +324,11 @@ impl Metrics {
             chat_messages,
             chat_pushes_delivered,
             chat_pushes_dropped,
+            cluster_nats_connected,
+            cluster_log_applied,
+            cluster_log_lag,
+            cluster_publish_latency,
+            cluster_replication_errors,
             supervisor_restarts,
         })
     }

@@ -12,6 +12,9 @@
 //! ├── chat_sup                rest_for_one (when `[chat] enabled`)
 //! │   ├── chat_store          owns the chat store (<data_dir>/chat.redb)
 //! │   └── chat_hub            owns the pub/sub hub
+//! ├── cluster_sup             rest_for_one (when `[cluster] enabled`)
+//! │   ├── nats                the connection to NATS
+//! │   └── log_consumer        applies the replicated chat log
 //! └── listener_sup:<name>     rest_for_one, one per configured listener
 //!     ├── acceptor_sup        dynamic; one temporary actor per connection
 //!     │   └── connection
@@ -174,6 +177,18 @@ impl NodeBuilder {
         } else {
             None
         };
+        // The cluster: from here on the chat's writes go through the
+        // replicated log.
+        #[cfg(feature = "cluster")]
+        let cluster = match &chat {
+            Some(chat) if config.cluster.enabled => Some(crate::cluster::Cluster::new(
+                &config.cluster,
+                &config.node.name,
+                chat,
+                metrics.clone(),
+            )),
+            _ => None,
+        };
         let rpc = RpcProtocol::new(config.rpc.clone(), metrics.clone(), services)
             .sctp_max_message_bytes(sctp_opts.max_message_bytes);
         let rpc = Arc::new(rpc);
@@ -210,6 +225,10 @@ impl NodeBuilder {
             if let Some(files) = &files {
                 http = http.files(files.clone());
             }
+            #[cfg(feature = "cluster")]
+            if let Some(cluster) = &cluster {
+                http = http.health_check(cluster.health_check());
+            }
             (files, http.build())
         };
         let mut root = SupervisorSpec::new(config.node.name.clone())
@@ -223,6 +242,13 @@ impl NodeBuilder {
         #[cfg(feature = "chat")]
         if let Some(chat) = &chat {
             root = root.child(chat.supervisor_spec());
+        }
+        #[cfg(feature = "cluster")]
+        if let Some(cluster) = &cluster {
+            // The cluster's other parts (membership, clock_sync) are the
+            // children passed here, started after log_consumer.
+            let more = Vec::new();
+            root = root.child(cluster.supervisor_spec(more));
         }
         for child in self.children {
             root = root.child(child);

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::{
     services, BackupReport, ChatError, ChatSettings, Event, EventKind, Hub, Store, StoreError,
-    Topic,
+    Topic, Write, WriteError, WriteLog, Written,
 };
 use crate::clock::{now_ms, LamportClock};
 use crate::metrics::Metrics;
@@ -26,6 +26,8 @@ struct Inner {
     backup_seq: AtomicU64,
     /// One backup at a time.
     backup_lock: tokio::sync::Mutex<()>,
+    /// The log writes go through instead of the store (cluster mode).
+    log: std::sync::OnceLock<Arc<dyn WriteLog>>,
 }
 
 /// Names tried for one backup before giving up (each taken already).
@@ -81,6 +83,7 @@ impl Chat {
                 backup_dir: config.backup_dir_in(data_dir),
                 backup_seq: AtomicU64::new(0),
                 backup_lock: tokio::sync::Mutex::new(()),
+                log: std::sync::OnceLock::new(),
             }),
         };
         chat.inner.clock.advance_to(chat.inner.store.stored_clock());
@@ -183,6 +186,36 @@ impl Chat {
     /// The directory [`Chat::backup`] writes into.
     pub fn backup_dir(&self) -> &Path {
         &self.inner.backup_dir
+    }
+
+    /// Sends the chat's writes through `log` from now on instead of
+    /// straight to the store (set once, before the listeners start; false
+    /// if a log was set already).
+    pub(crate) fn set_log(&self, log: Arc<dyn WriteLog>) -> bool {
+        self.inner.log.set(log).is_ok()
+    }
+
+    /// Whether the writes go through a replicated log.
+    pub fn replicated(&self) -> bool {
+        self.inner.log.get().is_some()
+    }
+
+    /// Applies a write: through the installed log when there is one, else
+    /// straight to the store.
+    pub async fn write(&self, write: Write) -> Result<Written, WriteError> {
+        match self.inner.log.get() {
+            Some(log) => log.submit(write).await,
+            None => Ok(self.inner.store.write_local(write).await?),
+        }
+    }
+
+    /// `Err(why)` when this node's state must not be served as whole (its
+    /// log no longer holds entries this node needs).
+    pub(crate) fn readable(&self) -> Result<(), String> {
+        match self.inner.log.get() {
+            Some(log) => log.readable(),
+            None => Ok(()),
+        }
     }
 
     /// The chat settings.

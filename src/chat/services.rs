@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
 
-use super::{ChannelRecord, Chat, Event, EventKind, Scope, StoreError, Topic};
+use super::{
+    ChannelRecord, Chat, Event, EventKind, Scope, StoreError, Topic, Write, WriteError, Written,
+};
 use crate::async_trait;
 use crate::clock::now_ms;
 use crate::rpc::{CallContext, Registry, Request, Service, ServiceError};
@@ -190,6 +192,18 @@ fn store_err(e: StoreError) -> ServiceError {
     }
 }
 
+fn write_err(e: WriteError) -> ServiceError {
+    match e {
+        WriteError::Store(e) => store_err(e),
+        WriteError::Unavailable(m) => ServiceError::unavailable(m),
+    }
+}
+
+/// A write's result of another shape than the write's (never happens).
+fn odd_result() -> ServiceError {
+    ServiceError::internal("the store answered a write with another kind of result")
+}
+
 fn obj(v: Value) -> Map<String, Value> {
     match v {
         Value::Object(m) => m,
@@ -327,8 +341,11 @@ impl ChatService {
             client_id: client_id(data)?,
         };
         // The store's commit hook counts the event and pushes it.
-        let a = chat.store().append(ev).await.map_err(store_err)?;
-        Ok((a.event, a.duplicate))
+        match chat.write(Write::Append { event: ev }).await {
+            Ok(Written::Appended(a)) => Ok((a.event, a.duplicate)),
+            Ok(_) => Err(odd_result()),
+            Err(e) => Err(write_err(e)),
+        }
     }
 
     async fn op(
@@ -358,7 +375,14 @@ impl ChatService {
                         }
                     }
                 }
-                let rec = store.login(user, now_ms()).await.map_err(store_err)?;
+                let write = Write::Login {
+                    user: user.to_owned(),
+                    ts: now_ms(),
+                };
+                let rec = match chat.write(write).await.map_err(write_err)? {
+                    Written::User(rec) => rec,
+                    _ => return Err(odd_result()),
+                };
                 chat.hub().login(conn, ctx.pushes(), user);
                 obj(json!({"user": rec.user, "created": rec.created, "logins": rec.logins}))
             }
@@ -367,6 +391,7 @@ impl ChatService {
                 None => return Err(ServiceError::bad_request("not logged in")),
             },
             Op::Users => {
+                chat.readable().map_err(ServiceError::unavailable)?;
                 let (after, limit) = self.page_args(data)?;
                 let online = chat.hub().online();
                 let users = store
@@ -397,10 +422,15 @@ impl ChatService {
                     created: now_ms(),
                     clock,
                 };
-                let rec = store.create_channel(rec).await.map_err(store_err)?;
+                let rec = match chat.write(Write::Channel { channel: rec }).await {
+                    Ok(Written::Channel(rec)) => rec,
+                    Ok(_) => return Err(odd_result()),
+                    Err(e) => return Err(write_err(e)),
+                };
                 obj(json!({"channel": rec.channel, "creator": rec.creator, "created": rec.created}))
             }
             Op::Channels => {
+                chat.readable().map_err(ServiceError::unavailable)?;
                 let (after, limit) = self.page_args(data)?;
                 let channels = store
                     .channels_page(after, limit + 1)
@@ -496,6 +526,7 @@ impl ChatService {
                 }))
             }
             Op::History => {
+                chat.readable().map_err(ServiceError::unavailable)?;
                 let cfg = chat.settings();
                 let channel = str_field(data, "channel")?;
                 let user = str_field(data, "user")?;

@@ -13,7 +13,18 @@
 //!   write with the same client id is stored once;
 //! - `meta`: `clock` -> the highest Lamport clock stored (events, channels,
 //!   and the node's clock at a clean close), so a restarted node's clock
-//!   resumes above it.
+//!   resumes above it; `applied_seq` -> the last entry of the replicated
+//!   log applied (cluster mode), written in the same transaction as the
+//!   entries it covers.
+//!
+//! # Local and replicated writes
+//!
+//! A write ([`Write`]) is local ([`Store::write_local`], single-node mode:
+//! an event gets the store's next `seq`) or an entry of the replicated log
+//! ([`Store::apply_replicated`], cluster mode: an event's `seq` is the
+//! entry's stream sequence, and `applied_seq` advances with it). Both go
+//! through the same writer and group commit, and the same rules decide
+//! them (CONFLICT, NOT_FOUND, client-id dedupe), at apply time.
 //!
 //! # Damage, close, check and backup
 //!
@@ -51,6 +62,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
+use super::{Write, Written};
+
 const USERS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("users");
 const CHANNELS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("channels");
 const EVENTS: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("events");
@@ -74,6 +87,8 @@ const CLIENT_IDS: TableDefinition<'static, (&str, &str), u64> = TableDefinition:
 /// Store-wide values: [`CLOCK_KEY`] -> the highest Lamport clock stored.
 const META: TableDefinition<'static, &str, u64> = TableDefinition::new("meta");
 const CLOCK_KEY: &str = "clock";
+/// `meta` key of the last replicated log sequence applied (cluster mode).
+const APPLIED_KEY: &str = "applied_seq";
 /// Events read back from the end of the log to find the highest clock of
 /// a store written before `meta` existed.
 const CLOCK_SCAN: usize = 100_000;
@@ -282,18 +297,18 @@ pub enum Scope {
 }
 
 enum Op {
-    Login(String, u64),
-    CreateChannel(ChannelRecord),
-    Append(Event),
+    /// A write of this node alone (single-node mode): events get the
+    /// store's next `seq`.
+    Local(Write),
+    /// An entry of the replicated log at this stream sequence (`None`: an
+    /// entry that is not a write, skipped): events get the sequence as
+    /// their `seq`, and the applied sequence is recorded.
+    Replicated(u64, Option<Write>),
     /// Wakes the writer after [`Store::close`] (it then ends).
     Stop,
 }
 
-enum Out {
-    User(UserRecord),
-    Channel(ChannelRecord),
-    Appended(Appended),
-}
+type Out = Written;
 
 type Job = (Op, oneshot::Sender<Result<Out, StoreError>>);
 
@@ -310,6 +325,8 @@ struct Shared {
     /// The highest Lamport clock known to be stored (or to be stored at
     /// close).
     clock: AtomicU64,
+    /// The last replicated log sequence applied (0: none).
+    applied: AtomicU64,
 }
 
 impl Shared {
@@ -399,6 +416,7 @@ struct Opened {
     db: Database,
     next_seq: u64,
     clock: u64,
+    applied: u64,
     repaired: bool,
 }
 
@@ -477,7 +495,7 @@ fn open_db(path: &Path, integrity: bool) -> Result<Opened, StoreError> {
         if integrity && !db.check_integrity().map_err(|e| damaged(Box::new(e)))? {
             repaired.store(true, Ordering::Relaxed);
         }
-        let (next_seq, clock) = init_tables(&db).map_err(|e| match e {
+        let (next_seq, clock, applied) = init_tables(&db).map_err(|e| match e {
             StoreError::Db(source) | StoreError::Record(source) => damaged(source),
             e => e,
         })?;
@@ -485,6 +503,7 @@ fn open_db(path: &Path, integrity: bool) -> Result<Opened, StoreError> {
             db,
             next_seq,
             clock,
+            applied,
             repaired: repaired.load(Ordering::Relaxed),
         })
     });
@@ -495,8 +514,8 @@ fn open_db(path: &Path, integrity: bool) -> Result<Opened, StoreError> {
 }
 
 /// Creates every table (so that readers never find one missing); returns
-/// the next `seq` and the highest clock stored.
-fn init_tables(db: &Database) -> Result<(u64, u64), StoreError> {
+/// the next `seq`, the highest clock stored and the applied log sequence.
+fn init_tables(db: &Database) -> Result<(u64, u64, u64), StoreError> {
     let txn = db.begin_write().map_err(db_err)?;
     let found = {
         txn.open_table(USERS).map_err(db_err)?;
@@ -527,7 +546,11 @@ fn init_tables(db: &Database) -> Result<(u64, u64), StoreError> {
                 c
             }
         };
-        (last.unwrap_or(0) + 1, clock)
+        let applied = meta
+            .get(APPLIED_KEY)
+            .map_err(db_err)?
+            .map_or(0, |v| v.value());
+        (last.unwrap_or(0) + 1, clock, applied)
     };
     txn.commit().map_err(db_err)?;
     Ok(found)
@@ -625,6 +648,7 @@ impl Store {
             db: RwLock::new(Some(opened.db)),
             path: path.to_path_buf(),
             clock: AtomicU64::new(opened.clock),
+            applied: AtomicU64::new(opened.applied),
         });
         let (tx, rx) = std::sync::mpsc::channel::<Job>();
         let writer_shared = shared.clone();
@@ -829,16 +853,81 @@ impl Store {
         self.commits.load(Ordering::Relaxed)
     }
 
-    async fn write(&self, op: Op) -> Result<Out, StoreError> {
+    /// Applies a write of this node alone (single-node mode): through the
+    /// group commit, events numbered by the store.
+    pub async fn write_local(&self, write: Write) -> Result<Written, StoreError> {
         let (tx, rx) = oneshot::channel();
-        self.writes.send((op, tx)).map_err(|_| StoreError::Closed)?;
+        self.writes
+            .send((Op::Local(write), tx))
+            .map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Queues the replicated log's entry at stream sequence `seq` (`None`:
+    /// an entry that is no write, only recorded as applied) and returns
+    /// where its result will come. Entries queued back to back share a
+    /// commit; each is decided at apply time by the same rules as a local
+    /// write (CONFLICT, NOT_FOUND, client-id dedupe), so every node that
+    /// applies the same log decides the same. A stored event's `seq` is
+    /// `seq`; the applied sequence is recorded in the same transaction. An
+    /// entry at or below the applied sequence is ignored (answered
+    /// [`StoreError::Conflict`]).
+    pub fn apply_replicated(
+        &self,
+        seq: u64,
+        write: Option<Write>,
+    ) -> oneshot::Receiver<Result<Written, StoreError>> {
+        let (tx, rx) = oneshot::channel();
+        if let Err(std::sync::mpsc::SendError((_, tx))) =
+            self.writes.send((Op::Replicated(seq, write), tx))
+        {
+            let _ = tx.send(Err(StoreError::Closed));
+        }
+        rx
+    }
+
+    /// The last replicated log sequence applied (0: none; always 0 in
+    /// single-node mode).
+    pub fn applied_seq(&self) -> u64 {
+        self.shared.applied.load(Ordering::SeqCst)
+    }
+
+    /// The event stored for `user`'s client message id `client_id`, if any.
+    pub async fn by_client_id(
+        &self,
+        user: &str,
+        client_id: &str,
+    ) -> Result<Option<Event>, StoreError> {
+        let (user, client_id) = (user.to_owned(), client_id.to_owned());
+        self.read(move |txn| {
+            let ids = txn.open_table(CLIENT_IDS).map_err(db_err)?;
+            let Some(seq) = ids
+                .get((user.as_str(), client_id.as_str()))
+                .map_err(db_err)?
+                .map(|v| v.value())
+            else {
+                return Ok(None);
+            };
+            let events = txn.open_table(EVENTS).map_err(db_err)?;
+            let found = events.get(seq).map_err(db_err)?;
+            match found {
+                Some(v) => Ok(Some(decode_event(v.value())?)),
+                None => Ok(None),
+            }
+        })
+        .await
     }
 
     /// Records a login of `user` at `ts` (creating the user on first login;
     /// [`StoreError::Conflict`] when a channel has that name).
     pub async fn login(&self, user: &str, ts: u64) -> Result<UserRecord, StoreError> {
-        match self.write(Op::Login(user.to_owned(), ts)).await? {
+        match self
+            .write_local(Write::Login {
+                user: user.to_owned(),
+                ts,
+            })
+            .await?
+        {
             Out::User(u) => Ok(u),
             _ => Err(StoreError::Closed),
         }
@@ -847,7 +936,7 @@ impl Store {
     /// Creates a channel; [`StoreError::Conflict`] if it exists, or if a
     /// user has that name.
     pub async fn create_channel(&self, rec: ChannelRecord) -> Result<ChannelRecord, StoreError> {
-        match self.write(Op::CreateChannel(rec)).await? {
+        match self.write_local(Write::Channel { channel: rec }).await? {
             Out::Channel(c) => Ok(c),
             _ => Err(StoreError::Closed),
         }
@@ -858,7 +947,7 @@ impl Store {
     /// event whose sender and client id were seen before is not stored again:
     /// the original is returned, marked duplicate.
     pub async fn append(&self, event: Event) -> Result<Appended, StoreError> {
-        match self.write(Op::Append(event)).await? {
+        match self.write_local(Write::Append { event }).await? {
             Out::Appended(a) => Ok(a),
             _ => Err(StoreError::Closed),
         }
@@ -997,6 +1086,16 @@ impl Store {
         .await
     }
 
+    /// The last event's `seq` (0 when there is none).
+    pub async fn last_seq(&self) -> Result<u64, StoreError> {
+        self.read(|txn| {
+            let t = txn.open_table(EVENTS).map_err(db_err)?;
+            let last = t.last().map_err(db_err)?.map_or(0, |(k, _)| k.value());
+            Ok(last)
+        })
+        .await
+    }
+
     /// Number of events in the log.
     pub async fn event_count(&self) -> Result<u64, StoreError> {
         self.read(|txn| {
@@ -1124,8 +1223,9 @@ fn writer(
         }
         let start_seq = next_seq;
         match apply(db, &batch, &mut next_seq) {
-            Ok((results, clock)) => {
+            Ok((results, clock, applied)) => {
                 shared.clock.fetch_max(clock, Ordering::SeqCst);
+                shared.applied.fetch_max(applied, Ordering::SeqCst);
                 commits.fetch_add(1, Ordering::Relaxed);
                 if let Some(hook) = hook.get() {
                     let stored: Vec<&Event> = results
@@ -1159,17 +1259,31 @@ fn writer(
     }
 }
 
-/// Applies a batch in one transaction; returns each write's result and
-/// the highest clock stored.
+/// Applies a batch in one transaction; returns each write's result, the
+/// highest clock stored and the last replicated sequence applied.
 #[allow(clippy::type_complexity)]
 fn apply(
     db: &Database,
     batch: &[Job],
     next_seq: &mut u64,
-) -> Result<(Vec<Result<Out, StoreError>>, u64), StoreError> {
+) -> Result<(Vec<Result<Out, StoreError>>, u64, u64), StoreError> {
     let txn = db.begin_write().map_err(db_err)?;
     let mut results = Vec::with_capacity(batch.len());
     let mut max_clock = 0;
+    // The applied sequence matters to replicated entries only: a batch of
+    // local writes (single-node mode) does not read it.
+    let replicated = batch.iter().any(|(op, _)| matches!(op, Op::Replicated(..)));
+    let applied_before = if replicated {
+        let meta = txn.open_table(META).map_err(db_err)?;
+        let v = meta
+            .get(APPLIED_KEY)
+            .map_err(db_err)?
+            .map_or(0, |v| v.value());
+        v
+    } else {
+        0
+    };
+    let mut applied = applied_before;
     {
         let mut users = txn.open_table(USERS).map_err(db_err)?;
         let mut channels = txn.open_table(CHANNELS).map_err(db_err)?;
@@ -1178,8 +1292,33 @@ fn apply(
         let mut user_idx = txn.open_table(USER_INDEX).map_err(db_err)?;
         let mut ids = txn.open_table(CLIENT_IDS).map_err(db_err)?;
         for (op, _) in batch {
-            let r = match op {
-                Op::Login(user, ts) => {
+            let (write, fixed_seq) = match op {
+                Op::Stop => {
+                    results.push(Err(StoreError::Closed));
+                    continue;
+                }
+                Op::Local(w) => (w, None),
+                Op::Replicated(seq, w) => {
+                    if *seq <= applied {
+                        results.push(Err(StoreError::Conflict(format!(
+                            "log entry {seq} is applied already (at {applied})"
+                        ))));
+                        continue;
+                    }
+                    applied = *seq;
+                    match w {
+                        Some(w) => (w, Some(*seq)),
+                        None => {
+                            results.push(Err(StoreError::NotFound(format!(
+                                "log entry {seq} is not a chat write"
+                            ))));
+                            continue;
+                        }
+                    }
+                }
+            };
+            let r = match write {
+                Write::Login { user, ts } => {
                     let old = match users.get(user.as_str()).map_err(db_err)? {
                         Some(v) => Some(serde_json::from_slice::<UserRecord>(v.value())?),
                         None => None,
@@ -1212,7 +1351,7 @@ fn apply(
                         .map_err(db_err)?;
                     Ok(Out::User(rec))
                 }
-                Op::CreateChannel(rec) => {
+                Write::Channel { channel: rec } => {
                     let exists = channels
                         .get(rec.channel.as_str())
                         .map_err(db_err)?
@@ -1236,8 +1375,7 @@ fn apply(
                         Ok(Out::Channel(rec.clone()))
                     }
                 }
-                Op::Stop => Err(StoreError::Closed),
-                Op::Append(ev) => {
+                Write::Append { event: ev } => {
                     let dup = match &ev.client_id {
                         Some(id) => ids
                             .get((ev.user.as_str(), id.as_str()))
@@ -1270,8 +1408,8 @@ fn apply(
                         } else {
                             let mut ev = ev.clone();
                             max_clock = max_clock.max(ev.clock);
-                            ev.seq = *next_seq;
-                            *next_seq += 1;
+                            ev.seq = fixed_seq.unwrap_or(*next_seq);
+                            *next_seq = ev.seq + 1;
                             let bytes = encode_event(&ev)?;
                             events.insert(ev.seq, bytes.as_slice()).map_err(db_err)?;
                             match ev.kind {
@@ -1311,8 +1449,12 @@ fn apply(
             }
         }
     }
+    if applied != applied_before {
+        let mut meta = txn.open_table(META).map_err(db_err)?;
+        meta.insert(APPLIED_KEY, applied).map_err(db_err)?;
+    }
     txn.commit().map_err(db_err)?;
-    Ok((results, max_clock))
+    Ok((results, max_clock, applied))
 }
 
 #[cfg(test)]
@@ -1566,6 +1708,66 @@ mod tests {
         assert_eq!((report.events, report.clock), (1, 77));
         let again = Store::open(&path, 8).expect("reopen");
         assert_eq!(again.stored_clock(), 77);
+        again.close(0).expect("close");
+    }
+
+    /// Replicated entries: events take the entry's sequence as `seq`, the
+    /// same rules decide at apply time, skipped entries and refusals still
+    /// advance the applied sequence, which survives a reopen; an entry at
+    /// or below it is not applied again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn replicated_entries_apply_at_their_sequence() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("chat.redb");
+        let store = Store::open(&path, 16).expect("open");
+        let channel = |name: &str| Write::Channel {
+            channel: ChannelRecord {
+                channel: name.into(),
+                creator: None,
+                created: 1,
+                clock: 1,
+            },
+        };
+        let append = |id: Option<&str>| Write::Append {
+            event: publish("ann", "room", "hi", id),
+        };
+        // Queued back to back: one batch, answered in order.
+        let rxs = vec![
+            store.apply_replicated(3, Some(channel("room"))),
+            store.apply_replicated(4, Some(channel("room"))),
+            store.apply_replicated(5, None),
+            store.apply_replicated(7, Some(append(Some("k")))),
+            store.apply_replicated(8, Some(append(Some("k")))),
+            store.apply_replicated(8, Some(append(None))),
+        ];
+        let mut got = Vec::new();
+        for rx in rxs {
+            got.push(rx.await.expect("answered"));
+        }
+        assert!(matches!(got[0], Ok(Written::Channel(_))));
+        assert!(matches!(got[1], Err(StoreError::Conflict(_))));
+        assert!(matches!(got[2], Err(StoreError::NotFound(_))));
+        match (&got[3], &got[4]) {
+            (Ok(Written::Appended(a)), Ok(Written::Appended(b))) => {
+                assert_eq!((a.event.seq, a.duplicate), (7, false));
+                assert_eq!((b.event.seq, b.duplicate), (7, true));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            matches!(got[5], Err(StoreError::Conflict(_))),
+            "already applied"
+        );
+        assert_eq!(store.applied_seq(), 8);
+        assert_eq!(store.last_seq().await.expect("last"), 7);
+        store.close(0).expect("close");
+        let again = Store::open(&path, 16).expect("reopen");
+        assert_eq!(again.applied_seq(), 8);
+        let next = again
+            .apply_replicated(9, Some(append(None)))
+            .await
+            .expect("answered");
+        assert!(matches!(next, Ok(Written::Appended(a)) if a.event.seq == 9));
         again.close(0).expect("close");
     }
 

@@ -42,6 +42,8 @@ pub(super) struct Inner {
     pub(super) keep_alive: ws::KeepAlive,
     pub(super) routes: Routes,
     pub(super) files: Option<StaticFiles>,
+    /// Parts of the node reporting into `/health`.
+    pub(super) health_checks: Vec<Arc<dyn super::HealthCheck>>,
     /// The request counter and latency histogram of each status class,
     /// `1xx` to `5xx`, looked up once.
     pub(super) by_class: Vec<(
@@ -210,7 +212,22 @@ impl Inner {
                 )
             })
             .collect();
-        let body = serde_json::json!({ "live": true, "ready": ready, "listeners": states });
+        let mut body = serde_json::json!({ "live": true, "ready": ready, "listeners": states });
+        let mut degraded = Vec::new();
+        for check in &self.health_checks {
+            let report = check.report();
+            if let Some(why) = report.degraded {
+                degraded.push(serde_json::Value::from(format!("{}: {why}", check.name())));
+            }
+            body[check.name()] = report.details;
+        }
+        body["status"] = if degraded.is_empty() {
+            "ok"
+        } else {
+            "degraded"
+        }
+        .into();
+        body["degraded"] = degraded.into();
         let status = if ready || !ready_only {
             StatusCode::OK
         } else {

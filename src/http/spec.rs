@@ -15,6 +15,7 @@ pub struct HttpProtocolBuilder {
     config: HttpSettings,
     routes: Routes,
     files: Option<FileCache>,
+    health_checks: Vec<Arc<dyn super::HealthCheck>>,
 }
 
 impl std::fmt::Debug for HttpProtocolBuilder {
@@ -41,6 +42,13 @@ impl HttpProtocolBuilder {
     /// Adds these routes after `/metrics` and `/health`.
     pub fn routes(mut self, routes: Routes) -> Self {
         self.routes = self.routes.merge(routes);
+        self
+    }
+
+    /// Adds a part of the node that reports into `/health`: its details
+    /// under its name, and the node `"degraded"` while it says so.
+    pub fn health_check(mut self, check: Arc<dyn super::HealthCheck>) -> Self {
+        self.health_checks.push(check);
         self
     }
 
@@ -83,6 +91,7 @@ impl HttpProtocolBuilder {
                 },
                 routes: self.routes,
                 files: self.files.as_ref().map(StaticFiles::new),
+                health_checks: self.health_checks,
             }),
         }
     }
@@ -100,6 +109,7 @@ impl HttpProtocol {
             config: config.clone(),
             routes: Routes::new(),
             files: None,
+            health_checks: Vec::new(),
         }
     }
 }

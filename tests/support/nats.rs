@@ -68,7 +68,9 @@ impl NatsCluster {
         self.dir.path().join(format!("n{i}.conf"))
     }
 
-    fn start_server(&mut self, i: usize) {
+    /// Starts server `i` (not running) on its ports and store, without
+    /// waiting.
+    pub(crate) fn start_server(&mut self, i: usize) {
         let routes: Vec<String> = self
             .servers
             .iter()
