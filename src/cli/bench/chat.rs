@@ -22,6 +22,13 @@
 //! delivered: pushes dropped by the slow-subscriber policy, or lost). With
 //! `--subscribers 0` the window applies to acknowledgements instead, which
 //! measures the durable publish rate alone.
+//!
+//! Several nodes (`--addr` repeated or comma-separated; a cluster): the
+//! subscribers are spread over them round robin (subscriber `i` on address
+//! `i mod n`), so a publication crosses nodes to reach most of them, and
+//! the publisher is on the first address that accepts it. The benchmark
+//! does not fail over: a node lost during the run is an error in the
+//! results (use `corral bot` or the client library to watch failover).
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
@@ -53,15 +60,20 @@ const DIGITS: usize = 20;
 const LATENCY_SAMPLE: u64 = 16;
 /// Bytes a subscriber asks the socket for at a time.
 const READ_CHUNK: usize = 128 * 1024;
+/// Times a subscriber asks again when its node does not know the channel
+/// yet (a cluster node that has not applied its creation), 100 ms apart.
+const SUBSCRIBE_ATTEMPTS: u32 = 50;
 /// How long to wait for the last deliveries and acknowledgements.
 const SETTLE: Duration = Duration::from_secs(10);
 
 /// Arguments of `corral bench chat`.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct BenchChatArgs {
-    /// Server address (an RPC listener with the chat services).
-    #[arg(long, default_value = "127.0.0.1:7070")]
-    pub addr: String,
+    /// Server address (an RPC listener with the chat services); several
+    /// nodes as a comma-separated list or by repeating --addr: subscribers
+    /// are spread over them, the publisher is on the first that answers.
+    #[arg(long, default_value = "127.0.0.1:7070", value_name = "HOST:PORT[,...]")]
+    pub addr: Vec<String>,
     /// Subscriber connections.
     #[arg(long, default_value_t = 100)]
     pub subscribers: usize,
@@ -168,8 +180,9 @@ pub(crate) fn run(args: BenchChatArgs) -> anyhow::Result<ExitCode> {
         args.duration > 0.0 && args.duration.is_finite(),
         "--duration must be positive"
     );
+    let addrs = corral::client::parse_addrs(&args.addr).context("bad --addr")?;
     let runtime = generator_runtime(args.threads)?;
-    let summary = runtime.block_on(bench(&args))?;
+    let summary = runtime.block_on(bench(&args, addrs))?;
     if args.json {
         super::super::print_stdout(&format!("{}\n", serde_json::to_string(&summary)?));
     } else {
@@ -297,33 +310,50 @@ async fn read_more(
 async fn subscriber(
     i: usize,
     args: Arc<BenchChatArgs>,
+    addrs: Arc<Vec<String>>,
     shared: Arc<Shared>,
     ready: Arc<Barrier>,
 ) -> anyhow::Result<Histogram<u64>> {
     let mut hist = new_histogram()?;
     let mut buf = BytesMut::with_capacity(READ_CHUNK * 2);
     let setup = async {
-        let mut sock = TcpStream::connect(args.addr.as_str()).await?;
+        let addr = &addrs[i % addrs.len()];
+        let mut sock = TcpStream::connect(addr.as_str())
+            .await
+            .with_context(|| format!("connect to {addr}"))?;
         sock.set_nodelay(true)?;
         let body = request(args.codec, 0, "subscribe", json!({ "topic": args.channel }))?;
         let len = u32::try_from(body.len())?;
-        sock.write_all(&len.to_be_bytes()).await?;
-        sock.write_all(&body).await?;
-        loop {
-            let mut pos = 0;
-            if let Some(reply) = next_frame(&buf, &mut pos)? {
+        // In a cluster the channel reaches this node a little after its
+        // creation on the publisher's: NOT_FOUND is retried a while.
+        let mut attempts = 0;
+        'subscribe: loop {
+            sock.write_all(&len.to_be_bytes()).await?;
+            sock.write_all(&body).await?;
+            loop {
+                let mut pos = 0;
+                if let Some(reply) = next_frame(&buf, &mut pos)? {
+                    let refused = is_error_reply(args.codec, reply);
+                    let not_found = refused && memchr::memmem::find(reply, b"NOT_FOUND").is_some();
+                    if not_found && attempts < SUBSCRIBE_ATTEMPTS {
+                        attempts += 1;
+                        buf.advance(pos);
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue 'subscribe;
+                    }
+                    anyhow::ensure!(
+                        !refused,
+                        "subscribe: {}",
+                        String::from_utf8_lossy(reply)
+                    );
+                    buf.advance(pos);
+                    break 'subscribe;
+                }
                 anyhow::ensure!(
-                    !is_error_reply(args.codec, reply),
-                    "subscribe: {}",
-                    String::from_utf8_lossy(reply)
+                    read_more(&mut sock, &mut buf, &shared.cancel).await?,
+                    "connection closed by the server"
                 );
-                buf.advance(pos);
-                break;
             }
-            anyhow::ensure!(
-                read_more(&mut sock, &mut buf, &shared.cancel).await?,
-                "connection closed by the server"
-            );
         }
         anyhow::Ok(sock)
     }
@@ -404,15 +434,30 @@ fn message(ns: u64, size: usize) -> String {
     m
 }
 
-async fn bench(args: &BenchChatArgs) -> anyhow::Result<Summary> {
+/// A connection to the first of `addrs` that accepts one.
+async fn first_reachable(addrs: &[String]) -> anyhow::Result<FrameConn> {
+    let mut failures = Vec::new();
+    for addr in addrs {
+        match FrameConn::connect(addr.as_str()).await {
+            Ok(c) => return Ok(c),
+            Err(e) => {
+                eprintln!("warning: {addr}: {e}; trying the next address");
+                failures.push(format!("{addr}: {e}"));
+            }
+        }
+    }
+    bail!("connect: no address reachable ({})", failures.join("; "))
+}
+
+async fn bench(args: &BenchChatArgs, addrs: Vec<String>) -> anyhow::Result<Summary> {
     let args = Arc::new(args.clone());
+    let addrs = Arc::new(addrs);
     let n = args.subscribers;
     let codec = args.codec;
 
-    // The publisher logs in and makes sure the channel exists.
-    let mut publisher = FrameConn::connect(args.addr.as_str())
-        .await
-        .with_context(|| format!("connect to {}", args.addr))?;
+    // The publisher logs in and makes sure the channel exists (on the
+    // first node; in a cluster every node sees it).
+    let mut publisher = first_reachable(&addrs).await?;
     call(&mut publisher, codec, "login", json!({ "user": args.user })).await?;
     if let Err(e) = call(
         &mut publisher,
@@ -438,7 +483,15 @@ async fn bench(args: &BenchChatArgs) -> anyhow::Result<Summary> {
     });
     let ready = Arc::new(Barrier::new(n + 1));
     let subs: Vec<_> = (0..n)
-        .map(|i| tokio::spawn(subscriber(i, args.clone(), shared.clone(), ready.clone())))
+        .map(|i| {
+            tokio::spawn(subscriber(
+                i,
+                args.clone(),
+                addrs.clone(),
+                shared.clone(),
+                ready.clone(),
+            ))
+        })
         .collect();
     ready.wait().await;
 
@@ -538,7 +591,7 @@ async fn bench(args: &BenchChatArgs) -> anyhow::Result<Summary> {
     let rate = |count: u64, s: f64| if s > 0.0 { count as f64 / s } else { 0.0 };
     let first_error = shared.first_error.lock().ok().and_then(|e| e.clone());
     Ok(Summary {
-        addr: args.addr.clone(),
+        addr: addrs.join(","),
         codec: codec.name(),
         subscribers: n,
         size: args.size,
