@@ -177,10 +177,11 @@ async fn start_status_reach_and_stop() {
     assert_eq!(again, started);
 
     for port in &c.rpc {
-        let client = tokio::time::timeout(GUARD, Client::connect(("127.0.0.1", *port), Codec::Json))
-            .await
-            .expect("in time")
-            .expect("node reachable");
+        let client =
+            tokio::time::timeout(GUARD, Client::connect(("127.0.0.1", *port), Codec::Json))
+                .await
+                .expect("in time")
+                .expect("node reachable");
         client.call("ping", json!({})).await.expect("ping");
     }
 
@@ -202,7 +203,11 @@ fn bad_ports_and_taken_ports_are_refused() {
     for (var, value, says) in [
         ("CLUSTER_RPC_PORTS", "7071 7072", "needs 3 ports"),
         ("CLUSTER_HTTP_PORTS", "8081 x 8083", "x is not a port"),
-        ("CLUSTER_NATS_PORTS", "4222 4223 70000", "70000 is not a port"),
+        (
+            "CLUSTER_NATS_PORTS",
+            "4222 4223 70000",
+            "70000 is not a port",
+        ),
     ] {
         let out = c.run("start", &[(var, value)]);
         let t = text(&out);
@@ -224,7 +229,10 @@ fn bad_ports_and_taken_ports_are_refused() {
     let out = c.run("start", &[("CLUSTER_NATS_PORTS", &ports.join(" "))]);
     let t = text(&out);
     assert_eq!(out.status.code(), Some(1), "{t}");
-    assert!(t.contains(&format!("port {port}")) && t.contains("taken"), "{t}");
+    assert!(
+        t.contains(&format!("port {port}")) && t.contains("taken"),
+        "{t}"
+    );
     assert!(pids(&c.root()).is_empty(), "{t}");
     let out = c.run("frobnicate", &[]);
     assert_eq!(out.status.code(), Some(1));

@@ -75,7 +75,10 @@ fn corral() -> tokio::process::Command {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_client_moves_to_the_next_node() {
-    let (dir_a, dir_b) = (tempfile::tempdir().expect("dir"), tempfile::tempdir().expect("dir"));
+    let (dir_a, dir_b) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
     let (a, addr_a) = node(dir_a.path(), "room").await;
     let (_b, addr_b) = node(dir_b.path(), "room").await;
     let list = format!("{addr_a},{addr_b}");
@@ -113,7 +116,10 @@ async fn the_client_moves_to_the_next_node() {
         a.shutdown().await;
         stdin.write_all(b"pub room two\n").await.expect("write");
         wait_for!(&format!("now on node {addr_b}"));
-        stdin.write_all(b"history room\nquit\n").await.expect("write");
+        stdin
+            .write_all(b"history room\nquit\n")
+            .await
+            .expect("write");
         wait_for!("bye");
         let text = seen.join("\n");
         assert_eq!(text.matches("published (seq=").count(), 2, "{text}");
@@ -132,7 +138,10 @@ async fn the_client_moves_to_the_next_node() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bots_go_on_on_the_other_node_and_lose_nothing() {
-    let (dir_a, dir_b) = (tempfile::tempdir().expect("dir"), tempfile::tempdir().expect("dir"));
+    let (dir_a, dir_b) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
     let (a, addr_a) = node(dir_a.path(), "general").await;
     let (_b, addr_b) = node(dir_b.path(), "general").await;
     let child = corral()
@@ -187,10 +196,7 @@ async fn bots_go_on_on_the_other_node_and_lose_nothing() {
             on_a.len(),
             on_b.len()
         );
-        let bots: HashSet<&str> = on_b
-            .iter()
-            .filter_map(|m| m.rsplit(' ').next())
-            .collect();
+        let bots: HashSet<&str> = on_b.iter().filter_map(|m| m.rsplit(' ').next()).collect();
         assert_eq!(bots.len(), 2, "both bots end on B: {bots:?}");
     };
     tokio::time::timeout(GUARD, run).await.expect("no hang");
@@ -212,8 +218,23 @@ async fn node_again(dir: &Path) -> (Node, SocketAddr) {
 async fn a_malformed_address_list_is_refused() {
     for args in [
         &["client", "--addr", "127.0.0.1:7070,oops"][..],
-        &["bot", "--addr", "127.0.0.1:7070", "--addr", "oops", "--duration", "1"][..],
-        &["bench", "chat", "--addr", "127.0.0.1:7070,oops", "--duration", "1"][..],
+        &[
+            "bot",
+            "--addr",
+            "127.0.0.1:7070",
+            "--addr",
+            "oops",
+            "--duration",
+            "1",
+        ][..],
+        &[
+            "bench",
+            "chat",
+            "--addr",
+            "127.0.0.1:7070,oops",
+            "--duration",
+            "1",
+        ][..],
     ] {
         let out = tokio::time::timeout(GUARD, corral().args(args).output())
             .await

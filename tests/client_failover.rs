@@ -134,7 +134,10 @@ async fn cutting_relay(target: SocketAddr, cut: Arc<AtomicBool>) -> SocketAddr {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cut_write_is_retried_on_the_next_node_with_the_same_id() {
-    let (dir_a, dir_b) = (tempfile::tempdir().expect("dir"), tempfile::tempdir().expect("dir"));
+    let (dir_a, dir_b) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
     let (_a, addr_a) = node(dir_a.path()).await;
     let (_b, addr_b) = node(dir_b.path()).await;
     channel(addr_a, "room").await;
@@ -148,7 +151,10 @@ async fn a_cut_write_is_retried_on_the_next_node_with_the_same_id() {
         session.login("alice").await.expect("login");
         session.subscribe("room").await.expect("subscribe");
         for i in 0..5 {
-            let r = session.publish("room", &format!("m{i}")).await.expect("ack");
+            let r = session
+                .publish("room", &format!("m{i}"))
+                .await
+                .expect("ack");
             assert_eq!(r["duplicate"], false);
         }
         assert_eq!(session.node(), Some(relay.to_string()));
@@ -209,7 +215,10 @@ async fn a_cut_write_is_retried_on_the_next_node_with_the_same_id() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_shut_down_while_publishing_loses_no_acknowledged_write() {
-    let (dir_a, dir_b) = (tempfile::tempdir().expect("dir"), tempfile::tempdir().expect("dir"));
+    let (dir_a, dir_b) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
     let (a, addr_a) = node(dir_a.path()).await;
     let (_b, addr_b) = node(dir_b.path()).await;
     channel(addr_a, "room").await;
@@ -262,7 +271,12 @@ async fn a_node_shut_down_while_publishing_loses_no_acknowledged_write() {
         let (_a2, addr_a2) = node(dir_a.path()).await;
         let on_a = ids_in_history(addr_a2, "room").await;
         let on_b = ids_in_history(addr_b, "room").await;
-        assert!(on_a.len() >= 30 && !on_b.is_empty(), "{} {}", on_a.len(), on_b.len());
+        assert!(
+            on_a.len() >= 30 && !on_b.is_empty(),
+            "{} {}",
+            on_a.len(),
+            on_b.len()
+        );
         for (id, n) in on_a.iter().chain(on_b.iter()) {
             assert_eq!(*n, 1, "{id} stored {n} times on one node");
         }
@@ -361,7 +375,10 @@ async fn a_server_answering_garbage_is_left_for_a_real_node() {
     });
     let session = ChatSession::new(options(&[garbage_addr, addr.to_string()]));
     let run = async {
-        session.login("frank").await.expect("login on the real node");
+        session
+            .login("frank")
+            .await
+            .expect("login on the real node");
         assert_eq!(session.node(), Some(addr.to_string()));
         assert_eq!(session.failovers(), 1);
     };

@@ -86,11 +86,7 @@ impl BotStats {
     }
 }
 
-async fn run_bot(
-    args: Arc<BotArgs>,
-    session: ChatSession,
-    stop: CancellationToken,
-) -> BotStats {
+async fn run_bot(args: Arc<BotArgs>, session: ChatSession, stop: CancellationToken) -> BotStats {
     let mut stats = BotStats {
         name: bot_name(),
         ..BotStats::default()

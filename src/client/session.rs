@@ -428,7 +428,11 @@ impl ChatSession {
     /// Records what a successful call changed in what is replayed.
     async fn remember(&self, service: &str, data: &Map<String, Value>) {
         let mut st = self.shared.state.lock().await;
-        let topic = || data.get("topic").and_then(Value::as_str).map(str::to_string);
+        let topic = || {
+            data.get("topic")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
         match service {
             "login" => {
                 let mut login = Map::new();
@@ -701,7 +705,9 @@ mod tests {
             while let Ok((mut sock, _)) = garbage.accept().await {
                 tokio::spawn(async move {
                     // An absurd frame length, then noise.
-                    let _ = sock.write_all(b"\xff\xff\xff\xffHTTP/1.1 200 OK\r\n\r\n").await;
+                    let _ = sock
+                        .write_all(b"\xff\xff\xff\xffHTTP/1.1 200 OK\r\n\r\n")
+                        .await;
                     let _ = sock.flush().await;
                     tokio::time::sleep(Duration::from_secs(30)).await;
                 });

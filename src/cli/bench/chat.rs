@@ -341,11 +341,7 @@ async fn subscriber(
                         tokio::time::sleep(Duration::from_millis(100)).await;
                         continue 'subscribe;
                     }
-                    anyhow::ensure!(
-                        !refused,
-                        "subscribe: {}",
-                        String::from_utf8_lossy(reply)
-                    );
+                    anyhow::ensure!(!refused, "subscribe: {}", String::from_utf8_lossy(reply));
                     buf.advance(pos);
                     break 'subscribe;
                 }
