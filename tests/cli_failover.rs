@@ -26,6 +26,8 @@ async fn node(dir: &Path, channel: &str) -> (Node, SocketAddr) {
     l.drain_timeout_ms = 500;
     c.listeners = vec![l];
     c.node.data_dir = dir.to_path_buf();
+    // No rate limit: the bench publishes as fast as it can.
+    c.chat.rate_per_second = 0.0;
     let node = Node::start(c).await.expect("the node starts");
     let addr = node.local_addr("rpc").expect("bound");
     let client = Client::connect(addr, Codec::Json).await.expect("connects");
@@ -202,6 +204,85 @@ async fn bots_go_on_on_the_other_node_and_lose_nothing() {
     tokio::time::timeout(GUARD, run).await.expect("no hang");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_chat_moves_its_publisher_and_resends_what_was_not_acknowledged() {
+    let (dir_a, dir_b) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    let (a, addr_a) = node(dir_a.path(), "bench").await;
+    let (_b, addr_b) = node(dir_b.path(), "bench").await;
+    let list = format!("{addr_a},{addr_b}");
+    let child = corral()
+        .args([
+            "bench",
+            "chat",
+            "--addr",
+            &list,
+            "--subscribers",
+            "0",
+            "--duration",
+            "3",
+            "--window",
+            "64",
+            "--batch",
+            "16",
+            "--json",
+        ])
+        .spawn()
+        .expect("spawn");
+    let run = async {
+        // Node A goes away in the middle of the run.
+        let watcher = Client::connect(addr_a, Codec::Json)
+            .await
+            .expect("connects");
+        loop {
+            let h = watcher
+                .call("history", json!({"channel": "bench", "limit": 1}))
+                .await
+                .expect("history");
+            if h["messages"][0]["seq"].as_u64().unwrap_or(0) >= 300 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        drop(watcher);
+        a.shutdown().await;
+        let out = child.wait_with_output().await.expect("wait");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+        let summary: serde_json::Value = serde_json::from_str(stdout.trim()).expect("json");
+        assert_eq!(summary["errors"], 0, "{summary}");
+        assert_eq!(summary["published"], summary["acked"], "{summary}");
+        assert!(summary["failovers"].as_u64() >= Some(1), "{summary}");
+        assert!(summary["max_ack_gap_ms"].as_f64().is_some(), "{summary}");
+        assert!(stderr.contains("now on"), "{stderr}");
+        let acked = summary["acked"].as_u64().expect("acked") as usize;
+
+        // Every acknowledged publish is stored, on A (read back from its
+        // store) or on B, once on each at most.
+        let (_a2, addr_a2) = node_again(dir_a.path()).await;
+        let on_a = messages(addr_a2, "bench").await;
+        let on_b = messages(addr_b, "bench").await;
+        for (name, stored) in [("A", &on_a), ("B", &on_b)] {
+            let unique: HashSet<&String> = stored.iter().collect();
+            assert_eq!(unique.len(), stored.len(), "a message twice on {name}");
+        }
+        assert!(!on_a.is_empty() && !on_b.is_empty());
+        let all: HashSet<&String> = on_a.iter().chain(on_b.iter()).collect();
+        // At most a window of publishes was resent (stored on both).
+        assert!(
+            all.len() >= acked && all.len() <= acked + 64,
+            "acked {acked}, stored {} + {} ({} distinct)",
+            on_a.len(),
+            on_b.len(),
+            all.len()
+        );
+    };
+    tokio::time::timeout(GUARD, run).await.expect("no hang");
+}
+
 /// A node back on `dir` (its channel already stored).
 async fn node_again(dir: &Path) -> (Node, SocketAddr) {
     let mut c = Config::embedded_default();
@@ -209,6 +290,7 @@ async fn node_again(dir: &Path) -> (Node, SocketAddr) {
     l.drain_timeout_ms = 500;
     c.listeners = vec![l];
     c.node.data_dir = dir.to_path_buf();
+    c.chat.rate_per_second = 0.0;
     let node = Node::start(c).await.expect("the node starts again");
     let addr = node.local_addr("rpc").expect("bound");
     (node, addr)
