@@ -384,3 +384,46 @@ async fn a_server_answering_garbage_is_left_for_a_real_node() {
     };
     tokio::time::timeout(GUARD, run).await.expect("no hang");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_session_moves_at_once_and_keeps_receiving() {
+    let (dir_a, dir_b) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    let (a, addr_a) = node(dir_a.path()).await;
+    let (_b, addr_b) = node(dir_b.path()).await;
+    channel(addr_a, "room").await;
+    channel(addr_b, "room").await;
+    let session = ChatSession::new(options(&[addr_a.to_string(), addr_b.to_string()]));
+    let mut pushes = session.pushes().expect("pushes");
+    let mut node = session.watch_node();
+    let run = async {
+        session.login("gina").await.expect("login");
+        session.subscribe("room").await.expect("subscribe");
+        a.shutdown().await;
+        // No call: the session notices the closed connection by itself.
+        let b = Some(addr_b.to_string());
+        node.wait_for(|n| *n == b).await.expect("the session lives");
+        assert_eq!(session.failovers(), 1);
+        let other = client(addr_b).await;
+        other
+            .call("login", json!({"user": "hal"}))
+            .await
+            .expect("login");
+        other
+            .call("publish", json!({"channel": "room", "message": "to gina"}))
+            .await
+            .expect("publish");
+        let p = pushes.recv().await.expect("a push from B");
+        assert_eq!(p.data["message"], "to gina");
+        // And a private message to gina reaches her on B (logged in again).
+        other
+            .call("message", json!({"dst": "gina", "message": "psst"}))
+            .await
+            .expect("message");
+        let p = pushes.recv().await.expect("a private push from B");
+        assert_eq!(p.data["message"], "psst");
+    };
+    tokio::time::timeout(GUARD, run).await.expect("no hang");
+}

@@ -257,7 +257,22 @@ pub(crate) async fn run(args: ClientArgs) -> anyhow::Result<ExitCode> {
         "connected to {node} ({}); type `help` for commands",
         args.codec
     );
-    let mut on = Some(node);
+    {
+        // Says where the session went when its node goes away (at once,
+        // not at the next command: pushes keep coming from the next node).
+        let mut watch = session.watch_node();
+        let session = session.clone();
+        let mut on = Some(node);
+        tokio::spawn(async move {
+            while watch.changed().await.is_ok() {
+                let now = watch.borrow_and_update().clone();
+                if let Some(now) = now.filter(|n| Some(n) != on.as_ref()) {
+                    println!("now on node {now} (failover {})", session.failovers());
+                    on = Some(now);
+                }
+            }
+        });
+    }
     let mut me: Option<String> = None;
     if let Some(user) = args.user.clone() {
         if !execute(&session, &mut me, Command::Login(user)).await {
@@ -277,17 +292,7 @@ pub(crate) async fn run(args: ClientArgs) -> anyhow::Result<ExitCode> {
         match parse(&line) {
             Ok(Command::Quit) => break,
             Ok(cmd) => {
-                let going = execute(&session, &mut me, cmd).await;
-                let now = session.node();
-                if now.is_some() && now != on {
-                    println!(
-                        "now on node {} (failover {})",
-                        now.as_deref().unwrap_or("?"),
-                        session.failovers()
-                    );
-                    on = now;
-                }
-                if !going {
+                if !execute(&session, &mut me, cmd).await {
                     return Ok(ExitCode::FAILURE);
                 }
             }

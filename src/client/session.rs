@@ -5,7 +5,9 @@
 //! lost (closed, an i/o error, no reply within the call timeout, a reply it
 //! cannot read), it moves to the next address of its list (round robin),
 //! logs in again as the user it was logged in as, subscribes again to every
-//! topic it was subscribed to, and retries the call that was cut. When a
+//! topic it was subscribed to, and retries the call that was cut. A
+//! connection closed while no call is under way is replaced at once, so
+//! that pushes keep coming ([`ChatSession::watch_node`] follows it). When a
 //! whole pass over the list fails it waits (a backoff that doubles up to
 //! [`SessionOptions::max_backoff`]) and tries again, and after
 //! [`SessionOptions::connect_rounds`] passes it gives up with
@@ -55,7 +57,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Map, Value};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::{parse_addrs, Client, ClientError, Codec, FrameConn, IncomingPush, SessionError};
 use crate::clock::{now_ms, LamportClock};
@@ -193,8 +195,9 @@ struct Shared {
     opts: SessionOptions,
     clock: Arc<LamportClock>,
     state: tokio::sync::Mutex<State>,
-    /// The address of the current connection, for [`ChatSession::node`].
-    current: Mutex<Option<String>>,
+    /// The address of the current connection, for [`ChatSession::node`]
+    /// and [`ChatSession::watch_node`].
+    current: watch::Sender<Option<String>>,
     pushes_tx: mpsc::Sender<IncomingPush>,
     pushes_rx: Mutex<Option<mpsc::Receiver<IncomingPush>>>,
     /// Makes the session's client ids unique among its user's sessions.
@@ -242,7 +245,7 @@ impl ChatSession {
                 opts,
                 clock: Arc::new(LamportClock::new()),
                 state: tokio::sync::Mutex::new(State::default()),
-                current: Mutex::new(None),
+                current: watch::channel(None).0,
                 pushes_tx,
                 pushes_rx: Mutex::new(Some(pushes_rx)),
                 id_prefix: format!("{:012x}", super::random_u64() & 0xffff_ffff_ffff),
@@ -262,11 +265,13 @@ impl ChatSession {
 
     /// The address of the node the session is on, if connected.
     pub fn node(&self) -> Option<String> {
-        self.shared
-            .current
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.shared.current.borrow().clone()
+    }
+
+    /// Follows [`ChatSession::node`]: the receiver sees every change (a
+    /// connection, a loss, the next node).
+    pub fn watch_node(&self) -> watch::Receiver<Option<String>> {
+        self.shared.current.subscribe()
     }
 
     /// The addresses the session moves between.
@@ -470,12 +475,27 @@ impl ChatSession {
             st.live = None;
             st.next = (live.node + 1) % self.shared.opts.addrs.len();
             self.shared.failovers.fetch_add(1, Ordering::Relaxed);
-            *self
-                .shared
-                .current
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()) = None;
+            self.shared.current.send_replace(None);
         }
+    }
+
+    /// After connection `generation` closed: if the session is still on it,
+    /// moves to the next node (as a call would).
+    /// (Boxed: it is spawned from the connection it replaces.)
+    fn recover(self, generation: u64) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(async move {
+            let live = {
+                let st = self.shared.state.lock().await;
+                match &st.live {
+                    Some(l) if l.generation == generation => l.clone(),
+                    _ => return,
+                }
+            };
+            self.lost(&live, "connection closed").await;
+            if let Err(e) = self.live().await {
+                tracing::warn!(error = %e, "chat session: no node to move to");
+            }
+        })
     }
 
     /// The current connection, or a new one: round robin from the next
@@ -505,7 +525,7 @@ impl ChatSession {
             for k in 0..n {
                 let node = (st.next + k) % n;
                 let addr = &opts.addrs[node];
-                match self.open(node, &mut st).await {
+                match self.open(node, st.generation + 1, &mut st).await {
                     Ok(live) => {
                         tracing::info!(node = %addr, "chat session: connected");
                         st.generation += 1;
@@ -515,11 +535,7 @@ impl ChatSession {
                         });
                         st.live = Some(live.clone());
                         st.next = node;
-                        *self
-                            .shared
-                            .current
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner()) = Some(addr.clone());
+                        self.shared.current.send_replace(Some(addr.clone()));
                         return Ok(live);
                     }
                     Err(why) => {
@@ -536,8 +552,9 @@ impl ChatSession {
         })
     }
 
-    /// Connects to `addrs[node]`, logs in again and resubscribes.
-    async fn open(&self, node: usize, st: &mut State) -> Result<Live, String> {
+    /// Connects to `addrs[node]`, logs in again and resubscribes; the
+    /// connection will be number `generation`.
+    async fn open(&self, node: usize, generation: u64, st: &mut State) -> Result<Live, String> {
         let opts = &self.shared.opts;
         let addr = opts.addrs[node].clone();
         let conn = match tokio::time::timeout(opts.connect_timeout, (opts.connect)(addr)).await {
@@ -549,12 +566,18 @@ impl ChatSession {
         let forward = match client.pushes() {
             Some(mut rx) => {
                 let (tx, clock) = (self.shared.pushes_tx.clone(), self.shared.clock.clone());
+                let session = Arc::downgrade(&self.shared);
                 AbortOnDrop::new(tokio::spawn(async move {
                     while let Some(p) = rx.recv().await {
                         clock.observe_data(&p.data);
                         if tx.try_send(p).is_err() {
                             tracing::debug!("chat session: push dropped (receiver full or gone)");
                         }
+                    }
+                    // The connection is closed: move on now rather than at
+                    // the next call, so that pushes keep coming.
+                    if let Some(shared) = session.upgrade() {
+                        tokio::spawn(ChatSession { shared }.recover(generation));
                     }
                 }))
             }
