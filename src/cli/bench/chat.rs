@@ -600,7 +600,7 @@ fn read_acks(
                     continue;
                 }
                 // A reply to a publish already acknowledged counts once.
-                if !id.is_some_and(|id| acks.pending().remove(&id).is_some()) {
+                if id.is_none_or(|id| acks.pending().remove(&id).is_none()) {
                     continue;
                 }
             } else if is_error_reply(codec, &body) {
