@@ -23,6 +23,12 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Over several nodes, [`ChatSession`] is the chat client that moves to the
+//! next node when the one it is on goes away: it logs in again,
+//! resubscribes, and retries the cut call (writes keep their `client_id`,
+//! so none is stored twice). Its address lists are checked by
+//! [`parse_addrs`].
+//!
 //! Over TLS (feature `tls`), trusting the CA that signed the server's
 //! certificate; the name checked is the host of the address unless
 //! `TlsClientOptions::server_name` says otherwise:
@@ -37,6 +43,14 @@
 //! client.call("ping", serde_json::json!({})).await?;
 //! # Ok(()) }
 //! ```
+
+mod addrs;
+mod session;
+mod session_error;
+
+pub use addrs::parse_addrs;
+pub use session::{ChatSession, ConnectFn, SessionOptions};
+pub use session_error::SessionError;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -564,6 +578,17 @@ impl Client {
             .unwrap_or_else(|p| p.into_inner())
             .take()
     }
+}
+
+/// A random number (std's randomly keyed hasher, a counter and the time; no
+/// extra crate), for client ids and backoff jitter.
+pub(crate) fn random_u64() -> u64 {
+    use std::hash::BuildHasher;
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    std::collections::hash_map::RandomState::new().hash_one((
+        COUNTER.fetch_add(1, Ordering::Relaxed),
+        std::time::SystemTime::now(),
+    ))
 }
 
 /// Turns a reply envelope into its data or its error.

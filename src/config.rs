@@ -6,7 +6,10 @@
 //!    text of `config/sys.toml`, compiled into the binary);
 //! 2. the environment's file beside it (`--env dev` reads `<dir>/dev.toml`);
 //! 3. `CORRAL__SECTION__KEY` environment variables (for example
-//!    `CORRAL__RPC__MAX_FRAME_BYTES=65536`, `CORRAL__NODE__NAME=a`).
+//!    `CORRAL__RPC__MAX_FRAME_BYTES=65536`, `CORRAL__NODE__NAME=a`). A list
+//!    given this way is comma-separated:
+//!    `CORRAL__CLUSTER__SERVERS=nats://127.0.0.1:4222,nats://127.0.0.1:4223`
+//!    (`cluster.servers` is the one list key read so).
 //!
 //! Tables merge key by key; arrays (the `[[listener]]` list) are replaced as a
 //! whole by a higher layer that has one. Every field has a default, so a file
@@ -530,6 +533,9 @@ impl Config {
                 .prefix_separator(ENV_SEPARATOR)
                 .separator(ENV_SEPARATOR)
                 .try_parsing(true)
+                // Lists: a comma-separated value, for these keys only.
+                .list_separator(",")
+                .with_list_parse_key("cluster.servers")
                 .source(Some(vars.into_iter().collect()));
             let config = config::Config::builder()
                 .add_source(source)
@@ -953,6 +959,36 @@ mod tests {
         assert_eq!(c.node.name, "x");
         assert_eq!(c.log.format, LogFormat::Json);
         assert!(!c.metrics.enabled);
+    }
+
+    #[cfg(feature = "cluster")]
+    #[test]
+    fn env_var_lists_are_comma_separated() {
+        let c = Config::load_with_vars(
+            None,
+            None,
+            vars(&[
+                (
+                    "CORRAL__CLUSTER__SERVERS",
+                    "nats://127.0.0.1:4222,nats://127.0.0.1:4223",
+                ),
+                ("CORRAL__NODE__NAME", "a,b"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(
+            c.cluster.servers,
+            ["nats://127.0.0.1:4222", "nats://127.0.0.1:4223"]
+        );
+        // Other keys stay strings, commas and all.
+        assert_eq!(c.node.name, "a,b");
+        let one = Config::load_with_vars(
+            None,
+            None,
+            vars(&[("CORRAL__CLUSTER__SERVERS", "nats://127.0.0.1:4222")]),
+        )
+        .expect("valid");
+        assert_eq!(one.cluster.servers, ["nats://127.0.0.1:4222"]);
     }
 
     #[test]

@@ -5,6 +5,13 @@
 //! `general` when there is none), publish a batch of messages on it, wait,
 //! repeat. Stops on Ctrl-C or after `--duration`, then prints a summary.
 //! A failed call is counted and the bot carries on after the pause.
+//!
+//! Each bot runs on a [`ChatSession`]: with several addresses (`--addr`
+//! repeated or comma-separated) the bots start spread over the nodes (bot
+//! `i` on address `i mod n`), and a bot whose node goes away moves to the
+//! next, logs in again and retries its cut publish with the same client id
+//! (stored once); a publish answered UNAVAILABLE is retried after a backoff,
+//! never counted as lost. A bot stops when no node answers.
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
@@ -15,12 +22,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
-use corral::client::Codec;
-use corral::clock::LamportClock;
+use corral::client::{ChatSession, Codec, SessionError};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
-
-use super::chat_client::ChatConn;
 
 /// Arguments of `corral bot`.
 #[derive(Debug, Clone, Args)]
@@ -28,9 +32,11 @@ pub(crate) struct BotArgs {
     /// How many bots.
     #[arg(long, short = 'n', default_value_t = 1)]
     pub count: usize,
-    /// Server address (the RPC listener).
-    #[arg(long, default_value = "127.0.0.1:7070")]
-    pub addr: String,
+    /// Server address (the RPC listener); several nodes as a
+    /// comma-separated list or by repeating --addr: the bots are spread
+    /// over them and move to the next when theirs goes away.
+    #[arg(long, default_value = "127.0.0.1:7070", value_name = "HOST:PORT[,...]")]
+    pub addr: Vec<String>,
     /// Body encoding.
     #[arg(long, default_value = "json", value_parser = super::call::parse_codec)]
     pub codec: Codec,
@@ -69,6 +75,8 @@ pub(crate) struct BotStats {
     pub errors: u64,
     /// The last error seen.
     pub last_error: Option<String>,
+    /// Times the bot's node went away and it moved to the next.
+    pub failovers: u64,
 }
 
 impl BotStats {
@@ -78,61 +86,50 @@ impl BotStats {
     }
 }
 
-async fn run_bot(
-    args: Arc<BotArgs>,
-    connector: Arc<super::tls::Connector>,
-    stop: CancellationToken,
-) -> BotStats {
+async fn run_bot(args: Arc<BotArgs>, session: ChatSession, stop: CancellationToken) -> BotStats {
     let mut stats = BotStats {
         name: bot_name(),
         ..BotStats::default()
     };
     let pause = Duration::from_secs_f64(args.pause.max(0.0));
-    let timeout = Duration::from_secs(10);
-    let client = tokio::select! {
-        c = tokio::time::timeout(timeout, connector.client(args.addr.as_str(), args.codec)) => c,
+    let connected = tokio::select! {
+        c = session.connect() => c,
         _ = stop.cancelled() => return stats,
     };
-    let client = match client {
-        Ok(Ok(c)) => c,
-        Ok(Err(e)) => {
-            stats.error("connect", e);
-            return stats;
-        }
-        Err(_) => {
-            stats.error("connect", "timed out");
-            return stats;
-        }
-    };
-    let conn = ChatConn {
-        client,
-        clock: Arc::new(LamportClock::new()),
-        timeout,
-    };
+    if let Err(e) = connected {
+        stats.error("connect", e);
+        return stats;
+    }
     let mut logged_in = false;
-    while !stop.is_cancelled() {
+    let mut gone = false;
+    while !stop.is_cancelled() && !gone {
         let round = async {
+            // Records an error; false when no node answers any more.
+            let mut failed = |stats: &mut BotStats, what: &str, e: SessionError| {
+                gone |= matches!(e, SessionError::AllNodesDown { .. });
+                stats.error(what, e);
+            };
             if !logged_in {
-                match conn.call("login", json!({ "user": stats.name })).await {
+                match session.login(&stats.name).await {
                     Ok(_) => logged_in = true,
                     Err(e) => {
-                        stats.error("login", e);
+                        failed(&mut stats, "login", e);
                         return;
                     }
                 }
             }
-            let channels = match conn.call("channels", json!({})).await {
+            let channels = match session.call("channels", json!({})).await {
                 Ok(r) => names(&r),
                 Err(e) => {
-                    stats.error("channels", e);
+                    failed(&mut stats, "channels", e);
                     return;
                 }
             };
             let channel = if channels.is_empty() {
                 // Another bot may create it first: CONFLICT is fine.
-                if let Err(e) = conn.call("channel", json!({"channel": "general"})).await {
-                    if !e.to_string().starts_with("CONFLICT") {
-                        stats.error("create", e);
+                if let Err(e) = session.call("channel", json!({"channel": "general"})).await {
+                    if e.code() != Some("CONFLICT") {
+                        failed(&mut stats, "create", e);
                         return;
                     }
                 }
@@ -143,7 +140,7 @@ async fn run_bot(
             };
             for i in 0..args.messages {
                 let message = format!("hello {i} from {}", stats.name);
-                match conn
+                match session
                     .call(
                         "publish",
                         json!({"user": stats.name, "channel": channel, "message": message}),
@@ -151,7 +148,13 @@ async fn run_bot(
                     .await
                 {
                     Ok(_) => stats.sent += 1,
-                    Err(e) => stats.error("publish", e),
+                    Err(e) => {
+                        let stop_now = matches!(e, SessionError::AllNodesDown { .. });
+                        failed(&mut stats, "publish", e);
+                        if stop_now {
+                            return;
+                        }
+                    }
                 }
             }
         };
@@ -159,8 +162,7 @@ async fn run_bot(
             _ = round => {}
             _ = stop.cancelled() => break,
         }
-        if conn.client.is_closed() {
-            stats.error("connection", "closed by the server");
+        if gone {
             break;
         }
         tokio::select! {
@@ -168,9 +170,11 @@ async fn run_bot(
             _ = stop.cancelled() => break,
         }
     }
-    if logged_in && !conn.client.is_closed() {
-        let _ = tokio::time::timeout(Duration::from_secs(1), conn.call("logout", json!({}))).await;
+    if logged_in && !gone {
+        let _ =
+            tokio::time::timeout(Duration::from_secs(1), session.call("logout", json!({}))).await;
     }
+    stats.failovers = session.failovers();
     stats
 }
 
@@ -203,17 +207,25 @@ pub(crate) async fn run(args: BotArgs) -> anyhow::Result<ExitCode> {
         .transpose()
         .context("bad --duration")?;
     Duration::try_from_secs_f64(args.pause).context("bad --pause")?;
-    let connector = Arc::new(args.tls.connector(corral::transport::Transport::Tcp)?);
+    let connector = args.tls.connector(corral::transport::Transport::Tcp)?;
+    let addrs = corral::client::parse_addrs(&args.addr).context("bad --addr")?;
+    let timeout = Duration::from_secs(10);
     let stop = CancellationToken::new();
     let args = Arc::new(args);
     let started = Instant::now();
-    let bots: Vec<_> = (0..args.count)
-        .map(|_| tokio::spawn(run_bot(args.clone(), connector.clone(), stop.clone())))
-        .collect();
+    let mut bots = Vec::new();
+    for i in 0..args.count {
+        // Bot i starts on address i mod n, then goes round from there.
+        let mut mine = addrs.clone();
+        mine.rotate_left(i % addrs.len());
+        let opts = super::chat_client::session_options(&mine, args.codec, timeout, &connector)?;
+        let session = ChatSession::new(opts);
+        bots.push(tokio::spawn(run_bot(args.clone(), session, stop.clone())));
+    }
     eprintln!(
         "{} bot(s) on {}; stop with Ctrl-C{}",
         args.count,
-        args.addr,
+        addrs.join(","),
         duration.map_or(String::new(), |d| format!(" (or after {d:?})"))
     );
     {
@@ -242,6 +254,7 @@ pub(crate) async fn run(args: BotArgs) -> anyhow::Result<ExitCode> {
     let elapsed = started.elapsed();
     let sent: u64 = all.iter().map(|s| s.sent).sum();
     let errors: u64 = all.iter().map(|s| s.errors).sum();
+    let failovers: u64 = all.iter().map(|s| s.failovers).sum();
     let mut out = String::new();
     out.push_str("bot        sent  errors  last error\n");
     for s in &all {
@@ -255,7 +268,8 @@ pub(crate) async fn run(args: BotArgs) -> anyhow::Result<ExitCode> {
     }
     let rate = sent as f64 / elapsed.as_secs_f64().max(1e-9);
     out.push_str(&format!(
-        "total: {sent} messages sent, {errors} errors, {} bots, {:.1} s, {rate:.1} msg/s\n",
+        "total: {sent} messages sent, {errors} errors, {} bots, {:.1} s, {rate:.1} msg/s, \
+         {failovers} failovers\n",
         all.len(),
         elapsed.as_secs_f64()
     ));

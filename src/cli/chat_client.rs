@@ -5,24 +5,30 @@
 //! they arrive by a task of their own. Keeps a Lamport clock: every request
 //! carries `clock` (ticked before sending) and `timestamp`; every reply and
 //! push with a `clock` advances it (`max(local, received) + 1`).
+//!
+//! Runs on a [`ChatSession`]: given several addresses (`--addr` repeated or
+//! comma-separated), it moves to the next node when the one it is on goes
+//! away, logs in again, resubscribes, retries the cut command (a publish or
+//! a message keeps its client id, so it is stored once) and says so
+//! (`now on node ...`). When no node answers it ends with an error.
 
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use corral::client::{Client, ClientError, Codec, IncomingPush};
-use corral::clock::LamportClock;
+use corral::client::{ChatSession, Codec, IncomingPush, SessionError, SessionOptions};
 use serde_json::{json, Map, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// Arguments of `corral client`.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct ClientArgs {
-    /// Server address (the RPC listener).
-    #[arg(long, default_value = "127.0.0.1:7070")]
-    pub addr: String,
+    /// Server address (the RPC listener); several nodes as a
+    /// comma-separated list or by repeating --addr: the client starts on
+    /// the first and moves to the next when its node goes away.
+    #[arg(long, default_value = "127.0.0.1:7070", value_name = "HOST:PORT[,...]")]
+    pub addr: Vec<String>,
     /// Body encoding.
     #[arg(long, default_value = "json", value_parser = super::call::parse_codec)]
     pub codec: Codec,
@@ -54,47 +60,23 @@ commands:
   help                         this text
   quit                         leave";
 
-/// Milliseconds since the Unix epoch.
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
-
-/// A connection with its Lamport clock: every call stamps `clock` and
-/// `timestamp` into the request's data and observes the reply's clock.
-#[derive(Debug, Clone)]
-pub(crate) struct ChatConn {
-    /// The RPC client.
-    pub client: Client,
-    /// The local Lamport clock.
-    pub clock: Arc<LamportClock>,
-    /// How long a call may take.
-    pub timeout: Duration,
-}
-
-impl ChatConn {
-    /// Calls `service` with `data` (an object) stamped with clock and timestamp.
-    pub(crate) async fn call(&self, service: &str, data: Value) -> Result<Value, ClientError> {
-        let mut data = match data {
-            Value::Object(m) => m,
-            _ => Map::new(),
-        };
-        data.insert("clock".into(), json!(self.clock.tick()));
-        data.insert("timestamp".into(), json!(now_ms()));
-        let reply =
-            tokio::time::timeout(self.timeout, self.client.call(service, Value::Object(data)))
-                .await
-                .map_err(|_| {
-                    ClientError::Io(Arc::new(std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        "no reply in time",
-                    )))
-                })??;
-        self.clock.observe_data(&reply);
-        Ok(reply)
-    }
+/// The session options the tool arguments ask for: the addresses, the
+/// codec, the call timeout, the transport (TLS with its trust settings).
+pub(crate) fn session_options(
+    addrs: &[String],
+    codec: Codec,
+    timeout: Duration,
+    connector: &super::tls::Connector,
+) -> anyhow::Result<SessionOptions> {
+    let mut opts = SessionOptions::new(addrs).context("bad --addr")?;
+    opts.codec = codec;
+    opts.call_timeout = timeout;
+    opts.connect_timeout = timeout;
+    let connector = connector.clone();
+    Ok(opts.connect_with(move |addr: String| {
+        let connector = connector.clone();
+        async move { connector.frames(&addr).await }
+    }))
 }
 
 /// One parsed command line.
@@ -258,31 +240,44 @@ pub(crate) fn format_push(push: &IncomingPush) -> String {
 pub(crate) async fn run(args: ClientArgs) -> anyhow::Result<ExitCode> {
     let timeout = Duration::try_from_secs_f64(args.timeout).context("bad --timeout")?;
     let connector = args.tls.connector(corral::transport::Transport::Tcp)?;
-    let client = tokio::time::timeout(timeout, connector.client(args.addr.as_str(), args.codec))
+    let opts = session_options(&args.addr, args.codec, timeout, &connector)?;
+    let session = ChatSession::new(opts);
+    let node = session
+        .connect()
         .await
-        .map_err(|_| anyhow::anyhow!("cannot connect to {} within {timeout:?}", args.addr))?
-        .with_context(|| format!("connecting to {}", args.addr))?;
-    let conn = ChatConn {
-        client: client.clone(),
-        clock: Arc::new(LamportClock::new()),
-        timeout,
-    };
-    if let Some(mut pushes) = client.pushes() {
-        let clock = conn.clock.clone();
+        .with_context(|| format!("connecting to {}", session.addrs().join(",")))?;
+    if let Some(mut pushes) = session.pushes() {
         tokio::spawn(async move {
             while let Some(p) = pushes.recv().await {
-                clock.observe_data(&p.data);
                 println!("{}", format_push(&p));
             }
         });
     }
     println!(
-        "connected to {} ({}); type `help` for commands",
-        args.addr, args.codec
+        "connected to {node} ({}); type `help` for commands",
+        args.codec
     );
+    {
+        // Says where the session went when its node goes away (at once,
+        // not at the next command: pushes keep coming from the next node).
+        let mut watch = session.watch_node();
+        let session = session.clone();
+        let mut on = Some(node);
+        tokio::spawn(async move {
+            while watch.changed().await.is_ok() {
+                let now = watch.borrow_and_update().clone();
+                if let Some(now) = now.filter(|n| Some(n) != on.as_ref()) {
+                    println!("now on node {now} (failover {})", session.failovers());
+                    on = Some(now);
+                }
+            }
+        });
+    }
     let mut me: Option<String> = None;
     if let Some(user) = args.user.clone() {
-        execute(&conn, &mut me, Command::Login(user)).await;
+        if !execute(&session, &mut me, Command::Login(user)).await {
+            return Ok(ExitCode::FAILURE);
+        }
     }
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     loop {
@@ -297,11 +292,9 @@ pub(crate) async fn run(args: ClientArgs) -> anyhow::Result<ExitCode> {
         match parse(&line) {
             Ok(Command::Quit) => break,
             Ok(cmd) => {
-                if client.is_closed() {
-                    eprintln!("error: the connection is closed");
+                if !execute(&session, &mut me, cmd).await {
                     return Ok(ExitCode::FAILURE);
                 }
-                execute(&conn, &mut me, cmd).await;
             }
             Err(e) => {
                 eprintln!("error: {e}");
@@ -309,15 +302,21 @@ pub(crate) async fn run(args: ClientArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    if me.is_some() && !client.is_closed() {
-        let _ = conn.call("logout", json!({})).await;
+    if me.is_some() {
+        let _ = tokio::time::timeout(timeout, session.call("logout", json!({}))).await;
     }
     println!("bye");
     Ok(ExitCode::SUCCESS)
 }
 
-/// Runs one command and prints its outcome.
-async fn execute(conn: &ChatConn, me: &mut Option<String>, cmd: Command) {
+/// Prints a failed call; false when the session cannot go on (no node).
+fn report(e: &SessionError) -> bool {
+    eprintln!("error: {e}");
+    !matches!(e, SessionError::AllNodesDown { .. })
+}
+
+/// Runs one command and prints its outcome; false when no node answers.
+async fn execute(session: &ChatSession, me: &mut Option<String>, cmd: Command) -> bool {
     let need_login = |me: &Option<String>| -> Option<String> {
         if me.is_none() {
             eprintln!("error: log in first (login <name>)");
@@ -325,35 +324,35 @@ async fn execute(conn: &ChatConn, me: &mut Option<String>, cmd: Command) {
         me.clone()
     };
     let (service, data, show): (&str, Value, fn(&Value) -> String) = match cmd {
-        Command::Nothing => return,
-        Command::Quit => return,
+        Command::Nothing => return true,
+        Command::Quit => return true,
         Command::Help => {
             println!("{HELP}");
-            return;
+            return true;
         }
         Command::Clock => {
-            println!("clock {}", conn.clock.now());
-            return;
+            println!("clock {}", session.clock().now());
+            return true;
         }
         Command::Login(user) => {
-            match conn.call("login", json!({ "user": user })).await {
+            return match session.login(&user).await {
                 Ok(_) => {
                     println!("logged in as {user}");
                     *me = Some(user);
+                    true
                 }
-                Err(e) => eprintln!("error: {e}"),
-            }
-            return;
+                Err(e) => report(&e),
+            };
         }
         Command::Logout => {
-            match conn.call("logout", json!({})).await {
+            return match session.call("logout", json!({})).await {
                 Ok(_) => {
                     println!("logged out");
                     *me = None;
+                    true
                 }
-                Err(e) => eprintln!("error: {e}"),
-            }
-            return;
+                Err(e) => report(&e),
+            };
         }
         Command::Users => ("users", json!({}), |r| list(r, "users")),
         Command::Channels => ("channels", json!({}), |r| list(r, "channels")),
@@ -376,7 +375,9 @@ async fn execute(conn: &ChatConn, me: &mut Option<String>, cmd: Command) {
             )
         }),
         Command::Pub(c, m) => {
-            let Some(user) = need_login(me) else { return };
+            let Some(user) = need_login(me) else {
+                return true;
+            };
             (
                 "publish",
                 json!({"user": user, "channel": c, "message": m}),
@@ -384,7 +385,9 @@ async fn execute(conn: &ChatConn, me: &mut Option<String>, cmd: Command) {
             )
         }
         Command::Msg(u, m) => {
-            let Some(src) = need_login(me) else { return };
+            let Some(src) = need_login(me) else {
+                return true;
+            };
             (
                 "message",
                 json!({"src": src, "dst": u, "message": m}),
@@ -408,9 +411,12 @@ async fn execute(conn: &ChatConn, me: &mut Option<String>, cmd: Command) {
             ("history", Value::Object(data), show_history)
         }
     };
-    match conn.call(service, data).await {
-        Ok(reply) => println!("{}", show(&reply)),
-        Err(e) => eprintln!("error: {e}"),
+    match session.call(service, data).await {
+        Ok(reply) => {
+            println!("{}", show(&reply));
+            true
+        }
+        Err(e) => report(&e),
     }
 }
 

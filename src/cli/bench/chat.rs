@@ -22,17 +22,32 @@
 //! delivered: pushes dropped by the slow-subscriber policy, or lost). With
 //! `--subscribers 0` the window applies to acknowledgements instead, which
 //! measures the durable publish rate alone.
+//!
+//! Several nodes (`--addr` repeated or comma-separated; a cluster): the
+//! subscribers are spread over them round robin (subscriber `i` on address
+//! `i mod n`), so a publication crosses nodes to reach most of them, and
+//! the publisher is on the first address that accepts it. Then the run
+//! survives the loss of a node: every publish carries a `client_id` (unique
+//! to the run), the publisher keeps what is not acknowledged yet, and when
+//! its connection is lost it moves to the next node, logs in again and
+//! sends those again with their ids (the nodes' dedupe stores each once); a
+//! publish answered UNAVAILABLE is sent again after a backoff. A subscriber
+//! that loses its node subscribes on the next; pushes sent meanwhile are
+//! `missing`. The window then follows the acknowledgements (a subscriber
+//! that missed pushes never catches up), and the results add the failovers
+//! and the longest time without an acknowledgement (`max_ack_gap_ms`).
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use bytes::{Buf, Bytes, BytesMut};
 use clap::Args;
-use corral::client::{Codec, FrameConn};
+use corral::client::{Codec, FrameConn, FrameSink, FrameStream};
 use futures::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -53,15 +68,27 @@ const DIGITS: usize = 20;
 const LATENCY_SAMPLE: u64 = 16;
 /// Bytes a subscriber asks the socket for at a time.
 const READ_CHUNK: usize = 128 * 1024;
+/// Times a subscriber asks again when its node does not know the channel
+/// yet (a cluster node that has not applied its creation), 100 ms apart.
+const SUBSCRIBE_ATTEMPTS: u32 = 50;
 /// How long to wait for the last deliveries and acknowledgements.
 const SETTLE: Duration = Duration::from_secs(10);
+/// Passes over the address list before a lost node is given up for good.
+const FAILOVER_ROUNDS: u32 = 5;
+/// The first backoff between passes (and before publishes answered
+/// UNAVAILABLE are sent again); it doubles up to `MAX_BACKOFF`.
+const BACKOFF: Duration = Duration::from_millis(100);
+/// The longest backoff.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 /// Arguments of `corral bench chat`.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct BenchChatArgs {
-    /// Server address (an RPC listener with the chat services).
-    #[arg(long, default_value = "127.0.0.1:7070")]
-    pub addr: String,
+    /// Server address (an RPC listener with the chat services); several
+    /// nodes as a comma-separated list or by repeating --addr: subscribers
+    /// are spread over them, the publisher is on the first that answers.
+    #[arg(long, default_value = "127.0.0.1:7070", value_name = "HOST:PORT[,...]")]
+    pub addr: Vec<String>,
     /// Subscriber connections.
     #[arg(long, default_value_t = 100)]
     pub subscribers: usize,
@@ -107,6 +134,8 @@ struct Shared {
     errors: AtomicU64,
     first_error: Mutex<Option<String>>,
     last_delivery_ns: AtomicU64,
+    /// Connections (publisher's or subscribers') moved to another node.
+    failovers: AtomicU64,
 }
 
 impl Shared {
@@ -150,6 +179,10 @@ struct Summary {
     published_per_s: f64,
     acked_per_s: f64,
     latency_us: Latency,
+    /// Times a connection moved to another node (several addresses only).
+    failovers: u64,
+    /// The longest time between two acknowledgements, in ms.
+    max_ack_gap_ms: f64,
     first_error: Option<String>,
 }
 
@@ -168,8 +201,9 @@ pub(crate) fn run(args: BenchChatArgs) -> anyhow::Result<ExitCode> {
         args.duration > 0.0 && args.duration.is_finite(),
         "--duration must be positive"
     );
+    let addrs = corral::client::parse_addrs(&args.addr).context("bad --addr")?;
     let runtime = generator_runtime(args.threads)?;
-    let summary = runtime.block_on(bench(&args))?;
+    let summary = runtime.block_on(bench(&args, addrs))?;
     if args.json {
         super::super::print_stdout(&format!("{}\n", serde_json::to_string(&summary)?));
     } else {
@@ -292,42 +326,104 @@ async fn read_more(
     }
 }
 
+/// Connects to `addr` and subscribes to the channel; what comes after the
+/// reply stays in `buf`.
+async fn subscribe_at(
+    addr: &str,
+    args: &BenchChatArgs,
+    shared: &Shared,
+    buf: &mut BytesMut,
+) -> anyhow::Result<TcpStream> {
+    let mut sock = TcpStream::connect(addr)
+        .await
+        .with_context(|| format!("connect to {addr}"))?;
+    sock.set_nodelay(true)?;
+    let body = request(args.codec, 0, "subscribe", json!({ "topic": args.channel }))?;
+    let len = u32::try_from(body.len())?;
+    // In a cluster the channel reaches this node a little after its
+    // creation on the publisher's: NOT_FOUND is retried a while.
+    let mut attempts = 0;
+    'subscribe: loop {
+        sock.write_all(&len.to_be_bytes()).await?;
+        sock.write_all(&body).await?;
+        loop {
+            let mut pos = 0;
+            if let Some(reply) = next_frame(buf, &mut pos)? {
+                let refused = is_error_reply(args.codec, reply);
+                let not_found = refused && memchr::memmem::find(reply, b"NOT_FOUND").is_some();
+                if not_found && attempts < SUBSCRIBE_ATTEMPTS {
+                    attempts += 1;
+                    buf.advance(pos);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue 'subscribe;
+                }
+                anyhow::ensure!(!refused, "subscribe: {}", String::from_utf8_lossy(reply));
+                buf.advance(pos);
+                break 'subscribe;
+            }
+            anyhow::ensure!(
+                read_more(&mut sock, buf, &shared.cancel).await?,
+                "connection closed by the server"
+            );
+        }
+    }
+    Ok(sock)
+}
+
+/// A subscriber that lost its node: subscribes on the next ones in turn,
+/// passes over the list with a backoff between them; `None` when none
+/// takes it (the failure is recorded).
+async fn resubscribe(
+    i: usize,
+    lost: usize,
+    args: &BenchChatArgs,
+    addrs: &[String],
+    shared: &Shared,
+    buf: &mut BytesMut,
+) -> Option<(usize, TcpStream)> {
+    let mut last = String::new();
+    for round in 0..FAILOVER_ROUNDS {
+        if round > 0 {
+            tokio::time::sleep(backoff(round - 1)).await;
+        }
+        for k in 1..=addrs.len() {
+            if shared.cancel.is_cancelled() {
+                return None;
+            }
+            let node = (lost + k) % addrs.len();
+            buf.clear();
+            match subscribe_at(&addrs[node], args, shared, buf).await {
+                Ok(sock) => {
+                    shared.failovers.fetch_add(1, Ordering::Relaxed);
+                    return Some((node, sock));
+                }
+                Err(e) => last = format!("{}: {e:#}", addrs[node]),
+            }
+        }
+    }
+    shared.fail(format!(
+        "subscriber {i}: no node takes it again (last: {last})"
+    ));
+    None
+}
+
+/// The backoff after `n` failed passes (0-based).
+fn backoff(n: u32) -> Duration {
+    BACKOFF.saturating_mul(1 << n.min(16)).min(MAX_BACKOFF)
+}
+
 /// One subscriber: a raw socket read in large chunks, every frame checked
 /// for its send time, one clock reading per chunk read.
 async fn subscriber(
     i: usize,
     args: Arc<BenchChatArgs>,
+    addrs: Arc<Vec<String>>,
     shared: Arc<Shared>,
     ready: Arc<Barrier>,
 ) -> anyhow::Result<Histogram<u64>> {
     let mut hist = new_histogram()?;
     let mut buf = BytesMut::with_capacity(READ_CHUNK * 2);
-    let setup = async {
-        let mut sock = TcpStream::connect(args.addr.as_str()).await?;
-        sock.set_nodelay(true)?;
-        let body = request(args.codec, 0, "subscribe", json!({ "topic": args.channel }))?;
-        let len = u32::try_from(body.len())?;
-        sock.write_all(&len.to_be_bytes()).await?;
-        sock.write_all(&body).await?;
-        loop {
-            let mut pos = 0;
-            if let Some(reply) = next_frame(&buf, &mut pos)? {
-                anyhow::ensure!(
-                    !is_error_reply(args.codec, reply),
-                    "subscribe: {}",
-                    String::from_utf8_lossy(reply)
-                );
-                buf.advance(pos);
-                break;
-            }
-            anyhow::ensure!(
-                read_more(&mut sock, &mut buf, &shared.cancel).await?,
-                "connection closed by the server"
-            );
-        }
-        anyhow::Ok(sock)
-    }
-    .await;
+    let setup = subscribe_at(&addrs[i % addrs.len()], &args, &shared, &mut buf).await;
     ready.wait().await;
     let mut sock = match setup {
         Ok(s) => s,
@@ -339,6 +435,7 @@ async fn subscriber(
     let counter = &shared.counts[i];
     let push_prefix = push_prefix(args.codec, &args.channel)?;
     let mut got = 0u64;
+    let mut node = i % addrs.len();
     loop {
         let now = shared.now_ns();
         let mut pos = 0;
@@ -374,20 +471,25 @@ async fn subscriber(
             shared.last_delivery_ns.fetch_max(now, Ordering::Relaxed);
             shared.progress.notify_one();
         }
-        match read_more(&mut sock, &mut buf, &shared.cancel).await {
-            Ok(true) => {}
-            Ok(false) => {
-                if !shared.cancel.is_cancelled() {
-                    shared.fail(format!("subscriber {i}: connection closed by the server"));
-                }
-                break;
-            }
-            Err(e) => {
-                if !shared.cancel.is_cancelled() {
-                    shared.fail(format!("subscriber {i}: {e:#}"));
-                }
-                break;
-            }
+        let why = match read_more(&mut sock, &mut buf, &shared.cancel).await {
+            Ok(true) => continue,
+            Ok(false) => "connection closed by the server".to_string(),
+            Err(e) => format!("{e:#}"),
+        };
+        if shared.cancel.is_cancelled() {
+            break;
+        }
+        if addrs.len() < 2 {
+            shared.fail(format!("subscriber {i}: {why}"));
+            break;
+        }
+        eprintln!(
+            "warning: subscriber {i}: {} lost ({why}); moving to the next node",
+            addrs[node]
+        );
+        match resubscribe(i, node, &args, &addrs, &shared, &mut buf).await {
+            Some((n, s)) => (node, sock) = (n, s),
+            None => break,
         }
     }
     Ok(hist)
@@ -404,15 +506,229 @@ fn message(ns: u64, size: usize) -> String {
     m
 }
 
-async fn bench(args: &BenchChatArgs) -> anyhow::Result<Summary> {
+/// A connection to the first of `addrs` that accepts one, and its index.
+async fn first_reachable(addrs: &[String]) -> anyhow::Result<(usize, FrameConn)> {
+    let mut failures = Vec::new();
+    for (i, addr) in addrs.iter().enumerate() {
+        match FrameConn::connect(addr.as_str()).await {
+            Ok(c) => return Ok((i, c)),
+            Err(e) => {
+                eprintln!("warning: {addr}: {e}; trying the next address");
+                failures.push(format!("{addr}: {e}"));
+            }
+        }
+    }
+    bail!("connect: no address reachable ({})", failures.join("; "))
+}
+
+/// The publisher's acknowledgements, shared with the task that reads them.
+struct Acks {
+    acked: AtomicU64,
+    last_ack_ns: AtomicU64,
+    max_gap_ns: AtomicU64,
+    /// With several addresses: every publish not acknowledged yet, by
+    /// request id, to be sent again on the next node.
+    pending: Mutex<BTreeMap<u64, Bytes>>,
+    /// Request ids answered UNAVAILABLE, to be sent again after a backoff.
+    refused: Mutex<Vec<u64>>,
+    /// The publisher's connection is lost.
+    lost: AtomicBool,
+}
+
+impl Acks {
+    fn ack(&self, now: u64) {
+        self.acked.fetch_add(1, Ordering::Relaxed);
+        let prev = self.last_ack_ns.swap(now, Ordering::Relaxed);
+        if prev > 0 {
+            self.max_gap_ns
+                .fetch_max(now.saturating_sub(prev), Ordering::Relaxed);
+        }
+    }
+
+    fn pending(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Bytes>> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn take_refused(&self) -> Vec<u64> {
+        std::mem::take(&mut *self.refused.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+/// Reads the publisher's replies. With `track` (several addresses) each is
+/// decoded to match it to its publish; otherwise only errors are.
+fn read_acks(
+    mut replies: FrameStream,
+    codec: Codec,
+    shared: Arc<Shared>,
+    acks: Arc<Acks>,
+    track: bool,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while let Some(r) = replies.next().await {
+            let body = match r {
+                Ok(body) => body,
+                Err(e) => {
+                    if track {
+                        break;
+                    }
+                    if !shared.cancel.is_cancelled() {
+                        shared.fail(format!("publisher: {e}"));
+                    }
+                    return;
+                }
+            };
+            if track {
+                let reply: Value = match codec.decode(&body) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        shared.fail(format!("publish: undecodable reply: {e}"));
+                        continue;
+                    }
+                };
+                let id = reply.get("id").and_then(Value::as_u64);
+                if let Some(err) = reply.get("error") {
+                    match (err.get("code").and_then(Value::as_str), id) {
+                        (Some("UNAVAILABLE"), Some(id)) => {
+                            acks.refused
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .push(id);
+                            shared.progress.notify_one();
+                        }
+                        _ => shared.fail(format!("publish: {err}")),
+                    }
+                    continue;
+                }
+                // A reply to a publish already acknowledged counts once.
+                if id.is_none_or(|id| acks.pending().remove(&id).is_none()) {
+                    continue;
+                }
+            } else if is_error_reply(codec, &body) {
+                let e: Value = codec.decode(&body).unwrap_or(Value::Null);
+                shared.fail(format!("publish: {}", e.get("error").unwrap_or(&e)));
+                continue;
+            }
+            acks.ack(shared.now_ns());
+            shared.progress.notify_one();
+        }
+        if track {
+            acks.lost.store(true, Ordering::SeqCst);
+            shared.progress.notify_one();
+        }
+    })
+}
+
+/// The publisher's connection to node `node`, logged in, its replies read
+/// by `reader`.
+struct PubConn {
+    node: usize,
+    sink: FrameSink,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+/// Moves the publisher from node `lost` to the next that takes it (passes
+/// over the list with a backoff between them), logs in there, and sends
+/// every unacknowledged publish again, with its `client_id`.
+async fn move_publisher(
+    lost: usize,
+    args: &BenchChatArgs,
+    addrs: &[String],
+    shared: &Arc<Shared>,
+    acks: &Arc<Acks>,
+) -> anyhow::Result<PubConn> {
+    let mut last = String::new();
+    for round in 0..FAILOVER_ROUNDS {
+        if round > 0 {
+            tokio::time::sleep(backoff(round - 1)).await;
+        }
+        for k in 1..=addrs.len() {
+            let node = (lost + k) % addrs.len();
+            let attempt = async {
+                let mut conn = FrameConn::connect(addrs[node].as_str()).await?;
+                call(&mut conn, args.codec, "login", json!({ "user": args.user })).await?;
+                anyhow::Ok(conn)
+            };
+            let conn = match attempt.await {
+                Ok(c) => c,
+                Err(e) => {
+                    last = format!("{}: {e:#}", addrs[node]);
+                    continue;
+                }
+            };
+            acks.lost.store(false, Ordering::SeqCst);
+            let (mut sink, replies) = conn.into_parts();
+            let reader = read_acks(replies, args.codec, shared.clone(), acks.clone(), true);
+            let again: Vec<Bytes> = acks.pending().values().cloned().collect();
+            for body in again {
+                sink.feed(body).await?;
+            }
+            sink.flush().await?;
+            shared.failovers.fetch_add(1, Ordering::Relaxed);
+            eprintln!(
+                "warning: publisher: {} lost; now on {}",
+                addrs[lost], addrs[node]
+            );
+            return Ok(PubConn { node, sink, reader });
+        }
+    }
+    bail!("publisher: no node takes it again (last: {last})")
+}
+
+/// With several addresses: moves a lost publisher and sends refused
+/// publishes again (after a backoff). False when the run cannot go on.
+async fn keep_publishing(
+    conn: &mut PubConn,
+    args: &BenchChatArgs,
+    addrs: &[String],
+    shared: &Arc<Shared>,
+    acks: &Arc<Acks>,
+) -> bool {
+    if acks.lost.load(Ordering::SeqCst) {
+        conn.reader.abort();
+        match move_publisher(conn.node, args, addrs, shared, acks).await {
+            Ok(c) => *conn = c,
+            Err(e) => {
+                shared.fail(format!("{e:#}"));
+                return false;
+            }
+        }
+    }
+    let refused = acks.take_refused();
+    if !refused.is_empty() {
+        tokio::time::sleep(BACKOFF).await;
+        let bodies: Vec<Bytes> = {
+            let pending = acks.pending();
+            refused
+                .iter()
+                .filter_map(|id| pending.get(id).cloned())
+                .collect()
+        };
+        let mut sent = Ok(());
+        for body in bodies {
+            sent = conn.sink.feed(body).await;
+            if sent.is_err() {
+                break;
+            }
+        }
+        if sent.is_ok() {
+            sent = conn.sink.flush().await;
+        }
+        if sent.is_err() {
+            acks.lost.store(true, Ordering::SeqCst);
+        }
+    }
+    true
+}
+
+async fn bench(args: &BenchChatArgs, addrs: Vec<String>) -> anyhow::Result<Summary> {
     let args = Arc::new(args.clone());
+    let addrs = Arc::new(addrs);
     let n = args.subscribers;
     let codec = args.codec;
 
-    // The publisher logs in and makes sure the channel exists.
-    let mut publisher = FrameConn::connect(args.addr.as_str())
-        .await
-        .with_context(|| format!("connect to {}", args.addr))?;
+    // The publisher logs in and makes sure the channel exists (on the
+    // first node; in a cluster every node sees it).
+    let (first_node, mut publisher) = first_reachable(&addrs).await?;
     call(&mut publisher, codec, "login", json!({ "user": args.user })).await?;
     if let Err(e) = call(
         &mut publisher,
@@ -435,40 +751,43 @@ async fn bench(args: &BenchChatArgs) -> anyhow::Result<Summary> {
         errors: AtomicU64::new(0),
         first_error: Mutex::new(None),
         last_delivery_ns: AtomicU64::new(0),
+        failovers: AtomicU64::new(0),
     });
     let ready = Arc::new(Barrier::new(n + 1));
     let subs: Vec<_> = (0..n)
-        .map(|i| tokio::spawn(subscriber(i, args.clone(), shared.clone(), ready.clone())))
+        .map(|i| {
+            tokio::spawn(subscriber(
+                i,
+                args.clone(),
+                addrs.clone(),
+                shared.clone(),
+                ready.clone(),
+            ))
+        })
         .collect();
     ready.wait().await;
 
     // Acknowledgements, counted as they come.
-    let (mut sink, mut replies) = publisher.into_parts();
-    let acked = Arc::new(AtomicU64::new(0));
-    let last_ack_ns = Arc::new(AtomicU64::new(0));
-    let reader = {
-        let (shared, acked, last_ack_ns) = (shared.clone(), acked.clone(), last_ack_ns.clone());
-        tokio::spawn(async move {
-            while let Some(r) = replies.next().await {
-                match r {
-                    Ok(body) if is_error_reply(codec, &body) => {
-                        let e: Value = codec.decode(&body).unwrap_or(Value::Null);
-                        shared.fail(format!("publish: {}", e.get("error").unwrap_or(&e)));
-                    }
-                    Ok(_) => {
-                        acked.fetch_add(1, Ordering::Relaxed);
-                        last_ack_ns.fetch_max(shared.now_ns(), Ordering::Relaxed);
-                        shared.progress.notify_one();
-                    }
-                    Err(e) => {
-                        if !shared.cancel.is_cancelled() {
-                            shared.fail(format!("publisher: {e}"));
-                        }
-                        break;
-                    }
-                }
-            }
-        })
+    let track = addrs.len() > 1;
+    let acks = Arc::new(Acks {
+        acked: AtomicU64::new(0),
+        last_ack_ns: AtomicU64::new(0),
+        max_gap_ns: AtomicU64::new(0),
+        pending: Mutex::new(BTreeMap::new()),
+        refused: Mutex::new(Vec::new()),
+        lost: AtomicBool::new(false),
+    });
+    let (sink, replies) = publisher.into_parts();
+    let mut conn = PubConn {
+        node: first_node,
+        sink,
+        reader: read_acks(replies, codec, shared.clone(), acks.clone(), track),
+    };
+    // Client ids unique to this run: a store keeps them.
+    let run_id = {
+        use std::hash::BuildHasher;
+        std::collections::hash_map::RandomState::new().hash_one(std::time::SystemTime::now())
+            & 0xffff_ffff_ffff
     };
 
     // Publish, paced by the slowest subscriber (or by the acknowledgements).
@@ -476,8 +795,8 @@ async fn bench(args: &BenchChatArgs) -> anyhow::Result<Summary> {
     let deadline =
         shared.t0 + Duration::from_nanos(start_ns) + Duration::from_secs_f64(args.duration);
     let done_so_far = |shared: &Shared| {
-        if n == 0 {
-            acked.load(Ordering::Relaxed)
+        if n == 0 || track {
+            acks.acked.load(Ordering::Relaxed)
         } else {
             shared.min_count()
         }
@@ -488,57 +807,81 @@ async fn bench(args: &BenchChatArgs) -> anyhow::Result<Summary> {
         && shared.errors.load(Ordering::Relaxed) == 0
     {
         let notified = shared.progress.notified();
+        if track && !keep_publishing(&mut conn, &args, &addrs, &shared, &acks).await {
+            break;
+        }
         let room = (done_so_far(&shared) + args.window).saturating_sub(published);
         if room == 0 {
             let _ = tokio::time::timeout(Duration::from_millis(1), notified).await;
             continue;
         }
         let k = room.min(args.batch).min(args.messages - published);
+        let mut sent = Ok(());
         for j in 0..k {
-            let data = json!({
+            let id = published + j + 1;
+            let mut data = json!({
                 "channel": args.channel,
                 "message": message(shared.now_ns(), args.size),
             });
-            sink.feed(request(codec, published + j + 1, "publish", data)?)
-                .await
-                .context("publish")?;
+            if track {
+                data["client_id"] = json!(format!("{run_id:x}-{id}"));
+            }
+            let body = request(codec, id, "publish", data)?;
+            if track {
+                acks.pending().insert(id, body.clone());
+            }
+            sent = conn.sink.feed(body).await;
+            if sent.is_err() {
+                break;
+            }
         }
-        sink.flush().await.context("publish")?;
+        if sent.is_ok() {
+            sent = conn.sink.flush().await;
+        }
+        match sent {
+            Ok(()) => {}
+            // Kept in `pending`: sent again on the next node.
+            Err(_) if track => acks.lost.store(true, Ordering::SeqCst),
+            Err(e) => return Err(e).context("publish"),
+        }
         published += k;
     }
     let publish_end_ns = shared.now_ns();
 
     // Let the last deliveries and acknowledgements arrive.
     let settle = Instant::now() + SETTLE;
-    while (shared.min_count() < published || acked.load(Ordering::Relaxed) < published)
+    while (shared.min_count() < published || acks.acked.load(Ordering::Relaxed) < published)
         && Instant::now() < settle
         && shared.errors.load(Ordering::Relaxed) == 0
     {
         let notified = shared.progress.notified();
+        if track && !keep_publishing(&mut conn, &args, &addrs, &shared, &acks).await {
+            break;
+        }
         let _ = tokio::time::timeout(Duration::from_millis(10), notified).await;
     }
     shared.cancel.cancel();
-    let _ = sink.close().await;
+    let _ = conn.sink.close().await;
     let mut hist = new_histogram()?;
     for s in subs {
         let h = s.await.context("a subscriber task failed")??;
         hist.add(&h).context("merging histograms")?;
     }
-    reader.abort();
+    conn.reader.abort();
 
     let delivered: u64 = shared
         .counts
         .iter()
         .map(|c| c.load(Ordering::Relaxed))
         .sum();
-    let acked = acked.load(Ordering::Relaxed);
+    let acked = acks.acked.load(Ordering::Relaxed);
     let secs = |ns: u64| ns.saturating_sub(start_ns) as f64 / 1e9;
     let delivery_s = secs(shared.last_delivery_ns.load(Ordering::Relaxed));
-    let ack_s = secs(last_ack_ns.load(Ordering::Relaxed));
+    let ack_s = secs(acks.last_ack_ns.load(Ordering::Relaxed));
     let rate = |count: u64, s: f64| if s > 0.0 { count as f64 / s } else { 0.0 };
     let first_error = shared.first_error.lock().ok().and_then(|e| e.clone());
     Ok(Summary {
-        addr: args.addr.clone(),
+        addr: addrs.join(","),
         codec: codec.name(),
         subscribers: n,
         size: args.size,
@@ -554,6 +897,8 @@ async fn bench(args: &BenchChatArgs) -> anyhow::Result<Summary> {
         published_per_s: rate(published, secs(publish_end_ns)),
         acked_per_s: rate(acked, ack_s),
         latency_us: Latency::of(&hist),
+        failovers: shared.failovers.load(Ordering::Relaxed),
+        max_ack_gap_ms: acks.max_gap_ns.load(Ordering::Relaxed) as f64 / 1e6,
         first_error,
     })
 }
@@ -580,6 +925,13 @@ fn print_summary(s: &Summary) {
         "  latency    p50 {:.1} µs  p99 {:.1} µs  p999 {:.1} µs  max {:.1} µs (publish written → push read)",
         s.latency_us.p50, s.latency_us.p99, s.latency_us.p999, s.latency_us.max
     );
+    if s.addr.contains(',') {
+        let _ = writeln!(
+            out,
+            "  failover   {} connection(s) moved; longest time without an acknowledgement {:.1} ms",
+            s.failovers, s.max_ack_gap_ms
+        );
+    }
     if let Some(e) = &s.first_error {
         let _ = writeln!(out, "  first error: {e}");
     }
