@@ -18,8 +18,21 @@
 //! needs no NATS; cluster mode is the `[cluster]` block (see
 //! [`ClusterSettings`]).
 
+mod berkeley;
+mod clock_sync;
 mod error;
+mod facts;
+mod members;
+mod membership;
+mod registration;
+mod servers;
 mod settings;
+mod subjects;
 
+pub use clock_sync::{clock_sync_spec, MAX_RTT_MS};
 pub use error::ClusterError;
+pub use facts::NodeFacts;
+pub use members::{Member, Members, Role};
+pub use membership::membership_spec;
+pub use servers::register_servers;
 pub use settings::ClusterSettings;

@@ -8,7 +8,6 @@ use serde_json::{json, Map, Value};
 
 use super::{ChannelRecord, Chat, Event, EventKind, Scope, StoreError, Topic};
 use crate::async_trait;
-use crate::clock::now_ms;
 use crate::rpc::{CallContext, Registry, Request, Service, ServiceError};
 
 /// The chat service names, as registered.
@@ -217,7 +216,7 @@ impl Service for ChatService {
         }
         let recv_clock = chat.clock().receive(received);
         let mut reply = self.op(&req.data, ctx, recv_clock).await?;
-        reply.insert("timestamp".into(), Value::from(now_ms()));
+        reply.insert("timestamp".into(), Value::from(chat.wall_clock().now_ms()));
         reply.insert("clock".into(), Value::from(chat.clock().tick()));
         Ok(Value::Object(reply))
     }
@@ -322,7 +321,7 @@ impl ChatService {
             user,
             target,
             message: self.message_text(data)?,
-            timestamp: now_ms(),
+            timestamp: chat.wall_clock().now_ms(),
             clock,
             client_id: client_id(data)?,
         };
@@ -358,7 +357,7 @@ impl ChatService {
                         }
                     }
                 }
-                let rec = store.login(user, now_ms()).await.map_err(store_err)?;
+                let rec = store.login(user, chat.wall_clock().now_ms()).await.map_err(store_err)?;
                 chat.hub().login(conn, ctx.pushes(), user);
                 obj(json!({"user": rec.user, "created": rec.created, "logins": rec.logins}))
             }
@@ -394,7 +393,7 @@ impl ChatService {
                 let rec = ChannelRecord {
                     channel: channel.to_owned(),
                     creator: chat.hub().user_of(conn),
-                    created: now_ms(),
+                    created: chat.wall_clock().now_ms(),
                     clock,
                 };
                 let rec = store.create_channel(rec).await.map_err(store_err)?;
