@@ -68,6 +68,9 @@ struct View {
     primary: Option<String>,
     failovers: u64,
     metrics: Option<Arc<Metrics>>,
+    /// How long a registration lives without renewal (set by the
+    /// `membership` actor): reads leave out what is older.
+    expiry: Option<Duration>,
 }
 
 /// The live membership as this node sees it. Cheap to clone (the clones
@@ -113,6 +116,7 @@ impl Members {
 
     /// The live members, by rank (lowest, the primary, first).
     pub fn members(&self) -> Vec<Member> {
+        self.refresh();
         let Ok(v) = self.view.read() else {
             return Vec::new();
         };
@@ -145,6 +149,7 @@ impl Members {
 
     /// How many members are live.
     pub fn len(&self) -> usize {
+        self.refresh();
         self.view.read().map(|v| v.members.len()).unwrap_or(0)
     }
 
@@ -156,17 +161,20 @@ impl Members {
 
     /// The primary's name: the live member with the lowest rank.
     pub fn primary(&self) -> Option<String> {
+        self.refresh();
         self.view.read().ok().and_then(|v| v.primary.clone())
     }
 
     /// This node's rank, while it is a live member.
     pub fn my_rank(&self) -> Option<u64> {
+        self.refresh();
         let v = self.view.read().ok()?;
         v.members.get(&*self.me).map(|s| s.reg.rank)
     }
 
     /// This node's role, while it is a live member.
     pub fn role(&self) -> Option<Role> {
+        self.refresh();
         let v = self.view.read().ok()?;
         v.members.get(&*self.me)?;
         Some(if v.primary.as_deref() == Some(&*self.me) {
@@ -235,9 +243,36 @@ impl Members {
         }
     }
 
-    /// Removes the members not renewed for longer than `ttl`.
-    pub(crate) fn expire(&self, ttl: Duration) {
+    /// Sets how long a registration lives without renewal: from now on,
+    /// reads leave out (and log as left) members not renewed for so long,
+    /// even when no actor keeps the view any more.
+    pub(crate) fn set_expiry(&self, ttl: Duration) {
+        if let Ok(mut v) = self.view.write() {
+            v.expiry = Some(ttl);
+        }
+    }
+
+    /// Expires stale members before a read, when an expiry is set.
+    fn refresh(&self) {
+        let stale = self.view.read().is_ok_and(|v| {
+            v.expiry.is_some_and(|ttl| {
+                let now = Instant::now();
+                v.members
+                    .values()
+                    .any(|s| now.saturating_duration_since(s.at) > ttl)
+            })
+        });
+        if stale {
+            self.expire();
+        }
+    }
+
+    /// Removes the members not renewed for longer than the expiry time.
+    pub(crate) fn expire(&self) {
         let Ok(mut v) = self.view.write() else {
+            return;
+        };
+        let Some(ttl) = v.expiry else {
             return;
         };
         let now = Instant::now();
@@ -357,9 +392,9 @@ mod tests {
         assert_eq!(m.primary().as_deref(), Some("b"));
         assert_eq!(m.my_rank(), Some(2));
         assert_eq!(m.failovers(), 2);
+        m.set_expiry(Duration::from_millis(10));
         std::thread::sleep(Duration::from_millis(20));
-        m.expire(Duration::from_millis(10));
-        assert!(m.is_empty());
+        assert!(m.is_empty(), "a read leaves out what expired");
         assert_eq!(m.primary(), None);
     }
 }

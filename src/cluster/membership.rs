@@ -421,6 +421,8 @@ impl Actor for MembershipActor {
         let kv = open_bucket(&js, &args.settings).await?;
         open_ranks(&js, &args.settings, &Subjects::new(&args.settings)).await?;
         let interval = Duration::from_millis(args.settings.heartbeat_interval_ms);
+        args.members
+            .set_expiry(Duration::from_millis(args.settings.member_ttl_ms()));
         let watch = tokio::spawn(watch(kv.clone(), args.members.clone(), interval));
         let mut state = MembershipState {
             args,
@@ -452,8 +454,7 @@ impl Actor for MembershipActor {
                     }
                     tracing::warn!(node = %state.args.facts.name, error = %e, "heartbeat failed; retrying");
                 }
-                let ttl = Duration::from_millis(state.args.settings.member_ttl_ms());
-                state.args.members.expire(ttl);
+                state.args.members.expire();
                 let interval = Duration::from_millis(state.args.settings.heartbeat_interval_ms);
                 myself.send_after(interval, || MembershipMsg::Tick);
             }
