@@ -13,8 +13,10 @@ mod support {
     pub(crate) mod wait;
 }
 
+use std::time::Duration;
+
 use async_nats::jetstream;
-use corral::cluster::{register_servers, Role};
+use corral::cluster::{register_servers, ClusterSettings, Role};
 use corral::rpc::{push_channel, CallContext, ErrorCode, Registry, Request};
 use serde_json::{json, Value};
 use support::cluster_member::{settings, start, Member};
@@ -177,7 +179,7 @@ async fn garbage_in_the_bucket_is_ignored() {
                 break;
             }
         }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(fixed, "gb's entry rewritten with its rank");
     // Nothing of the garbage is a member; both actors still run.
@@ -206,7 +208,7 @@ async fn call(r: &Registry, service: &str, data: Value) -> Result<Value, ErrorCo
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn servers_list_rank_and_heartbeat_reply_shapes() {
     record();
-    let mut nats = NatsCluster::start(3);
+    let nats = NatsCluster::start(3);
     let a = join(&nats, 0, "sa").await;
     let b = join(&nats, 1, "sb").await;
     wait_until("sb sees both", || b.members.len() == 2).await;
@@ -257,13 +259,6 @@ async fn servers_list_rank_and_heartbeat_reply_shapes() {
         call(&r, "heartbeat", json!({"node": "nobody"})).await,
         Err(ErrorCode::NotFound)
     );
-    // A NATS server that no member uses dies and comes back: the bucket
-    // keeps its quorum, heartbeats go on, nobody leaves.
-    nats.kill(2);
-    tokio::time::sleep(std::time::Duration::from_millis(1_000)).await;
-    nats.restart(2);
-    assert_eq!(b.members.len(), 2);
-    assert_eq!(b.members.failovers(), 0);
     // Cut off from the cluster (its actors stopped; its view empties after
     // the expiry): rank is UNAVAILABLE, servers an empty list.
     b.sup.stop().await;
@@ -272,4 +267,59 @@ async fn servers_list_rank_and_heartbeat_reply_shapes() {
     assert_eq!(call(&r, "rank", json!({})).await, Err(ErrorCode::Unavailable));
     let servers = call(&r, "servers", json!({})).await.expect("servers");
     assert_eq!(servers["servers"], json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bucket_leader_dying_moves_nobody() {
+    record();
+    let mut nats = NatsCluster::start(3);
+    // Heartbeats whose expiry outlasts a JetStream leader election.
+    let s = ClusterSettings {
+        heartbeat_interval_ms: 500,
+        heartbeat_misses: 20,
+        ..settings(nats.urls(), 0)
+    };
+    // The bucket made first, to find its stream's leader.
+    let client = async_nats::connect(nats.url(0)).await.expect("connect");
+    let mut bucket = jetstream::new(client)
+        .create_key_value(jetstream::kv::Config {
+            bucket: "corral_members".into(),
+            history: 1,
+            max_age: Duration::from_millis(s.member_ttl_ms()),
+            num_replicas: 3,
+            ..Default::default()
+        })
+        .await
+        .expect("the members bucket")
+        .stream;
+    let leader = bucket
+        .info()
+        .await
+        .expect("stream info")
+        .cluster
+        .as_ref()
+        .and_then(|c| c.leader.clone())
+        .expect("a leader");
+    let leader: usize = leader.trim_start_matches('n').parse().expect("n<i>");
+    let others: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+    // la and lb on the two servers that stay; the leader's server dies.
+    let a = start(&nats.url(others[0]), &s, "la").await.expect("la");
+    let b = start(&nats.url(others[1]), &s, "lb").await.expect("lb");
+    wait_until("both see both", || a.members.len() == 2 && b.members.len() == 2).await;
+    let rank_a = a.members.my_rank();
+    nats.kill(leader);
+    // With the leader gone, checked all along.
+    for _ in 0..120 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        for m in [&a, &b] {
+            assert_eq!(m.members.len(), 2, "{} lost a member", m.members.me());
+            assert_eq!(m.members.failovers(), 0);
+        }
+    }
+    tokio::task::block_in_place(|| nats.restart(leader));
+    assert_eq!(a.members.my_rank(), rank_a);
+    assert_eq!(b.members.primary().as_deref(), Some("la"));
+    assert!(!logged(&["message=cluster member left", "member=lb"]));
+    a.sup.stop().await;
+    b.sup.stop().await;
 }

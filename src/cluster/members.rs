@@ -59,6 +59,8 @@ pub struct Member {
 #[derive(Debug, Clone)]
 struct Seen {
     reg: Registration,
+    /// Its revision in the bucket (a renewal has a higher one).
+    revision: u64,
     at: Instant,
 }
 
@@ -195,12 +197,20 @@ impl Members {
         self.view.read().map(|v| v.failovers).unwrap_or(0)
     }
 
-    /// Takes in a registration seen now (a put in the bucket, or this
-    /// node's own heartbeat).
-    pub(crate) fn seen(&self, reg: Registration) {
+    /// Takes in a registration seen now at `revision` (a put in the
+    /// bucket, or this node's own heartbeat). A revision not newer than the
+    /// one known is no renewal and changes nothing.
+    pub(crate) fn seen(&self, reg: Registration, revision: u64) {
         let Ok(mut v) = self.view.write() else {
             return;
         };
+        if v
+            .members
+            .get(&reg.name)
+            .is_some_and(|s| s.revision >= revision)
+        {
+            return;
+        }
         match v.members.get(&reg.name) {
             None => tracing::info!(
                 node = %self.me,
@@ -226,6 +236,7 @@ impl Members {
             name,
             Seen {
                 reg,
+                revision,
                 at: Instant::now(),
             },
         );
@@ -243,6 +254,21 @@ impl Members {
         }
     }
 
+    /// The other members (name and revision) not seen renewed for `age`:
+    /// the `membership` actor reads their entries itself, in case its watch
+    /// lags.
+    pub(crate) fn unrenewed(&self, age: Duration) -> Vec<(String, u64)> {
+        let Ok(v) = self.view.read() else {
+            return Vec::new();
+        };
+        let now = Instant::now();
+        v.members
+            .iter()
+            .filter(|(k, s)| **k != *self.me && now.saturating_duration_since(s.at) > age)
+            .map(|(k, s)| (k.clone(), s.revision))
+            .collect()
+    }
+
     /// Sets how long a registration lives without renewal: from now on,
     /// reads leave out (and log as left) members not renewed for so long,
     /// even when no actor keeps the view any more.
@@ -254,36 +280,53 @@ impl Members {
 
     /// Expires stale members before a read, when an expiry is set.
     fn refresh(&self) {
-        let stale = self.view.read().is_ok_and(|v| {
-            v.expiry.is_some_and(|ttl| {
-                let now = Instant::now();
-                v.members
-                    .values()
-                    .any(|s| now.saturating_duration_since(s.at) > ttl)
-            })
-        });
+        let stale = self
+            .view
+            .read()
+            .is_ok_and(|v| !self.stale(&v, Instant::now()).is_empty());
         if stale {
             self.expire();
         }
     }
 
-    /// Removes the members not renewed for longer than the expiry time.
+    /// The members to expire now. This node's own registration lives as
+    /// long as its heartbeats succeed; when it expires, this node is cut
+    /// off and knows nothing of the others either: all of them. Another
+    /// member expires when it was not renewed for the expiry time before
+    /// this node's last successful heartbeat: time during which this node
+    /// could not reach the bucket itself (a JetStream leader election, NATS
+    /// away) proves nothing against the others.
+    fn stale(&self, v: &View, now: Instant) -> Vec<String> {
+        let Some(ttl) = v.expiry else {
+            return Vec::new();
+        };
+        let mine = v.members.get(&*self.me).map(|s| s.at);
+        if mine.is_some_and(|t| now.saturating_duration_since(t) > ttl) {
+            return v.members.keys().cloned().collect();
+        }
+        let reference = mine.unwrap_or(now);
+        v.members
+            .iter()
+            .filter(|(_, s)| reference.saturating_duration_since(s.at) > ttl)
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// Removes the members not renewed in time (see `stale`).
     pub(crate) fn expire(&self) {
         let Ok(mut v) = self.view.write() else {
             return;
         };
-        let Some(ttl) = v.expiry else {
-            return;
-        };
-        let now = Instant::now();
-        let stale: Vec<String> = v
-            .members
-            .iter()
-            .filter(|(_, s)| now.saturating_duration_since(s.at) > ttl)
-            .map(|(k, _)| k.clone())
-            .collect();
+        let stale = self.stale(&v, Instant::now());
         if stale.is_empty() {
             return;
+        }
+        if stale.iter().any(|k| **k == *self.me) {
+            tracing::warn!(
+                node = %self.me,
+                "cut off from the cluster: no heartbeat of its own got through within \
+                 the expiry time; it knows no member until its heartbeats get through"
+            );
         }
         for name in stale {
             if let Some(s) = v.members.remove(&name) {
@@ -377,13 +420,16 @@ mod tests {
     fn the_lowest_live_rank_is_primary() {
         let m = Members::new("b").with_metrics(Some(Metrics::new()));
         assert_eq!(m.role(), None);
-        m.seen(reg("b", 2));
+        m.seen(reg("b", 2), 1);
         assert!(m.is_primary());
-        m.seen(reg("a", 1));
+        m.seen(reg("a", 1), 2);
+        m.seen(reg("a", 7), 2);
+        assert_eq!(m.member("a").map(|x| x.rank), Some(1), "no renewal: unchanged");
         assert_eq!(m.primary().as_deref(), Some("a"));
         assert_eq!(m.role(), Some(Role::Backup));
         assert_eq!(m.failovers(), 1);
-        m.seen(reg("c", 3));
+        m.seen(reg("c", 3), 3);
+        assert!(m.unrenewed(Duration::ZERO).iter().all(|(k, _)| k != "b"));
         assert_eq!(
             m.members().iter().map(|x| x.rank).collect::<Vec<_>>(),
             [1, 2, 3]

@@ -34,6 +34,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use async_nats::jetstream::stream::LastRawMessageErrorKind;
 use async_nats::jetstream::{self, kv, stream};
 use futures::StreamExt;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
@@ -44,6 +45,9 @@ use super::subjects::Subjects;
 use super::{ClusterError, ClusterSettings, NodeFacts};
 use crate::clock::WallClock;
 use crate::supervisor::ChildSpec;
+
+/// The header of a KV entry's operation (`DEL`, `PURGE`; none for a put).
+const KV_OPERATION: &str = "KV-Operation";
 
 /// The `membership` actor.
 #[derive(Debug, Clone, Copy)]
@@ -198,26 +202,41 @@ enum Found {
     Garbage(u64),
 }
 
+/// Reads `key`'s last entry from the bucket's stream leader (not a direct
+/// get: a direct get that finds no responder, during a leader election,
+/// looks like a missing entry, and a live member must not be taken for an
+/// expired one).
 async fn find(kv: &kv::Store, key: &str) -> Result<Found, ClusterError> {
-    let entry = kv
-        .entry(key)
-        .await
+    let subject = format!("{}{key}", kv.prefix);
+    let raw = match kv.stream.get_last_raw_message_by_subject(&subject).await {
+        Ok(raw) => raw,
+        Err(e) if matches!(e.kind(), LastRawMessageErrorKind::NoMessageFound) => {
+            return Ok(Found::Nothing(0))
+        }
+        Err(e) => return Err(ClusterError::JetStream(format!("reading {key:?}: {e}"))),
+    };
+    let revision = raw.sequence;
+    let msg = async_nats::Message::try_from(raw)
         .map_err(|e| ClusterError::JetStream(format!("reading {key:?}: {e}")))?;
-    Ok(match entry {
-        None => Found::Nothing(0),
-        Some(e) if e.operation != kv::Operation::Put => Found::Nothing(e.revision),
-        Some(e) => match Registration::parse(key, &e.value) {
-            Ok(r) => Found::Registered(r, e.revision),
-            Err(why) => {
-                tracing::warn!(
-                    key,
-                    revision = e.revision,
-                    why = %why,
-                    "ignoring a value in the members bucket that is not a registration"
-                );
-                Found::Garbage(e.revision)
-            }
-        },
+    let op = msg
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(KV_OPERATION))
+        .map(|v| v.as_str().to_string());
+    if matches!(op.as_deref(), Some("DEL") | Some("PURGE")) {
+        return Ok(Found::Nothing(revision));
+    }
+    Ok(match Registration::parse(key, &msg.payload) {
+        Ok(r) => Found::Registered(r, revision),
+        Err(why) => {
+            tracing::warn!(
+                key,
+                revision,
+                why = %why,
+                "ignoring a value in the members bucket that is not a registration"
+            );
+            Found::Garbage(revision)
+        }
     })
 }
 
@@ -241,7 +260,7 @@ impl MembershipState {
             .await
             .map_err(|e| ClusterError::JetStream(format!("registration: {e}")))?;
         self.revision = rev;
-        self.args.members.seen(reg);
+        self.args.members.seen(reg, rev);
         Ok(())
     }
 
@@ -310,7 +329,9 @@ impl MembershipState {
 
     /// Renews the registration; on a failed compare-and-set, finds out why.
     async fn heartbeat(&mut self) -> Result<(), ClusterError> {
-        let timeout = Duration::from_millis(self.args.settings.member_ttl_ms());
+        // A heartbeat that takes longer than an interval is late anyway:
+        // the next tick tries again.
+        let timeout = Duration::from_millis(self.args.settings.heartbeat_interval_ms);
         let reg = self.registration();
         let name = self.args.facts.name.clone();
         let put = tokio::time::timeout(
@@ -321,15 +342,19 @@ impl MembershipState {
         let err = match put {
             Ok(Ok(rev)) => {
                 self.revision = rev;
-                self.args.members.seen(reg);
+                self.args.members.seen(reg, rev);
                 return Ok(());
             }
             Ok(Err(e)) => e.to_string(),
             Err(_) => "timed out".to_string(),
         };
-        let found = match find(&self.kv, &name).await {
-            Ok(f) => f,
-            Err(e) => {
+        let found = match tokio::time::timeout(timeout, find(&self.kv, &name)).await {
+            Ok(Ok(f)) => f,
+            Err(_) => {
+                tracing::warn!(node = %name, error = %err, "heartbeat failed; retrying");
+                return Ok(());
+            }
+            Ok(Err(e)) => {
                 tracing::warn!(node = %name, error = %err, then = %e, "heartbeat failed; retrying");
                 return Ok(());
             }
@@ -356,6 +381,42 @@ impl MembershipState {
             Found::Registered(..) => Err(ClusterError::NameTaken(name)),
         }
     }
+}
+
+impl MembershipState {
+    /// Reads the entries of the members the watch has not shown renewed
+    /// for two heartbeat intervals (a watch can lag or stall: its consumer
+    /// is recreated only after its own idle heartbeats go missing). An
+    /// entry gone from the bucket is a member gone.
+    async fn check_unrenewed(&self) {
+        let interval = Duration::from_millis(self.args.settings.heartbeat_interval_ms);
+        for (name, known) in self.args.members.unrenewed(interval.saturating_mul(2)) {
+            match tokio::time::timeout(interval, find(&self.kv, &name)).await {
+                Ok(Ok(Found::Registered(reg, rev))) if rev > known => {
+                    self.args.members.seen(reg, rev)
+                }
+                Ok(Ok(Found::Nothing(_))) => self.args.members.left(&name, Left::Expired),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Reads every registration in the bucket into `members`.
+async fn load(kv: &kv::Store, members: &Members) -> Result<(), ClusterError> {
+    let keys: Vec<String> = match kv.keys().await {
+        Ok(keys) => keys
+            .filter_map(|k| async move { k.ok() })
+            .collect()
+            .await,
+        Err(e) => return Err(ClusterError::JetStream(format!("listing the members: {e}"))),
+    };
+    for key in keys {
+        if let Found::Registered(reg, rev) = find(kv, &key).await? {
+            members.seen(reg, rev);
+        }
+    }
+    Ok(())
 }
 
 /// Follows the bucket (current values first, then every change) into
@@ -385,7 +446,7 @@ fn take(members: &Members, e: kv::Entry) {
     match e.operation {
         kv::Operation::Delete | kv::Operation::Purge => members.left(&e.key, Left::Deleted),
         kv::Operation::Put => match Registration::parse(&e.key, &e.value) {
-            Ok(reg) => members.seen(reg),
+            Ok(reg) => members.seen(reg, e.revision),
             Err(why) => tracing::warn!(
                 node = %members.me(),
                 key = %e.key,
@@ -424,6 +485,9 @@ impl Actor for MembershipActor {
         args.members
             .set_expiry(Duration::from_millis(args.settings.member_ttl_ms()));
         let watch = tokio::spawn(watch(kv.clone(), args.members.clone(), interval));
+        // The members already there, before this node counts itself: it
+        // never takes itself for the primary while the watch catches up.
+        load(&kv, &args.members).await?;
         let mut state = MembershipState {
             args,
             kv,
@@ -454,6 +518,7 @@ impl Actor for MembershipActor {
                     }
                     tracing::warn!(node = %state.args.facts.name, error = %e, "heartbeat failed; retrying");
                 }
+                state.check_unrenewed().await;
                 state.args.members.expire();
                 let interval = Duration::from_millis(state.args.settings.heartbeat_interval_ms);
                 myself.send_after(interval, || MembershipMsg::Tick);

@@ -1,5 +1,6 @@
 //! The log lines of the whole test process, recorded for the test to look
-//! for (`message` and every field, as `key=value`).
+//! for (`message` and every field, as `key=value`); printed too when
+//! `CORRAL_TEST_LOG` is set.
 
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -24,6 +25,9 @@ impl<S: tracing::Subscriber> Layer<S> for Recorder {
     fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
         let mut line = Line(String::new());
         event.record(&mut line);
+        if std::env::var_os("CORRAL_TEST_LOG").is_some() {
+            eprintln!("{}{}", event.metadata().level(), line.0);
+        }
         if let Ok(mut v) = self.0.lock() {
             v.push(line.0);
         }
