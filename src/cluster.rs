@@ -14,6 +14,20 @@
 //! the version that speaks to Debian's nats-server 2.9 (later clients fail
 //! to create KV buckets against 2.9).
 //!
+//! Membership, clock synchronisation and the `servers` services are pieces
+//! that take an `async_nats::Client` (it reconnects by itself), the
+//! settings and this node's [`NodeFacts`], sharing one [`Members`] view
+//! and the chat's [`WallClock`](crate::clock::WallClock):
+//!
+//! ```ignore
+//! let members = Members::new(&facts.name).with_metrics(metrics.clone());
+//! let wall = chat.wall_clock().clone();
+//! cluster_sup
+//!     .child(membership_spec(client.clone(), &settings, facts, wall.clone(), members.clone()))
+//!     .child(clock_sync_spec(client, &settings, wall, members.clone(), metrics));
+//! register_servers(&mut registry, &members, &settings);
+//! ```
+//!
 //! Single-node mode (the default) keeps the embedded store as the log and
 //! needs no NATS; cluster mode is the `[cluster]` block (see
 //! [`ClusterSettings`]).
