@@ -37,10 +37,16 @@ fn spread(ms: &[&Member]) -> i64 {
 async fn berkeley_brings_a_skewed_clock_in_step() {
     record();
     let nats = NatsCluster::start(3);
-    let a = start(&nats.url(0), &settings(nats.urls(), 0), "ca").await.expect("ca");
+    let a = start(&nats.url(0), &settings(nats.urls(), 0), "ca")
+        .await
+        .expect("ca");
     wait_until("ca registered", || a.members.is_primary()).await;
-    let b = start(&nats.url(1), &settings(nats.urls(), 0), "cb").await.expect("cb");
-    let c = start(&nats.url(2), &settings(nats.urls(), 5_000), "cc").await.expect("cc");
+    let b = start(&nats.url(1), &settings(nats.urls(), 0), "cb")
+        .await
+        .expect("cb");
+    let c = start(&nats.url(2), &settings(nats.urls(), 5_000), "cc")
+        .await
+        .expect("cc");
     wait_until("all three members", || a.members.len() == 3).await;
     // cc's clock runs 5 s ahead until a round corrects it (it cannot have
     // been corrected yet: its skew is set when clock_sync starts, so read
@@ -134,17 +140,33 @@ async fn garbage_on_the_clock_subjects_is_ignored() {
     for (body, why) in [
         ("not json".to_string(), "not JSON"),
         (json!({"op": "explode"}).to_string(), "no known `op`"),
-        (json!({"op": "adjust", "from": "mallory", "delta_ms": 100_000}).to_string(), "not the primary"),
-        (json!({"op": "adjust", "from": "xa", "delta_ms": "lots"}).to_string(), "integer `delta_ms`"),
-        (json!({"op": "adjust", "from": "xa", "delta_ms": 864_000_000_i64}).to_string(), "more than a day"),
+        (
+            json!({"op": "adjust", "from": "mallory", "delta_ms": 100_000}).to_string(),
+            "not the primary",
+        ),
+        (
+            json!({"op": "adjust", "from": "xa", "delta_ms": "lots"}).to_string(),
+            "integer `delta_ms`",
+        ),
+        (
+            json!({"op": "adjust", "from": "xa", "delta_ms": 864_000_000_i64}).to_string(),
+            "more than a day",
+        ),
         (" ".repeat(5000), "more than a clock request"),
     ] {
         let v = ask(&a.client, subject, body.clone()).await;
         let err = v["error"].as_str().unwrap_or_default();
         assert!(err.contains(why), "{body:.40}: {v}");
     }
-    assert!(logged(&["message=ignoring a bad clock request", "node=xb", "why=not JSON"]));
-    assert!((b.wall.correction_ms() - before).abs() < 1_000, "the clock moved");
+    assert!(logged(&[
+        "message=ignoring a bad clock request",
+        "node=xb",
+        "why=not JSON"
+    ]));
+    assert!(
+        (b.wall.correction_ms() - before).abs() < 1_000,
+        "the clock moved"
+    );
     // xb still answers, also with a NATS server (neither's) down.
     nats.kill(2);
     let v = ask(&a.client, subject, json!({"op": "read"}).to_string()).await;
@@ -175,7 +197,12 @@ async fn garbage_on_the_clock_subjects_is_ignored() {
         }
     });
     wait_until("xf's garbage left out", || {
-        logged(&["message=clock reading left out", "node=xa", "member=xf", "why=answer without an integer now_ms"])
+        logged(&[
+            "message=clock reading left out",
+            "node=xa",
+            "member=xf",
+            "why=answer without an integer now_ms",
+        ])
     })
     .await;
     renew.abort();

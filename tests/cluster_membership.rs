@@ -27,8 +27,13 @@ use support::wait::wait_until;
 /// Starts `name` and waits until it sees itself registered.
 async fn join(nats: &NatsCluster, i: usize, name: &str) -> Member {
     let s = settings(nats.urls(), 0);
-    let m = start(&nats.url(i % 3), &s, name).await.expect("member starts");
-    wait_until(&format!("{name} registered"), || m.members.my_rank().is_some()).await;
+    let m = start(&nats.url(i % 3), &s, name)
+        .await
+        .expect("member starts");
+    wait_until(&format!("{name} registered"), || {
+        m.members.my_rank().is_some()
+    })
+    .await;
     m
 }
 
@@ -47,7 +52,11 @@ async fn ranks_follow_registration_and_the_next_rank_takes_over() {
     let a = join(&nats, 0, "ma").await;
     let b = join(&nats, 1, "mb").await;
     let c = join(&nats, 2, "mc").await;
-    let want = vec![("ma".to_string(), 1), ("mb".to_string(), 2), ("mc".to_string(), 3)];
+    let want = vec![
+        ("ma".to_string(), 1),
+        ("mb".to_string(), 2),
+        ("mc".to_string(), 3),
+    ];
     for m in [&a, &b, &c] {
         wait_until("every member sees all three", || ranks(m) == want).await;
         assert_eq!(m.members.primary().as_deref(), Some("ma"));
@@ -55,10 +64,21 @@ async fn ranks_follow_registration_and_the_next_rank_takes_over() {
     assert_eq!(a.members.role(), Some(Role::Primary));
     assert_eq!(b.members.role(), Some(Role::Backup));
     assert_eq!(a.metrics.cluster_rank.get(), 1);
-    assert_eq!(a.metrics.cluster_role.with_label_values(&["primary"]).get(), 1);
-    assert_eq!(b.metrics.cluster_role.with_label_values(&["backup"]).get(), 1);
+    assert_eq!(
+        a.metrics.cluster_role.with_label_values(&["primary"]).get(),
+        1
+    );
+    assert_eq!(
+        b.metrics.cluster_role.with_label_values(&["backup"]).get(),
+        1
+    );
     assert_eq!(c.metrics.cluster_members.get(), 3);
-    assert!(logged(&["message=cluster member joined", "node=mc", "member=ma", "rank=1"]));
+    assert!(logged(&[
+        "message=cluster member joined",
+        "node=mc",
+        "member=ma",
+        "rank=1"
+    ]));
     let entry = b.members.member("ma").expect("ma listed");
     assert_eq!(entry.rpc.as_deref(), Some("127.0.0.1:7ma"));
     assert!(entry.started_ms > 0 && entry.last_heartbeat_ms >= entry.started_ms);
@@ -66,19 +86,32 @@ async fn ranks_follow_registration_and_the_next_rank_takes_over() {
     // The primary dies (its heartbeats stop; its entry expires).
     a.sup.stop().await;
     for m in [&b, &c] {
-        wait_until("mb takes over", || m.members.primary().as_deref() == Some("mb")).await;
+        wait_until("mb takes over", || {
+            m.members.primary().as_deref() == Some("mb")
+        })
+        .await;
         assert!(m.members.failovers() >= 1);
     }
     assert_eq!(b.members.role(), Some(Role::Primary));
-    assert_eq!(b.metrics.cluster_role.with_label_values(&["primary"]).get(), 1);
+    assert_eq!(
+        b.metrics.cluster_role.with_label_values(&["primary"]).get(),
+        1
+    );
     assert!(logged(&[
         "message=cluster failover: primary changed",
         "node=mc",
         "from=ma",
         "to=mb"
     ]));
-    assert!(logged(&["message=cluster member left", "node=mb", "member=ma"]));
-    assert_eq!(ranks(&c), vec![("mb".to_string(), 2), ("mc".to_string(), 3)]);
+    assert!(logged(&[
+        "message=cluster member left",
+        "node=mb",
+        "member=ma"
+    ]));
+    assert_eq!(
+        ranks(&c),
+        vec![("mb".to_string(), 2), ("mc".to_string(), 3)]
+    );
 
     // It returns (a new process): a new, higher rank; mb stays primary.
     let a2 = join(&nats, 0, "ma").await;
@@ -102,15 +135,25 @@ async fn a_restarted_actor_keeps_its_rank_and_a_taken_name_is_refused() {
     assert_eq!(b.members.my_rank(), Some(2));
     // The supervisor restarts membership (same process): same rank, and
     // the primary never moves.
-    b.sup.terminate_child("membership").await.expect("terminate");
+    b.sup
+        .terminate_child("membership")
+        .await
+        .expect("terminate");
     b.sup.restart_child("membership").await.expect("restart");
-    a.sup.terminate_child("membership").await.expect("terminate");
+    a.sup
+        .terminate_child("membership")
+        .await
+        .expect("terminate");
     a.sup.restart_child("membership").await.expect("restart");
     wait_until("ka registered again", || a.members.my_rank() == Some(1)).await;
     assert_eq!(b.members.my_rank(), Some(2));
     assert_eq!(b.members.primary().as_deref(), Some("ka"));
     assert_eq!(b.members.failovers(), 0);
-    assert!(logged(&["message=registered again, keeping its rank", "node=kb", "rank=2"]));
+    assert!(logged(&[
+        "message=registered again, keeping its rank",
+        "node=kb",
+        "rank=2"
+    ]));
 
     // A second process named kb while kb lives: refused, kb untouched.
     let s = settings(nats.urls(), 0);
@@ -167,7 +210,10 @@ async fn garbage_in_the_bucket_is_ignored() {
     assert!(logged(&["key=zx", "why=rank 0"]));
     // gb writes its entry again at its next heartbeat, keeping its rank.
     wait_until("gb's entry is a registration again", || {
-        logged(&["message=this node's entry was overwritten; writing it again", "node=gb"])
+        logged(&[
+            "message=this node's entry was overwritten; writing it again",
+            "node=gb",
+        ])
     })
     .await;
     let mut fixed = false;
@@ -242,13 +288,18 @@ async fn servers_list_rank_and_heartbeat_reply_shapes() {
     assert_eq!(same["primary"], "sa");
 
     let rank = call(&r, "rank", json!({})).await.expect("rank");
-    assert_eq!(rank, json!({"node": "sb", "rank": 2, "role": "backup", "primary": "sa"}));
+    assert_eq!(
+        rank,
+        json!({"node": "sb", "rank": 2, "role": "backup", "primary": "sa"})
+    );
 
     let hb = call(&r, "heartbeat", json!({})).await.expect("heartbeat");
     assert_eq!(hb["node"], "sb");
     assert_eq!(hb["interval_ms"], 200);
     assert_eq!(hb["expiry_ms"], 600);
-    let hb = call(&r, "heartbeat", json!({"node": "sa"})).await.expect("hb");
+    let hb = call(&r, "heartbeat", json!({"node": "sa"}))
+        .await
+        .expect("hb");
     assert_eq!(hb["role"], "primary");
     // Hostile or unknown arguments: clear errors.
     assert_eq!(
@@ -264,7 +315,10 @@ async fn servers_list_rank_and_heartbeat_reply_shapes() {
     b.sup.stop().await;
     a.sup.stop().await;
     wait_until("sb's view expires", || b.members.is_empty()).await;
-    assert_eq!(call(&r, "rank", json!({})).await, Err(ErrorCode::Unavailable));
+    assert_eq!(
+        call(&r, "rank", json!({})).await,
+        Err(ErrorCode::Unavailable)
+    );
     let servers = call(&r, "servers", json!({})).await.expect("servers");
     assert_eq!(servers["servers"], json!([]));
 }
@@ -305,7 +359,10 @@ async fn the_bucket_leader_dying_moves_nobody() {
     // la and lb on the two servers that stay; the leader's server dies.
     let a = start(&nats.url(others[0]), &s, "la").await.expect("la");
     let b = start(&nats.url(others[1]), &s, "lb").await.expect("lb");
-    wait_until("both see both", || a.members.len() == 2 && b.members.len() == 2).await;
+    wait_until("both see both", || {
+        a.members.len() == 2 && b.members.len() == 2
+    })
+    .await;
     let rank_a = a.members.my_rank();
     nats.kill(leader);
     // With the leader gone, checked all along.

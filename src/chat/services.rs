@@ -357,7 +357,10 @@ impl ChatService {
                         }
                     }
                 }
-                let rec = store.login(user, chat.wall_clock().now_ms()).await.map_err(store_err)?;
+                let rec = store
+                    .login(user, chat.wall_clock().now_ms())
+                    .await
+                    .map_err(store_err)?;
                 chat.hub().login(conn, ctx.pushes(), user);
                 obj(json!({"user": rec.user, "created": rec.created, "logins": rec.logins}))
             }

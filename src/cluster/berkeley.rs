@@ -100,9 +100,11 @@ mod tests {
             round.corrections,
             vec![("b".to_string(), 2000), ("c".to_string(), -4000)]
         );
-        // After the corrections, the three clocks agree.
-        let after = [0 + round.own_ms, 0 + 2000, 6000 - 4000];
-        assert!(after.iter().all(|&t| t == after[0]));
+        // After the corrections, the three clocks (primary and b at 0, c at
+        // +6000) agree.
+        let (b, c) = (round.corrections[0].1, round.corrections[1].1);
+        assert_eq!(round.own_ms, b);
+        assert_eq!(6000 + c, round.own_ms);
     }
 
     #[test]

@@ -213,10 +213,12 @@ async fn read(state: &ClockSyncState, node: String) -> Result<Reading, (String, 
     if v.get("node").and_then(Value::as_str) != Some(node.as_str()) {
         return Err((node, format!("answer from another node: {v}")));
     }
-    let remote = v
-        .get("now_ms")
-        .and_then(Value::as_i64)
-        .ok_or_else(|| (node.clone(), format!("answer without an integer now_ms: {v}")))?;
+    let remote = v.get("now_ms").and_then(Value::as_i64).ok_or_else(|| {
+        (
+            node.clone(),
+            format!("answer without an integer now_ms: {v}"),
+        )
+    })?;
     Ok(Reading {
         node,
         sent_ms: sent,

@@ -204,8 +204,7 @@ impl Members {
         let Ok(mut v) = self.view.write() else {
             return;
         };
-        if v
-            .members
+        if v.members
             .get(&reg.name)
             .is_some_and(|s| s.revision >= revision)
         {
@@ -424,7 +423,11 @@ mod tests {
         assert!(m.is_primary());
         m.seen(reg("a", 1), 2);
         m.seen(reg("a", 7), 2);
-        assert_eq!(m.member("a").map(|x| x.rank), Some(1), "no renewal: unchanged");
+        assert_eq!(
+            m.member("a").map(|x| x.rank),
+            Some(1),
+            "no renewal: unchanged"
+        );
         assert_eq!(m.primary().as_deref(), Some("a"));
         assert_eq!(m.role(), Some(Role::Backup));
         assert_eq!(m.failovers(), 1);

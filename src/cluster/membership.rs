@@ -169,10 +169,7 @@ async fn open_ranks(
     .await
     .map(|_| ())
     .map_err(|e| {
-        ClusterError::JetStream(format!(
-            "ranks stream {:?}: {e}",
-            subjects.ranks_stream()
-        ))
+        ClusterError::JetStream(format!("ranks stream {:?}: {e}", subjects.ranks_stream()))
     })
 }
 
@@ -405,10 +402,7 @@ impl MembershipState {
 /// Reads every registration in the bucket into `members`.
 async fn load(kv: &kv::Store, members: &Members) -> Result<(), ClusterError> {
     let keys: Vec<String> = match kv.keys().await {
-        Ok(keys) => keys
-            .filter_map(|k| async move { k.ok() })
-            .collect()
-            .await,
+        Ok(keys) => keys.filter_map(|k| async move { k.ok() }).collect().await,
         Err(e) => return Err(ClusterError::JetStream(format!("listing the members: {e}"))),
     };
     for key in keys {
