@@ -1,8 +1,9 @@
 //! Berkeley clock synchronisation on a real three-server NATS JetStream
 //! cluster: a member started with its clock 5 s ahead is brought in step
 //! with the others (corrections on the wall clock, not the OS clock; the
-//! offsets show in the registrations and the metrics), and garbage on the
-//! clock subjects, requests or answers, is ignored with a log line.
+//! offsets show in the registrations and the metrics), the chat stamps its
+//! timestamps with the corrected clock, and garbage on the clock subjects,
+//! requests or answers, is ignored with a log line.
 
 mod support {
     pub(crate) mod cluster_member;
@@ -14,8 +15,10 @@ mod support {
 use std::time::Duration;
 
 use async_nats::jetstream;
+use corral::chat::{Chat, ChatSettings};
 use corral::clock::now_ms;
 use corral::cluster::NodeFacts;
+use corral::rpc::{push_channel, CallContext, Request};
 use futures::StreamExt;
 use serde_json::{json, Value};
 use support::cluster_member::{settings, start, Member};
@@ -216,4 +219,41 @@ async fn garbage_on_the_clock_subjects_is_ignored() {
         drop(m.facts);
         m.sup.stop().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chat_stamps_with_the_corrected_wall_clock() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let chat = Chat::open(&ChatSettings::default(), dir.path(), None).expect("chat");
+    // A correction of a day ahead, as clock synchronisation applies it.
+    const DAY: i64 = 86_400_000;
+    chat.wall_clock().adjust_ms(DAY);
+    let (tx, _rx) = push_channel(8);
+    let cx = CallContext::new(1, None, tx);
+    let services = chat.services();
+    let call = |service: &'static str, data: Value| {
+        let s = services.get(service).expect("a chat service").clone();
+        let cx = cx.clone();
+        async move {
+            s.call(Request::new(service, data), &cx)
+                .await
+                .expect(service)
+        }
+    };
+    let login = call("login", json!({"user": "ann"})).await;
+    call("channel", json!({"channel": "news"})).await;
+    let publish = call("publish", json!({"channel": "news", "message": "hi"})).await;
+    let history = call("history", json!({"channel": "news"})).await;
+    let os = now_ms() as i64;
+    let ahead = |v: &Value, what: &str| {
+        let t = v.as_i64().unwrap_or_else(|| panic!("{what}: {v}"));
+        assert!(
+            (t - os - DAY).abs() < 60_000,
+            "{what} {t} is not a day ahead of {os}"
+        );
+    };
+    ahead(&login["timestamp"], "login reply");
+    ahead(&login["created"], "user created");
+    ahead(&publish["timestamp"], "publish reply");
+    ahead(&history["messages"][0]["timestamp"], "stored event");
 }
