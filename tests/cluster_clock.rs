@@ -170,12 +170,10 @@ async fn garbage_on_the_clock_subjects_is_ignored() {
         (b.wall.correction_ms() - before).abs() < 1_000,
         "the clock moved"
     );
-    // xb still answers, also with a NATS server (neither's) down.
-    nats.kill(2);
+    // xb still answers.
     let v = ask(&a.client, subject, json!({"op": "read"}).to_string()).await;
     assert_eq!(v["node"], "xb");
     assert!(v["now_ms"].as_u64().is_some());
-    nats.restart(2);
 
     // A member whose clock answers garbage: the primary leaves it out of
     // its rounds, with a log line, and goes on syncing the others.
@@ -208,13 +206,33 @@ async fn garbage_on_the_clock_subjects_is_ignored() {
         ])
     })
     .await;
-    renew.abort();
     // Both actors still run; xb is still in step with xa.
     for m in [&a, &b] {
         assert_eq!(m.sup.which_children().await.expect("children").len(), 2);
     }
     wait_until("xa and xb agree", || spread(&[&a, &b]) <= TOLERANCE_MS).await;
     assert!(b.metrics.cluster_clock_offset.get().abs() < 1.0);
+    // A NATS server (neither's) dies and comes back: with an expiry this
+    // short, a leader election of the bucket may expire both (they then
+    // register again); either way membership and clock sync recover.
+    nats.kill(2);
+    tokio::task::block_in_place(|| nats.restart(2));
+    wait_until("both members again, one primary", || {
+        a.members.len() == 3 && b.members.len() == 3 && a.members.primary() == b.members.primary()
+    })
+    .await;
+    let v = ask(
+        &b.client,
+        "corral.cluster.corral_members.clock.xa",
+        json!({"op": "read"}).to_string(),
+    )
+    .await;
+    assert_eq!(v["node"], "xa");
+    wait_until("xa and xb agree again", || {
+        spread(&[&a, &b]) <= TOLERANCE_MS
+    })
+    .await;
+    renew.abort();
     for m in [a, b] {
         drop(m.facts);
         m.sup.stop().await;

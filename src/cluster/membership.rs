@@ -31,7 +31,7 @@
 //! tick (the actor does not crash; its registration expires if NATS stays
 //! away longer than the expiry time).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::stream::LastRawMessageErrorKind;
@@ -88,7 +88,9 @@ pub(crate) struct MembershipState {
     js: jetstream::Context,
     rank: u64,
     revision: u64,
-    _watch: AbortOnDrop,
+    watch: AbortOnDrop,
+    /// When the watch last delivered an entry.
+    watch_seen: Arc<Mutex<Instant>>,
 }
 
 /// The `membership` child of `cluster_sup`: registers this node (`facts`)
@@ -381,6 +383,40 @@ impl MembershipState {
 }
 
 impl MembershipState {
+    /// Restarts a silent watch: it shows this node's own heartbeats, so
+    /// when they get through and the watch shows nothing for three
+    /// intervals, it is stuck (its consumer lost with a JetStream leader,
+    /// say). The bucket is read again in full.
+    async fn check_watch(&mut self) {
+        let interval = Duration::from_millis(self.args.settings.heartbeat_interval_ms);
+        let silent = self
+            .watch_seen
+            .lock()
+            .map(|t| t.elapsed())
+            .unwrap_or_default();
+        if silent <= interval.saturating_mul(3) || self.args.members.my_rank().is_none() {
+            return;
+        }
+        tracing::warn!(
+            node = %self.args.facts.name,
+            silent_ms = silent.as_millis() as u64,
+            "members watch silent while heartbeats get through; restarting it"
+        );
+        if let Ok(mut t) = self.watch_seen.lock() {
+            *t = Instant::now();
+        }
+        self.watch = AbortOnDrop(tokio::spawn(watch(
+            self.kv.clone(),
+            self.args.members.clone(),
+            interval,
+            self.watch_seen.clone(),
+        )));
+        if let Ok(Err(e)) = tokio::time::timeout(interval, load(&self.kv, &self.args.members)).await
+        {
+            tracing::warn!(node = %self.args.facts.name, error = %e, "reading the members failed");
+        }
+    }
+
     /// Reads the entries of the members the watch has not shown renewed
     /// for two heartbeat intervals (a watch can lag or stall: its consumer
     /// is recreated only after its own idle heartbeats go missing). An
@@ -415,13 +451,18 @@ async fn load(kv: &kv::Store, members: &Members) -> Result<(), ClusterError> {
 
 /// Follows the bucket (current values first, then every change) into
 /// `members`, again after any error.
-async fn watch(kv: kv::Store, members: Members, retry: Duration) {
+async fn watch(kv: kv::Store, members: Members, retry: Duration, seen: Arc<Mutex<Instant>>) {
     loop {
         match kv.watch_with_history(">").await {
             Ok(mut w) => {
                 while let Some(next) = w.next().await {
                     match next {
-                        Ok(e) => take(&members, e),
+                        Ok(e) => {
+                            if let Ok(mut t) = seen.lock() {
+                                *t = Instant::now();
+                            }
+                            take(&members, e)
+                        }
                         Err(err) => {
                             tracing::warn!(error = %err, "members watch failed; restarting it");
                             break;
@@ -478,7 +519,13 @@ impl Actor for MembershipActor {
         let interval = Duration::from_millis(args.settings.heartbeat_interval_ms);
         args.members
             .set_expiry(Duration::from_millis(args.settings.member_ttl_ms()));
-        let watch = tokio::spawn(watch(kv.clone(), args.members.clone(), interval));
+        let watch_seen = Arc::new(Mutex::new(Instant::now()));
+        let watch = tokio::spawn(watch(
+            kv.clone(),
+            args.members.clone(),
+            interval,
+            watch_seen.clone(),
+        ));
         // The members already there, before this node counts itself: it
         // never takes itself for the primary while the watch catches up.
         load(&kv, &args.members).await?;
@@ -488,7 +535,8 @@ impl Actor for MembershipActor {
             js,
             rank: 0,
             revision: 0,
-            _watch: AbortOnDrop(watch),
+            watch: AbortOnDrop(watch),
+            watch_seen,
         };
         state.register().await?;
         // One tick pending at a time: a slow heartbeat (NATS away) never
@@ -512,6 +560,7 @@ impl Actor for MembershipActor {
                     }
                     tracing::warn!(node = %state.args.facts.name, error = %e, "heartbeat failed; retrying");
                 }
+                state.check_watch().await;
                 state.check_unrenewed().await;
                 state.args.members.expire();
                 let interval = Duration::from_millis(state.args.settings.heartbeat_interval_ms);
