@@ -19,7 +19,7 @@
 //! settings and this node's [`NodeFacts`], sharing one [`Members`] view
 //! and the chat's [`WallClock`](crate::clock::WallClock):
 //!
-//! ```ignore
+//! ```text
 //! let members = Members::new(&facts.name).with_metrics(metrics.clone());
 //! let wall = chat.wall_clock().clone();
 //! cluster_sup
