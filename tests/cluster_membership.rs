@@ -16,8 +16,12 @@ mod support {
 use std::time::Duration;
 
 use async_nats::jetstream;
+use corral::client::{Client, ClientError, Codec};
 use corral::cluster::{register_servers, ClusterSettings, Role};
-use corral::rpc::{push_channel, CallContext, ErrorCode, Registry, Request};
+use corral::config::{Config, ListenerConfig, ProtocolKind};
+use corral::node::Node;
+use corral::rpc::Registry;
+use corral::transport::Transport;
 use serde_json::{json, Value};
 use support::cluster_member::{settings, start, Member};
 use support::log_lines::{logged, record};
@@ -241,14 +245,12 @@ async fn garbage_in_the_bucket_is_ignored() {
     b.sup.stop().await;
 }
 
-async fn call(r: &Registry, service: &str, data: Value) -> Result<Value, ErrorCode> {
-    let (tx, _rx) = push_channel(8);
-    let cx = CallContext::new(1, None, tx);
-    r.get(service)
-        .expect("registered")
-        .call(Request::new(service, data), &cx)
-        .await
-        .map_err(|e| e.code)
+/// The error code of a failed call, or the reply.
+async fn call(c: &Client, service: &str, data: Value) -> Result<Value, String> {
+    c.call(service, data).await.map_err(|e| match e {
+        ClientError::Rpc { code, .. } => code,
+        e => panic!("{service}: {e}"),
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -258,14 +260,33 @@ async fn servers_list_rank_and_heartbeat_reply_shapes() {
     let a = join(&nats, 0, "sa").await;
     let b = join(&nats, 1, "sb").await;
     wait_until("sb sees both", || b.members.len() == 2).await;
+    // A real node serving sb's view over TCP.
     let mut r = Registry::new();
     register_servers(&mut r, &b.members, &settings(nats.urls(), 0));
     assert_eq!(
         r.names().collect::<Vec<_>>(),
         ["heartbeat", "list", "rank", "servers"]
     );
+    let mut config = Config::embedded_default();
+    config.listeners = vec![ListenerConfig::new(
+        "rpc",
+        Transport::Tcp,
+        ProtocolKind::Rpc,
+        0,
+    )];
+    config.chat.enabled = false;
+    let mut builder = Node::builder(config);
+    for name in r.names() {
+        builder = builder.service(name, r.get(name).expect("registered").clone());
+    }
+    let node = builder.start().await.expect("the node starts");
+    let addr = node.local_addr("rpc").expect("bound");
+    let c = Client::connect(addr, Codec::Json).await.expect("connects");
+    let mp = Client::connect(addr, Codec::MsgPack)
+        .await
+        .expect("connects");
 
-    let servers = call(&r, "servers", json!({})).await.expect("servers");
+    let servers = call(&c, "servers", json!({})).await.expect("servers");
     assert_eq!(servers["node"], "sb");
     assert_eq!(servers["primary"], "sa");
     let list = servers["servers"].as_array().expect("a list");
@@ -283,44 +304,39 @@ async fn servers_list_rank_and_heartbeat_reply_shapes() {
         }
         assert!(e["offset_ms"].is_i64(), "{e}");
     }
-    let same = call(&r, "list", json!({})).await.expect("list");
+    let same = call(&mp, "list", json!({})).await.expect("list");
     assert_eq!(same["servers"].as_array().map(Vec::len), Some(2));
     assert_eq!(same["primary"], "sa");
 
-    let rank = call(&r, "rank", json!({})).await.expect("rank");
+    let rank = call(&c, "rank", json!({})).await.expect("rank");
     assert_eq!(
         rank,
         json!({"node": "sb", "rank": 2, "role": "backup", "primary": "sa"})
     );
 
-    let hb = call(&r, "heartbeat", json!({})).await.expect("heartbeat");
+    let hb = call(&mp, "heartbeat", json!({})).await.expect("heartbeat");
     assert_eq!(hb["node"], "sb");
     assert_eq!(hb["interval_ms"], 200);
     assert_eq!(hb["expiry_ms"], 600);
-    let hb = call(&r, "heartbeat", json!({"node": "sa"}))
+    let hb = call(&c, "heartbeat", json!({"node": "sa"}))
         .await
         .expect("hb");
     assert_eq!(hb["role"], "primary");
-    // Hostile or unknown arguments: clear errors.
-    assert_eq!(
-        call(&r, "heartbeat", json!({"node": 7})).await,
-        Err(ErrorCode::BadRequest)
-    );
-    assert_eq!(
-        call(&r, "heartbeat", json!({"node": "nobody"})).await,
-        Err(ErrorCode::NotFound)
-    );
+    // Hostile or unknown arguments: clear errors, the connection goes on.
+    let bad = call(&c, "heartbeat", json!({"node": 7})).await;
+    assert_eq!(bad.err().as_deref(), Some("BAD_REQUEST"));
+    let unknown = call(&c, "heartbeat", json!({"node": "nobody"})).await;
+    assert_eq!(unknown.err().as_deref(), Some("NOT_FOUND"));
     // Cut off from the cluster (its actors stopped; its view empties after
     // the expiry): rank is UNAVAILABLE, servers an empty list.
     b.sup.stop().await;
     a.sup.stop().await;
     wait_until("sb's view expires", || b.members.is_empty()).await;
-    assert_eq!(
-        call(&r, "rank", json!({})).await,
-        Err(ErrorCode::Unavailable)
-    );
-    let servers = call(&r, "servers", json!({})).await.expect("servers");
+    let rank = call(&c, "rank", json!({})).await;
+    assert_eq!(rank.err().as_deref(), Some("UNAVAILABLE"));
+    let servers = call(&c, "servers", json!({})).await.expect("servers");
     assert_eq!(servers["servers"], json!([]));
+    node.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
