@@ -15,8 +15,13 @@
 //! assert_eq!(clock.observe(41), 42); // the reply carried clock 41
 //! assert_eq!(clock.now(), 42);
 //! ```
+//!
+//! [`WallClock`] is the node's wall-clock time for the `timestamp`s it
+//! stamps: the OS clock, plus a correction the cluster's Berkeley clock
+//! synchronisation sets (the OS clock itself is never changed).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A Lamport clock, safe to share between tasks (lock-free).
@@ -108,9 +113,80 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// The node's wall clock: OS time, plus a skew (a test-only setting that
+/// makes a node's clock wrong on purpose, `[cluster] clock_skew_ms`), plus
+/// the correction that clock synchronisation applies. Cheap to clone: the
+/// clones share the skew and the correction (atomics, lock-free).
+///
+/// ```
+/// use corral::clock::WallClock;
+/// let clock = WallClock::new();
+/// clock.set_skew_ms(5_000);           // this node's clock runs 5 s ahead
+/// clock.adjust_ms(-5_000);            // synchronisation corrects it
+/// assert_eq!(clock.correction_ms(), -5_000);
+/// let os = corral::clock::now_ms() as i64;
+/// assert!((clock.now_ms() as i64 - os).abs() < 1_000);
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct WallClock {
+    inner: Arc<WallInner>,
+}
+
+#[derive(Debug, Default)]
+struct WallInner {
+    skew_ms: AtomicI64,
+    correction_ms: AtomicI64,
+}
+
+impl WallClock {
+    /// A clock that reads the OS clock (no skew, no correction).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Milliseconds since the Unix epoch: OS time + skew + correction (0 if
+    /// that is before the epoch).
+    pub fn now_ms(&self) -> u64 {
+        let os = i64::try_from(now_ms()).unwrap_or(i64::MAX);
+        let t = os
+            .saturating_add(self.skew_ms())
+            .saturating_add(self.correction_ms());
+        u64::try_from(t).unwrap_or(0)
+    }
+
+    /// Sets the test-only skew (ms added to the OS clock).
+    pub fn set_skew_ms(&self, skew_ms: i64) {
+        self.inner.skew_ms.store(skew_ms, Ordering::SeqCst);
+    }
+
+    /// The test-only skew, in ms.
+    pub fn skew_ms(&self) -> i64 {
+        self.inner.skew_ms.load(Ordering::SeqCst)
+    }
+
+    /// The correction clock synchronisation applies, in ms (the node's
+    /// clock offset).
+    pub fn correction_ms(&self) -> i64 {
+        self.inner.correction_ms.load(Ordering::SeqCst)
+    }
+
+    /// Adds `delta_ms` to the correction (a Berkeley adjustment); returns
+    /// the new correction.
+    pub fn adjust_ms(&self, delta_ms: i64) -> i64 {
+        let previous = self
+            .inner
+            .correction_ms
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |c| {
+                Some(c.saturating_add(delta_ms))
+            })
+            .unwrap_or_else(|c| c);
+        previous.saturating_add(delta_ms)
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::LamportClock;
+    use super::{LamportClock, WallClock};
     use std::sync::Arc;
 
     #[test]
@@ -181,5 +257,21 @@ mod tests {
         assert_eq!(c.receive(None), 13);
         assert_eq!(c.tick(), 14);
         assert_eq!(c.now(), 14);
+    }
+
+    #[test]
+    fn wall_clock_adds_skew_and_correction() {
+        let w = WallClock::new();
+        let shared = w.clone();
+        w.set_skew_ms(10_000);
+        let ahead = shared.now_ms() as i64 - super::now_ms() as i64;
+        assert!((9_000..=11_000).contains(&ahead), "{ahead}");
+        assert_eq!(shared.adjust_ms(-4_000), -4_000);
+        assert_eq!(w.adjust_ms(-6_000), -10_000);
+        assert_eq!(w.correction_ms(), -10_000);
+        let off = w.now_ms() as i64 - super::now_ms() as i64;
+        assert!(off.abs() < 1_000, "{off}");
+        w.adjust_ms(i64::MIN);
+        assert_eq!(w.now_ms(), 0, "before the epoch reads 0");
     }
 }

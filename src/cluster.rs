@@ -14,6 +14,20 @@
 //! the version that speaks to Debian's nats-server 2.9 (later clients fail
 //! to create KV buckets against 2.9).
 //!
+//! Membership, clock synchronisation and the `servers` services are pieces
+//! that take an `async_nats::Client` (it reconnects by itself), the
+//! settings and this node's [`NodeFacts`], sharing one [`Members`] view
+//! and the chat's [`WallClock`](crate::clock::WallClock):
+//!
+//! ```text
+//! let members = Members::new(&facts.name).with_metrics(metrics.clone());
+//! let wall = chat.wall_clock().clone();
+//! cluster_sup
+//!     .child(membership_spec(client.clone(), &settings, facts, wall.clone(), members.clone()))
+//!     .child(clock_sync_spec(client, &settings, wall, members.clone(), metrics));
+//! register_servers(&mut registry, &members, &settings);
+//! ```
+//!
 //! Single-node mode (the default) keeps the embedded store as the log and
 //! needs no NATS; cluster mode is the `[cluster]` block (see
 //! [`ClusterSettings`]).
@@ -37,10 +51,12 @@
 //! and `consumer.rs` of this module).
 //!
 //! The node builds a [`Cluster`] when `[cluster] enabled`: it installs the
-//! log on the chat, adds [`Cluster::supervisor_spec`] to the root after
-//! `chat_sup` (membership and clock sync are the children it is given,
-//! after `log_consumer`; they reach NATS through
-//! [`Cluster::wait_nats_client`]) and the cluster's part of `/health`.
+//! log on the chat, registers the `servers` services
+//! ([`Cluster::register_into`]), adds [`Cluster::supervisor_spec`] to the
+//! root after `chat_sup` (membership and clock sync after `log_consumer`,
+//! taking the `nats` actor's client at each start), the cluster's part of
+//! `/health`, and, once the listeners are bound, their addresses
+//! ([`Cluster::set_addresses`]).
 //!
 //! NATS unreachable: writes answer UNAVAILABLE within `publish_timeout_ms`;
 //! reads and history are served from local state; `/health` says
@@ -57,17 +73,30 @@
 //! `corral_cluster_publish_duration_seconds`,
 //! `corral_cluster_replication_errors_total{kind}`.
 
+mod berkeley;
+mod clock_sync;
 mod connection;
 mod consumer;
 mod error;
+mod facts;
 mod handle;
 mod log;
+mod members;
+mod membership;
+mod registration;
+mod servers;
 mod settings;
 mod spec;
 mod status;
 mod stream;
+mod subjects;
 mod waiters;
 
+pub use clock_sync::{clock_sync_spec, MAX_RTT_MS};
 pub use error::ClusterError;
+pub use facts::NodeFacts;
 pub use handle::Cluster;
+pub use members::{Member, Members, Role};
+pub use membership::membership_spec;
+pub use servers::register_servers;
 pub use settings::ClusterSettings;

@@ -23,8 +23,8 @@ pub(crate) use sharded::{
 use crate::listener::ListenerObserver;
 use crate::supervisor::RestartHook;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 use std::sync::Arc;
 
@@ -91,6 +91,17 @@ pub struct Metrics {
     /// Children restarted, by supervisor and child id (fed by
     /// [`Metrics::restart_hook`]).
     pub supervisor_restarts: IntCounterVec,
+    /// This node's rank in the cluster (registration order; 0 while not
+    /// registered).
+    pub cluster_rank: IntGauge,
+    /// This node's role in the cluster: 1 on the series of its role
+    /// (`primary` or `backup`), 0 on the other (both 0 while not a member).
+    pub cluster_role: IntGaugeVec,
+    /// Live members of the cluster, as this node sees them.
+    pub cluster_members: IntGauge,
+    /// The correction clock synchronisation applies to this node's wall
+    /// clock, in seconds.
+    pub cluster_clock_offset: Gauge,
 }
 
 /// The bucket bounds of the request latency histograms, in seconds.
@@ -273,6 +284,32 @@ impl Metrics {
             &["supervisor", "child"],
         )
         .expect("valid metric");
+        let cluster_rank = IntGauge::new(
+            "cluster_rank",
+            "This node's rank in the cluster (registration order; 0 while not registered).",
+        )
+        .expect("valid metric");
+        let cluster_role = IntGaugeVec::new(
+            Opts::new(
+                "cluster_role",
+                "1 on this node's role in the cluster (primary or backup), 0 on the other.",
+            ),
+            &["role"],
+        )
+        .expect("valid metric");
+        for r in ["primary", "backup"] {
+            cluster_role.with_label_values(&[r]);
+        }
+        let cluster_members = IntGauge::new(
+            "cluster_members",
+            "Live members of the cluster, as this node sees them.",
+        )
+        .expect("valid metric");
+        let cluster_clock_offset = Gauge::new(
+            "cluster_clock_offset_seconds",
+            "Correction applied to this node's wall clock by clock synchronisation.",
+        )
+        .expect("valid metric");
         // Series that exist from the start, so that a scrape shows them at 0.
         for c in [&cache_hits, &cache_misses] {
             c.with_label_values(&["file"]);
@@ -303,6 +340,10 @@ impl Metrics {
             Box::new(cluster_publish_latency.clone()),
             Box::new(cluster_replication_errors.clone()),
             Box::new(supervisor_restarts.clone()),
+            Box::new(cluster_rank.clone()),
+            Box::new(cluster_role.clone()),
+            Box::new(cluster_members.clone()),
+            Box::new(cluster_clock_offset.clone()),
         ] {
             registry.register(c).expect("metric names are unique");
         }
@@ -330,6 +371,10 @@ impl Metrics {
             cluster_publish_latency,
             cluster_replication_errors,
             supervisor_restarts,
+            cluster_rank,
+            cluster_role,
+            cluster_members,
+            cluster_clock_offset,
         })
     }
 

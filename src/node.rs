@@ -14,7 +14,9 @@
 //! │   └── chat_hub            owns the pub/sub hub
 //! ├── cluster_sup             rest_for_one (when `[cluster] enabled`)
 //! │   ├── nats                the connection to NATS
-//! │   └── log_consumer        applies the replicated chat log
+//! │   ├── log_consumer        applies the replicated chat log
+//! │   ├── membership          registration + heartbeats, ranks, primary
+//! │   └── clock_sync          Berkeley rounds, run by the primary
 //! └── listener_sup:<name>     rest_for_one, one per configured listener
 //!     ├── acceptor_sup        dynamic; one temporary actor per connection
 //!     │   └── connection
@@ -189,6 +191,11 @@ impl NodeBuilder {
             )),
             _ => None,
         };
+        #[cfg(feature = "cluster")]
+        if let Some(cluster) = &cluster {
+            // servers, list, rank, heartbeat.
+            cluster.register_into(&mut services);
+        }
         let rpc = RpcProtocol::new(config.rpc.clone(), metrics.clone(), services)
             .sctp_max_message_bytes(sctp_opts.max_message_bytes);
         let rpc = Arc::new(rpc);
@@ -245,10 +252,7 @@ impl NodeBuilder {
         }
         #[cfg(feature = "cluster")]
         if let Some(cluster) = &cluster {
-            // The cluster's other parts (membership, clock_sync) are the
-            // children passed here, started after log_consumer.
-            let more = Vec::new();
-            root = root.child(cluster.supervisor_spec(more));
+            root = root.child(cluster.supervisor_spec(Vec::new()));
         }
         for child in self.children {
             root = root.child(child);
@@ -350,6 +354,21 @@ impl NodeBuilder {
         for h in &handles {
             tracing::info!(listener = h.name(), addr = ?h.local_addr(), "listener ready");
         }
+        #[cfg(feature = "cluster")]
+        if let Some(cluster) = &cluster {
+            // The registration carries the first RPC and HTTP listeners'
+            // addresses (a port 0 is known only now).
+            let addr_of = |protocol: ProtocolKind| {
+                config
+                    .served_listeners()
+                    .iter()
+                    .zip(&handles)
+                    .find(|(l, _)| l.protocol == protocol)
+                    .and_then(|(_, h)| h.local_addr())
+                    .map(|a| a.to_string())
+            };
+            cluster.set_addresses(addr_of(ProtocolKind::Rpc), addr_of(ProtocolKind::Http));
+        }
         match root.tree().await {
             Ok(tree) => tracing::info!("supervision tree\n{}", tree.to_string().trim_end()),
             Err(e) => tracing::warn!(error = %e, "cannot draw the supervision tree"),
@@ -363,6 +382,8 @@ impl NodeBuilder {
             shutdown_timeout: config.node.shutdown_timeout(),
             #[cfg(feature = "chat")]
             chat,
+            #[cfg(feature = "cluster")]
+            cluster,
             websockets,
         })
     }
@@ -391,6 +412,8 @@ pub struct Node {
     shutdown_timeout: Duration,
     #[cfg(feature = "chat")]
     chat: Option<crate::chat::Chat>,
+    #[cfg(feature = "cluster")]
+    cluster: Option<crate::cluster::Cluster>,
     websockets: tokio_util::sync::CancellationToken,
 }
 
@@ -461,6 +484,13 @@ impl Node {
     /// The address a listener is bound to.
     pub fn local_addr(&self, listener: &str) -> Option<SocketAddr> {
         self.listener(listener).and_then(ListenerHandle::local_addr)
+    }
+
+    /// The node's cluster, when `[cluster] enabled`: its members, ranks
+    /// and primary ([`Cluster::members`](crate::cluster::Cluster::members)).
+    #[cfg(feature = "cluster")]
+    pub fn cluster(&self) -> Option<&crate::cluster::Cluster> {
+        self.cluster.as_ref()
     }
 
     /// Shuts the node down gracefully, within its shutdown timeout: every

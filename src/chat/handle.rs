@@ -8,7 +8,7 @@ use super::{
     services, BackupReport, ChatError, ChatSettings, Event, EventKind, Hub, Store, StoreError,
     Topic, Write, WriteError, WriteLog, Written,
 };
-use crate::clock::{now_ms, LamportClock};
+use crate::clock::{now_ms, LamportClock, WallClock};
 use crate::metrics::Metrics;
 use crate::rpc::{Push, Registry};
 
@@ -16,6 +16,9 @@ struct Inner {
     store: Store,
     hub: Hub,
     clock: LamportClock,
+    /// The wall clock of every `timestamp` the chat stamps (corrected by the
+    /// cluster's clock synchronisation).
+    wall_clock: WallClock,
     config: ChatSettings,
     metrics: Option<Arc<Metrics>>,
     /// Largest reply body the transports carry (list replies stay below).
@@ -77,6 +80,7 @@ impl Chat {
                 store,
                 hub,
                 clock: LamportClock::new(),
+                wall_clock: WallClock::new(),
                 config: config.clone(),
                 metrics,
                 reply_limit: AtomicUsize::new(crate::rpc::RpcSettings::default().max_frame_bytes),
@@ -103,7 +107,7 @@ impl Chat {
     /// of their topics, each subscriber getting its share in one batch.
     fn fan_out(&self, events: &[&Event]) {
         let inner = &self.inner;
-        let now = now_ms();
+        let now = inner.wall_clock.now_ms();
         let pushes = events
             .iter()
             .map(|ev| {
@@ -140,6 +144,14 @@ impl Chat {
     /// The node's Lamport clock.
     pub fn clock(&self) -> &LamportClock {
         &self.inner.clock
+    }
+
+    /// The node's wall clock: every `timestamp` the chat stamps reads it.
+    /// A clustered node's clock synchronisation corrects it (and its
+    /// `[cluster] clock_skew_ms`, a test setting, skews it); alone, it is
+    /// the OS clock.
+    pub fn wall_clock(&self) -> &WallClock {
+        &self.inner.wall_clock
     }
 
     /// The chat services, `login`, `logout`, `users`, `channel`, `channels`,

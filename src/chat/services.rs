@@ -10,7 +10,6 @@ use super::{
     ChannelRecord, Chat, Event, EventKind, Scope, StoreError, Topic, Write, WriteError, Written,
 };
 use crate::async_trait;
-use crate::clock::now_ms;
 use crate::rpc::{CallContext, Registry, Request, Service, ServiceError};
 
 /// The chat service names, as registered.
@@ -231,7 +230,7 @@ impl Service for ChatService {
         }
         let recv_clock = chat.clock().receive(received);
         let mut reply = self.op(&req.data, ctx, recv_clock).await?;
-        reply.insert("timestamp".into(), Value::from(now_ms()));
+        reply.insert("timestamp".into(), Value::from(chat.wall_clock().now_ms()));
         reply.insert("clock".into(), Value::from(chat.clock().tick()));
         Ok(Value::Object(reply))
     }
@@ -336,7 +335,7 @@ impl ChatService {
             user,
             target,
             message: self.message_text(data)?,
-            timestamp: now_ms(),
+            timestamp: chat.wall_clock().now_ms(),
             clock,
             client_id: client_id(data)?,
         };
@@ -377,7 +376,7 @@ impl ChatService {
                 }
                 let write = Write::Login {
                     user: user.to_owned(),
-                    ts: now_ms(),
+                    ts: chat.wall_clock().now_ms(),
                 };
                 let rec = match chat.write(write).await.map_err(write_err)? {
                     Written::User(rec) => rec,
@@ -419,7 +418,7 @@ impl ChatService {
                 let rec = ChannelRecord {
                     channel: channel.to_owned(),
                     creator: chat.hub().user_of(conn),
-                    created: now_ms(),
+                    created: chat.wall_clock().now_ms(),
                     clock,
                 };
                 let rec = match chat.write(Write::Channel { channel: rec }).await {

@@ -57,6 +57,29 @@ impl Link {
     }
 }
 
+/// Where a part of the cluster gets its NATS client when it (re)starts: a
+/// client of its own (a part run without a node, as the tests do), or the
+/// `nats` actor's current one, taken at each start (under `cluster_sup`,
+/// rest_for_one: a restarted `nats` restarts its dependants, which then
+/// take the new client).
+#[derive(Debug, Clone)]
+pub(crate) enum NatsSource {
+    /// This client.
+    Client(async_nats::Client),
+    /// The `nats` actor's client.
+    Link(Arc<Link>),
+}
+
+impl NatsSource {
+    /// The client (waits for the `nats` actor to publish one).
+    pub(crate) async fn client(&self) -> async_nats::Client {
+        match self {
+            NatsSource::Client(c) => c.clone(),
+            NatsSource::Link(link) => link.wait_client().await,
+        }
+    }
+}
+
 /// What the `nats` actor needs, cloned at each (re)start.
 #[derive(Debug, Clone)]
 pub(crate) struct NatsArgs {

@@ -20,4 +20,10 @@ pub enum ClusterError {
     /// exists with other settings, ...).
     #[error("JetStream: {0}")]
     JetStream(String),
+    /// Another live node is registered under this node's name.
+    #[error(
+        "node name {0:?} is taken: another live node renews a registration under it \
+         (give each node its own [node] name)"
+    )]
+    NameTaken(String),
 }

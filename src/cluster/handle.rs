@@ -2,15 +2,16 @@
 //! link to NATS, the log's status), built by the node when `[cluster]
 //! enabled`.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use super::connection::Link;
 use super::log::ClusterLog;
 use super::status::Status;
 use super::waiters::Waiters;
-use super::ClusterSettings;
+use super::{ClusterSettings, Members, NodeFacts};
 use crate::chat::Chat;
 use crate::metrics::Metrics;
+use crate::rpc::Registry;
 
 /// A node's cluster: builds `cluster_sup` ([`Cluster::supervisor_spec`])
 /// and reports into `/health` ([`Cluster::health_check`]). Cheap to clone.
@@ -22,6 +23,14 @@ pub struct Cluster {
     pub(super) link: Arc<Link>,
     pub(super) status: Arc<Status>,
     pub(super) waiters: Arc<Waiters>,
+    pub(super) metrics: Arc<Metrics>,
+    /// The live view of the members, shared by membership, clock sync and
+    /// the `servers` services.
+    pub(super) members: Members,
+    /// What this node registers (name, start, instance).
+    pub(super) facts: NodeFacts,
+    /// The same with the listeners' addresses, once they are bound.
+    pub(super) bound: Arc<OnceLock<NodeFacts>>,
 }
 
 impl Cluster {
@@ -37,7 +46,7 @@ impl Cluster {
     ) -> Cluster {
         let link = Arc::new(Link::new());
         let status = Arc::new(Status::new(
-            metrics,
+            metrics.clone(),
             settings.stream.clone(),
             link.clone(),
             chat.store().applied_seq(),
@@ -49,6 +58,10 @@ impl Cluster {
             link,
             status,
             waiters: Arc::new(Waiters::default()),
+            members: Members::new(node).with_metrics(Some(metrics.clone())),
+            metrics,
+            facts: NodeFacts::new(node),
+            bound: Arc::new(OnceLock::new()),
         };
         let log = ClusterLog::new(
             cluster.settings.clone(),
@@ -67,6 +80,27 @@ impl Cluster {
     /// The settings.
     pub fn settings(&self) -> &ClusterSettings {
         &self.settings
+    }
+
+    /// The live view of the cluster's members: ranks, roles, the primary.
+    pub fn members(&self) -> &Members {
+        &self.members
+    }
+
+    /// Registers the `servers`, `list`, `rank` and `heartbeat` services
+    /// (see [`register_servers`](super::register_servers)) into `registry`.
+    pub fn register_into(&self, registry: &mut Registry) {
+        super::register_servers(registry, &self.members, &self.settings);
+    }
+
+    /// Tells the cluster where this node's RPC and HTTP services listen
+    /// (`host:port`), once the listeners are bound: the registrations carry
+    /// them from then on. Only the first call counts.
+    pub fn set_addresses(&self, rpc: Option<String>, http: Option<String>) {
+        let mut facts = self.facts.clone();
+        facts.rpc = rpc;
+        facts.http = http;
+        let _ = self.bound.set(facts);
     }
 
     /// The cluster's part of `/health`: degraded (and why) while NATS is

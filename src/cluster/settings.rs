@@ -40,11 +40,13 @@ pub struct ClusterSettings {
     /// Copies JetStream keeps of the stream and the bucket (1 to 5; at most
     /// the number of NATS servers). Default 3.
     pub replicas: usize,
-    /// How often a node renews its registration, in ms. Default 1000.
+    /// How often a node renews its registration, in ms. Default 2000.
     pub heartbeat_interval_ms: u64,
     /// Missed heartbeats after which a node's registration expires (it is
     /// then no longer a member, and no longer primary). At least 2.
-    /// Default 3.
+    /// Default 5: with the interval, a 10 s expiry, above a JetStream
+    /// leader election (about 4 s here), so a NATS failover never expires
+    /// the members.
     pub heartbeat_misses: u32,
     /// How long a chat write waits for JetStream's acknowledgement (a
     /// quorum of the stream's copies has it) and for its own application,
@@ -82,8 +84,8 @@ impl Default for ClusterSettings {
             subject: "corral.chat.log".into(),
             members_bucket: "corral_members".into(),
             replicas: 3,
-            heartbeat_interval_ms: 1000,
-            heartbeat_misses: 3,
+            heartbeat_interval_ms: 2000,
+            heartbeat_misses: 5,
             publish_timeout_ms: 5000,
             connect_timeout_ms: 5000,
             clock_sync_interval_ms: 5000,

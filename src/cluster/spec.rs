@@ -1,16 +1,21 @@
 //! The cluster's subtree, `cluster_sup`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use super::clock_sync::{ClockSyncActor, ClockSyncStart};
+use super::connection::NatsSource;
 use super::connection::{NatsActor, NatsArgs};
 use super::consumer::{ConsumerActor, ConsumerArgs};
+use super::membership::{MembershipActor, MembershipArgs};
 use super::Cluster;
 use crate::supervisor::{ChildSpec, Strategy, SupervisorFlags, SupervisorSpec};
 
 impl Cluster {
-    /// `cluster_sup` (rest_for_one): `nats`, then `log_consumer`, then
-    /// `more` in order (membership and clock sync go here: they depend on
-    /// the connection, so a restarted `nats` restarts them too). Losing
+    /// `cluster_sup` (rest_for_one): `nats`, then `log_consumer`,
+    /// `membership` and `clock_sync`, then `more` in order. They all depend
+    /// on the connection: a restarted `nats` restarts them too, and they
+    /// take its new client. Losing
     /// NATS restarts nothing: the client reconnects by itself and the
     /// consumer reads again; a child that fails is restarted under this
     /// supervisor, never taking the node with it unless it keeps failing
@@ -39,7 +44,32 @@ impl Cluster {
                     waiters: self.waiters.clone(),
                 },
             ));
-        // <- membership and clock_sync: added here, after log_consumer.
+        let nats = NatsSource::Link(self.link.clone());
+        let settings = Arc::new(self.settings.clone());
+        spec = spec
+            .child(ChildSpec::worker(
+                "membership",
+                MembershipActor,
+                MembershipArgs {
+                    client: nats.clone(),
+                    settings: settings.clone(),
+                    facts: self.facts.clone(),
+                    bound: self.bound.clone(),
+                    wall_clock: self.chat.wall_clock().clone(),
+                    members: self.members.clone(),
+                },
+            ))
+            .child(ChildSpec::worker(
+                "clock_sync",
+                ClockSyncActor,
+                ClockSyncStart {
+                    nats,
+                    settings,
+                    wall_clock: self.chat.wall_clock().clone(),
+                    members: self.members.clone(),
+                    metrics: Some(self.metrics.clone()),
+                },
+            ));
         for child in more {
             spec = spec.child(child);
         }

@@ -23,6 +23,9 @@ struct Server {
 
 /// `n` clustered nats-server processes.
 pub(crate) struct NatsCluster {
+    /// The cluster's name, unique to it: servers of two tests running at
+    /// once never join each other.
+    name: String,
     dir: tempfile::TempDir,
     servers: Vec<Server>,
 }
@@ -38,7 +41,10 @@ fn free_port() -> u16 {
 impl NatsCluster {
     /// Starts `n` servers (JetStream on, file storage) and waits until each
     /// says it is healthy (JetStream's meta group has a leader). Panics
-    /// with a clear message when nats-server is not installed.
+    /// with a clear message when nats-server is not installed. A server
+    /// that exits while the cluster forms (a port picked free was taken
+    /// meanwhile, by another test's client connection for one) makes it
+    /// start again on other ports, twice at most.
     pub(crate) fn start(n: usize) -> NatsCluster {
         assert!(
             Command::new("nats-server")
@@ -47,21 +53,67 @@ impl NatsCluster {
                 .is_ok(),
             "nats-server is not installed (scripts/setup installs Debian's nats-server)"
         );
-        let dir = tempfile::tempdir().expect("temp dir");
-        let servers = (0..n)
-            .map(|_| Server {
-                port: free_port(),
-                cluster_port: free_port(),
-                monitor_port: free_port(),
-                child: None,
-            })
-            .collect();
-        let mut c = NatsCluster { dir, servers };
-        for i in 0..n {
-            c.start_server(i);
+        let mut tries = 0;
+        loop {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let servers = (0..n)
+                .map(|_| Server {
+                    port: free_port(),
+                    cluster_port: free_port(),
+                    monitor_port: free_port(),
+                    child: None,
+                })
+                .collect();
+            let name = format!(
+                "corral_test_{}",
+                dir.path()
+                    .file_name()
+                    .and_then(|f| f.to_str())
+                    .unwrap_or("x")
+                    .trim_start_matches('.')
+            );
+            let mut c = NatsCluster { name, dir, servers };
+            for i in 0..n {
+                c.start_server(i);
+            }
+            match c.form() {
+                None => {
+                    c.wait_healthy();
+                    return c;
+                }
+                Some(exited) if tries < 2 => {
+                    tries += 1;
+                    eprintln!("{exited}; starting the cluster again on other ports");
+                }
+                Some(exited) => panic!("{exited}"),
+            }
         }
-        c.wait_healthy();
-        c
+    }
+
+    /// Waits until every server is healthy, or one has exited (then says
+    /// which, with the end of its log).
+    fn form(&mut self) -> Option<String> {
+        let start = Instant::now();
+        while start.elapsed() < FORM_GUARD {
+            for i in 0..self.servers.len() {
+                let exited = self.servers[i]
+                    .child
+                    .as_mut()
+                    .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))));
+                if exited {
+                    let log = std::fs::read_to_string(self.dir.path().join(format!("n{i}.log")))
+                        .unwrap_or_default();
+                    let tail: Vec<&str> = log.lines().rev().take(5).collect();
+                    return Some(format!("nats-server n{i} exited: {tail:?}"));
+                }
+            }
+            if (0..self.servers.len()).all(|i| self.healthy(i)) {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // Not formed in time: wait_healthy says so.
+        None
     }
 
     fn conf_path(&self, i: usize) -> PathBuf {
@@ -83,10 +135,11 @@ impl NatsCluster {
         let conf = format!(
             "server_name: n{i}\nlisten: 127.0.0.1:{}\nhttp: 127.0.0.1:{}\n\
              jetstream {{ store_dir: {:?} }}\n\
-             cluster {{ name: corral_test\n listen: 127.0.0.1:{}\n routes: [{}] }}\n",
+             cluster {{ name: {}\n listen: 127.0.0.1:{}\n routes: [{}] }}\n",
             s.port,
             s.monitor_port,
             store.display().to_string(),
+            self.name,
             s.cluster_port,
             routes.join(", "),
         );
