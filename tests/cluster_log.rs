@@ -697,3 +697,95 @@ async fn a_node_the_log_cannot_rebuild_says_so_and_serves_no_partial_state() {
     a.node.shutdown().await;
     b.node.shutdown().await;
 }
+
+// The whole cluster_sup on real nodes: each node registers with the
+// addresses its listeners got, `servers` lists every node by rank on every
+// node, the first registered is the primary, the tree shows membership and
+// clock_sync; when the primary shuts down, the next rank takes over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nodes_register_their_addresses_and_the_next_rank_takes_over() {
+    let nats = NatsCluster::start(3);
+    let root = tempfile::tempdir().expect("temp dir");
+    let mut nodes = Vec::new();
+    for name in ["a", "b", "c"] {
+        let mut cfg = config(&root.path().join(name), name, &nats.urls(), 5_000);
+        // A short expiry, so that the failover below is quick.
+        cfg.cluster.heartbeat_interval_ms = 200;
+        cfg.cluster.heartbeat_misses = 5;
+        let node = Node::start(cfg).await.expect("the node starts");
+        // Registered before the next starts: ranks follow this order.
+        let n = node.cluster().expect("clustered").members().clone();
+        eventually(&format!("{name} is a member"), || {
+            let n = n.clone();
+            async move { n.my_rank().is_some() }
+        })
+        .await;
+        nodes.push(CNode {
+            node,
+            dir: root.path().join(name),
+            name: name.to_owned(),
+        });
+    }
+    let tree = nodes[0].node.tree().await.expect("tree").to_string();
+    for child in [
+        "cluster_sup",
+        "nats",
+        "log_consumer",
+        "membership",
+        "clock_sync",
+    ] {
+        assert!(tree.contains(child), "no {child} in\n{tree}");
+    }
+    for n in &nodes {
+        let (c, _) = n.client().await;
+        let name = n.name.clone();
+        eventually(&format!("{name} lists three nodes with addresses"), || {
+            let c = &c;
+            let nodes = &nodes;
+            async move {
+                let Ok(s) = c.call("servers", json!({})).await else {
+                    return false;
+                };
+                let Some(list) = s["servers"].as_array() else {
+                    return false;
+                };
+                let want: Vec<Value> = nodes
+                    .iter()
+                    .map(|m| {
+                        json!([
+                            m.name,
+                            m.node.local_addr("rpc").map(|a| a.to_string()),
+                            m.node.local_addr("http").map(|a| a.to_string()),
+                        ])
+                    })
+                    .collect();
+                let got: Vec<Value> = list
+                    .iter()
+                    .map(|e| json!([e["name"], e["rpc"], e["http"]]))
+                    .collect();
+                s["primary"] == "a" && got == want
+            }
+        })
+        .await;
+        let rank = ok(&c, "rank", json!({})).await;
+        assert_eq!(rank["node"], name.as_str());
+        assert_eq!(rank["role"], if name == "a" { "primary" } else { "backup" });
+    }
+    assert_eq!(nodes[1].metric("corral_cluster_members"), 3.0);
+
+    let a = nodes.remove(0);
+    a.node.shutdown().await;
+    for n in &nodes {
+        let (c, _) = n.client().await;
+        eventually(&format!("{} sees b primary and a gone", n.name), || {
+            let c = &c;
+            async move {
+                c.call("servers", json!({})).await.is_ok_and(|s| {
+                    s["primary"] == "b" && s["servers"].as_array().map(Vec::len) == Some(2)
+                })
+            }
+        })
+        .await;
+    }
+    assert_eq!(nodes[0].metric("corral_cluster_rank"), 2.0);
+}
