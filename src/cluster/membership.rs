@@ -490,16 +490,54 @@ fn take(members: &Members, e: kv::Entry) {
     }
 }
 
+/// Opens the bucket and the ranks, starts watching, loads the members
+/// there and registers this node.
+async fn join(args: MembershipArgs) -> Result<MembershipState, ClusterError> {
+    let js = jetstream::new(args.client.client().await);
+    let kv = open_bucket(&js, &args.settings).await?;
+    open_ranks(&js, &args.settings, &Subjects::new(&args.settings)).await?;
+    let interval = Duration::from_millis(args.settings.heartbeat_interval_ms);
+    let watch_seen = Arc::new(Mutex::new(Instant::now()));
+    let watch = tokio::spawn(watch(
+        kv.clone(),
+        args.members.clone(),
+        interval,
+        watch_seen.clone(),
+    ));
+    // The members already there, before this node counts itself: it
+    // never takes itself for the primary while the watch catches up.
+    load(&kv, &args.members).await?;
+    let mut state = MembershipState {
+        args,
+        kv,
+        js,
+        rank: 0,
+        revision: 0,
+        watch: AbortOnDrop::new(watch),
+        watch_seen,
+    };
+    state.register().await?;
+    Ok(state)
+}
+
+/// The `membership` actor's state: its arguments, and what it has once it
+/// joined the cluster.
+#[derive(Debug)]
+pub(crate) struct Membership {
+    args: MembershipArgs,
+    joined: Option<MembershipState>,
+}
+
 impl Actor for MembershipActor {
     type Msg = MembershipMsg;
-    type State = MembershipState;
+    type State = Membership;
     type Arguments = MembershipArgs;
 
     async fn pre_start(
         &self,
         myself: ActorRef<MembershipMsg>,
         args: MembershipArgs,
-    ) -> Result<MembershipState, ActorProcessingErr> {
+    ) -> Result<Membership, ActorProcessingErr> {
         if !NodeFacts::valid_name(&args.facts.name) {
             return Err(ClusterError::Settings {
                 key: "name",
@@ -510,57 +548,48 @@ impl Actor for MembershipActor {
             }
             .into());
         }
-        let js = jetstream::new(args.client.client().await);
-        let kv = open_bucket(&js, &args.settings).await?;
-        open_ranks(&js, &args.settings, &Subjects::new(&args.settings)).await?;
-        let interval = Duration::from_millis(args.settings.heartbeat_interval_ms);
         args.members
             .set_expiry(Duration::from_millis(args.settings.member_ttl_ms()));
-        let watch_seen = Arc::new(Mutex::new(Instant::now()));
-        let watch = tokio::spawn(watch(
-            kv.clone(),
-            args.members.clone(),
-            interval,
-            watch_seen.clone(),
-        ));
-        // The members already there, before this node counts itself: it
-        // never takes itself for the primary while the watch catches up.
-        load(&kv, &args.members).await?;
-        let mut state = MembershipState {
-            args,
-            kv,
-            js,
-            rank: 0,
-            revision: 0,
-            watch: AbortOnDrop::new(watch),
-            watch_seen,
-        };
-        state.register().await?;
-        // One tick pending at a time: a slow heartbeat (NATS away) never
-        // piles ticks up.
-        myself.send_after(interval, || MembershipMsg::Tick);
-        Ok(state)
+        // Joining talks to NATS: it is the first tick's work, never the
+        // start's, so a node starts (and serves) whatever NATS is doing.
+        myself.send_message(MembershipMsg::Tick)?;
+        Ok(Membership { args, joined: None })
     }
 
     async fn handle(
         &self,
         myself: ActorRef<MembershipMsg>,
         msg: MembershipMsg,
-        state: &mut MembershipState,
+        cell: &mut Membership,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             MembershipMsg::Tick => {
-                if let Err(e) = state.heartbeat().await {
-                    if matches!(e, ClusterError::NameTaken(_)) {
-                        tracing::error!(node = %state.args.facts.name, error = %e, "membership stops");
-                        return Err(e.into());
+                let name = &cell.args.facts.name;
+                match &mut cell.joined {
+                    None => match join(cell.args.clone()).await {
+                        Ok(state) => cell.joined = Some(state),
+                        Err(e @ ClusterError::NameTaken(_)) => {
+                            tracing::error!(node = %name, error = %e, "membership stops");
+                            return Err(e.into());
+                        }
+                        Err(e) => {
+                            tracing::warn!(node = %name, error = %e, "cannot join the cluster yet; retrying")
+                        }
+                    },
+                    Some(state) => {
+                        if let Err(e) = state.heartbeat().await {
+                            if matches!(e, ClusterError::NameTaken(_)) {
+                                tracing::error!(node = %name, error = %e, "membership stops");
+                                return Err(e.into());
+                            }
+                            tracing::warn!(node = %name, error = %e, "heartbeat failed; retrying");
+                        }
+                        state.check_watch().await;
+                        state.check_unrenewed().await;
+                        state.args.members.expire();
                     }
-                    tracing::warn!(node = %state.args.facts.name, error = %e, "heartbeat failed; retrying");
                 }
-                state.check_watch().await;
-                state.check_unrenewed().await;
-                state.args.members.expire();
-                let interval = Duration::from_millis(state.args.settings.heartbeat_interval_ms);
+                let interval = Duration::from_millis(cell.args.settings.heartbeat_interval_ms);
                 myself.send_after(interval, || MembershipMsg::Tick);
             }
         }
