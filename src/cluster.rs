@@ -92,7 +92,7 @@ mod stream;
 mod subjects;
 mod waiters;
 
-pub use clock_sync::{clock_sync_spec, MAX_RTT_MS};
+pub use clock_sync::clock_sync_spec;
 pub use error::ClusterError;
 pub use facts::NodeFacts;
 pub use handle::Cluster;

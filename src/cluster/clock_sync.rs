@@ -39,7 +39,7 @@ use crate::supervisor::ChildSpec;
 use crate::util::AbortOnDrop;
 
 /// Longest round trip of a clock reading that a round takes, in ms.
-pub const MAX_RTT_MS: i64 = 500;
+pub(crate) const MAX_RTT_MS: i64 = 500;
 
 /// How long the primary waits for a node's answer, at most.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
