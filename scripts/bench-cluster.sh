@@ -81,7 +81,18 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cluster_up() { scripts/cluster start >"$DIR/cluster-start.log" 2>&1 || { cat "$DIR/cluster-start.log" >&2; exit 1; }; }
+# Starts what is not running; then waits (30 s at most) until every node
+# takes a write (a login), so that no row starts on a node not yet ready.
+cluster_up() {
+  scripts/cluster start >"$DIR/cluster-start.log" 2>&1 || { cat "$DIR/cluster-start.log" >&2; exit 1; }
+  local i j
+  for i in 0 1 2; do
+    for ((j = 0; j < 300; j++)); do
+      "$CORRAL" call login '{"user":"bench_ready"}' --addr "127.0.0.1:${RPC[$i]}" >/dev/null 2>&1 && break
+      sleep 0.1
+    done
+  done
+}
 pid_of() { cat "$CLUSTER_DIR/pids/$1.pid"; }
 corral_pids() { echo "$(pid_of n1) $(pid_of n2) $(pid_of n3)"; }
 nats_pids() { echo "$(pid_of nats1) $(pid_of nats2) $(pid_of nats3)"; }
@@ -142,6 +153,9 @@ if any(d["subscribers"] for d in ds):
     line += " delivered_per_s=%d p50_us=%.0f p99_us=%.0f" % (
         d["delivered_per_s"], d["latency_us"]["p50"], d["latency_us"]["p99"])
 line += " missing=%d errors=%d" % (sum(d["missing"] for d in ds), sum(d["errors"] for d in ds))
+errs = [d["first_error"] for d in ds if d.get("first_error")]
+if errs:
+    line += " first_error=%r" % errs[0][:200]
 if any(d.get("failovers") for d in ds) or len(ds[0]["addr"].split(",")) > 1:
     line += " failovers=%d max_ack_gap_ms=%.0f" % (
         sum(d["failovers"] for d in ds), max(d["max_ack_gap_ms"] for d in ds))
@@ -153,7 +167,7 @@ EOF
 stream_info() { # STREAM FIELD(leader|avg)
   local i out
   for i in 0 1 2; do
-    out=$(curl -s -m 2 "http://127.0.0.1:${MON[$i]}/jsz?streams=true" 2>/dev/null) || continue
+    out=$(curl -s -m 2 "http://127.0.0.1:${MON[$i]}/jsz?accounts=true&streams=true" 2>/dev/null) || continue
     python3 - "$1" "$2" "$out" <<'EOF' && return 0
 import json, sys
 name, field, doc = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
@@ -176,7 +190,13 @@ EOF
 }
 
 # chat ARGS...: one corral bench chat, its --json object on stdout.
-chat() { "$CORRAL" bench chat --duration "$SECS" --json "$@" 2>>"$DIR/bench.err" || true; }
+# A run that prints nothing leaves its error in the summary's "failed" line.
+chat() {
+  local out err
+  err=$(mktemp -p "$DIR" chat.XXXXXX.err)
+  out=$("$CORRAL" bench chat --duration "${DUR:-$SECS}" --json "$@" 2>"$err") || true
+  if [ -n "$out" ]; then echo "$out"; else tail -n 3 "$err" | tr '\n' ' '; fi
+}
 
 # cpu_row "CORRAL_PIDS" COMMAND...: runs it, prints its line and the CPU
 # the corral PIDs and the three nats-server used meanwhile.
@@ -227,7 +247,7 @@ ratio() { python3 -c "import sys; a,b=sys.argv[1:]; print('%.2f' % (float(a)/flo
 # victim is killed -9; then it is started again.
 failover() {
   local what=$1 victim pid secs=$((SECS + 6)) out
-  chat --addr "$ADDRS" --subscribers 10 --size 64 --duration "$secs" >"$DIR/failover.json" &
+  DUR=$secs chat --addr "$ADDRS" --subscribers 10 --size 64 >"$DIR/failover.json" &
   local bench=$!; bg_pids+=($bench)
   sleep 2
   if [ "$what" = nats ]; then
