@@ -37,6 +37,14 @@ const BATCH: usize = 512;
 const HEARTBEAT: Duration = Duration::from_secs(1);
 /// Pause before trying again after an error.
 const RETRY: Duration = Duration::from_millis(250);
+/// The bound on one JetStream API request of the consumer (stream info,
+/// consumer create). async-nats' default is 5 s: after the stream's leader
+/// is lost, a request made before the new leader is elected waits that
+/// long, twice (stream, then consumer), while this node applies nothing
+/// and its writes wait (scripts/bench-cluster.sh saw a 12 s gap). With a
+/// short bound the consumer asks again every RETRY + this until the new
+/// leader answers.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
 /// Pause between checks while the log is gapped.
 const GAP_RECHECK: Duration = Duration::from_secs(2);
 /// How long the server keeps an ephemeral consumer nobody reads.
@@ -116,7 +124,8 @@ async fn run(args: &ConsumerArgs) -> String {
     loop {
         let client = args.link.wait_client().await;
         args.status.connected();
-        let js = jetstream::new(client);
+        let mut js = jetstream::new(client);
+        js.set_timeout(REQUEST_TIMEOUT);
         match consume(args, &js).await {
             Ok(()) => {}
             Err(Fatal(e)) => return e,
