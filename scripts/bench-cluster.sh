@@ -23,7 +23,8 @@
 #                        stream's leader
 #   failover.node        the same while the publisher's corral node is killed
 #                        (-9) (goal for all: under 3000 ms)
-# Then once: catch-up: n3 stopped, its data_dir wiped, restarted: the time
+# Then once, on a new cluster after SECS of publish3's writes: catch-up:
+# n3 stopped, its data_dir wiped, restarted: the time
 # until it has applied every event of the stream (its /metrics
 # corral_cluster_log_applied_sequence), events/s.
 #
@@ -101,12 +102,20 @@ cluster_up() {
     done
   done
 }
+# A new cluster (empty streams, every nats-server current): each run and
+# each failover row starts on one. nats-server 2.9.10 (Debian's) restarted
+# after kill -9 under load sometimes never catches its copy of the stream
+# up ("Catchup for stream ... stalled", for minutes), so a row after a
+# failover row would run on two current replicas, or wait.
+fresh_cluster() {
+  scripts/cluster clean >/dev/null 2>&1 || true
+  cluster_up
+}
 pid_of() { cat "$CLUSTER_DIR/pids/$1.pid"; }
 corral_pids() { echo "$(pid_of n1) $(pid_of n2) $(pid_of n3)"; }
 nats_pids() { echo "$(pid_of nats1) $(pid_of nats2) $(pid_of nats3)"; }
 
 echo "# bench-cluster: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg) at start; data in $DIR"
-cluster_up
 
 mkdir -p "$DIR/single"
 cat >"$DIR/single/corral.toml" <<EOF
@@ -259,6 +268,7 @@ ratio() { python3 -c "import sys; a,b=sys.argv[1:]; print('%.2f' % (float(a)/flo
 # longest time between two acknowledgements).
 failover() {
   local what=$1 victim leader pid secs=$((SECS + 15))
+  fresh_cluster
   DUR=$secs chat --addr "$ADDRS" --subscribers 10 --size 64 >"$DIR/failover.json" &
   local bench=$!; bg_pids+=($bench)
   sleep 3
@@ -272,7 +282,6 @@ failover() {
   kill -9 "$pid"
   wait "$bench" || true; bg_pids=()
   summary "failover.$what.kill9.$victim" "$(cat "$DIR/failover.json")"
-  cluster_up # starts what is not running (the victim), waits for it
 }
 
 # catch-up: n3 stopped, data_dir wiped, started; polls its applied sequence.
@@ -306,6 +315,7 @@ print("catchup.n3 events=%d applied=%d secs=%.1f events_per_s=%d n3_cpu=%s" % (n
 
 for r in $(seq "$RUNS"); do
   echo "# run $r (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+  fresh_cluster
   pub=$(cpu_row "$(corral_pids)" publish3)
   echo "$pub"
   size=$(stream_info CORRAL_CHAT avg) || size=64
@@ -321,4 +331,7 @@ for r in $(seq "$RUNS"); do
   failover nats
   failover node
 done
+# The catch-up row: a new cluster, SECS of publishes to read back.
+fresh_cluster
+publish3 >/dev/null
 catch_up

@@ -26,6 +26,14 @@
 //! through the same writer and group commit, and the same rules decide
 //! them (CONFLICT, NOT_FOUND, client-id dedupe), at apply time.
 //!
+//! A commit of local writes is synced before any of them is answered: the
+//! store is their only copy. A commit of replicated entries is not synced
+//! (redb's `Durability::None`): the log holds them durably, and a synced
+//! commit follows within 200 ms (an empty one when no write comes), so a
+//! node that crashes re-reads at most that much of the log after the
+//! applied sequence it finds. This keeps an fsync off the path of each
+//! cluster write, which waits for its own node to apply it.
+//!
 //! # Damage, close, check and backup
 //!
 //! A file that cannot be opened as a store (truncated, overwritten, header
@@ -56,8 +64,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::time::{Duration, Instant};
 
-use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{Database, Durability, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -819,16 +828,19 @@ impl Store {
         let Some(db) = guard.take() else {
             return Ok(());
         };
+        // One synced commit, always: it records the clock and makes the
+        // writer's unsynced commits of replicated entries durable.
         let saved = (|| -> Result<(), StoreError> {
-            if clock > self.shared.clock.load(Ordering::SeqCst) {
-                let txn = db.begin_write().map_err(db_err)?;
-                {
-                    let mut meta = txn.open_table(META).map_err(db_err)?;
-                    let stored = meta.get(CLOCK_KEY).map_err(db_err)?.map(|v| v.value());
-                    meta.insert(CLOCK_KEY, stored.unwrap_or(0).max(clock))
-                        .map_err(db_err)?;
-                }
-                txn.commit().map_err(db_err)?;
+            let txn = db.begin_write().map_err(db_err)?;
+            let raise = clock > self.shared.clock.load(Ordering::SeqCst);
+            if raise {
+                let mut meta = txn.open_table(META).map_err(db_err)?;
+                let stored = meta.get(CLOCK_KEY).map_err(db_err)?.map(|v| v.value());
+                meta.insert(CLOCK_KEY, stored.unwrap_or(0).max(clock))
+                    .map_err(db_err)?;
+            }
+            txn.commit().map_err(db_err)?;
+            if raise {
                 self.shared.clock.fetch_max(clock, Ordering::SeqCst);
             }
             Ok(())
@@ -1040,24 +1052,8 @@ impl Store {
         after: Option<String>,
         limit: usize,
     ) -> Result<Vec<UserRecord>, StoreError> {
-        self.read(move |txn| {
-            let t = txn.open_table(USERS).map_err(db_err)?;
-            let rows = match &after {
-                Some(a) => t.range::<&str>((
-                    std::ops::Bound::Excluded(a.as_str()),
-                    std::ops::Bound::Unbounded,
-                )),
-                None => t.range::<&str>(..),
-            }
-            .map_err(db_err)?;
-            let mut out = Vec::new();
-            for row in rows.take(limit) {
-                let (_, v) = row.map_err(db_err)?;
-                out.push(serde_json::from_slice(v.value())?);
-            }
-            Ok(out)
-        })
-        .await
+        self.read(move |txn| page(txn, USERS, after.as_deref(), limit))
+            .await
     }
 
     /// A page of channels by name: at most `limit`, after `after` when given.
@@ -1066,24 +1062,8 @@ impl Store {
         after: Option<String>,
         limit: usize,
     ) -> Result<Vec<ChannelRecord>, StoreError> {
-        self.read(move |txn| {
-            let t = txn.open_table(CHANNELS).map_err(db_err)?;
-            let rows = match &after {
-                Some(a) => t.range::<&str>((
-                    std::ops::Bound::Excluded(a.as_str()),
-                    std::ops::Bound::Unbounded,
-                )),
-                None => t.range::<&str>(..),
-            }
-            .map_err(db_err)?;
-            let mut out = Vec::new();
-            for row in rows.take(limit) {
-                let (_, v) = row.map_err(db_err)?;
-                out.push(serde_json::from_slice(v.value())?);
-            }
-            Ok(out)
-        })
-        .await
+        self.read(move |txn| page(txn, CHANNELS, after.as_deref(), limit))
+            .await
     }
 
     /// The last event's `seq` (0 when there is none).
@@ -1192,6 +1172,15 @@ impl From<rmp_serde::decode::Error> for StoreError {
     }
 }
 
+/// The longest a commit of replicated entries stays unsynced (see
+/// [`writer`]): what a crashed node re-reads from the log at most.
+const REPLICATED_SYNC_EVERY: Duration = Duration::from_millis(200);
+
+/// Makes every commit so far durable: an empty synced commit.
+fn sync(db: &Database) -> Result<(), StoreError> {
+    db.begin_write().map_err(db_err)?.commit().map_err(db_err)
+}
+
 /// The writer thread: batches of queued writes, one transaction each.
 fn writer(
     shared: &Shared,
@@ -1201,7 +1190,36 @@ fn writer(
     commits: &AtomicU64,
     hook: &std::sync::OnceLock<CommitHook>,
 ) {
-    while let Ok(first) = rx.recv() {
+    // Replicated entries are committed without a sync (redb's
+    // `Durability::None`): the log is their durable copy, and a node that
+    // crashes resumes after the applied sequence it last synced. A synced
+    // commit follows at most REPLICATED_SYNC_EVERY later (an empty one
+    // when nothing else comes), and every commit of local writes syncs.
+    let mut last_sync = Instant::now();
+    let mut unsynced = false;
+    loop {
+        let first = if unsynced {
+            let wait = REPLICATED_SYNC_EVERY.saturating_sub(last_sync.elapsed());
+            match rx.recv_timeout(wait) {
+                Ok(job) => job,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    if let Some(db) = shared.db().as_ref() {
+                        if let Err(e) = sync(db) {
+                            tracing::error!(error = %e, "chat store: sync commit failed");
+                        }
+                    }
+                    unsynced = false;
+                    last_sync = Instant::now();
+                    continue;
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        } else {
+            match rx.recv() {
+                Ok(job) => job,
+                Err(_) => break,
+            }
+        };
         let mut batch = vec![first];
         while batch.len() < max {
             match rx.try_recv() {
@@ -1222,8 +1240,18 @@ fn writer(
             continue;
         }
         let start_seq = next_seq;
-        match apply(db, &batch, &mut next_seq) {
+        let synced = last_sync.elapsed() >= REPLICATED_SYNC_EVERY
+            || batch
+                .iter()
+                .any(|(op, _)| !matches!(op, Op::Replicated(..)));
+        match apply(db, &batch, &mut next_seq, synced) {
             Ok((results, clock, applied)) => {
+                if synced {
+                    last_sync = Instant::now();
+                    unsynced = false;
+                } else {
+                    unsynced = true;
+                }
                 shared.clock.fetch_max(clock, Ordering::SeqCst);
                 shared.applied.fetch_max(applied, Ordering::SeqCst);
                 commits.fetch_add(1, Ordering::Relaxed);
@@ -1257,6 +1285,13 @@ fn writer(
             }
         }
     }
+    if unsynced {
+        if let Some(db) = shared.db().as_ref() {
+            if let Err(e) = sync(db) {
+                tracing::error!(error = %e, "chat store: sync commit failed");
+            }
+        }
+    }
 }
 
 /// Applies a batch in one transaction; returns each write's result, the
@@ -1266,8 +1301,12 @@ fn apply(
     db: &Database,
     batch: &[Job],
     next_seq: &mut u64,
+    synced: bool,
 ) -> Result<(Vec<Result<Out, StoreError>>, u64, u64), StoreError> {
-    let txn = db.begin_write().map_err(db_err)?;
+    let mut txn = db.begin_write().map_err(db_err)?;
+    if !synced {
+        txn.set_durability(Durability::None);
+    }
     let mut results = Vec::with_capacity(batch.len());
     let mut max_clock = 0;
     // The applied sequence matters to replicated entries only: a batch of
@@ -1455,6 +1494,28 @@ fn apply(
     }
     txn.commit().map_err(db_err)?;
     Ok((results, max_clock, applied))
+}
+
+/// At most `limit` records of a table keyed by name, in name order, after
+/// `after` when given (the pages of `users` and `channels`).
+fn page<T: serde::de::DeserializeOwned>(
+    txn: &redb::ReadTransaction,
+    table: TableDefinition<'static, &str, &[u8]>,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Vec<T>, StoreError> {
+    let t = txn.open_table(table).map_err(db_err)?;
+    let rows = match after {
+        Some(a) => t.range::<&str>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded)),
+        None => t.range::<&str>(..),
+    }
+    .map_err(db_err)?;
+    let mut out = Vec::new();
+    for row in rows.take(limit) {
+        let (_, v) = row.map_err(db_err)?;
+        out.push(serde_json::from_slice(v.value())?);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -1769,6 +1830,40 @@ mod tests {
             .expect("answered");
         assert!(matches!(next, Ok(Written::Appended(a)) if a.event.seq == 9));
         again.close(0).expect("close");
+    }
+
+    /// Replicated entries are committed unsynced, then synced within
+    /// REPLICATED_SYNC_EVERY even when nothing else comes: a copy of the
+    /// file taken after that (what a crash would leave) holds them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn unsynced_replicated_entries_are_synced_when_the_writer_idles() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("chat.redb");
+        let store = Store::open(&path, 16).expect("open");
+        let rxs = [1, 2, 3].map(|seq| {
+            store.apply_replicated(
+                seq,
+                Some(Write::Channel {
+                    channel: ChannelRecord {
+                        channel: format!("room{seq}"),
+                        creator: None,
+                        created: 1,
+                        clock: 1,
+                    },
+                }),
+            )
+        });
+        for rx in rxs {
+            assert!(matches!(rx.await, Ok(Ok(Written::Channel(_)))));
+        }
+        tokio::time::sleep(REPLICATED_SYNC_EVERY * 4).await;
+        let crashed = dir.path().join("crashed.redb");
+        std::fs::copy(&path, &crashed).expect("copy");
+        let image = Store::open(&crashed, 16).expect("open the copy");
+        assert_eq!(image.applied_seq(), 3);
+        assert_eq!(image.channels().await.expect("channels").len(), 3);
+        image.close(0).expect("close the copy");
+        store.close(0).expect("close");
     }
 
     /// A user name and a channel name never coincide.

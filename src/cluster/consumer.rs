@@ -32,9 +32,10 @@ use crate::chat::{Chat, StoreError, Write};
 
 /// Entries applied per batch at most (one commit).
 const BATCH: usize = 512;
+
 /// The consumer's heartbeat: a consumer silent for two of these is made
-/// again.
-const HEARTBEAT: Duration = Duration::from_secs(1);
+/// again (its server died with it: the writes of this node wait for it).
+const HEARTBEAT: Duration = Duration::from_millis(500);
 /// Pause before trying again after an error.
 const RETRY: Duration = Duration::from_millis(250);
 /// The bound on one JetStream API request of the consumer (stream info,

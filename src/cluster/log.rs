@@ -5,7 +5,9 @@
 //! id (a retry, on any node, is the same message: JetStream drops it
 //! within its duplicate window, the store at apply time after it), else
 //! `n.<node>.<boot>.<n>`, a key this node makes and never reuses. After
-//! JetStream's acknowledgement (a quorum has it), the write waits until
+//! JetStream's acknowledgement (a quorum has it; an attempt unanswered for
+//! a second, as while the stream elects a new leader, is sent again with
+//! the same key), the write waits until
 //! this node's `log_consumer` applied it, and is answered with what
 //! applying it decided (an acknowledged duplicate: from the state, once
 //! applied). Not acknowledged or not applied within `publish_timeout_ms`:
@@ -32,6 +34,13 @@ use crate::chat::{Appended, Chat, StoreError, Write, WriteError, WriteLog, Writt
 /// Writes published and not yet acknowledged, at most: beyond, a write
 /// waits for room (within its timeout).
 pub(crate) const MAX_IN_FLIGHT: usize = 1024;
+
+/// How long one publish attempt waits for its acknowledgement before the
+/// entry is sent again (same `Nats-Msg-Id`), within the publish timeout.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The pause after a refused attempt (no stream leader yet, no responders).
+const RESEND_PAUSE: Duration = Duration::from_millis(100);
 
 /// The log the chat writes through in cluster mode.
 pub(crate) struct ClusterLog {
@@ -103,6 +112,67 @@ impl ClusterLog {
         }
     }
 
+    /// Publishes an entry and waits for JetStream's acknowledgement until
+    /// `deadline`. An attempt unanswered within [`ATTEMPT_TIMEOUT`] (its
+    /// server died, the stream's leader is being elected) or refused by
+    /// an unreachable stream is sent again with the same `Nats-Msg-Id`, so
+    /// that a write waits the election out rather than the whole publish
+    /// timeout; JetStream's duplicate window makes a resent entry one
+    /// entry. Returns the acknowledgement and the attempts it took; `Err`
+    /// says why nothing was acknowledged.
+    async fn publish(
+        &self,
+        payload: bytes::Bytes,
+        key: &str,
+        deadline: Instant,
+    ) -> Result<(jetstream::publish::PublishAck, u32), String> {
+        let timeout = Duration::from_millis(self.settings.publish_timeout_ms);
+        let mut last = None;
+        let mut attempts = 0;
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            let Some(client) = self.link.client() else {
+                last = Some("NATS is unreachable".to_owned());
+                tokio::time::sleep_until((now + RESEND_PAUSE).min(deadline)).await;
+                continue;
+            };
+            attempts += 1;
+            let js = jetstream::new(client);
+            let publish = jetstream::context::Publish::build()
+                .payload(payload.clone())
+                .message_id(key);
+            let attempt = timeout_at((now + ATTEMPT_TIMEOUT).min(deadline), async {
+                js.send_publish(self.settings.subject.clone(), publish)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .await
+                    .map_err(|e| e.to_string())
+            })
+            .await;
+            match attempt {
+                Ok(Ok(ack)) => return Ok((ack, attempts)),
+                Ok(Err(e)) => {
+                    last = Some(e);
+                    tokio::time::sleep_until((Instant::now() + RESEND_PAUSE).min(deadline)).await;
+                }
+                Err(_) => {}
+            }
+        }
+        Err(match last {
+            Some(e) => format!(
+                "the log did not take the write within {timeout:?}: {e} \
+                 (retry with the same client id)"
+            ),
+            None => format!(
+                "the log did not acknowledge the write within {timeout:?} \
+                 (retry with the same client id)"
+            ),
+        })
+    }
+
     fn unavailable(&self, kind: &str, why: String) -> WriteError {
         self.status
             .metrics()
@@ -161,12 +231,12 @@ impl WriteLog for ClusterLog {
         if let Some(gap) = self.status.gap() {
             return Err(WriteError::Unavailable(gap));
         }
-        let Some(client) = self.link.client().filter(|_| self.status.connected()) else {
+        if self.link.client().is_none() || !self.status.connected() {
             return Err(self.unavailable(
                 "publish",
                 "NATS is unreachable; the write was not made (retry later)".into(),
             ));
-        };
+        }
         let payload = serde_json::to_vec(&write)
             .map_err(|e| WriteError::Store(StoreError::Record(Box::new(e))))?;
         let key = self.key(&write);
@@ -176,48 +246,38 @@ impl WriteLog for ClusterLog {
                 format!("too many writes in flight for {timeout:?}; the write was not made"),
             ));
         };
-        let (ticket, applied) = self.waiters.register(&key);
-        let js = jetstream::new(client);
-        let publish = jetstream::context::Publish::build()
-            .payload(payload.into())
-            .message_id(&key);
-        let acked = timeout_at(deadline, async {
-            js.send_publish(self.settings.subject.clone(), publish)
-                .await
-                .map_err(|e| e.to_string())?
-                .await
-                .map_err(|e| e.to_string())
-        })
-        .await;
-        let ack = match acked {
-            Ok(Ok(ack)) => ack,
-            Ok(Err(e)) => {
+        let (ticket, mut applied) = self.waiters.register(&key);
+        let (ack, attempts) = match self.publish(payload.into(), &key, deadline).await {
+            Ok(acked) => acked,
+            Err(e) => {
                 self.waiters.cancel(&ticket);
-                return Err(self.unavailable(
-                    "publish",
-                    format!("the log did not take the write: {e} (retry with the same client id)"),
-                ));
-            }
-            Err(_) => {
-                self.waiters.cancel(&ticket);
-                return Err(self.unavailable(
-                    "publish",
-                    format!(
-                        "the log did not acknowledge the write within {timeout:?} \
-                         (retry with the same client id)"
-                    ),
-                ));
+                return Err(self.unavailable("publish", e));
             }
         };
-        if ack.duplicate && self.chat.store().applied_seq() >= ack.sequence {
-            self.waiters.cancel(&ticket);
-            return self.answer_from_state(&write, ack.sequence).await;
+        // JetStream calls an entry a duplicate when its key was stored
+        // before: a client's retry (duplicate to the client too), or one of
+        // this write's own resends (not one to the client).
+        let duplicate = ack.duplicate && attempts == 1;
+        // Only a client's key can be stored before this write was
+        // registered; an entry with it applied before is answered from
+        // the state (its waiter never fires).
+        let from_state = |applied_seq: u64| {
+            ack.duplicate && write.client_key().is_some() && applied_seq >= ack.sequence
+        };
+        if ack.duplicate {
+            if let Ok((_, a)) = applied.try_recv() {
+                return answer(a, duplicate);
+            }
+            if from_state(self.chat.store().applied_seq()) {
+                self.waiters.cancel(&ticket);
+                return self.answer_from_state(&write, ack.sequence).await;
+            }
         }
         let r = match timeout_at(deadline, applied).await {
-            Ok(Ok((_, a))) => answer(a, ack.duplicate),
+            Ok(Ok((_, a))) => answer(a, duplicate),
             _ => {
                 self.waiters.cancel(&ticket);
-                if ack.duplicate && self.chat.store().applied_seq() >= ack.sequence {
+                if from_state(self.chat.store().applied_seq()) {
                     return self.answer_from_state(&write, ack.sequence).await;
                 }
                 return Err(self.unavailable(
