@@ -87,7 +87,11 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
             "--replicas" => a.replicas = count(&value)?,
             "--secs" => match value.parse::<f64>() {
                 Ok(s) if s > 0.0 && s.is_finite() => a.secs = s,
-                _ => return Err(usage(&format!("--secs: {value:?} is not a positive number"))),
+                _ => {
+                    return Err(usage(&format!(
+                        "--secs: {value:?} is not a positive number"
+                    )))
+                }
             },
             "--stream" => a.stream = value,
             _ => return Err(usage(&format!("unknown option {flag}"))),
@@ -232,7 +236,10 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("nats_publish_peer: no runtime: {e}");
