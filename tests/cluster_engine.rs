@@ -34,19 +34,33 @@ async fn a_replicated_stream_dedupes_by_message_id_and_kv_entries_expire() {
         .expect("an R3 stream");
     assert_eq!(s.cached_info().config.num_replicas, 3);
 
+    // A new R3 stream answers once its leader is elected: until then a
+    // publish is refused (StreamNotFound), which a retry with the same id
+    // rides out.
     let publish = |id: &'static str| {
         let js = js.clone();
         async move {
-            js.send_publish(
-                "engine.log",
-                jetstream::context::Publish::build()
-                    .payload("hello".into())
-                    .message_id(id),
-            )
-            .await
-            .expect("published")
-            .await
-            .expect("acknowledged")
+            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+            loop {
+                let acked = js
+                    .send_publish(
+                        "engine.log",
+                        jetstream::context::Publish::build()
+                            .payload("hello".into())
+                            .message_id(id),
+                    )
+                    .await
+                    .expect("published")
+                    .await;
+                match acked {
+                    Ok(ack) => break ack,
+                    Err(e) if tokio::time::Instant::now() < deadline => {
+                        eprintln!("publish {id}: {e}; again");
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    }
+                    Err(e) => panic!("publish {id} not acknowledged: {e}"),
+                }
+            }
         }
     };
     let first = publish("a").await;

@@ -7,7 +7,11 @@
 //! recorded in the same transaction), answers the writes this node
 //! published ([`Waiters`]), and lets the store's commit hook push to this
 //! node's subscribers. Lamport: each entry's clock advances the node's
-//! clock (the receive rule).
+//! clock (the receive rule). This node's own writes, once JetStream
+//! acknowledged them at a sequence, are applied as soon as everything
+//! before them is, without waiting for the stream to hand them back (NATS
+//! may place the consumer on a server that follows the stream, which sees
+//! an entry only after the leader acknowledged it).
 //!
 //! A lost connection, a consumer that stops answering or a server that
 //! dies: the consumer is made again from the applied sequence, after a
@@ -244,7 +248,16 @@ async fn consume(args: &ConsumerArgs, js: &jetstream::Context) -> Result<(), Fat
     };
     args.status.set_consumer_error(None);
     let mut chunks = messages.ready_chunks(BATCH);
-    while let Some(chunk) = chunks.next().await {
+    loop {
+        // What the stream delivered, or a wake-up for this node's own
+        // acknowledged entries (applied below when they come next).
+        let chunk = tokio::select! {
+            chunk = chunks.next() => match chunk {
+                Some(chunk) => chunk,
+                None => break,
+            },
+            () = args.waiters.own_added() => Vec::new(),
+        };
         let mut queued = Vec::with_capacity(chunk.len());
         let mut failed = None;
         let mut head = None;
@@ -301,6 +314,21 @@ async fn consume(args: &ConsumerArgs, js: &jetstream::Context) -> Result<(), Fat
                 .map(|v| v.as_str().to_owned());
             let clock = write.as_ref().and_then(Write::clock);
             queued.push((seq, key, clock, store.apply_replicated(seq, write)));
+        }
+        // This node's own entries that JetStream acknowledged right after
+        // what is applied: the stream would hand over the same bytes
+        // later, behind the follower this consumer may be on.
+        if failed.is_none() {
+            while let Some((seq, own)) = args.waiters.next_own(applied) {
+                applied = seq;
+                let clock = own.write.clock();
+                queued.push((
+                    seq,
+                    Some(own.key),
+                    clock,
+                    store.apply_replicated(seq, Some(own.write)),
+                ));
+            }
         }
         for (seq, key, clock, rx) in queued {
             let result = rx.await.unwrap_or(Err(StoreError::Closed));

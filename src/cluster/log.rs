@@ -26,7 +26,7 @@ use tokio::time::{timeout_at, Instant};
 
 use super::connection::Link;
 use super::status::Status;
-use super::waiters::{Applied, Waiters};
+use super::waiters::{Applied, Own, Waiters};
 use super::ClusterSettings;
 use crate::async_trait;
 use crate::chat::{Appended, Chat, StoreError, Write, WriteError, WriteLog, Written};
@@ -246,8 +246,9 @@ impl WriteLog for ClusterLog {
                 format!("too many writes in flight for {timeout:?}; the write was not made"),
             ));
         };
+        let payload = bytes::Bytes::from(payload);
         let (ticket, mut applied) = self.waiters.register(&key);
-        let (ack, attempts) = match self.publish(payload.into(), &key, deadline).await {
+        let (ack, attempts) = match self.publish(payload.clone(), &key, deadline).await {
             Ok(acked) => acked,
             Err(e) => {
                 self.waiters.cancel(&ticket);
@@ -264,6 +265,22 @@ impl WriteLog for ClusterLog {
         let from_state = |applied_seq: u64| {
             ack.duplicate && write.client_key().is_some() && applied_seq >= ack.sequence
         };
+        if !ack.duplicate {
+            // The entry at ack.sequence is this one: the consumer may apply
+            // it without waiting for the stream to hand it back. Decoded
+            // from the bytes published, as the stream's copy would be.
+            if let Ok(w) = serde_json::from_slice::<Write>(&payload) {
+                if w.validate().is_ok() {
+                    self.waiters.acked(
+                        ack.sequence,
+                        Own {
+                            key: key.clone(),
+                            write: w,
+                        },
+                    );
+                }
+            }
+        }
         if ack.duplicate {
             if let Ok((_, a)) = applied.try_recv() {
                 return answer(a, duplicate);

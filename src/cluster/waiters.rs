@@ -1,13 +1,19 @@
 //! [`Waiters`]: writes published by this node, waiting for their
-//! application, by idempotency key (`Nats-Msg-Id`).
+//! application, by idempotency key (`Nats-Msg-Id`); and this node's own
+//! acknowledged entries, which the consumer may apply before the stream
+//! hands them back ([`Waiters::acked`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Notify};
 
-use crate::chat::Written;
+use crate::chat::{Write, Written};
+
+/// This node's acknowledged entries kept for the consumer, at most: beyond,
+/// an entry waits for the stream like any other.
+const MAX_OWN: usize = 8192;
 
 /// What applying an entry decided, in a form every waiter of its key can
 /// take a copy of.
@@ -33,11 +39,21 @@ pub(crate) struct Ticket {
 /// Where a waiter is answered: the entry's stream sequence and result.
 type Answer = oneshot::Sender<(u64, Applied)>;
 
+/// An entry this node published, acknowledged at a stream sequence: its
+/// key and the write, decoded from the bytes published.
+#[derive(Debug)]
+pub(crate) struct Own {
+    pub(crate) key: String,
+    pub(crate) write: Write,
+}
+
 /// Waiters by key (a retried write may be waited for twice).
 #[derive(Debug, Default)]
 pub(crate) struct Waiters {
     next: AtomicU64,
     map: Mutex<HashMap<String, Vec<(u64, Answer)>>>,
+    own: Mutex<BTreeMap<u64, Own>>,
+    own_added: Notify,
 }
 
 impl Waiters {
@@ -79,6 +95,42 @@ impl Waiters {
         }
     }
 
+    /// Records that JetStream stored this node's entry `own` at `seq`
+    /// (not a duplicate: the entry at `seq` is this one) and wakes the
+    /// consumer, which applies it as soon as every entry before it is
+    /// applied, without waiting for the stream to hand it back.
+    pub(crate) fn acked(&self, seq: u64, own: Own) {
+        {
+            let mut map = self.own.lock().unwrap_or_else(|p| p.into_inner());
+            if map.len() >= MAX_OWN {
+                return;
+            }
+            map.insert(seq, own);
+        }
+        self.own_added.notify_one();
+    }
+
+    /// The own entry at `applied + 1`, if there is one; forgets those at
+    /// or below `applied` (the stream handed them over first).
+    pub(crate) fn next_own(&self, applied: u64) -> Option<(u64, Own)> {
+        let mut map = self.own.lock().unwrap_or_else(|p| p.into_inner());
+        while let Some(entry) = map.first_entry() {
+            match (*entry.key()).cmp(&(applied + 1)) {
+                std::cmp::Ordering::Less => {
+                    entry.remove();
+                }
+                std::cmp::Ordering::Equal => return Some(entry.remove_entry()),
+                std::cmp::Ordering::Greater => return None,
+            }
+        }
+        None
+    }
+
+    /// Completes when an own entry was recorded since the last call.
+    pub(crate) async fn own_added(&self) {
+        self.own_added.notified().await;
+    }
+
     /// Waiters registered now.
     #[cfg(test)]
     fn len(&self) -> usize {
@@ -106,5 +158,43 @@ mod tests {
             assert!(matches!(got, Applied::Conflict(m) if m == "taken"));
         }
         w.fire("nobody", 8, &Applied::NotFound("x".into()));
+    }
+
+    #[tokio::test]
+    async fn own_entries_come_out_in_order_only_when_next() {
+        let w = Waiters::default();
+        let login = |u: &str| Write::Login {
+            user: u.into(),
+            ts: 1,
+        };
+        for (seq, key) in [(5, "e"), (3, "c"), (2, "b")] {
+            w.acked(
+                seq,
+                Own {
+                    key: key.into(),
+                    write: login(key),
+                },
+            );
+        }
+        // Woken (a permit is kept for a consumer that was busy).
+        tokio::time::timeout(std::time::Duration::from_secs(5), w.own_added())
+            .await
+            .expect("notified");
+        assert!(w.next_own(0).is_none(), "entry 1 is not ours: wait for it");
+        let (seq, own) = w.next_own(1).expect("2 follows 1");
+        assert_eq!((seq, own.key.as_str()), (2, "b"));
+        assert!(w.next_own(2).is_some_and(|(s, _)| s == 3));
+        // 4 came from the stream, then 5 is next; nothing stays behind.
+        assert!(w.next_own(3).is_none());
+        assert!(w.next_own(4).is_some_and(|(s, _)| s == 5));
+        w.acked(
+            7,
+            Own {
+                key: "g".into(),
+                write: login("g"),
+            },
+        );
+        assert!(w.next_own(9).is_none(), "below the applied: forgotten");
+        assert!(w.own.lock().expect("lock").is_empty());
     }
 }
