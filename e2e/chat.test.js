@@ -20,7 +20,10 @@ const path = require("path");
 const assert = require("assert");
 
 const root = path.resolve(__dirname, "..");
-const bin = process.env.CORRAL_BIN || path.join(root, "target", "debug", "corral");
+// cargo's target directory: CARGO_TARGET_DIR when set (relative to the
+// repository, as cargo takes it), else target/.
+const targetDir = path.resolve(root, process.env.CARGO_TARGET_DIR || "target");
+const bin = process.env.CORRAL_BIN || path.join(targetDir, "debug", "corral");
 const chromiumPath = process.env.CHROMIUM || "/usr/bin/chromium";
 const TIMEOUT = 15000;
 
