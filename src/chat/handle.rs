@@ -203,6 +203,7 @@ impl Chat {
     /// Sends the chat's writes through `log` from now on instead of
     /// straight to the store (set once, before the listeners start; false
     /// if a log was set already).
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
     pub(crate) fn set_log(&self, log: Arc<dyn WriteLog>) -> bool {
         self.inner.log.set(log).is_ok()
     }
