@@ -99,6 +99,8 @@ mod write;
 
 pub use error::ChatError;
 pub use handle::Chat;
+#[cfg(feature = "zmq")]
+pub(crate) use hub::MAX_PREFIXES;
 pub use hub::{Delivery, Hub, Topic};
 pub use settings::ChatSettings;
 pub use store::{

@@ -44,6 +44,8 @@ use crate::cluster::ClusterSettings;
 use crate::http::{CacheSettings, HttpSettings};
 use crate::rpc::RpcSettings;
 use crate::transport::{SctpOptions, Transport};
+#[cfg(feature = "zmq")]
+use crate::zmq::ZmqSettings;
 
 /// The text of `config/sys.toml`: the embedded default and the reference for
 /// every key.
@@ -162,6 +164,12 @@ pub struct Config {
     #[cfg(not(feature = "cluster"))]
     #[serde(skip_serializing)]
     cluster: serde::de::IgnoredAny,
+    /// `[zmq]`: the ZeroMQ endpoints.
+    #[cfg(feature = "zmq")]
+    pub zmq: ZmqSettings,
+    #[cfg(not(feature = "zmq"))]
+    #[serde(skip_serializing)]
+    zmq: serde::de::IgnoredAny,
     /// `[metrics]`: Prometheus metrics.
     pub metrics: MetricsConfig,
     /// `[log]`: logging.
@@ -183,6 +191,7 @@ impl Default for Config {
             cache: Default::default(),
             chat: Default::default(),
             cluster: Default::default(),
+            zmq: Default::default(),
             metrics: MetricsConfig::default(),
             log: LogConfig::default(),
         }
@@ -244,6 +253,12 @@ pub enum ProtocolKind {
     Rpc,
     /// HTTP/1.1.
     Http,
+    /// ZeroMQ's request endpoint (a ROUTER socket for REQ and DEALER
+    /// peers), serving the RPC and chat services (module `zmq`).
+    ZmqRouter,
+    /// ZeroMQ's publication endpoint (an XPUB socket for SUB peers),
+    /// publishing the chat (module `zmq`).
+    ZmqXpub,
 }
 
 impl ProtocolKind {
@@ -252,6 +267,7 @@ impl ProtocolKind {
         match self {
             ProtocolKind::Rpc => true,
             ProtocolKind::Http => cfg!(feature = "http"),
+            ProtocolKind::ZmqRouter | ProtocolKind::ZmqXpub => cfg!(feature = "zmq"),
         }
     }
 
@@ -260,6 +276,8 @@ impl ProtocolKind {
         match self {
             ProtocolKind::Rpc => 7070,
             ProtocolKind::Http => 8080,
+            ProtocolKind::ZmqRouter => 5555,
+            ProtocolKind::ZmqXpub => 5558,
         }
     }
 }
@@ -269,6 +287,8 @@ impl fmt::Display for ProtocolKind {
         f.write_str(match self {
             ProtocolKind::Rpc => "rpc",
             ProtocolKind::Http => "http",
+            ProtocolKind::ZmqRouter => "zmq_router",
+            ProtocolKind::ZmqXpub => "zmq_xpub",
         })
     }
 }
@@ -461,8 +481,10 @@ impl TryFrom<String> for ProtocolKind {
         match s.as_str() {
             "rpc" => Ok(ProtocolKind::Rpc),
             "http" => Ok(ProtocolKind::Http),
+            "zmq_router" => Ok(ProtocolKind::ZmqRouter),
+            "zmq_xpub" => Ok(ProtocolKind::ZmqXpub),
             other => Err(format!(
-                "unknown protocol {other:?}, expected \"rpc\" or \"http\""
+                "unknown protocol {other:?}, expected \"rpc\", \"http\", \"zmq_router\" or \"zmq_xpub\""
             )),
         }
     }
@@ -660,6 +682,8 @@ impl Config {
             ("chat", self.chat.check()),
             #[cfg(feature = "cluster")]
             ("cluster", self.cluster.check()),
+            #[cfg(feature = "zmq")]
+            ("zmq", self.zmq.check()),
         ];
         for (section, checked) in sections {
             if let Err((key, message)) = checked {
@@ -734,6 +758,23 @@ impl Config {
                 return bad(
                     k("transport"),
                     "this build of corral has no SCTP (cargo feature \"sctp\")",
+                );
+            }
+            let zmq = matches!(l.protocol, ProtocolKind::ZmqRouter | ProtocolKind::ZmqXpub);
+            if zmq && l.transport != Transport::Tcp {
+                return bad(
+                    k("transport"),
+                    format!(
+                        "protocol {:?} is served over transport \"tcp\" only (ZeroMQ's tcp://)",
+                        l.protocol.to_string()
+                    ),
+                );
+            }
+            #[cfg(feature = "chat")]
+            if l.protocol == ProtocolKind::ZmqXpub && !self.chat.enabled {
+                return bad(
+                    k("protocol"),
+                    "\"zmq_xpub\" publishes the chat: it needs chat.enabled = true",
                 );
             }
             if l.transport == Transport::Sctp && l.protocol != ProtocolKind::Rpc {

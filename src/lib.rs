@@ -95,3 +95,5 @@ pub mod rpc;
 pub mod supervisor;
 pub mod transport;
 pub(crate) mod util;
+#[cfg(feature = "zmq")]
+pub mod zmq;

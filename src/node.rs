@@ -280,7 +280,7 @@ impl NodeBuilder {
                 (Some(cert), Some(key)) if l.transport == Transport::Tls => {
                     let alpn = match l.protocol {
                         ProtocolKind::Http => crate::transport::tls::HTTP_ALPN,
-                        ProtocolKind::Rpc => &[],
+                        _ => &[],
                     };
                     Some(
                         crate::transport::tls::server_config_with_alpn(cert, key, alpn).map_err(
@@ -336,6 +336,37 @@ impl NodeBuilder {
                     l,
                     &metrics,
                 ),
+                #[cfg(feature = "zmq")]
+                (ProtocolKind::ZmqRouter, Transport::Tcp) => limits(
+                    ListenerSpec::tcp(
+                        l.name.clone(),
+                        bind,
+                        crate::zmq::ZmqRouter::new(rpc.clone(), config.zmq.clone()),
+                    )
+                    .inbox_capacity(push_queue),
+                    l,
+                    &metrics,
+                ),
+                #[cfg(feature = "zmq")]
+                (ProtocolKind::ZmqXpub, Transport::Tcp) => {
+                    let chat = chat
+                        .as_ref()
+                        .ok_or_else(|| unavailable("\"zmq_xpub\" needs the chat (chat.enabled)"))?;
+                    limits(
+                        ListenerSpec::tcp(
+                            l.name.clone(),
+                            bind,
+                            crate::zmq::ZmqXpub::new(
+                                rpc.clone(),
+                                chat.hub().clone(),
+                                config.zmq.clone(),
+                            ),
+                        )
+                        .inbox_capacity(push_queue),
+                        l,
+                        &metrics,
+                    )
+                }
                 (ProtocolKind::Http, Transport::Sctp) => {
                     return Err(unavailable("transport \"sctp\" serves protocol \"rpc\" only"))
                 }

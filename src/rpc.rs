@@ -64,9 +64,15 @@ mod stall;
 mod stats;
 mod writer;
 
+#[cfg(feature = "zmq")]
+pub(crate) use codec::Frame;
 pub use codec::FrameError;
 pub use envelope::{Encoding, ErrorCode, RequestId, Shape};
 pub use push::{channel as push_channel, Push, PushError, PushReceiver, PushSender, Pushes};
 pub use registry::{CallContext, Registry, Request, Service, ServiceError};
 pub use server::{ConnCtx, MessageConnection, RpcConnError, RpcProtocol, PUSH_STREAM};
 pub use settings::RpcSettings;
+#[cfg(feature = "zmq")]
+pub(crate) use stall::StallGuard;
+#[cfg(feature = "zmq")]
+pub(crate) use writer::Outgoing;

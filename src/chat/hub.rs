@@ -26,7 +26,7 @@
 //! stays the bare name (the seeds' shape); its `kind` tells a publication
 //! from a private message.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -57,6 +57,8 @@ struct Session {
     pushes: PushSender,
     user: Option<String>,
     topics: BTreeSet<Topic>,
+    /// Prefix subscriptions (ZeroMQ SUB peers), each with its count.
+    prefixes: BTreeMap<Vec<u8>, u32>,
     tokens: f64,
     refilled: Instant,
 }
@@ -64,8 +66,23 @@ struct Session {
 #[derive(Debug, Default)]
 struct State {
     topics: HashMap<Topic, HashMap<u64, PushSender>>,
+    /// Prefix -> connections subscribed by that prefix (see
+    /// [`Hub::subscribe_prefix`]); empty unless ZeroMQ SUB peers are
+    /// connected, and then looked up once per prefix of a topic's name.
+    prefixes: HashMap<Vec<u8>, HashMap<u64, PrefixSub>>,
     sessions: HashMap<u64, Session>,
 }
+
+/// A connection subscribed by prefix.
+#[derive(Debug, Clone)]
+struct PrefixSub {
+    pushes: PushSender,
+    /// Whether users' private streams reach it too, not only channels.
+    private: bool,
+}
+
+/// Most distinct prefixes one connection may subscribe by.
+pub(crate) const MAX_PREFIXES: usize = 1024;
 
 /// What a fan-out did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -123,6 +140,7 @@ impl Hub {
                 pushes: pushes.clone(),
                 user: None,
                 topics: BTreeSet::new(),
+                prefixes: BTreeMap::new(),
                 tokens: self.burst,
                 refilled: Instant::now(),
             }
@@ -234,6 +252,60 @@ impl Hub {
         was
     }
 
+    /// Subscribes connection `conn` to every topic whose name starts with
+    /// `prefix`, as a ZeroMQ SUB socket subscribes (the empty prefix is
+    /// everything): channels' publications, and users' private messages
+    /// too when `private`. Subscriptions are counted, as ZeroMQ counts
+    /// them: a prefix subscribed twice needs two cancels. A connection's
+    /// pushes come once however many of its prefixes match. A prefix
+    /// longer than any name is accepted and never matches (nothing is
+    /// kept for it). False, and nothing changed, when the connection holds
+    /// [`MAX_PREFIXES`] distinct prefixes already.
+    pub(crate) fn subscribe_prefix(
+        &self,
+        conn: u64,
+        pushes: &PushSender,
+        prefix: &[u8],
+        private: bool,
+    ) -> bool {
+        if prefix.len() > super::services::MAX_NAME_LEN {
+            return true;
+        }
+        let mut st = self.lock();
+        let s = self.session(&mut st, conn, pushes);
+        if !s.prefixes.contains_key(prefix) && s.prefixes.len() >= MAX_PREFIXES {
+            return false;
+        }
+        *s.prefixes.entry(prefix.to_vec()).or_insert(0) += 1;
+        let sub = PrefixSub {
+            pushes: s.pushes.clone(),
+            private,
+        };
+        st.prefixes
+            .entry(prefix.to_vec())
+            .or_default()
+            .insert(conn, sub);
+        true
+    }
+
+    /// Cancels one subscription of connection `conn` by `prefix` (see
+    /// [`Hub::subscribe_prefix`]); false if it had none.
+    pub(crate) fn unsubscribe_prefix(&self, conn: u64, prefix: &[u8]) -> bool {
+        let mut st = self.lock();
+        let Some(s) = st.sessions.get_mut(&conn) else {
+            return false;
+        };
+        let Some(n) = s.prefixes.get_mut(prefix) else {
+            return false;
+        };
+        *n -= 1;
+        if *n == 0 {
+            s.prefixes.remove(prefix);
+            remove_prefix_sub(&mut st, prefix, conn);
+        }
+        true
+    }
+
     /// Topics connection `conn` is subscribed to.
     pub fn topics_of(&self, conn: u64) -> Vec<Topic> {
         self.lock()
@@ -259,6 +331,9 @@ impl Hub {
         if let Some(s) = st.sessions.remove(&conn) {
             for t in &s.topics {
                 remove_sub(&mut st, t, conn);
+            }
+            for p in s.prefixes.keys() {
+                remove_prefix_sub(&mut st, p, conn);
             }
         }
     }
@@ -295,7 +370,13 @@ impl Hub {
             // try_send never waits, so offering under the lock is cheap and
             // saves cloning every sender.
             let st = self.lock();
+            // Prefix subscribers (ZeroMQ) get the same batches; kept aside
+            // only when there are any.
+            let mut by_prefix = Vec::new();
             for (topic, batch) in by_topic {
+                if !st.prefixes.is_empty() {
+                    by_prefix.push((topic.clone(), batch.clone()));
+                }
                 let Some(subs) = st.topics.get(&topic) else {
                     continue;
                 };
@@ -307,11 +388,12 @@ impl Hub {
                 };
                 let Some(batch) = batch else { continue };
                 for (conn, tx) in subs {
-                    match tx.try_send(batch.clone()) {
-                        Ok(()) => d.delivered += n,
-                        Err(PushError::Full) => d.dropped += n,
-                        Err(PushError::Closed) => closed.push(*conn),
-                    }
+                    offer(tx, &batch, n, *conn, &mut d, &mut closed);
+                }
+            }
+            if !st.prefixes.is_empty() {
+                for (topic, batch) in &by_prefix {
+                    deliver_by_prefix(&st, topic, batch, &mut d, &mut closed);
                 }
             }
         }
@@ -323,6 +405,62 @@ impl Hub {
             m.chat_pushes_dropped.inc_by(d.dropped as u64);
         }
         d
+    }
+}
+
+/// Offers `batch` (of `n` pushes) to one subscriber.
+fn offer(
+    tx: &PushSender,
+    batch: &Pushes,
+    n: usize,
+    conn: u64,
+    d: &mut Delivery,
+    closed: &mut Vec<u64>,
+) {
+    match tx.try_send(batch.clone()) {
+        Ok(()) => d.delivered += n,
+        Err(PushError::Full) => d.dropped += n,
+        Err(PushError::Closed) => closed.push(conn),
+    }
+}
+
+/// Offers `batch`, the pushes on `topic`, to the connections subscribed
+/// by a prefix of its name, once each.
+fn deliver_by_prefix(
+    st: &State,
+    topic: &Topic,
+    batch: &[Push],
+    d: &mut Delivery,
+    closed: &mut Vec<u64>,
+) {
+    let name = topic.name().as_bytes();
+    let private = matches!(topic, Topic::Private(_));
+    let mut seen: Vec<u64> = Vec::new();
+    let mut pushes: Option<Pushes> = None;
+    for end in 0..=name.len() {
+        let Some(subs) = st.prefixes.get(&name[..end]) else {
+            continue;
+        };
+        for (conn, sub) in subs {
+            if (private && !sub.private) || seen.contains(conn) {
+                continue;
+            }
+            seen.push(*conn);
+            let p = pushes.get_or_insert_with(|| match batch {
+                [one] => Pushes::from(one.clone()),
+                many => Pushes::batch(many.into()),
+            });
+            offer(&sub.pushes, p, batch.len(), *conn, d, closed);
+        }
+    }
+}
+
+fn remove_prefix_sub(st: &mut State, prefix: &[u8], conn: u64) {
+    if let Some(m) = st.prefixes.get_mut(prefix) {
+        m.remove(&conn);
+        if m.is_empty() {
+            st.prefixes.remove(prefix);
+        }
     }
 }
 
@@ -359,6 +497,79 @@ mod tests {
         let d = hub.publish(Push::new("room", json!({})));
         assert_eq!(d.delivered, 1);
         assert_eq!(hub.subscribers("room"), 1);
+    }
+
+    #[tokio::test]
+    async fn prefix_subscribers_get_each_matching_push_once() {
+        let hub = Hub::new(None, 0.0, 0.0);
+        let (all_tx, mut all_rx) = crate::rpc::push::channel(64);
+        let (gen_tx, mut gen_rx) = crate::rpc::push::channel(64);
+        let (ann_tx, mut ann_rx) = crate::rpc::push::channel(64);
+        // Everything, channels only.
+        assert!(hub.subscribe_prefix(1, &all_tx, b"", false));
+        // "gen" and "general": one copy of a push on "general".
+        assert!(hub.subscribe_prefix(2, &gen_tx, b"gen", false));
+        assert!(hub.subscribe_prefix(2, &gen_tx, b"general", false));
+        // A user's name, private messages included (the seeds' SUB).
+        assert!(hub.subscribe_prefix(3, &ann_tx, b"ann", true));
+        let d = hub.publish_to(vec![
+            (
+                Topic::Channel("general".into()),
+                Push::new("general", json!(1)),
+            ),
+            (Topic::Private("ann".into()), Push::new("ann", json!(2))),
+            (Topic::Channel("other".into()), Push::new("other", json!(3))),
+        ]);
+        assert_eq!(d.delivered, 4, "{d:?}");
+        let mut all = Vec::new();
+        while !all_rx.is_empty() {
+            let p = all_rx.recv().await.expect("a batch");
+            all.extend(p.iter().map(|p| p.data().clone()));
+        }
+        all.sort_by_key(|v| v.as_u64());
+        assert_eq!(
+            all,
+            vec![json!(1), json!(3)],
+            "no private message without `private`"
+        );
+        assert_eq!(first_data(gen_rx.recv().await), Some(json!(1)));
+        assert!(gen_rx.is_empty(), "one copy");
+        assert_eq!(first_data(ann_rx.recv().await), Some(json!(2)));
+
+        // Counted: two subscriptions need two cancels.
+        assert!(hub.subscribe_prefix(3, &ann_tx, b"ann", true));
+        assert!(hub.unsubscribe_prefix(3, b"ann"));
+        hub.publish_to(vec![(
+            Topic::Private("ann".into()),
+            Push::new("ann", json!(4)),
+        )]);
+        assert_eq!(first_data(ann_rx.recv().await), Some(json!(4)));
+        assert!(hub.unsubscribe_prefix(3, b"ann"));
+        assert!(!hub.unsubscribe_prefix(3, b"ann"), "none left");
+        hub.publish_to(vec![(
+            Topic::Private("ann".into()),
+            Push::new("ann", json!(5)),
+        )]);
+        assert!(ann_rx.is_empty());
+
+        // A prefix longer than any name is accepted and kept nowhere.
+        assert!(hub.subscribe_prefix(3, &ann_tx, &[b'a'; 200], true));
+        // A bounded number of distinct prefixes per connection.
+        for i in 0..MAX_PREFIXES - 1 {
+            assert!(hub.subscribe_prefix(4, &ann_tx, format!("p{i}").as_bytes(), false));
+        }
+        assert!(hub.subscribe_prefix(4, &ann_tx, b"last", false));
+        assert!(!hub.subscribe_prefix(4, &ann_tx, b"one-more", false));
+        assert!(
+            hub.subscribe_prefix(4, &ann_tx, b"last", false),
+            "a known one counts"
+        );
+
+        // A connection gone takes its prefixes with it.
+        hub.remove_connection(1);
+        hub.remove_connection(4);
+        let d = hub.publish(Push::new("general", json!(6)));
+        assert_eq!(d.delivered, 1, "only connection 2 is left: {d:?}");
     }
 
     fn first_data(p: Option<Pushes>) -> Option<serde_json::Value> {

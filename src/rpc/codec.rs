@@ -18,7 +18,7 @@ pub(crate) const HEADER_LEN: usize = 4;
 
 /// One decoded frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Frame {
+pub(crate) enum Frame {
     /// A complete body.
     Body(Bytes),
     /// A frame whose announced length (the value) exceeds the limit. The

@@ -58,6 +58,9 @@ struct PushInner {
     typed: Option<Box<dyn TypedData>>,
     json: OnceLock<Option<Framed>>,
     msgpack: OnceLock<Option<Framed>>,
+    /// `data` alone in MessagePack (a ZeroMQ subscriber's body).
+    #[cfg(feature = "zmq")]
+    bare: OnceLock<Option<Bytes>>,
 }
 
 /// A payload serialized straight from its fields.
@@ -95,6 +98,8 @@ impl Push {
             typed: None,
             json: OnceLock::new(),
             msgpack: OnceLock::new(),
+            #[cfg(feature = "zmq")]
+            bare: OnceLock::new(),
         }))
     }
 
@@ -110,6 +115,8 @@ impl Push {
             typed: Some(Box::new(data)),
             json: OnceLock::new(),
             msgpack: OnceLock::new(),
+            #[cfg(feature = "zmq")]
+            bare: OnceLock::new(),
         }))
     }
 
@@ -182,6 +189,31 @@ impl Push {
         self.framed(enc)
             .filter(|f| f.body.len() <= max_frame_bytes)
             .map(|f| &f.frame)
+    }
+}
+
+#[cfg(feature = "zmq")]
+impl Push {
+    /// The push's `data` alone, in MessagePack: what a ZeroMQ subscriber
+    /// gets after the topic frame, as the seeds' servers published it.
+    /// Sliced from the shared MessagePack encoding of the whole push
+    /// (`{"topic": .., "data": ..}` ends with `data`'s bytes), so a fan-out
+    /// encodes it once; `None` if it cannot be encoded or is larger than
+    /// `max_bytes`.
+    pub(crate) fn data_msgpack(&self, max_bytes: usize) -> Option<Bytes> {
+        let bare = self.0.bare.get_or_init(|| {
+            let whole = self.encoded(Encoding::MsgPack)?;
+            let mut head = vec![0x82];
+            for s in ["topic", self.topic(), "data"] {
+                head.extend(rmp_serde::to_vec(s).ok()?);
+            }
+            if whole.starts_with(&head) {
+                Some(whole.slice(head.len()..))
+            } else {
+                rmp_serde::to_vec_named(self.data()).ok().map(Bytes::from)
+            }
+        });
+        bare.as_ref().filter(|b| b.len() <= max_bytes).cloned()
     }
 }
 
@@ -417,6 +449,35 @@ mod tests {
         let mp = p.encoded(Encoding::MsgPack).cloned().unwrap_or_default();
         let v: Value = rmp_serde::from_slice(&mp).unwrap_or(Value::Null);
         assert_eq!(v, json!({"topic":"room","data":{"text":"hi"}}));
+    }
+
+    #[cfg(feature = "zmq")]
+    #[test]
+    fn the_bare_msgpack_body_is_the_data_alone_sliced_from_the_shared_encoding() {
+        #[derive(Serialize)]
+        struct Said {
+            user: String,
+            n: u64,
+        }
+        let long_topic = "t".repeat(40);
+        for p in [
+            Push::new("room", json!({"user":"ann","message":"hi","clock":3})),
+            Push::from_serialize(
+                "r",
+                Said {
+                    user: "bob".into(),
+                    n: 300,
+                },
+            ),
+            Push::new(long_topic, json!({"nested":{"a":[1,2]}})),
+        ] {
+            let bare = p.data_msgpack(1 << 20).expect("encodes");
+            let v: Value = rmp_serde::from_slice(&bare).expect("one msgpack value");
+            assert_eq!(&v, p.data());
+            let whole = p.encoded(Encoding::MsgPack).expect("encodes");
+            assert!(whole.ends_with(&bare), "a slice of the shared encoding");
+            assert!(p.data_msgpack(bare.len() - 1).is_none(), "over the limit");
+        }
     }
 
     #[tokio::test]

@@ -110,6 +110,19 @@ impl ConnCtx {
         )
     }
 
+    /// The parts: peer, drain token, push sender and receiver.
+    #[cfg(feature = "zmq")]
+    pub(crate) fn into_parts(
+        self,
+    ) -> (
+        Option<SocketAddr>,
+        CancellationToken,
+        PushSender,
+        PushReceiver,
+    ) {
+        (self.peer, self.cancel, self.pushes_tx, self.pushes_rx)
+    }
+
     /// The peer's address.
     pub fn peer(&self) -> Option<SocketAddr> {
         self.peer
@@ -254,6 +267,26 @@ impl RpcProtocol {
         serve(io, self.shared.clone(), ctx).await
     }
 
+    /// Serves a connection given as a stream of request frames, each with a
+    /// tag that goes out with its reply, and a sink of replies and pushes
+    /// (pushes go out with `push_tag`): the loop of every RPC connection,
+    /// for a transport that frames messages its own way (ZeroMQ).
+    #[cfg(feature = "zmq")]
+    pub(crate) async fn serve_tagged<R, W, T>(
+        &self,
+        reader: R,
+        writer: W,
+        ctx: ConnCtx,
+        push_tag: T,
+    ) -> Result<(), RpcConnError>
+    where
+        R: Stream<Item = Result<(Frame, T), FrameError>> + Unpin,
+        W: Sink<(Outgoing, T), Error = FrameError> + Unpin,
+        T: Clone + Send + 'static,
+    {
+        serve_framed(reader, writer, self.shared.clone(), ctx, push_tag).await
+    }
+
     /// Handles one request body to completion and returns the reply body
     /// (`None` only if not even an error reply could be encoded). For message
     /// transports that run each message in a task of their own.
@@ -385,7 +418,7 @@ where
 }
 
 /// A request in progress, its reply to go out with `tag`.
-fn tagged<T: Copy + Send + 'static>(
+fn tagged<T: Send + 'static>(
     f: BoxFuture<'static, Completed>,
     tag: T,
 ) -> futures::future::Map<BoxFuture<'static, Completed>, impl FnOnce(Completed) -> (Completed, T)> {
@@ -406,7 +439,7 @@ pub(crate) async fn serve_framed<R, W, T>(
 where
     R: Stream<Item = Result<(Frame, T), FrameError>> + Unpin,
     W: Sink<(Outgoing, T), Error = FrameError> + Unpin,
-    T: Copy + Send + 'static,
+    T: Clone + Send + 'static,
 {
     let ConnCtx {
         peer,
@@ -505,7 +538,7 @@ where
                 // each batch is written from the pushes' shared encodings.
                 let mut failed = None;
                 for batch in pushes.drain(..) {
-                    let out = (Outgoing::Pushes(batch, last_enc), push_tag);
+                    let out = (Outgoing::Pushes(batch, last_enc), push_tag.clone());
                     if let Err(e) = writer.feed(out).await {
                         failed = Some(e);
                         break;
