@@ -91,7 +91,7 @@ impl CsvFile {
         if self.needs_header {
             text.push_str(&line(HEADER));
         }
-        text.push_str(&line(&row(s, timestamp)));
+        text.push_str(&line(row(s, timestamp)));
         // One write: appends of concurrent runs do not interleave.
         self.file
             .write_all(text.as_bytes())
