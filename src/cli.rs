@@ -15,8 +15,9 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::bail;
 use clap::{Args, ValueEnum};
-use corral::config::{Config, LogFormat};
+use corral::config::{Config, LogFormat, Overrides};
 
 /// `--config` and `--env`: which configuration to load.
 #[derive(Debug, Clone, Args)]
@@ -36,6 +37,17 @@ impl ConfigArgs {
         Ok(Config::load(self.config.as_deref(), self.env.as_deref())?)
     }
 
+    /// Loads the configuration with the command line's `overrides` over it,
+    /// and validates the result.
+    pub(crate) fn load_with(&self, overrides: &Overrides) -> anyhow::Result<Config> {
+        Ok(Config::load_with_overrides(
+            self.config.as_deref(),
+            self.env.as_deref(),
+            std::env::vars(),
+            overrides,
+        )?)
+    }
+
     /// Describes the layers, for messages: `config/sys.toml + config/dev.toml`.
     pub(crate) fn describe(&self) -> String {
         let base = match &self.config {
@@ -52,6 +64,68 @@ impl ConfigArgs {
             }
             None => base,
         }
+    }
+}
+
+/// `--host`, `--port`, `--workers`: ThreadCenter's server command line, as
+/// shorthands over the configuration (applied after the files and the
+/// `CORRAL__` variables: a flag wins). Taken as text and checked here, so
+/// that a bad value is refused as a bad configuration is (exit status 1,
+/// the flag named), not as a usage error.
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct ServeFlags {
+    /// Address of the RPC listener: an IP address or a host name. Sets the
+    /// `address` of the first [[listener]] with protocol "rpc" on transport
+    /// "tcp" (without one, the first with protocol "rpc").
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+    /// Port of the RPC listener (1-65535): the same listener as --host.
+    #[arg(long, value_name = "PORT")]
+    pub port: Option<String>,
+    /// Threads of the compute pool (`[rpc] compute_workers`), 1-1024.
+    #[arg(long, value_name = "N")]
+    pub workers: Option<String>,
+}
+
+impl ServeFlags {
+    /// The flags as configuration overrides; a value that is not a number
+    /// in range is an error naming its flag.
+    pub(crate) fn overrides(&self) -> anyhow::Result<Overrides> {
+        let port = match self.port.as_deref().map(str::trim) {
+            None => None,
+            Some(text) => match text.parse::<u16>() {
+                Ok(p) if p > 0 => Some(p),
+                _ => bail!("invalid `--port {text}`: a port is a number from 1 to 65535"),
+            },
+        };
+        let workers = match self.workers.as_deref().map(str::trim) {
+            None => None,
+            Some(text) => match text.parse::<usize>() {
+                Ok(w) if w > 0 => Some(w),
+                _ => bail!("invalid `--workers {text}`: the compute pool needs 1 to 1024 threads"),
+            },
+        };
+        Ok(Overrides {
+            rpc_address: self.host.as_deref().map(|h| h.trim().to_string()),
+            rpc_port: port,
+            compute_workers: workers,
+        })
+    }
+}
+
+/// `corral serve`'s arguments: which configuration, and the flags over it.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct ServeArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    #[command(flatten)]
+    pub flags: ServeFlags,
+}
+
+impl ServeArgs {
+    /// Loads the configuration, the flags over it, and validates the result.
+    pub(crate) fn load(&self) -> anyhow::Result<Config> {
+        self.config.load_with(&self.flags.overrides()?)
     }
 }
 
@@ -74,8 +148,12 @@ impl From<LogFormatArg> for LogFormat {
 }
 
 /// `corral check-config`: prints `OK` and a summary, or the error (exit 1).
-pub(crate) fn check_config(args: &ConfigArgs, print: bool) -> ExitCode {
-    let config = match args.load() {
+pub(crate) fn check_config(args: &ServeArgs, print: bool) -> ExitCode {
+    let loaded = args
+        .flags
+        .overrides()
+        .and_then(|o| args.config.load_with(&o).map(|c| (c, o)));
+    let (config, overrides) = match loaded {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -87,9 +165,12 @@ pub(crate) fn check_config(args: &ConfigArgs, print: bool) -> ExitCode {
         .filter(|k| k.starts_with("CORRAL__"))
         .collect();
     let mut out = String::new();
-    let _ = writeln!(out, "OK: {}", args.describe());
+    let _ = writeln!(out, "OK: {}", args.config.describe());
     if !env_vars.is_empty() {
         let _ = writeln!(out, "  overridden by: {}", env_vars.join(", "));
+    }
+    if !overrides.is_empty() {
+        let _ = writeln!(out, "  command line: {}", overrides.describe());
     }
     let _ = writeln!(
         out,

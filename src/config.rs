@@ -11,6 +11,9 @@
 //!    `CORRAL__CLUSTER__SERVERS=nats://127.0.0.1:4222,nats://127.0.0.1:4223`
 //!    (`cluster.servers` is the one list key read so).
 //!
+//! 4. [`Overrides`]: the command line's shorthands (`corral serve --host H
+//!    --port P --workers N`), over everything else.
+//!
 //! Tables merge key by key; arrays (the `[[listener]]` list) are replaced as a
 //! whole by a higher layer that has one. Every field has a default, so a file
 //! may hold only what it changes.
@@ -68,6 +71,8 @@ pub enum Origin {
     Env(String),
     /// A built-in default value that no layer set.
     Default,
+    /// A command-line flag (its name, `--port`), applied over every layer.
+    Flag(String),
 }
 
 impl fmt::Display for Origin {
@@ -77,6 +82,7 @@ impl fmt::Display for Origin {
             Origin::File(p) => write!(f, "{}", p.display()),
             Origin::Env(v) => write!(f, "environment variable {v}"),
             Origin::Default => f.write_str("built-in default"),
+            Origin::Flag(flag) => write!(f, "command-line flag {flag}"),
         }
     }
 }
@@ -503,6 +509,42 @@ impl TryFrom<String> for LogFormat {
     }
 }
 
+/// Settings given on the command line (`corral serve --host H --port P
+/// --workers N`), applied over every other layer: a flag wins over the files
+/// and the `CORRAL__` variables. `--host` and `--port` set the RPC listener
+/// of [`Config::rpc_listener_index`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Overrides {
+    /// `--host`: the RPC listener's `address` (an IP address or host name).
+    pub rpc_address: Option<String>,
+    /// `--port`: the RPC listener's `port`, 1 to 65535 (no "any free port").
+    pub rpc_port: Option<u16>,
+    /// `--workers`: `rpc.compute_workers`, the compute pool (at least 1).
+    pub compute_workers: Option<usize>,
+}
+
+impl Overrides {
+    /// True when no flag is set.
+    pub fn is_empty(&self) -> bool {
+        self.rpc_address.is_none() && self.rpc_port.is_none() && self.compute_workers.is_none()
+    }
+
+    /// The flags set, as named on the command line: `--host, --port`.
+    pub fn describe(&self) -> String {
+        let mut flags = Vec::new();
+        if let Some(h) = &self.rpc_address {
+            flags.push(format!("--host {h}"));
+        }
+        if let Some(p) = self.rpc_port {
+            flags.push(format!("--port {p}"));
+        }
+        if let Some(w) = self.compute_workers {
+            flags.push(format!("--workers {w}"));
+        }
+        flags.join(", ")
+    }
+}
+
 /// One layer of configuration and where it came from.
 struct Layer {
     origin: Origin,
@@ -525,6 +567,18 @@ impl Config {
         path: Option<&Path>,
         env: Option<&str>,
         vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        Self::load_with_overrides(path, env, vars, &Overrides::default())
+    }
+
+    /// Like [`Config::load_with_vars`], then the command line's
+    /// `overrides` over the result, before it is validated. A bad flag is
+    /// an error naming it ([`Origin::Flag`]).
+    pub fn load_with_overrides(
+        path: Option<&Path>,
+        env: Option<&str>,
+        vars: impl IntoIterator<Item = (String, String)>,
+        overrides: &Overrides,
     ) -> Result<Config, ConfigError> {
         let mut layers = Vec::with_capacity(3);
         match path {
@@ -609,8 +663,22 @@ impl Config {
         if origin_of(&layers, "listener") == Origin::Embedded {
             merged.listeners.retain(|l| l.protocol.is_built());
         }
+        let before = (!overrides.is_empty()).then(|| merged.clone());
+        let applied = merged.apply(overrides)?;
         if let Err((key, message)) = merged.check() {
-            let origin = origin_of(&layers, &key);
+            let origin = match applied.iter().find(|(k, _)| *k == key) {
+                Some((_, flag)) => Origin::Flag((*flag).to_string()),
+                // Valid without the flags: they made the conflict (a port
+                // another listener has), so they are named.
+                None if before.is_some_and(|c| c.check().is_ok()) => Origin::Flag(
+                    applied
+                        .iter()
+                        .map(|(_, flag)| *flag)
+                        .collect::<Vec<_>>()
+                        .join(" and "),
+                ),
+                None => origin_of(&layers, &key),
+            };
             return Err(ConfigError::Invalid {
                 key,
                 origin,
@@ -618,6 +686,67 @@ impl Config {
             });
         }
         Ok(merged)
+    }
+
+    /// The listener that `--host` and `--port` set: the first
+    /// `[[listener]]` whose protocol is "rpc" on transport "tcp", else the
+    /// first whose protocol is "rpc" (TLS or SCTP); `None` without one.
+    pub fn rpc_listener_index(&self) -> Option<usize> {
+        let rpc = |l: &&ListenerConfig| l.protocol == ProtocolKind::Rpc;
+        self.listeners
+            .iter()
+            .position(|l| rpc(&l) && l.transport == Transport::Tcp)
+            .or_else(|| self.listeners.iter().position(|l| rpc(&l)))
+    }
+
+    /// Sets what `overrides` gives; returns the keys set and the flag that
+    /// set each. Refuses the values [`Config::check`] would let through but
+    /// a flag may not have (port 0, no workers) and flags with no RPC
+    /// listener to apply to.
+    fn apply(&mut self, o: &Overrides) -> Result<Vec<(String, &'static str)>, ConfigError> {
+        let flag_error = |key: String, flag: &str, message: String| ConfigError::Invalid {
+            key,
+            origin: Origin::Flag(flag.to_string()),
+            message,
+        };
+        let mut applied = Vec::new();
+        if let Some(workers) = o.compute_workers {
+            let key = "rpc.compute_workers".to_string();
+            if workers == 0 {
+                let message = "must be at least 1".to_string();
+                return Err(flag_error(key, "--workers", message));
+            }
+            self.rpc.compute_workers = workers;
+            applied.push((key, "--workers"));
+        }
+        let listener_flags = [
+            ("--host", o.rpc_address.is_some()),
+            ("--port", o.rpc_port.is_some()),
+        ];
+        for (flag, set) in listener_flags {
+            if set && self.rpc_listener_index().is_none() {
+                let message = "no listener has protocol \"rpc\" for it to set".to_string();
+                return Err(flag_error("listener".into(), flag, message));
+            }
+        }
+        let Some(i) = self.rpc_listener_index() else {
+            return Ok(applied);
+        };
+        let listener = &mut self.listeners[i];
+        if let Some(address) = &o.rpc_address {
+            listener.address.clone_from(address);
+            applied.push((format!("listener[{i}].address"), "--host"));
+        }
+        if let Some(port) = o.rpc_port {
+            let key = format!("listener[{i}].port");
+            if port == 0 {
+                let message = "must be between 1 and 65535".to_string();
+                return Err(flag_error(key, "--port", message));
+            }
+            listener.port = port;
+            applied.push((key, "--port"));
+        }
+        Ok(applied)
     }
 
     /// The embedded default (`config/sys.toml`), as parsed from its text.

@@ -18,7 +18,7 @@ use cli::bot::BotArgs;
 use cli::call::CallArgs;
 use cli::chat_client::ClientArgs;
 use cli::store::StoreCommand;
-use cli::{ConfigArgs, LogFormatArg};
+use cli::{LogFormatArg, ServeArgs};
 
 /// corral: OTP-style supervision trees on ractor and tokio, and a server
 /// built on them (RPC over TCP/TLS/SCTP, HTTP, chat).
@@ -35,11 +35,11 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run a node: the supervision tree and its listeners.
-    Serve(ConfigArgs),
+    Serve(ServeArgs),
     /// Load and validate a configuration without starting anything.
     CheckConfig {
         #[command(flatten)]
-        config: ConfigArgs,
+        config: ServeArgs,
         /// Also print the effective configuration as JSON.
         #[arg(long)]
         print: bool,

@@ -30,6 +30,7 @@ use super::call::{parse_codec, parse_transport};
 use corral::transport::Transport;
 
 pub(crate) mod chat;
+mod csv;
 
 const MOD: u64 = 1_000_000_007;
 /// Highest latency the histogram records: 120 s, in nanoseconds.
@@ -42,6 +43,15 @@ pub(crate) enum BenchCmd {
     Echo,
     /// `compute` with `{"n": size}`.
     Compute,
+}
+
+impl BenchShape {
+    fn name(self) -> &'static str {
+        match self {
+            BenchShape::Native => "native",
+            BenchShape::Threadcenter => "threadcenter",
+        }
+    }
 }
 
 impl BenchCmd {
@@ -108,6 +118,11 @@ pub(crate) struct BenchRpcArgs {
     /// Print one JSON object on stdout instead of the summary (no progress bar).
     #[arg(long)]
     pub json: bool,
+    /// Also append the run's results to FILE as one CSV row (a header
+    /// first when FILE is new or empty): time, target, service, load,
+    /// requests, errors, throughput and latency percentiles in µs.
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<std::path::PathBuf>,
 }
 
 /// `sum of i*i mod 1_000_000_007 for i in 0..n`, as the server computes it.
@@ -409,6 +424,7 @@ struct Summary {
     transport: String,
     cmd: &'static str,
     codec: &'static str,
+    shape: &'static str,
     size: u64,
     connections: usize,
     in_flight: usize,
@@ -427,6 +443,7 @@ struct Summary {
 struct Latency {
     mean: f64,
     p50: f64,
+    p90: f64,
     p99: f64,
     p999: f64,
     max: f64,
@@ -438,6 +455,7 @@ impl Latency {
         Latency {
             mean: hist.mean() / 1000.0,
             p50: us(hist.value_at_quantile(0.5)),
+            p90: us(hist.value_at_quantile(0.9)),
             p99: us(hist.value_at_quantile(0.99)),
             p999: us(hist.value_at_quantile(0.999)),
             max: us(hist.max()),
@@ -469,8 +487,14 @@ pub(crate) fn run(args: BenchRpcArgs) -> anyhow::Result<ExitCode> {
     if let Some(d) = args.duration {
         anyhow::ensure!(d > 0.0 && d.is_finite(), "--duration must be positive");
     }
+    // Before the run: an unwritable file fails now, not after the load.
+    let mut csv = args.csv.as_deref().map(csv::CsvFile::open).transpose()?;
+    let started_at = csv::rfc3339(time::OffsetDateTime::now_utc());
     let runtime = generator_runtime(args.threads)?;
     let summary = runtime.block_on(bench(&args))?;
+    if let Some(csv) = &mut csv {
+        csv.append(&summary, &started_at)?;
+    }
     if args.json {
         super::print_stdout(&format!("{}\n", serde_json::to_string(&summary)?));
     } else {
@@ -572,6 +596,7 @@ async fn bench(args: &BenchRpcArgs) -> anyhow::Result<Summary> {
         transport: connector.name().to_string(),
         cmd: args.cmd.service(),
         codec: args.codec.name(),
+        shape: args.shape.name(),
         size: args.size,
         connections: conns,
         in_flight: args.in_flight,
@@ -605,8 +630,13 @@ fn print_summary(s: &Summary) {
     let _ = writeln!(out, "  throughput {:.0} req/s", s.rps);
     let _ = writeln!(
         out,
-        "  latency    p50 {:.1} µs  p99 {:.1} µs  p999 {:.1} µs  max {:.1} µs  (mean {:.1} µs)",
-        s.latency_us.p50, s.latency_us.p99, s.latency_us.p999, s.latency_us.max, s.latency_us.mean
+        "  latency    p50 {:.1} µs  p90 {:.1} µs  p99 {:.1} µs  p999 {:.1} µs  max {:.1} µs  (mean {:.1} µs)",
+        s.latency_us.p50,
+        s.latency_us.p90,
+        s.latency_us.p99,
+        s.latency_us.p999,
+        s.latency_us.max,
+        s.latency_us.mean
     );
     if let Some(e) = &s.first_error {
         let _ = writeln!(out, "  first error: {e}");

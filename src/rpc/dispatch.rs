@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use futures::future::BoxFuture;
@@ -31,6 +31,30 @@ use crate::metrics::Metrics;
 /// Metric label for requests that name no registered service.
 const UNKNOWN_LABEL: &str = "unknown";
 
+/// The target of the line logged per request at debug level
+/// (`RUST_LOG=corral::rpc::request=debug`).
+pub(crate) const REQUEST_LOG_TARGET: &str = "corral::rpc::request";
+
+/// Logs one processed request at debug level: service (as requested; none
+/// when it could not be read), id, outcome (`ok` or the error code) and
+/// duration in µs. tracing checks the level first: when debug is off for
+/// this target nothing below is evaluated (no formatting, no allocation).
+fn log_request(
+    service: Option<&str>,
+    id: &RequestId,
+    outcome: Result<(), ErrorCode>,
+    elapsed: Duration,
+) {
+    tracing::debug!(
+        target: REQUEST_LOG_TARGET,
+        service,
+        id = ?id,
+        outcome = outcome.map_or_else(ErrorCode::as_str, |()| "ok"),
+        duration_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+        "request"
+    );
+}
+
 /// A registered service with its metric handles resolved once.
 struct Entry {
     name: Arc<str>,
@@ -42,20 +66,23 @@ struct Entry {
 }
 
 impl Entry {
-    fn record(&self, result: &Result<Value, ServiceError>, started: Instant) {
-        let elapsed = started.elapsed().as_secs_f64();
+    fn record(&self, id: &RequestId, result: &Result<Value, ServiceError>, started: Instant) {
+        let elapsed = started.elapsed();
+        let secs = elapsed.as_secs_f64();
         match result {
             Ok(_) => {
                 self.ok.inc();
-                self.latency.observe(elapsed);
+                self.latency.observe(secs);
             }
             Err(e) => {
                 self.requests
                     .with_label_values(&[&*self.name, e.code.as_str()])
                     .inc();
-                self.latency_error.observe(elapsed);
+                self.latency_error.observe(secs);
             }
         }
+        let outcome = result.as_ref().map(|_| ()).map_err(|e| e.code);
+        log_request(Some(&self.name), id, outcome, elapsed);
     }
 }
 
@@ -127,7 +154,16 @@ impl RpcShared {
         }
     }
 
-    fn record_error(&self, service: Option<&str>, code: ErrorCode, started: Instant) {
+    /// Records a request answered with an error before its service ran:
+    /// `service` is the name it gave (if it could be read), counted under
+    /// [`UNKNOWN_LABEL`] unless registered.
+    fn record_error(
+        &self,
+        service: Option<&str>,
+        id: &RequestId,
+        code: ErrorCode,
+        started: Instant,
+    ) {
         let entry = service.and_then(|s| self.entries.get(s));
         let label = entry.map_or(UNKNOWN_LABEL, |e| &*e.name);
         self.metrics
@@ -135,7 +171,9 @@ impl RpcShared {
             .with_label_values(&[label, code.as_str()])
             .inc();
         let latency = entry.map_or(&self.unknown_latency, |e| &e.latency_error);
-        latency.observe(started.elapsed().as_secs_f64());
+        let elapsed = started.elapsed();
+        latency.observe(elapsed.as_secs_f64());
+        log_request(service, id, Err(code), elapsed);
     }
 
     /// Decodes `body` and starts its service. `started` is when the body
@@ -150,7 +188,7 @@ impl RpcShared {
         let parsed = match envelope::parse(body) {
             Ok(p) => p,
             Err(inv) => {
-                self.record_error(inv.name.as_deref(), ErrorCode::BadRequest, started);
+                self.record_error(inv.name.as_deref(), &inv.id, ErrorCode::BadRequest, started);
                 return Dispatched::Ready(Completed {
                     enc: inv.enc,
                     shape: inv.shape,
@@ -161,7 +199,12 @@ impl RpcShared {
             }
         };
         let Some(entry) = self.entries.get(&*parsed.name) else {
-            self.record_error(None, ErrorCode::UnknownService, started);
+            self.record_error(
+                Some(&parsed.name),
+                &parsed.id,
+                ErrorCode::UnknownService,
+                started,
+            );
             let message = format!("unknown service {:?}", parsed.name);
             return Dispatched::Ready(Completed {
                 enc: parsed.enc,
@@ -182,7 +225,7 @@ impl RpcShared {
         };
         let mut fut = async move {
             let result = entry.service.call(request, &cx).await;
-            entry.record(&result, started);
+            entry.record(&id, &result, started);
             Completed {
                 enc,
                 shape,
@@ -207,7 +250,7 @@ impl RpcShared {
     /// The reply to a frame announced `len` bytes long, over the limit.
     pub(crate) fn too_large(&self, len: usize, enc: Encoding, started: Instant) -> Completed {
         self.stats.count_request();
-        self.record_error(None, ErrorCode::FrameTooLarge, started);
+        self.record_error(None, &RequestId::NULL, ErrorCode::FrameTooLarge, started);
         Completed {
             enc,
             shape: Shape::Native,

@@ -4,6 +4,10 @@
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
+/// The largest compute pool (`compute_workers`): threads of the blocking
+/// pool, as `node.worker_threads` is bounded.
+const MAX_COMPUTE_WORKERS: usize = 1024;
+
 /// `[rpc]`: the RPC protocol.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -24,7 +28,8 @@ pub struct RpcSettings {
     /// Progress is any byte written (on SCTP, any message sent). At least 1;
     /// there is no "never". Default 30000.
     pub write_stall_timeout_ms: u64,
-    /// Threads of the compute pool; 0 = number of CPUs. Default 0.
+    /// Threads of the compute pool; 0 = number of CPUs, at most 1024.
+    /// Default 0.
     pub compute_workers: usize,
     /// Largest `n` the `compute` service accepts. Default 1000000000.
     pub compute_max_n: u64,
@@ -68,6 +73,9 @@ impl RpcSettings {
                 "write_stall_timeout_ms",
                 "must be at least 1 (a peer that never reads would hold its connection forever)",
             );
+        }
+        if self.compute_workers > MAX_COMPUTE_WORKERS {
+            return bad("compute_workers", "must be at most 1024 (0 = one per CPU)");
         }
         if self.compute_max_n == 0 {
             return bad("compute_max_n", "must be at least 1");

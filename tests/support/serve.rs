@@ -27,11 +27,18 @@ impl Drop for Serve {
 impl Serve {
     /// Starts `corral serve` with the environment variables `vars` set.
     pub(crate) fn start(vars: &[(&str, &str)]) -> Serve {
+        Serve::start_with_args(&[], vars)
+    }
+
+    /// Starts `corral serve ARGS` (after `--config` and `--env`) with the
+    /// environment variables `vars` set.
+    pub(crate) fn start_with_args(args: &[&str], vars: &[(&str, &str)]) -> Serve {
         let manifest = env!("CARGO_MANIFEST_DIR");
         let mut child = Command::new(env!("CARGO_BIN_EXE_corral"))
             .args(["--log-format", "json", "serve", "--config"])
             .arg(format!("{manifest}/config/sys.toml"))
             .args(["--env", "test"])
+            .args(args)
             .env("CORRAL__LOG__LEVEL", "info")
             .env_remove("RUST_LOG")
             .envs(vars.iter().copied())
