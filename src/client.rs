@@ -47,10 +47,14 @@
 mod addrs;
 mod session;
 mod session_error;
+#[cfg(feature = "zmq")]
+mod zmq;
 
 pub use addrs::parse_addrs;
 pub use session::{ChatSession, ConnectFn, SessionOptions};
 pub use session_error::SessionError;
+#[cfg(feature = "zmq")]
+pub use zmq::ZmqSubscriber;
 
 use std::collections::HashMap;
 use std::fmt;

@@ -36,7 +36,7 @@
 //! with a log line, and nothing else.
 
 pub(crate) mod codec;
-mod handshake;
+pub(crate) mod handshake;
 mod router;
 mod settings;
 mod xpub;

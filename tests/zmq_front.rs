@@ -80,13 +80,18 @@ struct Sub {
 }
 
 impl Sub {
-    async fn start(mut args: Value) -> Sub {
+    async fn start(args: Value) -> Sub {
+        Sub::start_as("sub", args).await
+    }
+
+    /// A libzmq process in `role`, ready when this returns.
+    async fn start_as(role: &str, mut args: Value) -> Sub {
         let dir = tempfile::tempdir().expect("tempdir");
         let ready = dir.path().join("ready");
         args["ready_file"] = json!(ready);
         let child = tokio::process::Command::new(PYTHON)
             .arg(script())
-            .arg("sub")
+            .arg(role)
             .arg(args.to_string())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -99,7 +104,7 @@ impl Sub {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("the SUB peer did not get ready");
+        panic!("the libzmq {role} did not get ready");
     }
 
     async fn received(self) -> Vec<Value> {
@@ -485,4 +490,104 @@ async fn hostile_zmtp_input_closes_that_connection_and_nothing_else() {
     let got = sub.received().await;
     assert_eq!(got.len(), 1);
     assert_eq!(got[0]["body"]["message"], "still here");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// corral's own client (the one `corral bot` and `corral client` use) over
+/// ZeroMQ: to the node's endpoints directly, and through libzmq's
+/// ROUTER/DEALER broker and XPUB/XSUB proxy, the seeds' topology.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corral_clients_run_over_zeromq_directly_and_through_the_seeds_broker() {
+    use corral::client::{Client, FrameConn};
+    let n = start_with(with_zmq).await;
+    let router = n.node.local_addr("zmq").expect("bound");
+    let xpub = n.node.local_addr("zmq_pub").expect("bound");
+    let (broker_port, proxy_port) = (free_port(), free_port());
+    let _broker = Sub::start_as(
+        "broker",
+        json!({"front": broker_port, "back": format!("tcp://{router}")}),
+    )
+    .await;
+    let _proxy = Sub::start_as(
+        "proxy",
+        json!({"front": proxy_port, "back": format!("tcp://{xpub}")}),
+    )
+    .await;
+    let direct = (router.to_string(), xpub.to_string());
+    let seeds = (
+        format!("127.0.0.1:{broker_port}"),
+        format!("127.0.0.1:{proxy_port}"),
+    );
+    for (i, (req, sub)) in [direct, seeds].into_iter().enumerate() {
+        for codec in [Codec::Json, Codec::MsgPack] {
+            let (conn, subscriber) = FrameConn::connect_zmq_with_sub(&req, &sub, codec)
+                .await
+                .expect("connects");
+            let client = Client::new(conn, codec);
+            let mut pushes = client.pushes().expect("pushes");
+            let me = format!("u{i}{}", codec.name());
+            let room = format!("r{i}{}", codec.name());
+            client
+                .call("login", json!({"user": me}))
+                .await
+                .expect("login");
+            client
+                .call("channel", json!({"channel": room}))
+                .await
+                .expect("channel");
+            subscriber.subscribe(&room).await.expect("subscribe");
+            subscriber.subscribe(&me).await.expect("subscribe");
+            // Subscriptions travel on their own connection (and through
+            // the proxy): publish until the first one arrives.
+            let first = tokio::time::timeout(Duration::from_secs(10), async {
+                loop {
+                    let r = client.call("publish", json!({"channel": room, "message": "hello"}));
+                    r.await.expect("publish");
+                    if let Ok(Some(p)) =
+                        tokio::time::timeout(Duration::from_millis(200), pushes.recv()).await
+                    {
+                        return p;
+                    }
+                }
+            })
+            .await
+            .expect("a publication arrives");
+            assert_eq!(first.topic, room);
+            assert_eq!(first.data["user"], me);
+            assert_eq!(first.data["message"], "hello");
+            // Pipelined calls over the DEALER, answered by id.
+            let calls: Vec<_> = (0..20)
+                .map(|k| client.call("echo", json!({"payload": format!("p{k}")})))
+                .collect();
+            for (k, r) in futures::future::join_all(calls)
+                .await
+                .into_iter()
+                .enumerate()
+            {
+                assert_eq!(r.expect("echo")["payload"], format!("p{k}"));
+            }
+            // A private message to oneself comes on the user's topic.
+            client
+                .call("message", json!({"dst": me, "message": "note"}))
+                .await
+                .expect("message");
+            let private = loop {
+                let p = tokio::time::timeout(Duration::from_secs(10), pushes.recv())
+                    .await
+                    .expect("in time")
+                    .expect("a push");
+                if p.topic == me {
+                    break p;
+                }
+            };
+            assert_eq!(private.data["src"], me);
+            assert_eq!(private.data["message"], "note");
+        }
+    }
 }

@@ -30,13 +30,14 @@ pub(crate) const XPUB: Role = Role {
     peers: &["SUB", "XSUB"],
 };
 
-/// Runs the handshake on a connection's two halves within `timeout`:
+/// Runs the handshake on a connection's two halves within `timeout`, on
+/// either side (ZMTP's NULL handshake is symmetric):
 /// sends our greeting and READY, reads and checks the peer's. On success
 /// the connection is ready for traffic, the same reader and writer going on
 /// (what the peer sent after its READY stays in the reader's buffer), and
 /// the peer's socket type is returned; on failure the peer has been sent an
 /// ERROR command where ZMTP has one for the case.
-pub(crate) async fn accept<R, W>(
+pub(crate) async fn run<R, W>(
     reader: &mut FramedRead<R, ZmtpCodec>,
     writer: &mut FramedWrite<W, ZmtpCodec>,
     role: Role,

@@ -92,7 +92,7 @@ impl Protocol for ZmqRouter {
         let mut read = FramedRead::new(r, ZmtpCodec::new(max));
         let mut write = FramedWrite::new(StallGuard::new(w, stall), ZmtpCodec::new(max));
         let shaken = tokio::select! {
-            r = handshake::accept(&mut read, &mut write, handshake::ROUTER, timeout) => r,
+            r = handshake::run(&mut read, &mut write, handshake::ROUTER, timeout) => r,
             () = cancel.cancelled() => return Ok(()),
         };
         let peer_type = match shaken {

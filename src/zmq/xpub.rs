@@ -82,7 +82,7 @@ impl Protocol for ZmqXpub {
         let mut reader = FramedRead::new(r, ZmtpCodec::new(max));
         let mut writer = FramedWrite::new(StallGuard::new(w, stall), ZmtpCodec::new(max));
         let shaken = tokio::select! {
-            r = handshake::accept(&mut reader, &mut writer, handshake::XPUB, timeout) => r,
+            r = handshake::run(&mut reader, &mut writer, handshake::XPUB, timeout) => r,
             () = cancel.cancelled() => return Ok(()),
         };
         let peer_type = match shaken {

@@ -18,6 +18,12 @@ failure raises (exit 1, traceback on stderr). Roles:
           one SUB socket subscribed to each topic; writes ready_file once
           subscribed; prints each message [topic, body] until `count` or
           `timeout_ms` (default 10 s) without one.
+  broker  {"front": port, "back": addr, "ready_file": path}
+          the seeds' broker: a ROUTER bound on `front`, a DEALER connected
+          to `back`, zmq.proxy between them, until killed.
+  proxy   {"front": port, "back": addr, "ready_file": path}
+          the seeds' pub/sub proxy: an XPUB bound on `front`, an XSUB
+          connected to `back`, zmq.proxy between them, until killed.
 """
 import json
 import sys
@@ -101,10 +107,29 @@ def sub(args, ctx):
         got += 1
 
 
+def forwarder(args, ctx, front_type, back_type):
+    front = ctx.socket(front_type)
+    front.bind("tcp://127.0.0.1:%d" % args["front"])
+    back = ctx.socket(back_type)
+    back.connect(args["back"])
+    with open(args["ready_file"], "w") as f:
+        f.write("ready")
+    zmq.proxy(front, back)
+
+
+def broker(args, ctx):
+    forwarder(args, ctx, zmq.ROUTER, zmq.DEALER)
+
+
+def proxy(args, ctx):
+    forwarder(args, ctx, zmq.XPUB, zmq.XSUB)
+
+
 def main():
     role, args = sys.argv[1], json.loads(sys.argv[2])
     ctx = zmq.Context()
-    {"req": req, "dealer": dealer, "sub": sub}[role](args, ctx)
+    roles = {"req": req, "dealer": dealer, "sub": sub, "broker": broker, "proxy": proxy}
+    roles[role](args, ctx)
     ctx.destroy(linger=0)
 
 
