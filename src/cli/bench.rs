@@ -27,7 +27,6 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Barrier;
 
 use super::call::{parse_codec, parse_transport};
-use corral::transport::Transport;
 
 pub(crate) mod chat;
 mod csv;
@@ -79,10 +78,11 @@ pub(crate) struct BenchRpcArgs {
     /// Server address.
     #[arg(long, default_value = "127.0.0.1:7070")]
     pub addr: String,
-    /// Transport: tcp (length-prefixed frames), sctp (one message per body)
-    /// or tls (frames over TLS; see --tls-ca).
+    /// Transport: tcp (length-prefixed frames), sctp (one message per body),
+    /// tls (frames over TLS; see --tls-ca) or zmq (ZeroMQ DEALERs, to a
+    /// `zmq_router` endpoint).
     #[arg(long, default_value = "tcp", value_parser = parse_transport)]
-    pub transport: Transport,
+    pub transport: super::tls::ClientTransport,
     #[command(flatten)]
     pub tls: super::tls::TlsArgs,
     /// Number of connections.

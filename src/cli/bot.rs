@@ -207,7 +207,9 @@ pub(crate) async fn run(args: BotArgs) -> anyhow::Result<ExitCode> {
         .transpose()
         .context("bad --duration")?;
     Duration::try_from_secs_f64(args.pause).context("bad --pause")?;
-    let connector = args.tls.connector(corral::transport::Transport::Tcp)?;
+    let connector = args.tls.connector(super::tls::ClientTransport::Plain(
+        corral::transport::Transport::Tcp,
+    ))?;
     let addrs = corral::client::parse_addrs(&args.addr).context("bad --addr")?;
     let timeout = Duration::from_secs(10);
     let stop = CancellationToken::new();

@@ -6,8 +6,9 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use corral::client::{ClientError, Codec};
-use corral::transport::Transport;
 use serde_json::Value;
+
+use super::tls::ClientTransport;
 
 /// Arguments of `corral call`.
 #[derive(Debug, Clone, Args)]
@@ -19,10 +20,11 @@ pub(crate) struct CallArgs {
     /// Server address.
     #[arg(long, default_value = "127.0.0.1:7070")]
     pub addr: String,
-    /// Transport: tcp (length-prefixed frames), sctp (one message per body)
-    /// or tls (frames over TLS; see --tls-ca).
+    /// Transport: tcp (length-prefixed frames), sctp (one message per body),
+    /// tls (frames over TLS; see --tls-ca) or zmq (a ZeroMQ DEALER to a
+    /// `zmq_router` endpoint or the seeds' broker).
     #[arg(long, default_value = "tcp", value_parser = parse_transport)]
-    pub transport: Transport,
+    pub transport: ClientTransport,
     #[command(flatten)]
     pub tls: super::tls::TlsArgs,
     /// Body encoding.
@@ -34,8 +36,8 @@ pub(crate) struct CallArgs {
 }
 
 /// Parses `--transport`.
-pub(crate) fn parse_transport(s: &str) -> Result<Transport, String> {
-    Transport::try_from(s.to_ascii_lowercase())
+pub(crate) fn parse_transport(s: &str) -> Result<ClientTransport, String> {
+    ClientTransport::parse(s)
 }
 
 /// Parses `--codec`.

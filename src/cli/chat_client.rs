@@ -239,7 +239,9 @@ pub(crate) fn format_push(push: &IncomingPush) -> String {
 /// Runs `corral client` until `quit` or end of input.
 pub(crate) async fn run(args: ClientArgs) -> anyhow::Result<ExitCode> {
     let timeout = Duration::try_from_secs_f64(args.timeout).context("bad --timeout")?;
-    let connector = args.tls.connector(corral::transport::Transport::Tcp)?;
+    let connector = args.tls.connector(super::tls::ClientTransport::Plain(
+        corral::transport::Transport::Tcp,
+    ))?;
     let opts = session_options(&args.addr, args.codec, timeout, &connector)?;
     let session = ChatSession::new(opts);
     let node = session

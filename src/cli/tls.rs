@@ -32,13 +32,38 @@ pub(crate) struct TlsArgs {
     pub tls_server_name: Option<String>,
 }
 
-/// How a tool connects: a plain transport, or TLS with its options.
+/// What `--transport` names: one of the node's transports, or ZeroMQ
+/// (a DEALER to a `zmq_router` endpoint, or the seeds' broker).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ClientTransport {
+    /// TCP, SCTP or TLS, with corral's framing.
+    Plain(Transport),
+    /// ZeroMQ (ZMTP 3, NULL security) over TCP.
+    Zmq,
+}
+
+impl ClientTransport {
+    /// Parses `tcp`, `sctp`, `tls` or `zmq`.
+    pub(crate) fn parse(s: &str) -> Result<Self, String> {
+        let s = s.to_ascii_lowercase();
+        if s == "zmq" {
+            return Ok(ClientTransport::Zmq);
+        }
+        Transport::try_from(s.clone())
+            .map(ClientTransport::Plain)
+            .map_err(|_| format!("unknown transport {s:?}, expected tcp, sctp, tls or zmq"))
+    }
+}
+
+/// How a tool connects: a plain transport, TLS with its options, or ZeroMQ.
 #[derive(Debug, Clone)]
 pub(crate) enum Connector {
     /// TCP or SCTP.
     Plain(Transport),
     /// TLS over TCP.
     Tls(TlsClientOptions),
+    /// ZeroMQ: a DEALER connection.
+    Zmq,
 }
 
 impl TlsArgs {
@@ -49,7 +74,15 @@ impl TlsArgs {
     /// The connector `transport` and these arguments ask for; an error when
     /// they contradict each other or TLS has nothing to trust. Warns on
     /// stderr about --tls-insecure.
-    pub(crate) fn connector(&self, transport: Transport) -> anyhow::Result<Connector> {
+    pub(crate) fn connector(&self, transport: ClientTransport) -> anyhow::Result<Connector> {
+        let transport = match transport {
+            ClientTransport::Zmq if self.wants_tls() => anyhow::bail!(
+                "ZeroMQ's NULL security has no TLS: --tls and its options do not go with \
+                 --transport zmq"
+            ),
+            ClientTransport::Zmq => return Ok(Connector::Zmq),
+            ClientTransport::Plain(t) => t,
+        };
         let tls = transport == Transport::Tls || self.wants_tls();
         if !tls {
             return Ok(Connector::Plain(transport));
@@ -86,6 +119,7 @@ impl Connector {
         match self {
             Connector::Plain(transport) => FrameConn::connect_over(addr, *transport).await,
             Connector::Tls(opts) => FrameConn::connect_tls(addr, opts).await,
+            Connector::Zmq => FrameConn::connect_zmq(addr).await,
         }
     }
 
@@ -99,6 +133,7 @@ impl Connector {
         match self {
             Connector::Plain(t) => t.as_str(),
             Connector::Tls(_) => "tls",
+            Connector::Zmq => "zmq",
         }
     }
 }
