@@ -79,6 +79,29 @@ impl std::fmt::Debug for ZmqSubscriber {
 }
 
 impl ZmqSubscriber {
+    /// Connects to a ZeroMQ publication endpoint (a node's `zmq_xpub`, or
+    /// the seeds' proxy) as a SUB socket, for a reader that parses ZMTP
+    /// itself (a load generator): the subscriber, the connection's reading
+    /// half past the handshake, and the bytes already read from it. Keep the
+    /// subscriber: dropping it closes the connection's writing half.
+    pub async fn connect_raw(
+        addr: impl ToSocketAddrs,
+    ) -> Result<
+        (
+            ZmqSubscriber,
+            tokio::net::tcp::OwnedReadHalf,
+            bytes::BytesMut,
+        ),
+        ClientError,
+    > {
+        let (read, write) = connect(addr, SUB).await?;
+        let subscriber = ZmqSubscriber {
+            write: Arc::new(Mutex::new(write)),
+        };
+        let leftover = read.read_buffer().clone();
+        Ok((subscriber, read.into_inner(), leftover))
+    }
+
     /// Subscribes to the topics starting with `prefix` (a channel's or a
     /// user's name; `""` is everything), as `zmq_setsockopt(ZMQ_SUBSCRIBE)`.
     pub async fn subscribe(&self, prefix: &str) -> Result<(), ClientError> {

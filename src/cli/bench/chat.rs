@@ -123,6 +123,11 @@ pub(crate) struct BenchChatArgs {
     /// Print one JSON object on stdout instead of the summary.
     #[arg(long)]
     pub json: bool,
+    /// Subscribers are ZeroMQ SUB peers of this `zmq_xpub` endpoint (the
+    /// seeds' proxy port) instead of RPC connections; the publisher stays
+    /// on --addr.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub sub_zmq: Option<String>,
 }
 
 /// State shared by the publisher and the subscribers.
@@ -311,9 +316,88 @@ fn next_frame<'a>(buf: &'a [u8], pos: &mut usize) -> anyhow::Result<Option<&'a [
     Ok(Some(body))
 }
 
+/// The body of the first complete ZeroMQ message `[topic, body]` at
+/// `buf[*pos..]`, `pos` moved past it; the topic must be `channel`.
+fn next_zmq_message<'a>(
+    buf: &'a [u8],
+    pos: &mut usize,
+    channel: &[u8],
+) -> anyhow::Result<Option<&'a [u8]>> {
+    let mut at = *pos;
+    let mut parts = [&[][..]; 2];
+    for (n, part) in parts.iter_mut().enumerate() {
+        let Some(&flags) = buf.get(at) else {
+            return Ok(None);
+        };
+        anyhow::ensure!(flags & 0x04 == 0, "a ZMTP command among the publications");
+        let (head, len) = if flags & 0x02 != 0 {
+            let Some(size) = buf.get(at + 1..at + 9) else {
+                return Ok(None);
+            };
+            let mut b = [0u8; 8];
+            b.copy_from_slice(size);
+            (9, u64::from_be_bytes(b) as usize)
+        } else {
+            let Some(&size) = buf.get(at + 1) else {
+                return Ok(None);
+            };
+            (2, usize::from(size))
+        };
+        anyhow::ensure!(len <= MAX_FRAME, "ZMTP frame of {len} bytes");
+        let Some(body) = buf.get(at + head..at + head + len) else {
+            return Ok(None);
+        };
+        let more = flags & 0x01 != 0;
+        anyhow::ensure!(more == (n == 0), "a publication of other than two frames");
+        *part = body;
+        at += head + len;
+    }
+    anyhow::ensure!(
+        parts[0] == channel,
+        "a publication on {:?}",
+        String::from_utf8_lossy(parts[0])
+    );
+    *pos = at;
+    Ok(Some(parts[1]))
+}
+
+/// A subscriber's socket: its reading side (and, for ZeroMQ, the
+/// subscription that keeps the writing side open).
+struct SubSocket {
+    read: Box<dyn tokio::io::AsyncRead + Unpin + Send>,
+    _zmq: Option<corral::client::ZmqSubscriber>,
+}
+
+impl From<TcpStream> for SubSocket {
+    fn from(s: TcpStream) -> Self {
+        SubSocket {
+            read: Box::new(s),
+            _zmq: None,
+        }
+    }
+}
+
+/// Connects a ZeroMQ SUB peer to `addr` and subscribes it to the channel;
+/// what came after the handshake is in `buf`.
+async fn subscribe_zmq(
+    addr: &str,
+    args: &BenchChatArgs,
+    buf: &mut BytesMut,
+) -> anyhow::Result<SubSocket> {
+    let (sub, read, leftover) = corral::client::ZmqSubscriber::connect_raw(addr)
+        .await
+        .with_context(|| format!("ZeroMQ SUB to {addr}"))?;
+    sub.subscribe(&args.channel).await?;
+    buf.extend_from_slice(&leftover);
+    Ok(SubSocket {
+        read: Box::new(read),
+        _zmq: Some(sub),
+    })
+}
+
 /// Reads into `buf`; false at end of stream or once `stop` is cancelled.
-async fn read_more(
-    sock: &mut TcpStream,
+async fn read_more<R: tokio::io::AsyncRead + Unpin>(
+    sock: &mut R,
     buf: &mut BytesMut,
     stop: &CancellationToken,
 ) -> anyhow::Result<bool> {
@@ -423,7 +507,12 @@ async fn subscriber(
 ) -> anyhow::Result<Histogram<u64>> {
     let mut hist = new_histogram()?;
     let mut buf = BytesMut::with_capacity(READ_CHUNK * 2);
-    let setup = subscribe_at(&addrs[i % addrs.len()], &args, &shared, &mut buf).await;
+    let setup = match &args.sub_zmq {
+        Some(zmq) => subscribe_zmq(zmq, &args, &mut buf).await,
+        None => subscribe_at(&addrs[i % addrs.len()], &args, &shared, &mut buf)
+            .await
+            .map(SubSocket::from),
+    };
     ready.wait().await;
     let mut sock = match setup {
         Ok(s) => s,
@@ -441,7 +530,11 @@ async fn subscriber(
         let mut pos = 0;
         let before = got;
         loop {
-            let frame = match next_frame(&buf, &mut pos) {
+            let next = match &args.sub_zmq {
+                Some(_) => next_zmq_message(&buf, &mut pos, args.channel.as_bytes()),
+                None => next_frame(&buf, &mut pos),
+            };
+            let frame = match next {
                 Ok(Some(f)) => f,
                 Ok(None) => break,
                 Err(e) => {
@@ -453,7 +546,8 @@ async fn subscriber(
             // LATENCY_SAMPLE-th gives a latency (and must carry a time).
             let sampled = got % LATENCY_SAMPLE == 0;
             let sent = if sampled { send_time(frame) } else { Some(0) };
-            let (Some(sent), true) = (sent, frame.starts_with(&push_prefix)) else {
+            let shaped = args.sub_zmq.is_some() || frame.starts_with(&push_prefix);
+            let (Some(sent), true) = (sent, shaped) else {
                 shared.fail(format!(
                     "subscriber {i}: unexpected frame {:?}",
                     String::from_utf8_lossy(&frame[..frame.len().min(120)])
@@ -471,7 +565,7 @@ async fn subscriber(
             shared.last_delivery_ns.fetch_max(now, Ordering::Relaxed);
             shared.progress.notify_one();
         }
-        let why = match read_more(&mut sock, &mut buf, &shared.cancel).await {
+        let why = match read_more(&mut sock.read, &mut buf, &shared.cancel).await {
             Ok(true) => continue,
             Ok(false) => "connection closed by the server".to_string(),
             Err(e) => format!("{e:#}"),
@@ -488,7 +582,7 @@ async fn subscriber(
             addrs[node]
         );
         match resubscribe(i, node, &args, &addrs, &shared, &mut buf).await {
-            Some((n, s)) => (node, sock) = (n, s),
+            Some((n, s)) => (node, sock) = (n, s.into()),
             None => break,
         }
     }
@@ -721,6 +815,9 @@ async fn keep_publishing(
 }
 
 async fn bench(args: &BenchChatArgs, addrs: Vec<String>) -> anyhow::Result<Summary> {
+    if args.sub_zmq.is_some() && addrs.len() > 1 {
+        bail!("--sub-zmq measures one node: give one --addr");
+    }
     let args = Arc::new(args.clone());
     let addrs = Arc::new(addrs);
     let n = args.subscribers;
