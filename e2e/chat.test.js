@@ -136,6 +136,9 @@ async function main() {
     await alice.waitForSelector("body[data-user]");
     await login(bob, "bob_" + channel);
     await bob.waitForSelector("body[data-user]");
+    // `users` answers names (the seeds' shape), with details beside them:
+    // bob's list shows alice, online.
+    await bob.waitForSelector(`#users li.online[data-name="alice_${channel}"]`);
 
     // Alice creates the channel (and is subscribed to it on selection).
     await alice.fill("#new-channel", channel);

@@ -15,9 +15,12 @@
 //!
 //! Every request may carry `clock` (the client's Lamport clock, an unsigned
 //! integer; one above 2^53 - 1 that the node has not reached itself is
-//! refused with BAD_REQUEST); every reply and push carries `timestamp` (ms
-//! since the epoch) and `clock` (the node's Lamport clock, advanced by one
-//! for the send). The clock never goes back: it saturates instead of
+//! refused with BAD_REQUEST) and `timestamp` (a number, or an ISO-8601
+//! string with or without an offset; anything else is refused with
+//! BAD_REQUEST; the node does not use it); every reply and push carries
+//! `timestamp` (ms since the epoch, a number) and `clock` (the node's
+//! Lamport clock, advanced by one for the send), and every reply the seeds'
+//! `status`: `"sucesso"` for `login` and `channel`, `"OK"` for the others. The clock never goes back: it saturates instead of
 //! wrapping, and it is stored with the events (and at a clean close), so a
 //! restarted node resumes above it.
 //!
@@ -25,9 +28,9 @@
 //! |---|---|---|
 //! | `login` | `user`, `token`? | `user`, `created`, `logins` (timestamps) |
 //! | `logout` | — | `user` |
-//! | `users` | `limit`?, `after`? | `users`: list of {`user`, `online`, `created`, `last_login`}, `next` |
+//! | `users` | `limit`?, `after`? | `users`: list of names; `details`: list of {`user`, `online`, `created`, `last_login`} in the same order; `next` |
 //! | `channel` | `channel` | `channel`, `creator`, `created` |
-//! | `channels` | `limit`?, `after`? | `channels`: list of names, `next` |
+//! | `channels` | `limit`?, `after`? | `channels`: list of names; `details`: list of {`channel`, `creator`, `created`} in the same order; `next` |
 //! | `subscribe` | `topic` | `topic`, `subscribed` (false if it already was) |
 //! | `unsubscribe` | `topic` | `topic`, `unsubscribed` (false if it was not) |
 //! | `publish` | `channel`, `message`, `user`?, `client_id`? | `seq`, `channel`, `user`, `duplicate` |
@@ -77,7 +80,10 @@
 //! the node's store), OVERLOADED (over the connection's rate limit),
 //! FORBIDDEN (`store_backup` from off loopback), INTERNAL (store failure),
 //! UNAVAILABLE (cluster mode: the replicated log is out of reach, or this
-//! node's state is incomplete; see [`crate::cluster`]).
+//! node's state is incomplete; see [`crate::cluster`]). An error reply's
+//! `data` is the seeds' `{"status": "erro", "description": <message>,
+//! "timestamp", "clock"}` (plus `message`, the same text, for `publish`
+//! and `message`), beside corral's `error`.
 //!
 //! # Writes
 //!

@@ -63,19 +63,25 @@ async fn ten_thousand_users_and_channels_page_below_the_frame_limit() {
     for codec in [Codec::Json, Codec::MsgPack] {
         let (c, _) = n.client(codec).await;
         let users = all_pages(&c, "users", "users").await;
-        let names: BTreeSet<String> = users
-            .iter()
-            .map(|u| u["user"].as_str().expect("user").to_owned())
-            .collect();
+        let names: BTreeSet<&str> = users.iter().filter_map(Value::as_str).collect();
         assert_eq!(names.len(), N, "{codec:?}");
         assert_eq!(users.len(), N, "{codec:?}");
+        // The details beside the names: one per name, in the same order.
+        let details = all_pages(&c, "users", "details").await;
+        let detailed: Vec<&Value> = details.iter().map(|d| &d["user"]).collect();
+        assert_eq!(detailed, users.iter().collect::<Vec<_>>(), "{codec:?}");
         let channels = all_pages(&c, "channels", "channels").await;
         let names: BTreeSet<&str> = channels.iter().filter_map(Value::as_str).collect();
         assert_eq!(names.len(), N, "{codec:?}");
+        let details = all_pages(&c, "channels", "details").await;
+        let detailed: Vec<&Value> = details.iter().map(|d| &d["channel"]).collect();
+        assert_eq!(detailed, channels.iter().collect::<Vec<_>>(), "{codec:?}");
         // A small page, by `limit`.
         let page = ok(&c, "users", json!({"limit": 3})).await;
         assert_eq!(page["users"].as_array().map(Vec::len), Some(3));
-        assert_eq!(page["next"], page["users"][2]["user"]);
+        assert_eq!(page["details"].as_array().map(Vec::len), Some(3));
+        assert_eq!(page["next"], page["users"][2]);
+        assert_eq!(page["next"], page["details"][2]["user"]);
     }
     n.node.shutdown().await;
 }

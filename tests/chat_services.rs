@@ -88,11 +88,14 @@ async fn every_service(codec: Codec) {
 
     // users
     let r = ok(&a, "users", json!({})).await;
-    let users = r["users"].as_array().expect("users");
-    assert_eq!(users.len(), 2);
-    assert_eq!(users[0]["user"], "ann");
-    assert_eq!(users[0]["online"], true);
-    assert!(users[0]["last_login"].as_u64().is_some());
+    assert_eq!(r["users"], json!(["ann", "bob"]));
+    assert_eq!(r["status"], "OK");
+    let details = r["details"].as_array().expect("details");
+    assert_eq!(details.len(), 2);
+    assert_eq!(details[0]["user"], "ann");
+    assert_eq!(details[0]["online"], true);
+    assert!(details[0]["last_login"].as_u64().is_some());
+    assert_eq!(details[1]["user"], "bob");
 
     // channel / channels
     let r = ok(&a, "channel", json!({"channel": "room"})).await;
@@ -109,6 +112,9 @@ async fn every_service(codec: Codec) {
     ok(&b, "channel", json!({"channel": "lobby"})).await;
     let r = ok(&b, "channels", json!({})).await;
     assert_eq!(r["channels"], json!(["lobby", "room"]));
+    assert_eq!(r["details"][0]["channel"], "lobby");
+    assert_eq!(r["details"][0]["creator"], "bob");
+    assert_eq!(r["details"][1]["creator"], "ann");
 
     // subscribe / unsubscribe
     let r = ok(&b, "subscribe", json!({"topic": "room"})).await;

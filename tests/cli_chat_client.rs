@@ -269,8 +269,24 @@ async fn bots_and_client_against_the_real_chat() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (node, addr) = real_chat_node(dir.path()).await;
     let addr = addr.to_string();
+    // While the bots run: how many connections follow `general` (the bots
+    // subscribe to the channel they talk in, as the seeds' bots do).
+    let hub = node.chat().expect("chat").hub().clone();
+    let watching = tokio::spawn(async move {
+        let mut most = 0;
+        for _ in 0..40 {
+            most = most.max(hub.subscribers("general"));
+            tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+        }
+        most
+    });
     let out = bots(&addr, 2, "1.5", "0.2").await;
     assert_eq!(out.code, Some(0), "{}{}", out.stdout, out.stderr);
+    assert_eq!(
+        watching.await.expect("watcher"),
+        2,
+        "subscribers of general"
+    );
     let sent = summary_count(&out.stdout, ", 0 errors, 2 bots");
     assert!(sent >= 20, "{}", out.stdout);
     // One summary line per bot, named bot_XXXXX.
@@ -287,6 +303,23 @@ async fn bots_and_client_against_the_real_chat() {
         .await
         .expect("history");
     let stored = h["messages"].as_array().map_or(0, Vec::len) as u64;
+    // Every message is one of the seeds' texts, verbatim.
+    const SEED_TEXTS: [&str; 10] = [
+        "Olá, sou um bot!",
+        "Mensagem automática",
+        "Testando o sistema",
+        "Bot em ação",
+        "Mensagem de teste",
+        "Sistema funcionando",
+        "Publicação automática",
+        "Bot ativo",
+        "Teste de carga",
+        "Mensagem gerada automaticamente",
+    ];
+    for m in h["messages"].as_array().into_iter().flatten() {
+        let text = m["message"].as_str().unwrap_or_default();
+        assert!(SEED_TEXTS.contains(&text), "not a seed text: {m}");
+    }
     // Nothing acknowledged is lost; one publish per bot may have been stored
     // without its acknowledgement being counted when the duration ended.
     assert!(

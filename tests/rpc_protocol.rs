@@ -379,7 +379,8 @@ async fn every_error_code_is_reachable() {
     let r = recv(&mut c).await;
     assert_eq!(
         r,
-        json!({"id": null, "error": {"code": "BAD_REQUEST", "message": r["error"]["message"]}})
+        json!({"id": null, "error": {"code": "BAD_REQUEST", "message": r["error"]["message"]},
+               "data": {"status": "erro", "description": r["error"]["message"]}})
     );
     let r = call(&mut c, json!({"id": 1, "data": {}})).await;
     assert_eq!((code(&r), &r["id"]), ("BAD_REQUEST", &json!(1)));

@@ -16,8 +16,9 @@ const state = {
   subscribed: new Set(),
   logs: new Map(), // "#chan" / "@user" -> [event]
   unread: new Set(),
-  channels: [],
-  users: [],
+  channels: [], // names, as the seeds list them
+  users: [], // names, as the seeds list them
+  online: new Set(), // from the `details` beside the users' names
 };
 
 function tick() { state.clock += 1; return state.clock; }
@@ -85,6 +86,9 @@ function connect() {
     state.pending.delete(msg.id);
     if (msg.error) {
       p.reject(new RpcError(msg.error.code || "ERROR", msg.error.message || ""));
+    } else if (msg.data && msg.data.status === "erro") {
+      // The seeds' error shape only: {"status": "erro", "description": ...}.
+      p.reject(new RpcError("ERROR", msg.data.description || msg.data.message || ""));
     } else {
       observe(msg.data);
       p.resolve(msg.data === undefined ? msg.result : msg.data);
@@ -153,6 +157,7 @@ function renderList(ul, names, kind) {
     if (state.current && keyOf(state.current.kind, state.current.name) === key) li.classList.add("current");
     if (state.unread.has(key)) li.classList.add("unread");
     if (kind === "channel" && state.subscribed.has(name)) li.classList.add("subscribed");
+    if (kind === "user" && state.online.has(name)) li.classList.add("online");
     li.onclick = () => select(kind, name);
     ul.append(li);
   }
@@ -163,17 +168,20 @@ function renderLists() {
   renderList($("users"), state.users.filter((u) => u !== state.me), "user");
 }
 
-function names(list, field) {
-  return (list || []).map((x) => (typeof x === "string" ? x : x[field] || x.name || JSON.stringify(x)));
+// `users` and `channels` answer lists of names (the seeds' shape); the
+// details (online, created, creator, ...) come beside them in `details`.
+function names(list) {
+  return (list || []).filter((x) => typeof x === "string");
 }
 
 async function refreshChannels() {
   try {
     const r = await call("channels", {});
-    state.channels = names(r.channels, "channel");
+    state.channels = names(r.channels);
     if (state.me) {
       const u = await call("users", {});
-      state.users = names(u.users, "user");
+      state.users = names(u.users);
+      state.online = new Set((u.details || []).filter((d) => d && d.online).map((d) => d.user));
     }
     renderLists();
   } catch (e) { showError(e.message); }

@@ -41,6 +41,13 @@ const REPLY_OVERHEAD: usize = 1024;
 /// Room counted per list entry beyond its JSON length (MessagePack may
 /// spend a byte or two more than JSON on a long string).
 const ENTRY_OVERHEAD: usize = 16;
+/// The seeds' `status` of a successful `login` or `channel` reply.
+pub(crate) const STATUS_CREATED: &str = "sucesso";
+/// The seeds' `status` of every other successful chat reply.
+pub(crate) const STATUS_OK: &str = "OK";
+/// Longest `timestamp` string a request may carry (an ISO-8601 date and
+/// time with nanoseconds and an offset takes 35 bytes).
+const MAX_TIMESTAMP_LEN: usize = 64;
 
 /// Registers the chat services into `registry`, leaving a name already
 /// there alone.
@@ -87,9 +94,53 @@ const OPS: [Op; 11] = [
     Op::StoreBackup,
 ];
 
+impl Op {
+    /// The seeds' `status` of a successful reply.
+    fn status(self) -> &'static str {
+        match self {
+            Op::Login | Op::Channel => STATUS_CREATED,
+            _ => STATUS_OK,
+        }
+    }
+}
+
 struct ChatService {
     chat: Chat,
     op: Op,
+}
+
+/// Reads an ISO-8601 date and time, with an offset (`Z`, `+01:00`) or
+/// without one (taken as UTC), as Python's `datetime.isoformat()` writes
+/// it (`2025-11-12T10:00:00.123456`, `2025-11-12T10:00:00+00:00`).
+pub(crate) fn parse_iso8601(s: &str) -> Option<time::OffsetDateTime> {
+    use time::format_description::well_known::Iso8601;
+    if s.len() > MAX_TIMESTAMP_LEN {
+        return None;
+    }
+    time::OffsetDateTime::parse(s, &Iso8601::DEFAULT)
+        .or_else(|_| time::PrimitiveDateTime::parse(s, &Iso8601::DEFAULT).map(|t| t.assume_utc()))
+        .ok()
+}
+
+/// Checks a request's `timestamp`: absent, null, a number (integer or
+/// float; seconds or milliseconds, either is accepted) or an ISO-8601
+/// string. Anything else is a BAD_REQUEST naming the field. The value is
+/// not used: replies carry the node's own `timestamp`.
+pub(crate) fn check_timestamp(data: &Value) -> Result<(), ServiceError> {
+    match data.get("timestamp") {
+        None | Some(Value::Null | Value::Number(_)) => Ok(()),
+        Some(Value::String(s)) if parse_iso8601(s).is_some() => Ok(()),
+        Some(Value::String(s)) => {
+            let shown: String = s.chars().take(MAX_TIMESTAMP_LEN).collect();
+            Err(ServiceError::bad_request(format!(
+                "timestamp {shown:?} is not an ISO-8601 date and time \
+                 (e.g. 2025-11-12T10:00:00.123456, 2025-11-12T10:00:00Z) nor a number"
+            )))
+        }
+        Some(_) => Err(ServiceError::bad_request(
+            "timestamp must be a number or an ISO-8601 string",
+        )),
+    }
 }
 
 /// Checks a user, channel or topic name: 1 to 32 of `A-Za-z0-9_-`.
@@ -214,6 +265,38 @@ fn obj(v: Value) -> Map<String, Value> {
 impl Service for ChatService {
     async fn call(&self, req: Request, ctx: &CallContext) -> Result<Value, ServiceError> {
         let chat = &self.chat;
+        match self.serve(&req, ctx).await {
+            Ok(mut reply) => {
+                reply.insert("status".into(), Value::from(self.op.status()));
+                reply.insert("timestamp".into(), Value::from(chat.wall_clock().now_ms()));
+                reply.insert("clock".into(), Value::from(chat.clock().tick()));
+                Ok(Value::Object(reply))
+            }
+            Err(e) => {
+                // The seeds' error data: beside `status` and `description`
+                // (added by the envelope), the time and clock of the send,
+                // and for publish and message their `message` too.
+                let mut extra = Map::new();
+                extra.insert("timestamp".into(), Value::from(chat.wall_clock().now_ms()));
+                extra.insert("clock".into(), Value::from(chat.clock().tick()));
+                if matches!(self.op, Op::Publish | Op::Message) {
+                    extra.insert("message".into(), Value::from(e.message.clone()));
+                }
+                Err(e.with_data(extra))
+            }
+        }
+    }
+}
+
+impl ChatService {
+    /// Checks the request's `clock` and `timestamp`, runs the service and
+    /// returns its reply (without status, timestamp and clock).
+    async fn serve(
+        &self,
+        req: &Request,
+        ctx: &CallContext,
+    ) -> Result<Map<String, Value>, ServiceError> {
+        let chat = &self.chat;
         if !chat.hub().admit(ctx.conn_id(), ctx.pushes()) {
             return Err(ServiceError::overloaded(
                 "over this connection's chat rate limit; slow down",
@@ -228,15 +311,11 @@ impl Service for ChatService {
                 )));
             }
         }
+        check_timestamp(&req.data)?;
         let recv_clock = chat.clock().receive(received);
-        let mut reply = self.op(&req.data, ctx, recv_clock).await?;
-        reply.insert("timestamp".into(), Value::from(chat.wall_clock().now_ms()));
-        reply.insert("clock".into(), Value::from(chat.clock().tick()));
-        Ok(Value::Object(reply))
+        self.op(&req.data, ctx, recv_clock).await
     }
-}
 
-impl ChatService {
     /// Bytes a list may take in a reply.
     fn list_budget(&self) -> usize {
         self.chat
@@ -260,6 +339,8 @@ impl ChatService {
     /// The first entries of `entries` (which holds up to `limit + 1`) that
     /// fit in `limit` and below the frame limit (at least one), and the
     /// `next` cursor (the key of the last one given) when more remain.
+    /// Each entry is counted with its key (the name), since the reply
+    /// lists both: the names, and the entries beside them.
     fn page(
         &self,
         entries: impl Iterator<Item = Value>,
@@ -270,7 +351,7 @@ impl ChatService {
         let mut list = Vec::new();
         let mut more = false;
         for v in entries {
-            let size = entry_size(&v);
+            let size = entry_size(&v).saturating_add(entry_size(&key(&v)));
             if list.len() == limit || (size > budget && !list.is_empty()) {
                 more = true;
                 break;
@@ -405,8 +486,9 @@ impl ChatService {
                         "last_login": u.logins.last(),
                     })
                 });
-                let (list, next) = self.page(entries, limit, |v| v["user"].clone());
-                obj(json!({ "users": list, "next": next }))
+                let (details, next) = self.page(entries, limit, |v| v["user"].clone());
+                let names: Vec<Value> = details.iter().map(|d| d["user"].clone()).collect();
+                obj(json!({ "users": names, "details": details, "next": next }))
             }
             Op::Channel => {
                 let channel = name_field(data, "channel")?;
@@ -435,9 +517,12 @@ impl ChatService {
                     .channels_page(after, limit + 1)
                     .await
                     .map_err(store_err)?;
-                let entries = channels.into_iter().map(|c| Value::from(c.channel));
-                let (list, next) = self.page(entries, limit, Value::clone);
-                obj(json!({ "channels": list, "next": next }))
+                let entries = channels.into_iter().map(
+                    |c| json!({"channel": c.channel, "creator": c.creator, "created": c.created}),
+                );
+                let (details, next) = self.page(entries, limit, |v| v["channel"].clone());
+                let names: Vec<Value> = details.iter().map(|d| d["channel"].clone()).collect();
+                obj(json!({ "channels": names, "details": details, "next": next }))
             }
             Op::Subscribe => {
                 let name = name_field(data, "topic")?;
@@ -630,6 +715,70 @@ mod tests {
             assert!(!on_loopback(Some(a.parse().expect("addr"))), "{a}");
         }
         assert!(!on_loopback(None));
+    }
+
+    /// Timestamps as the seeds send them: numbers (int or float, seconds
+    /// or ms) and ISO-8601 strings with or without an offset; anything
+    /// else is a BAD_REQUEST naming the field.
+    #[test]
+    fn request_timestamps_are_numbers_or_iso_8601() {
+        let ok = [
+            json!(1_762_941_600),
+            json!(1_762_941_600_123u64),
+            json!(1_762_941_600.123_456),
+            json!(-1),
+            json!("2025-11-12T10:00:00.123456"),
+            json!("2025-11-12T10:00:00"),
+            json!("2025-11-12T10:00:00Z"),
+            json!("2025-11-12T10:00:00.5+01:00"),
+            json!("2025-11-12T10:00:00.123456+00:00"),
+            Value::Null,
+        ];
+        for t in ok {
+            assert_eq!(check_timestamp(&json!({ "timestamp": t })), Ok(()), "{t}");
+        }
+        assert_eq!(check_timestamp(&json!({})), Ok(()));
+        let bad = [
+            json!(true),
+            json!({"a": 1}),
+            json!([1]),
+            json!(""),
+            json!("yesterday"),
+            json!("2025-11-12"),
+            json!("2025-13-12T10:00:00"),
+            json!("2025-11-12T10:00:00 trailing"),
+            json!("12/11/2025 10:00"),
+            Value::from("2".repeat(10_000)),
+        ];
+        for t in bad {
+            let e = check_timestamp(&json!({ "timestamp": t }));
+            let e = e.err().unwrap_or_else(|| panic!("{t} accepted"));
+            assert_eq!(e.code, crate::rpc::ErrorCode::BadRequest, "{t}");
+            assert!(e.message.starts_with("timestamp"), "{t}: {}", e.message);
+        }
+        // Offsets count: the same instant written two ways.
+        assert_eq!(
+            parse_iso8601("2025-11-12T10:00:00+01:00"),
+            parse_iso8601("2025-11-12T09:00:00")
+        );
+        assert_eq!(
+            parse_iso8601("2025-11-12T10:00:00.123456").map(|t| t.microsecond()),
+            Some(123_456)
+        );
+    }
+
+    /// The seeds' statuses: "sucesso" for login and channel, "OK" for the
+    /// rest.
+    #[test]
+    fn statuses_are_the_seeds() {
+        for op in OPS {
+            let want = if matches!(op, Op::Login | Op::Channel) {
+                "sucesso"
+            } else {
+                "OK"
+            };
+            assert_eq!(op.status(), want, "{op:?}");
+        }
     }
 
     fn event(kind: EventKind, client_id: Option<&str>) -> Event {

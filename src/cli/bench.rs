@@ -187,6 +187,9 @@ enum Data<'a> {
     },
     #[serde(borrow)]
     Str(Cow<'a, str>),
+    /// Anything else, e.g. the seeds' `data` beside an error
+    /// (`{"status": "erro", "description": ...}`): read, not matched.
+    Other(serde::de::IgnoredAny),
 }
 
 #[derive(Deserialize)]
@@ -681,6 +684,12 @@ mod tests {
             job.check(br#"{"id":"4","service":"echo","error":{"code":"X","message":"m"}}"#);
         assert_eq!(id, Some(4));
         assert!(v.is_err());
+        // An error reply as the node sends it: the seeds' data beside it.
+        let (id, v) = job.check(
+            br#"{"id":5,"service":"echo","data":{"status":"erro","description":"m"},"error":{"code":"X","message":"m"}}"#,
+        );
+        assert_eq!(id, Some(5));
+        assert_eq!(v, Err("error reply X: m".to_owned()));
         let compute_job = Job {
             shape: BenchShape::Native,
             codec: Codec::MsgPack,

@@ -2,7 +2,9 @@
 //!
 //! Each bot has a connection of its own and a random name `bot_` followed by five digits; it
 //! logs in, then loops: list the channels, pick one at random (creating
-//! `general` when there is none), publish a batch of messages on it, wait,
+//! `general` when there is none), subscribe to it (once; the publications
+//! it receives there are read and dropped), publish a batch of messages on
+//! it, each one of the seeds' texts ([`SEED_TEXTS`]) at random, wait,
 //! repeat. Stops on Ctrl-C or after `--duration`, then prints a summary.
 //! A failed call is counted and the bot carries on after the pause.
 //!
@@ -14,6 +16,7 @@
 //! never counted as lost. A bot stops when no node answers.
 
 use std::collections::hash_map::RandomState;
+use std::collections::HashSet;
 use std::hash::BuildHasher;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -53,6 +56,27 @@ pub(crate) struct BotArgs {
     pub tls: super::tls::TlsArgs,
 }
 
+/// The seeds' bot messages, verbatim: each published message is one of
+/// them, chosen at random.
+pub(crate) const SEED_TEXTS: [&str; 10] = [
+    "Olá, sou um bot!",
+    "Mensagem automática",
+    "Testando o sistema",
+    "Bot em ação",
+    "Mensagem de teste",
+    "Sistema funcionando",
+    "Publicação automática",
+    "Bot ativo",
+    "Teste de carga",
+    "Mensagem gerada automaticamente",
+];
+
+/// One of [`SEED_TEXTS`] at random.
+pub(crate) fn seed_text() -> &'static str {
+    let i = usize::try_from(random(2) % SEED_TEXTS.len() as u64).unwrap_or(0);
+    SEED_TEXTS.get(i).copied().unwrap_or(SEED_TEXTS[0])
+}
+
 /// A random number (std's randomly keyed hasher; no extra crate needed).
 fn random(n: u64) -> u64 {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -71,7 +95,7 @@ pub(crate) struct BotStats {
     pub name: String,
     /// Messages acknowledged by the server.
     pub sent: u64,
-    /// Failed calls (connect, login, channels, publish).
+    /// Failed calls (connect, login, channels, subscribe, publish).
     pub errors: u64,
     /// The last error seen.
     pub last_error: Option<String>,
@@ -100,6 +124,12 @@ async fn run_bot(args: Arc<BotArgs>, session: ChatSession, stop: CancellationTok
         stats.error("connect", e);
         return stats;
     }
+    // The publications of the channels the bot is subscribed to: read and
+    // dropped, so that the session's buffer never fills.
+    let drain = session
+        .pushes()
+        .map(|mut rx| tokio::spawn(async move { while rx.recv().await.is_some() {} }));
+    let mut subscribed: HashSet<String> = HashSet::new();
     let mut logged_in = false;
     let mut gone = false;
     while !stop.is_cancelled() && !gone {
@@ -138,8 +168,21 @@ async fn run_bot(args: Arc<BotArgs>, session: ChatSession, stop: CancellationTok
                 let i = usize::try_from(random(1) % channels.len() as u64).unwrap_or(0);
                 channels[i].clone()
             };
-            for i in 0..args.messages {
-                let message = format!("hello {i} from {}", stats.name);
+            // The seeds' bots subscribe to the channel they talk in (the
+            // session subscribes again after a failover).
+            if !subscribed.contains(&channel) {
+                match session.subscribe(&channel).await {
+                    Ok(_) => {
+                        subscribed.insert(channel.clone());
+                    }
+                    Err(e) => {
+                        failed(&mut stats, "subscribe", e);
+                        return;
+                    }
+                }
+            }
+            for _ in 0..args.messages {
+                let message = seed_text();
                 match session
                     .call(
                         "publish",
@@ -173,6 +216,9 @@ async fn run_bot(args: Arc<BotArgs>, session: ChatSession, stop: CancellationTok
     if logged_in && !gone {
         let _ =
             tokio::time::timeout(Duration::from_secs(1), session.call("logout", json!({}))).await;
+    }
+    if let Some(d) = drain {
+        d.abort();
     }
     stats.failovers = session.failovers();
     stats
@@ -294,6 +340,17 @@ mod tests {
         assert!(a[4..].chars().all(|c| c.is_ascii_digit()));
         let many: std::collections::HashSet<String> = (0..50).map(|_| bot_name()).collect();
         assert!(many.len() > 40, "names repeat too often");
+    }
+
+    #[test]
+    fn messages_are_the_seeds_texts() {
+        let seen: HashSet<&str> = (0..500).map(|_| seed_text()).collect();
+        assert!(seen.iter().all(|t| SEED_TEXTS.contains(t)), "{seen:?}");
+        // Random, not always the same one: 500 draws of 10 miss one with
+        // a chance of about 10 * 0.9^500.
+        assert_eq!(seen.len(), SEED_TEXTS.len(), "{seen:?}");
+        assert_eq!(SEED_TEXTS[0], "Olá, sou um bot!");
+        assert_eq!(SEED_TEXTS[9], "Mensagem gerada automaticamente");
     }
 
     #[test]

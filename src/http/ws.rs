@@ -4,7 +4,10 @@
 //! Each text message (JSON) or binary message (MessagePack) is one RPC body,
 //! handled by the node's [`RpcProtocol`] exactly as a frame on the RPC
 //! listener; the reply goes back as a message of the same kind. Pushes
-//! (chat publications) go out as JSON text messages. Requests run
+//! (chat publications) go out in the encoding of the socket's latest
+//! request, as on the RPC listener: JSON text messages until a MessagePack
+//! request comes, MessagePack binary messages after it, until a JSON
+//! request comes. Requests run
 //! concurrently, so replies may come out of order: `id` matches them.
 //!
 //! Limits:
@@ -41,6 +44,7 @@
 //! ```
 
 use crate::util::AbortOnDrop;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -250,11 +254,16 @@ impl Handler for WsHandler {
     }
 }
 
-/// A push as the text of a WebSocket message (JSON, encoded once per push
-/// and shared with the other subscribers).
-fn push_text(rpc: &RpcProtocol, push: &Push) -> Option<String> {
+/// A push as a WebSocket message: JSON text, or MessagePack binary when
+/// `binary` (encoded once per push and encoding, shared with the other
+/// subscribers).
+fn push_message(rpc: &RpcProtocol, push: &Push, binary: bool) -> Option<Message> {
+    if binary {
+        let body = rpc.encode_push(push, crate::rpc::Encoding::MsgPack)?;
+        return Some(Message::binary(bytes::Bytes::copy_from_slice(body)));
+    }
     let body = rpc.encode_push(push, crate::rpc::Encoding::Json)?;
-    String::from_utf8(body.to_vec()).ok()
+    String::from_utf8(body.to_vec()).ok().map(Message::text)
 }
 
 fn close_frame(code: CloseCode, reason: &'static str) -> Option<CloseFrame> {
@@ -273,6 +282,7 @@ async fn write<S>(
     mut pushes: crate::rpc::PushReceiver,
     rpc: Arc<RpcProtocol>,
     failed: CancellationToken,
+    binary: Arc<AtomicBool>,
 ) where
     S: futures::Sink<Message> + Unpin,
 {
@@ -285,9 +295,10 @@ async fn write<S>(
                 Some(batch) => {
                     // One message per push, flushed once for the batch.
                     let mut sent = true;
+                    let binary = binary.load(Ordering::Relaxed);
                     for p in &batch {
-                        if let Some(text) = push_text(&rpc, p) {
-                            if sink.feed(Message::text(text)).await.is_err() {
+                        if let Some(msg) = push_message(&rpc, p, binary) {
+                            if sink.feed(msg).await.is_err() {
                                 sent = false;
                                 break;
                             }
@@ -359,12 +370,15 @@ async fn serve<S>(
     let conn = rpc.open_message_connection(None, push_tx);
     let (out_tx, out_rx) = mpsc::channel::<Message>(OUT_QUEUE);
     let failed = CancellationToken::new();
+    // Whether the latest request was binary (MessagePack): pushes follow.
+    let binary_pushes = Arc::new(AtomicBool::new(false));
     let writer = AbortOnDrop::new(tokio::spawn(write(
         sink,
         out_rx,
         push_rx,
         rpc.clone(),
         failed.clone(),
+        binary_pushes.clone(),
     )));
     let max_in_flight = rpc.settings().max_in_flight.max(1);
     let mut running = FuturesUnordered::<AbortOnDrop>::new();
@@ -400,6 +414,10 @@ async fn serve<S>(
                         break None;
                     }
                 };
+                if let Some(enc) = crate::rpc::Encoding::detect(&body) {
+                    let msgpack = enc == crate::rpc::Encoding::MsgPack;
+                    binary_pushes.store(msgpack, Ordering::Relaxed);
+                }
                 running.push(spawn_request(&rpc, conn.context(), &out_tx, body, binary));
             }
             () = alarm.as_mut(), if keep_alive.interval.is_some() => {

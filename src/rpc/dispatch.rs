@@ -21,7 +21,7 @@ use prometheus::{Histogram, IntCounter, IntCounterVec};
 use serde_json::Value;
 use tokio::sync::Semaphore;
 
-use super::envelope::{self, Encoding, ErrorCode, RequestId, Shape};
+use super::envelope::{self, Encoding, ErrorCode, ErrorReply, RequestId, Shape};
 use super::registry::{CallContext, Registry, Request, Service, ServiceError};
 use super::services;
 use super::settings::RpcSettings;
@@ -275,7 +275,11 @@ impl RpcShared {
         let start = out.len();
         let outcome = match &c.result {
             Ok(v) => Ok(v),
-            Err(e) => Err((e.code, e.message.as_str())),
+            Err(e) => Err(ErrorReply {
+                code: e.code,
+                message: e.message.as_str(),
+                data: e.data(),
+            }),
         };
         let service = c.service.as_deref();
         let problem = match envelope::write_reply(out, c.enc, c.shape, &c.id, service, outcome) {
@@ -291,7 +295,7 @@ impl RpcShared {
             return true;
         };
         tracing::warn!(id = ?c.id, service, %problem, "replacing an unsendable reply");
-        let fallback = (ErrorCode::Internal, problem.as_str());
+        let fallback = ErrorReply::new(ErrorCode::Internal, problem.as_str());
         envelope::write_reply(out, c.enc, c.shape, &c.id, service, Err(fallback)).is_ok()
     }
 

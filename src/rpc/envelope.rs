@@ -522,13 +522,61 @@ struct ErrOut<'a> {
     message: &'a str,
 }
 
+/// The `status` of an error reply's `data`, as the seeds spell it.
+pub(crate) const ERROR_STATUS: &str = "erro";
+
+/// The `data` of a native error reply, in the seeds' shape:
+/// `{"status": "erro", "description": <message>, <extra>...}` (an extra
+/// field named `status` or `description` is left out).
+struct ErrData<'a> {
+    description: &'a str,
+    extra: Option<&'a Map<String, Value>>,
+}
+
+impl ErrData<'_> {
+    fn extras(&self) -> impl Iterator<Item = (&String, &Value)> {
+        self.extra
+            .into_iter()
+            .flatten()
+            .filter(|(k, _)| !matches!(k.as_str(), "status" | "description"))
+    }
+}
+
+impl Serialize for ErrData<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(2 + self.extras().count()))?;
+        m.serialize_entry("status", ERROR_STATUS)?;
+        m.serialize_entry("description", self.description)?;
+        for (k, v) in self.extras() {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
+/// The `data` of a native reply: the service's, or an error's.
+enum DataOut<'a> {
+    Ok(&'a Value),
+    Err(ErrData<'a>),
+}
+
+impl Serialize for DataOut<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            DataOut::Ok(v) => v.serialize(s),
+            DataOut::Err(e) => e.serialize(s),
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct NativeOut<'a> {
     id: &'a RequestId,
     #[serde(skip_serializing_if = "Option::is_none")]
     service: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    data: Option<&'a Value>,
+    data: Option<DataOut<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<ErrOut<'a>>,
 }
@@ -542,8 +590,28 @@ struct ThreadCenterOut<'a> {
     error: Option<ErrOut<'a>>,
 }
 
-/// What a reply says: data, or an error code and message.
-pub(crate) type Outcome<'a> = Result<&'a Value, (ErrorCode, &'a str)>;
+/// An error as a reply says it: the code and message of `error`, and the
+/// extra fields of the seeds' `data` beside it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ErrorReply<'a> {
+    pub(crate) code: ErrorCode,
+    pub(crate) message: &'a str,
+    pub(crate) data: Option<&'a Map<String, Value>>,
+}
+
+impl<'a> ErrorReply<'a> {
+    /// An error with no extra fields.
+    pub(crate) fn new(code: ErrorCode, message: &'a str) -> Self {
+        ErrorReply {
+            code,
+            message,
+            data: None,
+        }
+    }
+}
+
+/// What a reply says: data, or an error.
+pub(crate) type Outcome<'a> = Result<&'a Value, ErrorReply<'a>>;
 
 fn write_body<T: Serialize>(out: &mut BytesMut, enc: Encoding, v: &T) -> Result<(), EncodeError> {
     let start = out.len();
@@ -560,6 +628,12 @@ fn write_body<T: Serialize>(out: &mut BytesMut, enc: Encoding, v: &T) -> Result<
 }
 
 /// Appends the reply body to `out`. On error `out` is left as it was.
+///
+/// A native error reply is `{"id", "service", "data", "error"}`: `error`
+/// is corral's `{"code", "message"}`, `data` the seeds' `{"status":
+/// "erro", "description": <message>, ...}` (their clients read
+/// `data.status` and show `data.description`). A ThreadCenter error reply
+/// keeps its own shape, `{"id", "error"}`.
 pub(crate) fn write_reply(
     out: &mut BytesMut,
     enc: Encoding,
@@ -568,30 +642,45 @@ pub(crate) fn write_reply(
     service: Option<&str>,
     outcome: Outcome<'_>,
 ) -> Result<(), EncodeError> {
-    let (data, error) = match outcome {
-        Ok(v) => (Some(v), None),
-        Err((code, message)) => (None, Some(ErrOut { code, message })),
-    };
     match shape {
-        Shape::Native => write_body(
-            out,
-            enc,
-            &NativeOut {
-                id,
-                service,
-                data,
-                error,
-            },
-        ),
-        Shape::ThreadCenter => write_body(
-            out,
-            enc,
-            &ThreadCenterOut {
-                id,
-                result: data,
-                error,
-            },
-        ),
+        Shape::Native => {
+            let (data, error) = match outcome {
+                Ok(v) => (DataOut::Ok(v), None),
+                Err(e) => (
+                    DataOut::Err(ErrData {
+                        description: e.message,
+                        extra: e.data,
+                    }),
+                    Some(ErrOut {
+                        code: e.code,
+                        message: e.message,
+                    }),
+                ),
+            };
+            write_body(
+                out,
+                enc,
+                &NativeOut {
+                    id,
+                    service,
+                    data: Some(data),
+                    error,
+                },
+            )
+        }
+        Shape::ThreadCenter => {
+            let (result, error) = match outcome {
+                Ok(v) => (Some(v), None),
+                Err(e) => (
+                    None,
+                    Some(ErrOut {
+                        code: e.code,
+                        message: e.message,
+                    }),
+                ),
+            };
+            write_body(out, enc, &ThreadCenterOut { id, result, error })
+        }
     }
 }
 
@@ -782,9 +871,10 @@ mod tests {
                     Shape::Native,
                     &RequestId::from(3i64),
                     Some("x"),
-                    Err((ErrorCode::UnknownService, "no"))
+                    Err(ErrorReply::new(ErrorCode::UnknownService, "no"))
                 ),
-                json!({"id":3,"service":"x","error":{"code":"UNKNOWN_SERVICE","message":"no"}})
+                json!({"id":3,"service":"x","error":{"code":"UNKNOWN_SERVICE","message":"no"},
+                       "data":{"status":"erro","description":"no"}})
             );
             assert_eq!(
                 reply(
@@ -792,9 +882,38 @@ mod tests {
                     Shape::Native,
                     &RequestId::NULL,
                     None,
-                    Err((ErrorCode::BadRequest, "bad"))
+                    Err(ErrorReply::new(ErrorCode::BadRequest, "bad"))
                 ),
-                json!({"id":null,"error":{"code":"BAD_REQUEST","message":"bad"}})
+                json!({"id":null,"error":{"code":"BAD_REQUEST","message":"bad"},
+                       "data":{"status":"erro","description":"bad"}})
+            );
+        }
+    }
+
+    /// The seeds' error `data`: status and description first, the extra
+    /// fields beside them, never in their place.
+    #[test]
+    fn native_error_data_carries_extra_fields_beside_the_seeds() {
+        let extra = json!({"timestamp": 5, "clock": 7, "status": "x", "description": "y"});
+        let extra = extra.as_object().cloned().unwrap_or_default();
+        for enc in [Encoding::Json, Encoding::MsgPack] {
+            let e = ErrorReply {
+                code: ErrorCode::NotFound,
+                message: "no channel",
+                data: Some(&extra),
+            };
+            assert_eq!(
+                reply(
+                    enc,
+                    Shape::Native,
+                    &RequestId::from(1i64),
+                    Some("publish"),
+                    Err(e)
+                ),
+                json!({"id": 1, "service": "publish",
+                       "error": {"code": "NOT_FOUND", "message": "no channel"},
+                       "data": {"status": "erro", "description": "no channel",
+                                "timestamp": 5, "clock": 7}})
             );
         }
     }
@@ -819,7 +938,7 @@ mod tests {
                     Shape::ThreadCenter,
                     &id,
                     Some("compute"),
-                    Err((ErrorCode::BadRequest, "n"))
+                    Err(ErrorReply::new(ErrorCode::BadRequest, "n"))
                 ),
                 json!({"id":"1","error":{"code":"BAD_REQUEST","message":"n"}})
             );

@@ -11,12 +11,17 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::envelope::{ErrorCode, RequestId, Shape};
 use super::push::PushSender;
 
 /// An error a service answers with: a code and a message for humans.
+///
+/// A native-shape error reply carries `"error": {"code", "message"}` and,
+/// beside it, the seeds' `"data": {"status": "erro", "description":
+/// <message>}` plus the fields given with [`ServiceError::with_data`]
+/// (the chat adds `timestamp` and `clock`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{code}: {message}")]
 pub struct ServiceError {
@@ -24,6 +29,8 @@ pub struct ServiceError {
     pub code: ErrorCode,
     /// A message for humans.
     pub message: String,
+    /// Extra fields of the error reply's `data`.
+    data: Option<Box<Map<String, Value>>>,
 }
 
 impl ServiceError {
@@ -32,7 +39,25 @@ impl ServiceError {
         ServiceError {
             code,
             message: message.into(),
+            data: None,
         }
+    }
+
+    /// The error with `fields` added to its reply's `data` (beside
+    /// `status` and `description`, which these never replace; a field
+    /// given twice keeps its last value).
+    #[must_use]
+    pub fn with_data(mut self, fields: Map<String, Value>) -> Self {
+        match &mut self.data {
+            Some(d) => d.extend(fields),
+            None => self.data = Some(Box::new(fields)),
+        }
+        self
+    }
+
+    /// The extra fields of the error reply's `data`, if any were given.
+    pub fn data(&self) -> Option<&Map<String, Value>> {
+        self.data.as_deref()
     }
 
     /// A BAD_REQUEST error (missing or ill-typed field).
