@@ -1,6 +1,8 @@
 //! The seeds' message shapes (tests/fixtures/seed/*.json) against a real
-//! node: every fixture in JSON and in MessagePack, over TCP framing and over
-//! the WebSocket (`/ws` on the HTTP listener). A reply or push matches a
+//! node: every fixture in JSON and in MessagePack, over TCP framing, over
+//! the WebSocket (`/ws` on the HTTP listener) and over ZeroMQ (a DEALER to
+//! the `zmq_router` endpoint; pushes from a SUB peer of `zmq_xpub`
+//! subscribed to the channel and to the user's name, as the seeds do). A reply or push matches a
 //! fixture when every key the fixture names is there with the same JSON type
 //! and, for literals, the same value; `volatile` paths by type only (see
 //! tests/fixtures/seed/README.md). Then the hostile timestamps: every wrong
@@ -14,6 +16,7 @@ use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
+use corral::client::{Codec, FrameConn, ZmqSubscriber};
 use corral::config::{Config, ListenerConfig, ProtocolKind};
 use corral::node::Node;
 use corral::transport::Transport;
@@ -51,6 +54,7 @@ enum Enc {
 enum Via {
     Tcp,
     Ws,
+    Zmq,
 }
 
 type Ws =
@@ -59,6 +63,7 @@ type Ws =
 enum Link {
     Tcp(TcpStream),
     Ws(Box<Ws>),
+    Zmq(FrameConn, ZmqSubscriber),
 }
 
 /// One client connection speaking the seeds' envelopes, without ids.
@@ -82,6 +87,18 @@ impl Conn {
                     .await
                     .expect("websocket handshake");
                 Link::Ws(Box::new(ws))
+            }
+            Via::Zmq => {
+                let req = node.local_addr("zmq").expect("zmq address");
+                let sub = node.local_addr("zmq_pub").expect("zmq_pub address");
+                let codec = match enc {
+                    Enc::Json => Codec::Json,
+                    Enc::MsgPack => Codec::MsgPack,
+                };
+                let (conn, subscriber) = FrameConn::connect_zmq_with_sub(req, sub, codec)
+                    .await
+                    .expect("connects");
+                Link::Zmq(conn, subscriber)
             }
         };
         Conn {
@@ -119,6 +136,16 @@ impl Conn {
                 };
                 ws.send(msg).await.expect("send");
             }
+            Link::Zmq(conn, _) => conn.send_frame(Bytes::from(body)).await.expect("send"),
+        }
+    }
+
+    /// A ZeroMQ peer subscribes its SUB socket to `topic` (the seeds'
+    /// way; a subscription travels on its own, so give it time to arrive).
+    async fn subscribe_sub(&mut self, topic: &str) {
+        if let Link::Zmq(_, sub) = &self.link {
+            sub.subscribe(topic).await.expect("subscribe");
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         }
     }
 
@@ -141,6 +168,12 @@ impl Conn {
                     other => panic!("{:?}: unexpected message {other:?}", self.enc),
                 }
             },
+            Link::Zmq(conn, _) => conn
+                .recv_frame()
+                .await
+                .expect("a message")
+                .expect("not closed")
+                .to_vec(),
         };
         self.decode(&body)
     }
@@ -285,7 +318,9 @@ async fn start(dir: &Path) -> Node {
     rpc.drain_timeout_ms = 500;
     let mut http = ListenerConfig::new("http", Transport::Tcp, ProtocolKind::Http, 0);
     http.drain_timeout_ms = 500;
-    c.listeners = vec![rpc, http];
+    let zmq = ListenerConfig::new("zmq", Transport::Tcp, ProtocolKind::ZmqRouter, 0);
+    let zmq_pub = ListenerConfig::new("zmq_pub", Transport::Tcp, ProtocolKind::ZmqXpub, 0);
+    c.listeners = vec![rpc, http, zmq, zmq_pub];
     c.node.data_dir = dir.join("data");
     c.http.docroot = dir.to_path_buf();
     c.chat.enabled = true;
@@ -313,6 +348,8 @@ async fn play(via: Via, enc: Enc) {
                 .call(&json!({"service": "subscribe", "data": {"topic": "general"}}))
                 .await;
             assert_eq!(r["data"]["status"], "OK", "{tag} bob subscribe: {r}");
+            bob.subscribe_sub("general").await;
+            bob.subscribe_sub("bob").await;
         }
         let f = fixture(name);
         let volatile = volatile_of(&f);
@@ -354,6 +391,16 @@ async fn play(via: Via, enc: Enc) {
         );
     }
     node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_shapes_json_over_zeromq() {
+    guarded(play(Via::Zmq, Enc::Json)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_shapes_msgpack_over_zeromq() {
+    guarded(play(Via::Zmq, Enc::MsgPack)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

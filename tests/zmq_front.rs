@@ -206,12 +206,17 @@ async fn req_and_dealer_peers_are_answered_with_the_seeds_requests() {
     }
     assert_eq!(replies[0]["enc"], "msgpack");
     assert_eq!(replies[6]["enc"], "json");
-    let users: Vec<&Value> = replies[1]["reply"]["data"]["users"]
-        .as_array()
-        .expect("users")
-        .iter()
-        .collect();
-    assert_eq!(users.len(), 2, "{}", replies[1]);
+    // The seeds' shapes: statuses as they show them, users as names.
+    let status = |i: usize| replies[i]["reply"]["data"]["status"].clone();
+    assert_eq!(status(0), "sucesso");
+    assert_eq!(status(2), "sucesso");
+    assert_eq!(status(4), "OK");
+    assert_eq!(status(5), "OK");
+    assert_eq!(
+        replies[1]["reply"]["data"]["users"],
+        json!(["alice", "bob"])
+    );
+    assert_eq!(replies[3]["reply"]["data"]["channels"], json!(["geral"]));
     assert!(replies[4]["reply"]["data"]["seq"].is_u64());
     assert_eq!(replies[5]["reply"]["data"]["dst"], "bob");
     // An error, over ZeroMQ as over TCP: the code, and the connection lives
