@@ -74,7 +74,9 @@
 //! `event_clock` (the clock stored with the event).
 //!
 //! Errors: BAD_REQUEST (bad or missing field, bad name, message too long,
-//! not logged in, `user`/`src` other than the logged-in user, missing or
+//! not logged in, `user`/`src` other than the logged-in user (on a
+//! [sessionless](crate::rpc::CallContext::sessionless) ZeroMQ connection: a
+//! user who never logged in, or one with a token not logged in there), missing or
 //! wrong token, absurd clock), NOT_FOUND (unknown channel, user or topic),
 //! CONFLICT (channel exists, name taken by a user or channel, `store` not
 //! the node's store), OVERLOADED (over the connection's rate limit),

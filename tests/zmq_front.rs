@@ -596,3 +596,60 @@ async fn corral_clients_run_over_zeromq_directly_and_through_the_seeds_broker() 
         }
     }
 }
+
+/// Over ZeroMQ the application never sees connections (libzmq reconnects
+/// on its own; a broker carries many clients on one), so the seeds'
+/// servers took the sender a request names: so does corral there, for
+/// users without a token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zeromq_request_names_its_sender_as_with_the_seeds_servers() {
+    let n = start_with(|c| {
+        with_zmq(c);
+        c.chat.users.insert("vip".into(), "secret".into());
+    })
+    .await;
+    let addr = endpoint(&n, "zmq");
+    let seed = |service: &str, data: Value| msgpack(json!({"service": service, "data": data}));
+    // alice logs in on one REQ socket (and channel "geral" is made) ...
+    run(
+        "req",
+        json!({"addr": addr, "requests": [
+            seed("login", json!({"user": "alice"})),
+            seed("login", json!({"user": "bob"})),
+            seed("channel", json!({"channel": "geral"})),
+        ]}),
+    )
+    .await;
+    // ... and publishes from another, as a client whose socket reconnected.
+    let replies = run(
+        "req",
+        json!({"addr": addr, "requests": [
+            seed("publish", json!({"user": "alice", "channel": "geral", "message": "a"})),
+            seed("message", json!({"src": "alice", "dst": "bob", "message": "b"})),
+            seed("publish", json!({"user": "ghost", "channel": "geral", "message": "c"})),
+            seed("publish", json!({"user": "vip", "channel": "geral", "message": "d"})),
+            seed("publish", json!({"channel": "geral", "message": "e"})),
+            seed("login", json!({"user": "vip", "token": "secret"})),
+            seed("publish", json!({"user": "vip", "channel": "geral", "message": "f"})),
+        ]}),
+    )
+    .await;
+    let status = |i: usize| replies[i]["reply"]["data"]["status"].clone();
+    let code = |i: usize| replies[i]["reply"]["error"]["code"].clone();
+    assert_eq!(status(0), "OK", "{}", replies[0]);
+    assert_eq!(status(1), "OK", "{}", replies[1]);
+    assert_eq!(code(2), "BAD_REQUEST", "never logged in: {}", replies[2]);
+    assert_eq!(code(3), "BAD_REQUEST", "a token user: {}", replies[3]);
+    assert_eq!(code(4), "BAD_REQUEST", "no sender at all: {}", replies[4]);
+    assert_eq!(status(6), "OK", "logged in with the token: {}", replies[6]);
+    // Over corral's own framing the connection's login still decides.
+    let (c, _) = n.client(Codec::Json).await;
+    ok(&c, "login", json!({"user": "bob"})).await;
+    let refused = c
+        .call(
+            "publish",
+            json!({"user": "alice", "channel": "geral", "message": "x"}),
+        )
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
+}

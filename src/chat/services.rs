@@ -373,14 +373,43 @@ impl ChatService {
             .ok_or_else(|| ServiceError::bad_request("log in first (service login)"))
     }
 
-    /// `who` (the `user` or `src` field) must be absent or the logged-in user.
-    fn sender(&self, data: &Value, key: &str, ctx: &CallContext) -> Result<String, ServiceError> {
-        let me = self.logged_in(ctx)?;
-        match str_field(data, key)? {
-            Some(u) if u != me => Err(ServiceError::bad_request(format!(
+    /// The sender of a publish or private message. `who` (the `user` or
+    /// `src` field) must be absent or the logged-in user, except on a
+    /// sessionless connection (ZeroMQ: libzmq reconnects unseen, a broker
+    /// carries many clients on one connection), where the seeds' servers'
+    /// rule holds: the request names its sender, who must be a known user
+    /// without a token (anyone may log in as such a user, so naming one
+    /// grants nothing more); a user with a token (`[chat.users]`) must have
+    /// logged in on the connection.
+    async fn sender(
+        &self,
+        data: &Value,
+        key: &str,
+        ctx: &CallContext,
+    ) -> Result<String, ServiceError> {
+        let named = str_field(data, key)?;
+        let me = self.chat.hub().user_of(ctx.conn_id());
+        match (named, me) {
+            (Some(u), Some(me)) if u == me => Ok(me),
+            (Some(u), _) if ctx.is_sessionless() => {
+                validate_name(key, u)?;
+                if self.chat.settings().users.contains_key(u) {
+                    return Err(ServiceError::bad_request(format!(
+                        "{key} {u:?} logs in with a token: log in on this connection first"
+                    )));
+                }
+                match self.chat.store().user(u).await.map_err(store_err)? {
+                    Some(_) => Ok(u.to_owned()),
+                    None => Err(ServiceError::bad_request(format!(
+                        "{key} {u:?} has never logged in (service login)"
+                    ))),
+                }
+            }
+            (Some(u), Some(me)) => Err(ServiceError::bad_request(format!(
                 "{key} {u:?} is not the logged-in user {me:?}"
             ))),
-            _ => Ok(me),
+            (_, Some(me)) => Ok(me),
+            (_, None) => Err(ServiceError::bad_request("log in first (service login)")),
         }
     }
 
@@ -551,7 +580,7 @@ impl ChatService {
                 obj(json!({"topic": name, "unsubscribed": was}))
             }
             Op::Publish => {
-                let user = self.sender(data, "user", ctx)?;
+                let user = self.sender(data, "user", ctx).await?;
                 let channel = name_field(data, "channel")?.to_owned();
                 let (ev, duplicate) = self
                     .append(EventKind::Publish, user, channel, data, clock)
@@ -562,7 +591,7 @@ impl ChatService {
                 }))
             }
             Op::Message => {
-                let src = self.sender(data, "src", ctx)?;
+                let src = self.sender(data, "src", ctx).await?;
                 let dst = name_field(data, "dst")?.to_owned();
                 let (ev, duplicate) = self
                     .append(EventKind::Message, src, dst, data, clock)

@@ -151,6 +151,7 @@ pub struct CallContext {
     conn_id: u64,
     peer: Option<SocketAddr>,
     pushes: PushSender,
+    sessionless: bool,
 }
 
 impl CallContext {
@@ -161,6 +162,7 @@ impl CallContext {
             conn_id,
             peer,
             pushes,
+            sessionless: false,
         }
     }
 
@@ -178,6 +180,22 @@ impl CallContext {
     /// later. Sends fail once the connection is gone.
     pub fn pushes(&self) -> &PushSender {
         &self.pushes
+    }
+
+    /// The same context, for a transport whose connections the application
+    /// does not see (ZeroMQ: libzmq reconnects on its own, a broker carries
+    /// many clients on one connection), so that a request's state must not
+    /// hang on its connection: services take what a request names (the chat
+    /// takes the sender a request names; see `crate::chat`).
+    pub fn sessionless(mut self) -> Self {
+        self.sessionless = true;
+        self
+    }
+
+    /// Whether the connection is of such a transport (see
+    /// [`CallContext::sessionless`]).
+    pub fn is_sessionless(&self) -> bool {
+        self.sessionless
     }
 }
 

@@ -236,6 +236,7 @@ impl RpcProtocol {
             self.shared.clone(),
             ctx,
             PUSH_STREAM,
+            false,
         )
         .await
     }
@@ -270,7 +271,8 @@ impl RpcProtocol {
     /// Serves a connection given as a stream of request frames, each with a
     /// tag that goes out with its reply, and a sink of replies and pushes
     /// (pushes go out with `push_tag`): the loop of every RPC connection,
-    /// for a transport that frames messages its own way (ZeroMQ).
+    /// for a transport that frames messages its own way (ZeroMQ), whose
+    /// calls are [sessionless](CallContext::sessionless).
     #[cfg(feature = "zmq")]
     pub(crate) async fn serve_tagged<R, W, T>(
         &self,
@@ -284,7 +286,7 @@ impl RpcProtocol {
         W: Sink<(Outgoing, T), Error = FrameError> + Unpin,
         T: Clone + Send + 'static,
     {
-        serve_framed(reader, writer, self.shared.clone(), ctx, push_tag).await
+        serve_framed(reader, writer, self.shared.clone(), ctx, push_tag, true).await
     }
 
     /// Handles one request body to completion and returns the reply body
@@ -354,7 +356,7 @@ where
     // when the limit is set smaller than an error message).
     let writer = FrameWriter::new(w, WRITE_BUFFER, max)
         .with(|(out, ()): (Outgoing, ())| futures::future::ready(Ok::<_, FrameError>(out)));
-    serve_framed(reader, writer, shared, conn, ()).await
+    serve_framed(reader, writer, shared, conn, (), false).await
 }
 
 /// Whether an I/O error just means the peer went away.
@@ -435,6 +437,7 @@ pub(crate) async fn serve_framed<R, W, T>(
     shared: Arc<RpcShared>,
     conn: ConnCtx,
     push_tag: T,
+    sessionless: bool,
 ) -> Result<(), RpcConnError>
 where
     R: Stream<Item = Result<(Frame, T), FrameError>> + Unpin,
@@ -448,7 +451,11 @@ where
         mut pushes_rx,
     } = conn;
     let (conn_id, _counted) = shared.stats.connection_opened();
-    let cx = Arc::new(CallContext::new(conn_id, peer, pushes_tx));
+    let mut cx = CallContext::new(conn_id, peer, pushes_tx);
+    if sessionless {
+        cx = cx.sessionless();
+    }
+    let cx = Arc::new(cx);
     let max_in_flight = shared.settings.max_in_flight;
     let idle = shared.settings.idle_timeout();
 
