@@ -653,3 +653,105 @@ async fn a_zeromq_request_names_its_sender_as_with_the_seeds_servers() {
         .await;
     assert!(refused.is_err(), "{refused:?}");
 }
+
+/// `corral bot` and `corral client` over the ZeroMQ endpoints (--zmq,
+/// --zmq-sub), as the seeds' bots and clients run against a broker and a
+/// proxy: the bots subscribe to their channel on the SUB socket and
+/// publish the seeds' texts; a libzmq SUB peer sees them; the client gets
+/// a private message on its SUB socket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corral_bot_and_client_run_over_the_zeromq_endpoints() {
+    let n = start_with(with_zmq).await;
+    let req = n.node.local_addr("zmq").expect("bound").to_string();
+    let sub = n.node.local_addr("zmq_pub").expect("bound").to_string();
+    let watcher = Sub::start(
+        json!({"addr": endpoint(&n, "zmq_pub"), "topics": ["general"],
+                                    "count": 5}),
+    )
+    .await;
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_corral"))
+        .args([
+            "bot",
+            "--count",
+            "2",
+            "--duration",
+            "3",
+            "--pause",
+            "0.2",
+            "--messages",
+            "3",
+        ])
+        .args(["--zmq", &req, "--zmq-sub", &sub])
+        .output()
+        .await
+        .expect("corral bot runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(" 0 errors"), "{stdout}");
+    let seen = watcher.received().await;
+    assert_eq!(seen.len(), 5, "{seen:?}");
+    for m in &seen {
+        assert!(
+            m["body"]["user"]
+                .as_str()
+                .is_some_and(|u| u.starts_with("bot_")),
+            "{m}"
+        );
+    }
+    // The bots subscribed their SUB sockets to the channel they talk in:
+    // more pushes went out than the watcher's one per publication.
+    let sent: u64 = stdout
+        .split("total: ")
+        .nth(1)
+        .and_then(|t| t.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .expect("the summary's total");
+    let delivered = n.node.metrics().chat_pushes_delivered.get();
+    assert!(
+        delivered > sent,
+        "{delivered} pushes for {sent} publications"
+    );
+
+    // The interactive client: logs in (its SUB socket subscribes to its
+    // name), and a private message to it arrives there.
+    let mut client = tokio::process::Command::new(env!("CARGO_BIN_EXE_corral"))
+        .args([
+            "client",
+            "--zmq",
+            &req,
+            "--zmq-sub",
+            &sub,
+            "--user",
+            "carol",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("corral client runs");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let (ann, _) = n.client(Codec::Json).await;
+    ok(&ann, "login", json!({"user": "ann"})).await;
+    ok(
+        &ann,
+        "message",
+        json!({"dst": "carol", "message": "over zmq"}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let mut stdin = client.stdin.take().expect("stdin");
+    stdin.write_all(b"users\nquit\n").await.expect("write");
+    drop(stdin);
+    let out = client.wait_with_output().await.expect("the client ends");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("logged in as carol"), "{stdout}");
+    assert!(
+        stdout.contains("<< ") && stdout.contains("over zmq"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("ann"), "users listed: {stdout}");
+}

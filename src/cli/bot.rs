@@ -54,6 +54,8 @@ pub(crate) struct BotArgs {
     pub pause: f64,
     #[command(flatten)]
     pub tls: super::tls::TlsArgs,
+    #[command(flatten)]
+    pub zmq: super::chat_client::ZmqArgs,
 }
 
 /// The seeds' bot messages, verbatim: each published message is one of
@@ -110,7 +112,12 @@ impl BotStats {
     }
 }
 
-async fn run_bot(args: Arc<BotArgs>, session: ChatSession, stop: CancellationToken) -> BotStats {
+async fn run_bot(
+    args: Arc<BotArgs>,
+    session: ChatSession,
+    zmq: Option<super::chat_client::ZmqSub>,
+    stop: CancellationToken,
+) -> BotStats {
     let mut stats = BotStats {
         name: bot_name(),
         ..BotStats::default()
@@ -171,8 +178,13 @@ async fn run_bot(args: Arc<BotArgs>, session: ChatSession, stop: CancellationTok
             // The seeds' bots subscribe to the channel they talk in (the
             // session subscribes again after a failover).
             if !subscribed.contains(&channel) {
-                match session.subscribe(&channel).await {
-                    Ok(_) => {
+                // Over ZeroMQ, on the SUB socket.
+                let done = match &zmq {
+                    Some(sub) => sub.subscribe(&channel).await.map_err(SessionError::Client),
+                    None => session.subscribe(&channel).await.map(drop),
+                };
+                match done {
+                    Ok(()) => {
                         subscribed.insert(channel.clone());
                     }
                     Err(e) => {
@@ -266,9 +278,21 @@ pub(crate) async fn run(args: BotArgs) -> anyhow::Result<ExitCode> {
         // Bot i starts on address i mod n, then goes round from there.
         let mut mine = addrs.clone();
         mine.rotate_left(i % addrs.len());
-        let opts = super::chat_client::session_options(&mine, args.codec, timeout, &connector)?;
+        let (opts, zmq) =
+            match super::chat_client::zmq_session_options(&args.zmq, args.codec, timeout)? {
+                Some((opts, sub)) => (opts, Some(sub)),
+                None => (
+                    super::chat_client::session_options(&mine, args.codec, timeout, &connector)?,
+                    None,
+                ),
+            };
         let session = ChatSession::new(opts);
-        bots.push(tokio::spawn(run_bot(args.clone(), session, stop.clone())));
+        bots.push(tokio::spawn(run_bot(
+            args.clone(),
+            session,
+            zmq,
+            stop.clone(),
+        )));
     }
     eprintln!(
         "{} bot(s) on {}; stop with Ctrl-C{}",

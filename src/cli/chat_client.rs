@@ -17,7 +17,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use corral::client::{ChatSession, Codec, IncomingPush, SessionError, SessionOptions};
+use corral::client::{
+    ChatSession, ClientError, Codec, FrameConn, IncomingPush, SessionError, SessionOptions,
+    ZmqSubscriber,
+};
 use serde_json::{json, Map, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -40,6 +43,76 @@ pub(crate) struct ClientArgs {
     pub timeout: f64,
     #[command(flatten)]
     pub tls: super::tls::TlsArgs,
+    #[command(flatten)]
+    pub zmq: ZmqArgs,
+}
+
+/// `--zmq` and `--zmq-sub`: a chat tool over ZeroMQ instead of --addr.
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct ZmqArgs {
+    /// Talk ZeroMQ instead of corral's framing: requests to this request
+    /// endpoint (a node's `zmq_router` listener, or the seeds' broker port),
+    /// as a DEALER. Needs --zmq-sub; --addr is then not used.
+    #[arg(long, value_name = "HOST:PORT", requires = "zmq_sub")]
+    pub zmq: Option<String>,
+    /// With --zmq: publications from this publication endpoint (a node's
+    /// `zmq_xpub` listener, or the seeds' proxy port), as a SUB socket
+    /// subscribed to the channels subscribed to and to the user's name.
+    #[arg(long, value_name = "HOST:PORT", requires = "zmq")]
+    pub zmq_sub: Option<String>,
+}
+
+/// The SUB socket of a session over ZeroMQ: subscriptions go there, not to
+/// the `subscribe` service. Set anew by each connection. Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ZmqSub(std::sync::Arc<std::sync::Mutex<Option<ZmqSubscriber>>>);
+
+impl ZmqSub {
+    fn current(&self) -> Result<ZmqSubscriber, ClientError> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or(ClientError::Closed)
+    }
+
+    /// Subscribes the SUB socket to `topic`.
+    pub(crate) async fn subscribe(&self, topic: &str) -> Result<(), ClientError> {
+        self.current()?.subscribe(topic).await
+    }
+
+    /// Cancels a subscription of the SUB socket.
+    pub(crate) async fn unsubscribe(&self, topic: &str) -> Result<(), ClientError> {
+        self.current()?.unsubscribe(topic).await
+    }
+}
+
+/// Session options over ZeroMQ (`--zmq`, `--zmq-sub`), and the SUB socket
+/// each connection sets; `None` without --zmq.
+pub(crate) fn zmq_session_options(
+    args: &ZmqArgs,
+    codec: Codec,
+    timeout: Duration,
+) -> anyhow::Result<Option<(SessionOptions, ZmqSub)>> {
+    let (Some(req), Some(sub)) = (&args.zmq, &args.zmq_sub) else {
+        return Ok(None);
+    };
+    let mut opts = SessionOptions::new([req.as_str()]).context("bad --zmq")?;
+    opts.codec = codec;
+    opts.call_timeout = timeout;
+    opts.connect_timeout = timeout;
+    let slot = ZmqSub::default();
+    let set = slot.clone();
+    let sub = sub.clone();
+    let opts = opts.connect_with(move |addr: String| {
+        let (set, sub) = (set.clone(), sub.clone());
+        async move {
+            let (conn, subscriber) = FrameConn::connect_zmq_with_sub(&addr, &sub, codec).await?;
+            *set.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(subscriber);
+            Ok(conn)
+        }
+    });
+    Ok(Some((opts, slot)))
 }
 
 /// The help text (also printed for an unknown command).
@@ -242,7 +315,13 @@ pub(crate) async fn run(args: ClientArgs) -> anyhow::Result<ExitCode> {
     let connector = args.tls.connector(super::tls::ClientTransport::Plain(
         corral::transport::Transport::Tcp,
     ))?;
-    let opts = session_options(&args.addr, args.codec, timeout, &connector)?;
+    let (opts, zmq) = match zmq_session_options(&args.zmq, args.codec, timeout)? {
+        Some((opts, sub)) => (opts, Some(sub)),
+        None => (
+            session_options(&args.addr, args.codec, timeout, &connector)?,
+            None,
+        ),
+    };
     let session = ChatSession::new(opts);
     let node = session
         .connect()
@@ -277,7 +356,7 @@ pub(crate) async fn run(args: ClientArgs) -> anyhow::Result<ExitCode> {
     }
     let mut me: Option<String> = None;
     if let Some(user) = args.user.clone() {
-        if !execute(&session, &mut me, Command::Login(user)).await {
+        if !execute(&session, zmq.as_ref(), &mut me, Command::Login(user)).await {
             return Ok(ExitCode::FAILURE);
         }
     }
@@ -294,7 +373,7 @@ pub(crate) async fn run(args: ClientArgs) -> anyhow::Result<ExitCode> {
         match parse(&line) {
             Ok(Command::Quit) => break,
             Ok(cmd) => {
-                if !execute(&session, &mut me, cmd).await {
+                if !execute(&session, zmq.as_ref(), &mut me, cmd).await {
                     return Ok(ExitCode::FAILURE);
                 }
             }
@@ -318,7 +397,28 @@ fn report(e: &SessionError) -> bool {
 }
 
 /// Runs one command and prints its outcome; false when no node answers.
-async fn execute(session: &ChatSession, me: &mut Option<String>, cmd: Command) -> bool {
+/// Over ZeroMQ (`zmq`), subscriptions go to the SUB socket, and a login
+/// subscribes it to the user's name too, as the seeds' clients do.
+async fn execute(
+    session: &ChatSession,
+    zmq: Option<&ZmqSub>,
+    me: &mut Option<String>,
+    cmd: Command,
+) -> bool {
+    if let Some(sub) = zmq {
+        let done = match &cmd {
+            Command::Sub(t) => Some((sub.subscribe(t).await, format!("subscribed to {t}"))),
+            Command::Unsub(t) => Some((sub.unsubscribe(t).await, format!("unsubscribed from {t}"))),
+            _ => None,
+        };
+        if let Some((result, said)) = done {
+            match result {
+                Ok(()) => println!("{said}"),
+                Err(e) => eprintln!("error: {e}"),
+            }
+            return true;
+        }
+    }
     let need_login = |me: &Option<String>| -> Option<String> {
         if me.is_none() {
             eprintln!("error: log in first (login <name>)");
@@ -339,6 +439,11 @@ async fn execute(session: &ChatSession, me: &mut Option<String>, cmd: Command) -
         Command::Login(user) => {
             return match session.login(&user).await {
                 Ok(_) => {
+                    if let Some(sub) = zmq {
+                        if let Err(e) = sub.subscribe(&user).await {
+                            eprintln!("error: subscribing to {user}: {e}");
+                        }
+                    }
                     println!("logged in as {user}");
                     *me = Some(user);
                     true
