@@ -87,6 +87,24 @@ def main():
         write("config", "sys", f.read())
     write("config", "small", b'[node]\nname = "n"\n[[listener]]\nname = "rpc"\nprotocol = "rpc"\nport = 0\n')
     write("config", "bad", b'[[listener]]\nname = 3\nport = -1\n')
+    # zmtp: a first byte 0 puts a greeting and a DEALER's READY in front.
+    def zframe(body, more=False, command=False):
+        flags = (1 if more else 0) | (4 if command else 0)
+        if len(body) > 255:
+            return bytes([flags | 2]) + struct.pack(">Q", len(body)) + body
+        return bytes([flags, len(body)]) + body
+    def zmsg(*parts):
+        return b"".join(zframe(p, i < len(parts) - 1) for i, p in enumerate(parts))
+    greeting = b"\xff" + b"\0" * 8 + b"\x7f\x03\x01NULL" + b"\0" * 16 + b"\x01" + b"\0" * 31
+    ready = zframe(b"\x05READY\x0bSocket-Type" + struct.pack(">I", 3) + b"REQ", command=True)
+    for i, e in enumerate(ENVELOPES):
+        write("zmtp", "req-%d" % i, b"\0" + zmsg(b"", mp(e)) + zmsg(b"", json.dumps(e).encode()))
+    write("zmtp", "dealer-bare", b"\0" + zmsg(mp(ENVELOPES[0])) + zmsg(b"id1", b"", mp(ENVELOPES[1])))
+    write("zmtp", "long-frame", b"\0" + zmsg(b"", json.dumps({"id": 9, "service": "echo", "data": {"p": "x" * 400}}).encode()))
+    write("zmtp", "ping", b"\0" + zframe(b"\x04PING\x00\x0a" + b"ctx", command=True) + zmsg(b"", mp(ENVELOPES[0])))
+    write("zmtp", "raw-req", b"\x01" + greeting + ready + zmsg(b"", mp(ENVELOPES[0])))
+    write("zmtp", "raw-half-greeting", b"\x01" + greeting[:11])
+    write("zmtp", "raw-wrong-type", b"\x01" + greeting + zframe(b"\x05READY\x0bSocket-Type" + struct.pack(">I", 3) + b"PUB", command=True))
 
 if __name__ == "__main__":
     main()

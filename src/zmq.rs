@@ -42,6 +42,6 @@ mod settings;
 mod xpub;
 
 pub use codec::ZmtpError;
-pub use router::ZmqRouter;
+pub use router::{ZmqConnError, ZmqRouter};
 pub use settings::ZmqSettings;
 pub use xpub::ZmqXpub;

@@ -14,6 +14,7 @@ use corral::http::{
 };
 use corral::metrics::Metrics;
 use corral::rpc::{Registry, RpcProtocol, RpcSettings};
+use corral::zmq::{ZmqRouter, ZmqSettings};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::runtime::Runtime;
 use tokio_util::sync::CancellationToken;
@@ -42,6 +43,17 @@ pub fn rpc() -> &'static Arc<RpcProtocol> {
         settings.compute_max_n = 10_000;
         settings.max_frame_bytes = 64 * 1024;
         Arc::new(RpcProtocol::new(settings, Metrics::new(), Registry::new()))
+    })
+}
+
+/// The ZeroMQ request endpoint over [`rpc`], with a short handshake
+/// timeout so that an unfinished handshake ends soon.
+pub fn zmq() -> &'static ZmqRouter {
+    static ZMQ: OnceLock<ZmqRouter> = OnceLock::new();
+    ZMQ.get_or_init(|| {
+        let mut settings = ZmqSettings::default();
+        settings.handshake_timeout_ms = 200;
+        ZmqRouter::new(rpc().clone(), settings)
     })
 }
 

@@ -71,24 +71,22 @@ pub(super) fn frame_error(e: ZmtpError) -> FrameError {
     }
 }
 
-#[async_trait::async_trait]
-impl Protocol for ZmqRouter {
-    type Msg = Pushes;
-
-    async fn serve(&self, conn: Connection<Pushes>) -> Result<(), ProtocolError> {
+impl ZmqRouter {
+    /// Serves one connection given as a byte stream (the accepted TCP
+    /// connection, or any `AsyncRead + AsyncWrite`): the ZMTP handshake
+    /// (within `[zmq] handshake_timeout_ms`), then requests until the peer
+    /// closes, the connection idles out, or `ctx`'s token drains it.
+    /// Hostile input ends it with an error (logged at info level).
+    pub async fn serve_connection<IO>(&self, io: IO, ctx: ConnCtx) -> Result<(), ZmqConnError>
+    where
+        IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
+    {
         let max = self.rpc.settings().max_frame_bytes;
         let stall = self.rpc.settings().write_stall_timeout();
-        let (socket, ctx) = ConnCtx::from_connection(conn, self.rpc.settings().push_queue);
-        let Some(socket) = socket else {
-            return Ok(());
-        };
-        let stream = socket
-            .into_byte_stream()
-            .map_err(|s| format!("ZeroMQ cannot be served over {}", s.transport()))?;
         let peer = ctx.peer();
         let cancel = ctx.cancel_token().clone();
         let timeout = self.settings.handshake_timeout();
-        let (r, w) = tokio::io::split(stream);
+        let (r, w) = tokio::io::split(io);
         let mut read = FramedRead::new(r, ZmtpCodec::new(max));
         let mut write = FramedWrite::new(StallGuard::new(w, stall), ZmtpCodec::new(max));
         let shaken = tokio::select! {
@@ -137,5 +135,34 @@ impl Protocol for ZmqRouter {
             .serve_tagged(Box::pin(reader), Box::pin(writer), ctx, Envelope::default())
             .await?;
         Ok(())
+    }
+}
+
+/// Why serving a ZeroMQ connection ended early.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ZmqConnError {
+    /// The handshake failed, or the peer sent what ZMTP does not allow.
+    #[error(transparent)]
+    Zmtp(#[from] ZmtpError),
+    /// The request loop failed (a transport error, a peer that reads
+    /// nothing).
+    #[error(transparent)]
+    Rpc(#[from] rpc::RpcConnError),
+}
+
+#[async_trait::async_trait]
+impl Protocol for ZmqRouter {
+    type Msg = Pushes;
+
+    async fn serve(&self, conn: Connection<Pushes>) -> Result<(), ProtocolError> {
+        let (socket, ctx) = ConnCtx::from_connection(conn, self.rpc.settings().push_queue);
+        let Some(socket) = socket else {
+            return Ok(());
+        };
+        let stream = socket
+            .into_byte_stream()
+            .map_err(|s| format!("ZeroMQ cannot be served over {}", s.transport()))?;
+        Ok(self.serve_connection(stream, ctx).await?)
     }
 }
