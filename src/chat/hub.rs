@@ -82,6 +82,7 @@ struct PrefixSub {
 }
 
 /// Most distinct prefixes one connection may subscribe by.
+#[cfg_attr(not(feature = "zmq"), allow(dead_code))]
 pub(crate) const MAX_PREFIXES: usize = 1024;
 
 /// What a fan-out did.
@@ -261,6 +262,7 @@ impl Hub {
     /// longer than any name is accepted and never matches (nothing is
     /// kept for it). False, and nothing changed, when the connection holds
     /// [`MAX_PREFIXES`] distinct prefixes already.
+    #[cfg_attr(not(feature = "zmq"), allow(dead_code))]
     pub(crate) fn subscribe_prefix(
         &self,
         conn: u64,
@@ -290,6 +292,7 @@ impl Hub {
 
     /// Cancels one subscription of connection `conn` by `prefix` (see
     /// [`Hub::subscribe_prefix`]); false if it had none.
+    #[cfg_attr(not(feature = "zmq"), allow(dead_code))]
     pub(crate) fn unsubscribe_prefix(&self, conn: u64, prefix: &[u8]) -> bool {
         let mut st = self.lock();
         let Some(s) = st.sessions.get_mut(&conn) else {
