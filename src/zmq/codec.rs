@@ -58,7 +58,7 @@ pub enum ZmtpError {
         /// The limit.
         max: usize,
     },
-    /// A message of more parts than [`MAX_PARTS`].
+    /// A message of more than 32 parts (envelope frames and body).
     #[error("message of more than {MAX_PARTS} parts")]
     TooManyParts,
     /// Malformed traffic: reserved flag bits, a command inside a message.
