@@ -28,7 +28,7 @@
 //! ```
 //!
 //! The framing and handshake are our own codec on tokio-util
-//! ([`codec`]): the published ZMTP crates own their sockets (zeromq,
+//! (`src/zmq/codec.rs`): the published ZMTP crates own their sockets (zeromq,
 //! rzmq) or are unmaintained (zmtp), and a listener of the tree must own
 //! the accepted socket itself. Hostile input (a bad greeting, another
 //! mechanism, a socket type that cannot talk to the endpoint, oversize or
