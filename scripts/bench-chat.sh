@@ -34,14 +34,8 @@ else
 fi
 sleep 1
 
-ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
-cpu() { # pid command... : runs the command, prints its stdout and the pid's CPU
-  local pid=$1 t0 t1 s0 s1 out; shift
-  t0=$(ticks "$pid"); s0=$(date +%s.%N)
-  out=$("$@" 2>/dev/null) || true
-  t1=$(ticks "$pid"); s1=$(date +%s.%N)
-  echo "$out srv_cpu=$(python3 -c "print('%.0f%%' % (($t1-$t0)/$(getconf CLK_TCK)/($s1-$s0)*100))")"
-}
+# ticks, cpu
+. scripts/bench-lib.sh
 corral() { # name args...
   local name=$1; shift
   local line

@@ -4,10 +4,12 @@
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadHalf, WriteHalf};
 use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio_util::sync::CancellationToken;
 
 use super::codec::{Command, Incoming, Outgoing, ZmtpCodec, ZmtpError};
+use crate::rpc::StallGuard;
 
 /// What this endpoint is and whom it talks to.
 #[derive(Debug, Clone, Copy)]
@@ -117,4 +119,57 @@ where
         });
     }
     Ok(socket_type)
+}
+
+/// An accepted connection's two halves after the handshake: frames in,
+/// frames out (writes cut after the stall timeout).
+pub(crate) type Halves<IO> = (
+    FramedRead<ReadHalf<IO>, ZmtpCodec>,
+    FramedWrite<StallGuard<WriteHalf<IO>>, ZmtpCodec>,
+);
+
+/// What an endpoint needs to accept a connection.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Accept {
+    pub(crate) role: Role,
+    /// Largest message, all parts together.
+    pub(crate) max_message: usize,
+    /// A peer that reads nothing for this long is cut.
+    pub(crate) stall: Duration,
+    /// The handshake's time limit.
+    pub(crate) timeout: Duration,
+}
+
+/// Splits an accepted connection and runs the server's side of the
+/// handshake: the halves, or `None` when `cancel` (a drain) comes first; a
+/// refused handshake is logged with the peer and returned.
+pub(crate) async fn accept<IO>(
+    io: IO,
+    how: Accept,
+    cancel: &CancellationToken,
+    peer: Option<std::net::SocketAddr>,
+) -> Result<Option<Halves<IO>>, ZmtpError>
+where
+    IO: AsyncRead + AsyncWrite,
+{
+    let (r, w) = tokio::io::split(io);
+    let mut read = FramedRead::new(r, ZmtpCodec::new(how.max_message));
+    let mut write = FramedWrite::new(
+        StallGuard::new(w, how.stall),
+        ZmtpCodec::new(how.max_message),
+    );
+    let shaken = tokio::select! {
+        r = run(&mut read, &mut write, how.role, how.timeout) => r,
+        () = cancel.cancelled() => return Ok(None),
+    };
+    match shaken {
+        Ok(peer_type) => {
+            tracing::debug!(?peer, %peer_type, endpoint = how.role.ours, "ZeroMQ peer connected");
+            Ok(Some((read, write)))
+        }
+        Err(e) => {
+            tracing::info!(?peer, error = %e, endpoint = how.role.ours, "ZeroMQ handshake refused; closing");
+            Err(e)
+        }
+    }
 }

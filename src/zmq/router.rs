@@ -19,13 +19,12 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
-use tokio_util::codec::{FramedRead, FramedWrite};
 
-use super::codec::{Incoming, Outgoing, ZmtpCodec, ZmtpError};
+use super::codec::{Incoming, Outgoing, ZmtpError};
 use super::handshake;
 use super::ZmqSettings;
 use crate::listener::{Connection, Protocol, ProtocolError};
-use crate::rpc::{self, ConnCtx, Frame, FrameError, Pushes, RpcProtocol, StallGuard};
+use crate::rpc::{self, ConnCtx, Frame, FrameError, Pushes, RpcProtocol};
 
 /// The envelope of a request: the parts before its body.
 #[derive(Debug, Clone, Default)]
@@ -81,26 +80,17 @@ impl ZmqRouter {
     where
         IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
     {
-        let max = self.rpc.settings().max_frame_bytes;
-        let stall = self.rpc.settings().write_stall_timeout();
+        let how = handshake::Accept {
+            role: handshake::ROUTER,
+            max_message: self.rpc.settings().max_frame_bytes,
+            stall: self.rpc.settings().write_stall_timeout(),
+            timeout: self.settings.handshake_timeout(),
+        };
         let peer = ctx.peer();
         let cancel = ctx.cancel_token().clone();
-        let timeout = self.settings.handshake_timeout();
-        let (r, w) = tokio::io::split(io);
-        let mut read = FramedRead::new(r, ZmtpCodec::new(max));
-        let mut write = FramedWrite::new(StallGuard::new(w, stall), ZmtpCodec::new(max));
-        let shaken = tokio::select! {
-            r = handshake::run(&mut read, &mut write, handshake::ROUTER, timeout) => r,
-            () = cancel.cancelled() => return Ok(()),
+        let Some((read, write)) = handshake::accept(io, how, &cancel, peer).await? else {
+            return Ok(());
         };
-        let peer_type = match shaken {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::info!(?peer, error = %e, "ZeroMQ request endpoint: handshake refused; closing");
-                return Err(e.into());
-            }
-        };
-        tracing::debug!(?peer, %peer_type, "ZeroMQ peer connected");
         let reader = read.filter_map(move |item| {
             futures::future::ready(match item {
                 Ok(Incoming::Message(mut parts)) => parts.pop().map(|body| {

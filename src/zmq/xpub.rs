@@ -21,14 +21,14 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use futures::{SinkExt, StreamExt};
-use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio_util::codec::FramedWrite;
 
 use super::codec::{encode_message, Command, Incoming, Outgoing, ZmtpCodec, ZmtpError};
 use super::handshake;
 use super::ZmqSettings;
 use crate::chat::Hub;
 use crate::listener::{Connection, Protocol, ProtocolError};
-use crate::rpc::{ConnCtx, Pushes, RpcProtocol, StallGuard};
+use crate::rpc::{ConnCtx, Pushes, RpcProtocol};
 
 /// Batches of pushes taken from the queue at once.
 const PUSH_BATCH: usize = 256;
@@ -76,23 +76,16 @@ impl Protocol for ZmqXpub {
             .into_byte_stream()
             .map_err(|s| format!("ZeroMQ cannot be served over {}", s.transport()))?;
         let (peer, cancel, pushes_tx, mut pushes_rx) = ctx.into_parts();
-        let timeout = self.settings.handshake_timeout();
-        let stall = settings.write_stall_timeout();
-        let (r, w) = tokio::io::split(stream);
-        let mut reader = FramedRead::new(r, ZmtpCodec::new(max));
-        let mut writer = FramedWrite::new(StallGuard::new(w, stall), ZmtpCodec::new(max));
-        let shaken = tokio::select! {
-            r = handshake::run(&mut reader, &mut writer, handshake::XPUB, timeout) => r,
-            () = cancel.cancelled() => return Ok(()),
+        let how = handshake::Accept {
+            role: handshake::XPUB,
+            max_message: max,
+            stall: settings.write_stall_timeout(),
+            timeout: self.settings.handshake_timeout(),
         };
-        let peer_type = match shaken {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::info!(?peer, error = %e, "ZeroMQ publication endpoint: handshake refused; closing");
-                return Err(e.into());
-            }
+        let Some((mut reader, mut writer)) = handshake::accept(stream, how, &cancel, peer).await?
+        else {
+            return Ok(());
         };
-        tracing::debug!(?peer, %peer_type, "ZeroMQ subscriber connected");
         let opened = self.rpc.open_message_connection(peer, pushes_tx);
         let cx = opened.context().clone();
         let conn_id = cx.conn_id();
