@@ -39,7 +39,7 @@ async fn node(dir: &Path, channel: &str) -> (Node, SocketAddr) {
 }
 
 /// Messages of `channel` on the node at `addr`, every page of them.
-async fn messages(addr: SocketAddr, channel: &str) -> Vec<String> {
+async fn events(addr: SocketAddr, channel: &str) -> Vec<serde_json::Value> {
     let c = Client::connect(addr, Codec::Json).await.expect("connects");
     let mut all = Vec::new();
     let mut before = serde_json::Value::Null;
@@ -51,18 +51,22 @@ async fn messages(addr: SocketAddr, channel: &str) -> Vec<String> {
             )
             .await
             .expect("history");
-        let page: Vec<String> = h["messages"]
-            .as_array()
-            .expect("messages")
-            .iter()
-            .filter_map(|e| e["message"].as_str().map(str::to_string))
-            .collect();
+        let page = h["messages"].as_array().expect("messages").clone();
         all.splice(0..0, page);
         before = h["next_before"].clone();
         if before.is_null() {
             return all;
         }
     }
+}
+
+/// The texts of the channel's publications, oldest first.
+async fn messages(addr: SocketAddr, channel: &str) -> Vec<String> {
+    events(addr, channel)
+        .await
+        .iter()
+        .filter_map(|e| e["message"].as_str().map(str::to_string))
+        .collect()
 }
 
 fn corral() -> tokio::process::Command {
@@ -185,7 +189,7 @@ async fn bots_go_on_on_the_other_node_and_lose_nothing() {
             .expect("a count");
 
         // Every acknowledged message is on A (read back from its store) or
-        // B: each bot's messages are numbered per batch, so count them.
+        // B: count them.
         let (_a2, addr_a2) = node_again(dir_a.path()).await;
         let on_a = messages(addr_a2, "general").await;
         let on_b = messages(addr_b, "general").await;
@@ -198,7 +202,8 @@ async fn bots_go_on_on_the_other_node_and_lose_nothing() {
             on_a.len(),
             on_b.len()
         );
-        let bots: HashSet<&str> = on_b.iter().filter_map(|m| m.rsplit(' ').next()).collect();
+        let on_b = events(addr_b, "general").await;
+        let bots: HashSet<&str> = on_b.iter().filter_map(|e| e["user"].as_str()).collect();
         assert_eq!(bots.len(), 2, "both bots end on B: {bots:?}");
     };
     tokio::time::timeout(GUARD, run).await.expect("no hang");
