@@ -41,7 +41,7 @@ struct Envelope(Option<Arc<[Bytes]>>);
 /// use corral::rpc::{Registry, RpcProtocol, RpcSettings};
 /// use corral::zmq::{ZmqRouter, ZmqSettings};
 ///
-/// let metrics = Arc::new(Metrics::new()?);
+/// let metrics = Metrics::new();
 /// let rpc = Arc::new(RpcProtocol::new(RpcSettings::default(), metrics, Registry::new()));
 /// let router = ZmqRouter::new(rpc, ZmqSettings::default());
 /// let (spec, handle) = ListenerSpec::tcp("zmq", "127.0.0.1:5555".parse()?, router).build();
