@@ -44,7 +44,7 @@ struct Envelope(Option<Arc<[Bytes]>>);
 /// let metrics = Metrics::new();
 /// let rpc = Arc::new(RpcProtocol::new(RpcSettings::default(), metrics, Registry::new()));
 /// let router = ZmqRouter::new(rpc, ZmqSettings::default());
-/// let (spec, handle) = ListenerSpec::tcp("zmq", "127.0.0.1:5555".parse()?, router).build();
+/// let (spec, handle) = ListenerSpec::tcp("zmq", "127.0.0.1:5555", router).build();
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone)]
