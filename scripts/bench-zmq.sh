@@ -30,8 +30,9 @@ RPC_PORT=${RPC_PORT:-17170}
 ZMQ_PORT=${ZMQ_PORT:-15555}
 XPUB_PORT=${XPUB_PORT:-15558}
 REDIS_PORT=${REDIS_PORT:-16391}
-LAYOUTS=${LAYOUTS:-pinned colocated}
 cargo build --release -q
+# ticks, cpu, layout, medians; LAYOUTS
+. scripts/bench-lib.sh
 CORRAL=$PWD/target/release/corral
 DATA=$(mktemp -d /tmp/corral-bench-zmq.XXXXXX)
 OUT=$DATA/figures.txt
@@ -62,27 +63,8 @@ rate_per_second = 0.0
 level = "warn"
 TOML
 
-# ticks, cpu
-. scripts/bench-lib.sh
-summarize() { # name json+cpu: one figure line
-  python3 -c '
-import json, sys
-name, line = sys.argv[1], sys.argv[2]
-j, cpu = line.rsplit(" ", 1)
-try:
-    d = json.loads(j)
-except ValueError:
-    print(name, "failed:", j); sys.exit()
-l = d["latency_us"]
-if "rps" in d:
-    print(name, "rate=%d p50_us=%.0f p99_us=%.0f errors=%d %s" % (d["rps"], l["p50"], l["p99"], d["errors"], cpu))
-else:
-    print(name, "rate=%d p50_us=%.0f p99_us=%.0f missing=%d errors=%d %s" % (
-        d["delivered_per_s"], l["p50"], l["p99"], d["missing"], d["errors"], cpu))' "$1" "$2"
-}
-
 for layout in $LAYOUTS; do
-  if [ "$layout" = pinned ]; then SRV=(taskset -c 0); GEN=(taskset -c 1); else SRV=(); GEN=(); fi
+  layout "$layout"
   rm -rf "$DATA/data"
   "${SRV[@]}" "$CORRAL" serve --config "$DATA/zmq.toml" >"$DATA/serve.log" 2>&1 &
   corral_pid=$!; pids+=($corral_pid)
@@ -123,21 +105,5 @@ for layout in $LAYOUTS; do
   stop_servers
 done
 
-echo "# medians and ratios"
-python3 - "$OUT" <<'PY'
-import re, statistics, sys
-rates = {}
-for line in open(sys.argv[1]):
-    m = re.match(r"(\S+) rate=([0-9.]+)", line)
-    if m:
-        rates.setdefault(m.group(1), []).append(float(m.group(2)))
-med = {k: statistics.median(v) for k, v in rates.items()}
-for k, v in med.items():
-    print("%s median=%d runs=%s" % (k, v, "/".join("%d" % x for x in rates[k])))
-for layout in ("pinned", "colocated"):
-    for a, b in (("rpc.zmq.echo64", "rpc.tcp.echo64"), ("rpc.zmq.login160", "rpc.tcp.login160"),
-                 ("fanout.zmq.s100", "redis.fanout.s100"), ("fanout.zmq.s100", "fanout.rpc.s100")):
-        ka, kb = layout + "." + a, layout + "." + b
-        if ka in med and kb in med and med[kb] > 0:
-            print("%s %s / %s = %.2f" % (layout, a, b, med[ka] / med[kb]))
-PY
+medians "$OUT" rpc.zmq.echo64/rpc.tcp.echo64 rpc.zmq.login160/rpc.tcp.login160 \
+  fanout.zmq.s100/redis.fanout.s100 fanout.zmq.s100/fanout.rpc.s100
