@@ -75,9 +75,9 @@ pub use error::SupervisorError;
 pub use exit::{ExitReason, KILLED, SHUTDOWN};
 pub use handle::{ChildTemplate, DynamicSpec, DynamicSupervisor, Supervisor};
 pub use hook::{RestartEvent, RestartHook};
-pub use server::{ChildCounts, ChildInfo, ChildState};
+pub use server::{ChildCounts, ChildHistory, ChildInfo, ChildState};
 pub use spec::{
     AutoShutdown, ChildKind, ChildSpec, Restart, Shutdown, StartFuture, Started, Strategy,
     SupervisorFlags, SupervisorSpec, DEFAULT_WORKER_SHUTDOWN,
 };
-pub use tree::{SupervisionTree, TreeKind};
+pub use tree::{SupervisionTree, SupervisorStats, TreeKind};
