@@ -104,8 +104,9 @@ pub struct NodeBuilder {
 impl NodeBuilder {
     /// Adds HTTP routes, served after `/metrics` and `/health` and before
     /// the static files, on every HTTP listener. The node adds `/ws` (the
-    /// RPC service over WebSocket) and `/chat` (the web chat page) after
-    /// these, so a route of the same prefix added here wins.
+    /// RPC service over WebSocket), `/chat` (the web chat page) and
+    /// `/observer` (the [observer](crate::observer), when `[observer]
+    /// enabled`) after these, so a route of the same prefix added here wins.
     #[cfg(feature = "http")]
     pub fn routes(mut self, routes: Routes) -> Self {
         self.routes = self.routes.merge(routes);

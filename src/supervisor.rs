@@ -18,6 +18,9 @@
 //! - `auto_shutdown` with significant children;
 //! - administration: `which_children`, `count_children`, `start_child`,
 //!   `terminate_child`, `restart_child`, `delete_child`, `get_childspec`;
+//!   `which_children` also gives each child's restart type and
+//!   [`ChildHistory`] (restarts, the last one's reason, uptime), which the
+//!   [observer](../observer/index.html) shows;
 //! - a snapshot of a running tree, drawn as text ([`Supervisor::tree`],
 //!   [`SupervisionTree`]), a dynamic supervisor's children counted rather
 //!   than listed.

@@ -2,9 +2,11 @@
 //! supervisors, the listeners from their handles, the chat from its hub and
 //! store, the cluster from its members, and the samples from the metrics.
 
-use super::view::{
-    ChatView, ClusterView, ListenerView, MemberView, QueueView, Sample, TopicView, TreeView,
-};
+#[cfg(feature = "cluster")]
+use super::view::MemberView;
+use super::view::{ChatView, ClusterView, ListenerView, Sample, TreeView};
+#[cfg(feature = "chat")]
+use super::view::{QueueView, TopicView};
 use crate::listener::ListenerHandle;
 use crate::metrics::Metrics;
 use crate::supervisor::{ChildState, SupervisionTree, Supervisor, TreeKind};
@@ -13,8 +15,10 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// How many queues, topics and names the chat view lists.
+#[cfg(feature = "chat")]
 const TOP: usize = 10;
 /// How many online users' names the chat view lists.
+#[cfg(feature = "chat")]
 const NAMES: usize = 100;
 
 /// The parts of a node the observer reads.
@@ -32,7 +36,7 @@ pub(crate) struct Sources {
 /// The counters two samples are told apart by.
 #[derive(Debug, Clone)]
 pub(crate) struct Counters {
-    at: Instant,
+    pub(crate) at: Instant,
     http: u64,
     rpc: u64,
     /// Cumulative counts of the latency buckets, HTTP and RPC together.
@@ -211,6 +215,7 @@ impl Sources {
 
     /// The chat, its recent batch size since `prev`.
     pub(crate) fn chat(&self, now: &Counters, prev: Option<&Counters>) -> ChatView {
+        #[cfg_attr(not(feature = "chat"), allow(unused_mut))]
         let mut v = ChatView {
             enabled: false,
             users_online: 0,

@@ -96,9 +96,12 @@ impl Live {
         self.lock().sampling
     }
 
-    /// The counters of the last sample, to compute rates against.
+    /// The counters of the last sample, to compute rates against; `None`
+    /// when it is older than three intervals (no one watched since: a
+    /// rate over that span would mislead).
     pub(crate) fn last_counters(&self) -> Option<Counters> {
-        self.lock().last.clone()
+        let fresh = 3 * self.settings.sample_interval();
+        self.lock().last.clone().filter(|c| c.at.elapsed() <= fresh)
     }
 
     /// The samples kept.
