@@ -4,6 +4,8 @@
 //! the tree shows cluster_sup's children.
 
 mod support {
+    // Servers are not killed and restarted here.
+    #[allow(dead_code)]
     pub(crate) mod nats;
 }
 
