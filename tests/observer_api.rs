@@ -624,4 +624,7 @@ fn bad_observer_values_stop_start_up_naming_the_key() {
     .expect("write");
     let c = Config::load(Some(&path), None).expect("valid");
     assert!(c.observer.admin && !c.observer.trust_loopback);
+    // The token is a secret: never printed (`check-config --print`).
+    let printed = serde_json::to_string(&c).expect("serializes");
+    assert!(!printed.contains(TOKEN) && printed.contains(r#""token":"***""#));
 }

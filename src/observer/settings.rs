@@ -1,6 +1,6 @@
 //! The observer's settings (the `[observer]` section).
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
 use std::time::Duration;
 
 /// `[observer]`: the live view of the node at `/observer/` on every HTTP
@@ -26,6 +26,8 @@ pub struct ObserverSettings {
     /// constant time. At least 16 characters, printable ASCII without
     /// spaces; empty = no token (loopback only). Default empty. Better set
     /// from the environment (`CORRAL__OBSERVER__TOKEN`) than in a file.
+    /// Shown as `"***"` (`corral check-config --print`).
+    #[serde(serialize_with = "redacted")]
     pub token: String,
     /// Let a client on a loopback address act without the token (its
     /// `Host` must be a loopback address or `localhost`, so that a web page
@@ -56,6 +58,11 @@ impl Default for ObserverSettings {
             max_watchers: 64,
         }
     }
+}
+
+/// Serializes a secret as `"***"` (empty when unset).
+fn redacted<S: Serializer>(v: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(if v.is_empty() { "" } else { "***" })
 }
 
 /// Shortest admin token accepted.
