@@ -109,11 +109,11 @@ pub use error::ChatError;
 pub use handle::Chat;
 #[cfg(feature = "zmq")]
 pub(crate) use hub::MAX_PREFIXES;
-pub use hub::{Delivery, Hub, Topic};
+pub use hub::{Delivery, Hub, HubStats, QueueDepth, Topic};
 pub use settings::ChatSettings;
 pub use store::{
-    Appended, BackupReport, ChannelRecord, CheckReport, Event, EventKind, Scope, Store, StoreError,
-    UserRecord,
+    Appended, BackupReport, ChannelRecord, CheckReport, CommitStats, Event, EventKind, Scope,
+    Store, StoreError, UserRecord,
 };
 pub(crate) use write::WriteLog;
 pub use write::{Write, WriteError, Written};

@@ -1,5 +1,5 @@
 //! Command-line only code: argument groups, logging set-up, and the `call`,
-//! `check-config`, `bench`, `client`, `bot` and `store` subcommands. Not part
+//! `check-config`, `bench`, `client`, `bot`, `observe` and `store` subcommands. Not part
 //! of the library.
 
 pub(crate) mod bench;
@@ -7,6 +7,7 @@ pub(crate) mod bot;
 pub(crate) mod call;
 pub(crate) mod chat_client;
 pub(crate) mod logging;
+pub(crate) mod observe;
 pub(crate) mod store;
 pub(crate) mod tls;
 

@@ -45,6 +45,8 @@ use crate::chat::ChatSettings;
 use crate::cluster::ClusterSettings;
 #[cfg(feature = "http")]
 use crate::http::{CacheSettings, HttpSettings};
+#[cfg(feature = "http")]
+use crate::observer::ObserverSettings;
 use crate::rpc::RpcSettings;
 use crate::transport::{SctpOptions, Transport};
 #[cfg(feature = "zmq")]
@@ -176,6 +178,12 @@ pub struct Config {
     #[cfg(not(feature = "zmq"))]
     #[serde(skip_serializing)]
     zmq: serde::de::IgnoredAny,
+    /// `[observer]`: the live view at `/observer/` and its actions.
+    #[cfg(feature = "http")]
+    pub observer: ObserverSettings,
+    #[cfg(not(feature = "http"))]
+    #[serde(skip_serializing)]
+    observer: serde::de::IgnoredAny,
     /// `[metrics]`: Prometheus metrics.
     pub metrics: MetricsConfig,
     /// `[log]`: logging.
@@ -198,6 +206,7 @@ impl Default for Config {
             chat: Default::default(),
             cluster: Default::default(),
             zmq: Default::default(),
+            observer: Default::default(),
             metrics: MetricsConfig::default(),
             log: LogConfig::default(),
         }
@@ -813,6 +822,8 @@ impl Config {
             ("cluster", self.cluster.check()),
             #[cfg(feature = "zmq")]
             ("zmq", self.zmq.check()),
+            #[cfg(feature = "http")]
+            ("observer", self.observer.check()),
         ];
         for (section, checked) in sections {
             if let Err((key, message)) = checked {

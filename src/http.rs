@@ -56,7 +56,7 @@ mod ws;
 pub use cache::{CacheSettings, FileCache};
 pub use chat_page::chat_page_handler;
 pub use health::{HealthCheck, HealthReport};
-pub use routes::{empty, full, Body, BoxError, Handler, Routes};
+pub use routes::{empty, full, Body, BoxError, Handler, PeerAddr, Routes};
 pub use server::HttpProtocol;
 pub use settings::HttpSettings;
 pub use spec::HttpProtocolBuilder;

@@ -14,6 +14,8 @@
 //!   messages, history), the pub/sub hub, the Lamport clock and the durable
 //!   redb store with group commit;
 //! - [`node`]: a whole node built from a [`config::Config`];
+//! - [`observer`]: the node's live view in the browser (`/observer/`) and
+//!   its JSON API;
 //! - [`client`]: the async RPC client used by the CLI, the bench and tests;
 //! - [`metrics`]: every metric the node exports.
 //!
@@ -90,6 +92,8 @@ pub mod listener;
 pub mod metrics;
 #[cfg(feature = "rpc")]
 pub mod node;
+#[cfg(feature = "http")]
+pub mod observer;
 #[cfg(feature = "rpc")]
 pub mod rpc;
 pub mod supervisor;

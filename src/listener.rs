@@ -33,7 +33,7 @@ mod stream;
 pub use protocol::{Connection, ConnectionRef, Protocol, ProtocolError, SendError, Socket};
 
 pub use error::ListenerError;
-pub use handle::ListenerHandle;
+pub use handle::{ListenerHandle, ListenerStats};
 pub use observer::ListenerObserver;
 pub use spec::ListenerSpec;
 pub use stream::ByteStream;

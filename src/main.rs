@@ -17,6 +17,7 @@ use cli::bench::BenchRpcArgs;
 use cli::bot::BotArgs;
 use cli::call::CallArgs;
 use cli::chat_client::ClientArgs;
+use cli::observe::ObserveArgs;
 use cli::store::StoreCommand;
 use cli::{LogFormatArg, ServeArgs};
 
@@ -50,6 +51,9 @@ enum Command {
     Client(ClientArgs),
     /// Chat bots: log in, publish batches on random channels, until stopped.
     Bot(BotArgs),
+    /// A running node's supervision tree (from its observer's JSON API),
+    /// printed once or redrawn with --watch.
+    Observe(ObserveArgs),
     /// The chat store of a stopped node: check it, back it up.
     Store {
         #[command(subcommand)]
@@ -110,6 +114,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .enable_all()
                 .build()?;
             runtime.block_on(cli::chat_client::run(args))
+        }
+        Command::Observe(args) => {
+            cli::logging::init_for_tool(cli.log_format)?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(cli::observe::run(args))
         }
         Command::Bot(args) => {
             cli::logging::init_for_tool(cli.log_format)?;

@@ -104,8 +104,9 @@ pub struct NodeBuilder {
 impl NodeBuilder {
     /// Adds HTTP routes, served after `/metrics` and `/health` and before
     /// the static files, on every HTTP listener. The node adds `/ws` (the
-    /// RPC service over WebSocket) and `/chat` (the web chat page) after
-    /// these, so a route of the same prefix added here wins.
+    /// RPC service over WebSocket), `/chat` (the web chat page) and
+    /// `/observer` (the [observer](crate::observer), when `[observer]
+    /// enabled`) after these, so a route of the same prefix added here wins.
     #[cfg(feature = "http")]
     pub fn routes(mut self, routes: Routes) -> Self {
         self.routes = self.routes.merge(routes);
@@ -203,6 +204,24 @@ impl NodeBuilder {
         // Closes the WebSockets at shutdown: once upgraded they have left
         // the HTTP connection actor that the listener drains.
         let websockets = tokio_util::sync::CancellationToken::new();
+        // The observer reads the tree, listeners, chat and cluster; its
+        // live streams end with the WebSockets at shutdown.
+        #[cfg(feature = "http")]
+        let observer = config.observer.enabled.then(|| {
+            crate::observer::Observer::new(
+                config.observer.clone(),
+                crate::observer::Sources {
+                    root: OnceLock::new(),
+                    listeners: all_listeners.clone(),
+                    metrics: metrics.clone(),
+                    #[cfg(feature = "chat")]
+                    chat: chat.clone(),
+                    #[cfg(feature = "cluster")]
+                    cluster: cluster.clone(),
+                },
+                websockets.clone(),
+            )
+        });
         #[cfg(feature = "http")]
         let (files, http) = {
             let serves_http = config
@@ -229,6 +248,9 @@ impl NodeBuilder {
                         )
                         .route("/chat", crate::http::chat_page_handler()),
                 );
+            if let Some(observer) = &observer {
+                http = http.routes(Routes::new().route("/observer", observer.handler()));
+            }
             if let Some(files) = &files {
                 http = http.files(files.clone());
             }
@@ -238,9 +260,15 @@ impl NodeBuilder {
             }
             (files, http.build())
         };
+        #[cfg_attr(not(feature = "http"), allow(unused_mut))]
+        let mut restart_hook = metrics.restart_hook();
+        #[cfg(feature = "http")]
+        if let Some(observer) = &observer {
+            restart_hook = restart_hook.then(observer.restart_hook());
+        }
         let mut root = SupervisorSpec::new(config.node.name.clone())
             .flags(SupervisorFlags::new(Strategy::OneForOne).intensity(10, Duration::from_secs(10)))
-            .on_restart(metrics.restart_hook())
+            .on_restart(restart_hook)
             .child(metrics.supervisor_spec());
         #[cfg(feature = "http")]
         if let Some(files) = &files {
@@ -382,6 +410,10 @@ impl NodeBuilder {
         }
         let _ = all_listeners.set(handles.clone());
         let root = Supervisor::start(root).await.map_err(NodeError::Start)?;
+        #[cfg(feature = "http")]
+        if let Some(observer) = &observer {
+            observer.set_root(root.clone());
+        }
         for h in &handles {
             tracing::info!(listener = h.name(), addr = ?h.local_addr(), "listener ready");
         }
@@ -415,6 +447,8 @@ impl NodeBuilder {
             chat,
             #[cfg(feature = "cluster")]
             cluster,
+            #[cfg(feature = "http")]
+            observer,
             websockets,
         })
     }
@@ -445,6 +479,8 @@ pub struct Node {
     chat: Option<crate::chat::Chat>,
     #[cfg(feature = "cluster")]
     cluster: Option<crate::cluster::Cluster>,
+    #[cfg(feature = "http")]
+    observer: Option<crate::observer::Observer>,
     websockets: tokio_util::sync::CancellationToken,
 }
 
@@ -505,6 +541,13 @@ impl Node {
     #[cfg(feature = "chat")]
     pub fn chat(&self) -> Option<&crate::chat::Chat> {
         self.chat.as_ref()
+    }
+
+    /// The observer (`/observer/` on the HTTP listeners), when
+    /// `[observer] enabled`.
+    #[cfg(feature = "http")]
+    pub fn observer(&self) -> Option<&crate::observer::Observer> {
+        self.observer.as_ref()
     }
 
     /// A listener by name.

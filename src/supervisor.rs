@@ -18,6 +18,9 @@
 //! - `auto_shutdown` with significant children;
 //! - administration: `which_children`, `count_children`, `start_child`,
 //!   `terminate_child`, `restart_child`, `delete_child`, `get_childspec`;
+//!   `which_children` also gives each child's restart type and
+//!   [`ChildHistory`] (restarts, the last one's reason, uptime), which the
+//!   [observer](../observer/index.html) shows;
 //! - a snapshot of a running tree, drawn as text ([`Supervisor::tree`],
 //!   [`SupervisionTree`]), a dynamic supervisor's children counted rather
 //!   than listed.
@@ -75,9 +78,9 @@ pub use error::SupervisorError;
 pub use exit::{ExitReason, KILLED, SHUTDOWN};
 pub use handle::{ChildTemplate, DynamicSpec, DynamicSupervisor, Supervisor};
 pub use hook::{RestartEvent, RestartHook};
-pub use server::{ChildCounts, ChildInfo, ChildState};
+pub use server::{ChildCounts, ChildHistory, ChildInfo, ChildState};
 pub use spec::{
     AutoShutdown, ChildKind, ChildSpec, Restart, Shutdown, StartFuture, Started, Strategy,
     SupervisorFlags, SupervisorSpec, DEFAULT_WORKER_SHUTDOWN,
 };
-pub use tree::{SupervisionTree, TreeKind};
+pub use tree::{SupervisionTree, SupervisorStats, TreeKind};

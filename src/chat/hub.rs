@@ -94,6 +94,40 @@ pub struct Delivery {
     pub dropped: usize,
 }
 
+/// The hub's figures at one moment ([`Hub::stats`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HubStats {
+    /// Connections with a chat session.
+    pub sessions: usize,
+    /// Users logged in on at least one connection.
+    pub users_online: usize,
+    /// Topics with at least one subscriber.
+    pub topics: usize,
+    /// Subscriptions: (connection, topic) pairs and prefix subscriptions.
+    pub subscriptions: usize,
+    /// Pushes queued for all sessions together.
+    pub queued_total: usize,
+    /// The deepest push queues, deepest first.
+    pub deepest: Vec<QueueDepth>,
+    /// The topics with the most subscribers, and how many, most first.
+    pub busiest: Vec<(Topic, usize)>,
+}
+
+/// One session's push queue ([`HubStats::deepest`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct QueueDepth {
+    /// The connection's number in the hub.
+    pub connection: u64,
+    /// Its logged-in user, if any.
+    pub user: Option<String>,
+    /// Pushes waiting in its queue.
+    pub queued: usize,
+    /// The most its queue holds.
+    pub limit: usize,
+}
+
 /// The hub; cheap to clone.
 #[derive(Clone)]
 pub struct Hub {
@@ -206,6 +240,53 @@ impl Hub {
             s.topics.remove(&topic);
         }
         remove_sub(&mut st, &topic, conn);
+    }
+
+    /// The hub's figures now (one pass under its lock): sessions, users,
+    /// subscriptions, the `deepest` push queues and the `deepest` busiest
+    /// topics.
+    pub fn stats(&self, deepest: usize) -> HubStats {
+        let st = self.lock();
+        let mut queues: Vec<QueueDepth> = st
+            .sessions
+            .iter()
+            .map(|(conn, s)| QueueDepth {
+                connection: *conn,
+                user: s.user.clone(),
+                queued: s.pushes.queued(),
+                limit: s.pushes.limit(),
+            })
+            .collect();
+        let online: BTreeSet<&str> = st
+            .sessions
+            .values()
+            .filter_map(|s| s.user.as_deref())
+            .collect();
+        let subscriptions = st.sessions.values().map(|s| s.topics.len()).sum::<usize>()
+            + st.prefixes.values().map(HashMap::len).sum::<usize>();
+        let queued_total = queues.iter().map(|q| q.queued).sum();
+        queues.sort_by(|a, b| {
+            b.queued
+                .cmp(&a.queued)
+                .then(a.connection.cmp(&b.connection))
+        });
+        queues.truncate(deepest);
+        let mut busiest: Vec<(Topic, usize)> = st
+            .topics
+            .iter()
+            .map(|(t, subs)| (t.clone(), subs.len()))
+            .collect();
+        busiest.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        busiest.truncate(deepest);
+        HubStats {
+            sessions: st.sessions.len(),
+            users_online: online.len(),
+            topics: st.topics.len(),
+            subscriptions,
+            queued_total,
+            deepest: queues,
+            busiest,
+        }
     }
 
     /// Users logged in on at least one connection.

@@ -336,6 +336,10 @@ struct Shared {
     clock: AtomicU64,
     /// The last replicated log sequence applied (0: none).
     applied: AtomicU64,
+    /// Writes committed (the sum of the batch sizes).
+    written: AtomicU64,
+    /// The largest batch committed.
+    largest_batch: AtomicU64,
 }
 
 impl Shared {
@@ -360,6 +364,18 @@ impl std::fmt::Debug for Store {
             .field("path", &self.shared.path)
             .finish_non_exhaustive()
     }
+}
+
+/// The group commit's figures ([`Store::commit_stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CommitStats {
+    /// Write transactions committed.
+    pub commits: u64,
+    /// Writes they held.
+    pub writes: u64,
+    /// The most writes one transaction held.
+    pub largest_batch: u64,
 }
 
 /// What [`Store::check`] found.
@@ -658,6 +674,8 @@ impl Store {
             path: path.to_path_buf(),
             clock: AtomicU64::new(opened.clock),
             applied: AtomicU64::new(opened.applied),
+            written: AtomicU64::new(0),
+            largest_batch: AtomicU64::new(0),
         });
         let (tx, rx) = std::sync::mpsc::channel::<Job>();
         let writer_shared = shared.clone();
@@ -863,6 +881,17 @@ impl Store {
     /// each): with group commit, fewer than the writes under concurrency.
     pub fn commits(&self) -> u64 {
         self.commits.load(Ordering::Relaxed)
+    }
+
+    /// The group commit's figures: transactions, the writes they held and
+    /// the largest batch, since the store was opened. The mean batch size
+    /// over a span is the growth of `writes` over that of `commits`.
+    pub fn commit_stats(&self) -> CommitStats {
+        CommitStats {
+            commits: self.commits(),
+            writes: self.shared.written.load(Ordering::Relaxed),
+            largest_batch: self.shared.largest_batch.load(Ordering::Relaxed),
+        }
     }
 
     /// Applies a write of this node alone (single-node mode): through the
@@ -1255,6 +1284,9 @@ fn writer(
                 shared.clock.fetch_max(clock, Ordering::SeqCst);
                 shared.applied.fetch_max(applied, Ordering::SeqCst);
                 commits.fetch_add(1, Ordering::Relaxed);
+                let size = batch.len() as u64;
+                shared.written.fetch_add(size, Ordering::Relaxed);
+                shared.largest_batch.fetch_max(size, Ordering::Relaxed);
                 if let Some(hook) = hook.get() {
                     let stored: Vec<&Event> = results
                         .iter()

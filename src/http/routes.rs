@@ -29,6 +29,26 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// `[http] max_body_bytes`: reading past it is an error.
 pub type Body = UnsyncBoxBody<Bytes, BoxError>;
 
+/// The address of the client, in the extensions of every request a route's
+/// [`Handler`] gets from a listener's connection (absent for a connection
+/// served with [`HttpProtocol::serve_connection`](super::HttpProtocol::serve_connection)).
+/// It is the socket's peer: behind a reverse proxy, the proxy's address.
+///
+/// ```
+/// use corral::http::{full, Body, PeerAddr};
+/// use hyper::{Request, Response};
+///
+/// async fn whoami(req: Request<Body>) -> Response<Body> {
+///     match req.extensions().get::<PeerAddr>() {
+///         Some(PeerAddr(addr)) => Response::new(full(format!("{addr}\n"))),
+///         None => Response::new(full("unknown\n")),
+///     }
+/// }
+/// # let _ = whoami;
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerAddr(pub std::net::SocketAddr);
+
 /// The future a [`Handler`] returns.
 pub(crate) type HandlerFuture = Pin<Box<dyn Future<Output = Response<Body>> + Send>>;
 

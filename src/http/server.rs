@@ -7,7 +7,7 @@ use super::own_wake::OnOwnWake;
 use super::routes::HandlerFuture;
 use super::stall::{self, StallGuard};
 use super::ws;
-use super::{full, Body, Routes};
+use super::{full, Body, PeerAddr, Routes};
 use crate::listener::{Connection, ListenerHandle, Protocol};
 use crate::metrics::Metrics;
 use http_body_util::{BodyExt, Limited};
@@ -16,6 +16,7 @@ use hyper::header::{HeaderValue, ALLOW, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE
 use hyper::{Method, Request, Response, StatusCode, Version};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -81,10 +82,15 @@ impl Inner {
     /// can (the built-in routes, refusals and the static files' fast path:
     /// no allocation and no reference count for the service), otherwise
     /// through a boxed future. Either way the answer is recorded.
-    fn call(self: &Arc<Self>, req: Request<Incoming>, nth: u64) -> ServiceFuture {
+    fn call(
+        self: &Arc<Self>,
+        req: Request<Incoming>,
+        nth: u64,
+        peer: Option<SocketAddr>,
+    ) -> ServiceFuture {
         let start = Instant::now();
         let http1 = req.version() <= Version::HTTP_11;
-        match self.respond(req, start) {
+        match self.respond(req, start, peer) {
             Ok(resp) => ServiceFuture::Now(Some(self.finish(resp, http1, nth, start))),
             Err(later) => {
                 let inner = self.clone();
@@ -125,6 +131,7 @@ impl Inner {
         &self,
         req: Request<Incoming>,
         start: Instant,
+        peer: Option<SocketAddr>,
     ) -> Result<Response<Body>, HandlerFuture> {
         if let Some(refusal) = malformed(&req) {
             return Ok(plain(StatusCode::BAD_REQUEST, refusal));
@@ -168,7 +175,10 @@ impl Inner {
         }
         if let Some(handler) = self.routes.find(path) {
             let limit = usize::try_from(self.max_body_bytes).unwrap_or(usize::MAX);
-            let req = req.map(|b| Limited::new(b, limit).boxed_unsync());
+            let mut req = req.map(|b| Limited::new(b, limit).boxed_unsync());
+            if let Some(peer) = peer {
+                req.extensions_mut().insert(PeerAddr(peer));
+            }
             let handler = handler.clone();
             return Err(Box::pin(async move { handler.call(req).await }));
         }
@@ -242,6 +252,7 @@ impl Inner {
         self: Arc<Self>,
         io: I,
         draining: CancellationToken,
+        peer: Option<SocketAddr>,
     ) -> Result<(), crate::listener::ProtocolError>
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -257,7 +268,7 @@ impl Inner {
                 req.extensions_mut().insert(upgrading.clone());
             }
             Answer {
-                future: inner.call(req, nth),
+                future: inner.call(req, nth, peer),
                 request: Some(request),
             }
         });
@@ -343,7 +354,7 @@ impl HttpProtocol {
     where
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        self.inner.clone().serve_io(io, draining).await
+        self.inner.clone().serve_io(io, draining, None).await
     }
 }
 
@@ -353,13 +364,14 @@ impl Protocol for HttpProtocol {
 
     async fn serve(&self, conn: Connection<()>) -> Result<(), crate::listener::ProtocolError> {
         let inner = self.inner.clone();
+        let peer = conn.peer();
         async move {
             let (socket, _inbox, draining) = conn.into_parts();
             let Some(socket) = socket else {
                 return Ok(());
             };
             match socket.into_byte_stream() {
-                Ok(stream) => inner.serve_io(stream, draining).await,
+                Ok(stream) => inner.serve_io(stream, draining, Some(peer)).await,
                 Err(other) => Err(format!(
                     "HTTP is served over a byte stream (tcp, tls), not {}",
                     other.transport()

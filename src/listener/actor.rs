@@ -156,6 +156,9 @@ async fn accept_loop(listener: Bound, shared: Arc<ListenerShared>, me: ActorRef<
                 }
             }
         };
+        shared
+            .accepted
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if let Some(o) = &shared.observer {
             o.accepted();
         }

@@ -6,7 +6,7 @@ use super::observer::ListenerObserver;
 use crate::supervisor::DynamicSupervisor;
 use ractor::ActorRef;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::Semaphore;
@@ -51,6 +51,8 @@ pub(crate) struct ListenerShared {
     pub(crate) observer: Option<Arc<dyn ListenerObserver>>,
     /// Connections handed to a connection actor and not yet closed.
     pub(crate) open: AtomicUsize,
+    /// Clients accepted since the listener was built (across restarts).
+    pub(crate) accepted: AtomicU64,
     pub(crate) drain: Mutex<CancellationToken>,
     /// When the drain of the current token ends: set by the first
     /// [`drain`](Self::drain), so that a second one (the node drained the

@@ -203,6 +203,7 @@ impl<P: Protocol> ListenerSpec<P> {
             permits: Arc::new(Semaphore::new(self.max_connections)),
             observer: self.observer,
             open: AtomicUsize::new(0),
+            accepted: std::sync::atomic::AtomicU64::new(0),
             drain: Mutex::new(CancellationToken::new()),
             drain_deadline: Mutex::new(None),
             local_addr: Mutex::new(None),

@@ -379,6 +379,16 @@ impl PushSender {
         })
     }
 
+    /// Pushes queued for the connection and not yet taken by it.
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Acquire)
+    }
+
+    /// The most pushes the queue holds.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
     /// True once the connection is gone.
     pub fn is_closed(&self) -> bool {
         self.tx.is_closed()

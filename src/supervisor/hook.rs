@@ -20,6 +20,10 @@ pub struct RestartEvent<'a> {
     /// template's id, so labels stay bounded however many children come
     /// and go.
     pub child: &'a str,
+    /// Why: the exit reason of the child (`killed`, an error, a panic's
+    /// message), or `start failed: <error>` for a retry after a failed
+    /// restart.
+    pub reason: &'a str,
 }
 
 /// Called by a supervisor on each restart of a child (before the restart
@@ -50,8 +54,27 @@ impl RestartHook {
         RestartHook(Arc::new(f))
     }
 
-    pub(crate) fn call(&self, supervisor: &str, child: &str) {
-        (self.0)(RestartEvent { supervisor, child });
+    pub(crate) fn call(&self, supervisor: &str, child: &str, reason: &str) {
+        (self.0)(RestartEvent {
+            supervisor,
+            child,
+            reason,
+        });
+    }
+
+    /// A hook that calls this one, then `next`.
+    ///
+    /// ```
+    /// use corral::supervisor::RestartHook;
+    /// let hook = RestartHook::new(|e| println!("restart of {}", e.child))
+    ///     .then(RestartHook::new(|e| println!("because {}", e.reason)));
+    /// # let _ = hook;
+    /// ```
+    pub fn then(self, next: RestartHook) -> RestartHook {
+        RestartHook::new(move |e| {
+            (self.0)(e);
+            (next.0)(e);
+        })
     }
 }
 

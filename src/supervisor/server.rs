@@ -23,7 +23,7 @@ use ractor::{
 };
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The state of one child as `which_children` reports it.
 #[derive(Debug, Clone)]
@@ -38,6 +38,7 @@ pub enum ChildState {
 
 /// One row of `which_children`.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ChildInfo {
     /// The child's id; `None` for a dynamic supervisor's children (OTP's `undefined`).
     pub id: Option<String>,
@@ -45,6 +46,79 @@ pub struct ChildInfo {
     pub state: ChildState,
     /// Worker or supervisor.
     pub kind: ChildKind,
+    /// Its restart type.
+    pub restart: Restart,
+    /// Its restarts and uptime.
+    pub history: ChildHistory,
+}
+
+/// A child's life under its supervisor, as `which_children` saw it: how
+/// often it was started again, why the last time, and how long it has run.
+///
+/// A restart is any start after the first: by the strategy after an exit
+/// (the child that exited, and under one_for_all or rest_for_one the
+/// siblings restarted with it), a retry after a failed restart, or
+/// `restart_child`. Each attempt counts, as it does toward the intensity.
+///
+/// ```
+/// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use corral::supervisor::{ChildSpec, ChildState, Supervisor, SupervisorSpec};
+/// # use ractor::{Actor, ActorRef, ActorProcessingErr};
+/// # #[derive(Clone)] struct Worker;
+/// # impl Actor for Worker {
+/// #     type Msg = (); type State = (); type Arguments = ();
+/// #     async fn pre_start(&self, _: ActorRef<()>, _: ()) -> Result<(), ActorProcessingErr> { Ok(()) }
+/// # }
+/// let sup = Supervisor::start(SupervisorSpec::new("app").child(ChildSpec::worker("w", Worker, ()))).await?;
+/// let ChildState::Running(first) = sup.which_children().await?[0].state.clone() else { unreachable!() };
+/// first.kill();
+/// first.wait(None).await?;
+/// let w = &sup.which_children().await?[0];
+/// assert_eq!(w.history.restarts, 1);
+/// assert_eq!(w.history.last_restart_reason.as_deref(), Some("killed"));
+/// assert!(w.history.uptime.is_some());
+/// sup.stop().await;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ChildHistory {
+    /// Starts after the first one.
+    pub restarts: u64,
+    /// Why it was last restarted: the exit reason of the child that exited,
+    /// `"<strategy>: <sibling> exited"` for a sibling restarted with it,
+    /// `"start failed: <error>"` for a retry, `"restart_child"`.
+    pub last_restart_reason: Option<String>,
+    /// How long ago it was last restarted.
+    pub since_last_restart: Option<Duration>,
+    /// How long it has been running; `None` when it is not running.
+    pub uptime: Option<Duration>,
+}
+
+/// What the supervisor keeps of a child's life (see [`ChildHistory`]).
+#[derive(Debug, Clone, Default)]
+struct History {
+    restarts: u64,
+    last_reason: Option<Arc<str>>,
+    last_at: Option<Instant>,
+    started: Option<Instant>,
+}
+
+impl History {
+    fn restarting(&mut self, reason: Arc<str>) {
+        self.restarts += 1;
+        self.last_reason = Some(reason);
+        self.last_at = Some(Instant::now());
+    }
+
+    fn view(&self, running: bool) -> ChildHistory {
+        ChildHistory {
+            restarts: self.restarts,
+            last_restart_reason: self.last_reason.as_deref().map(str::to_string),
+            since_last_restart: self.last_at.map(|t| t.elapsed()),
+            uptime: self.started.filter(|_| running).map(|t| t.elapsed()),
+        }
+    }
 }
 
 /// The answer of `count_children`, as OTP's.
@@ -78,7 +152,8 @@ pub(crate) enum SupervisorMsg {
     DeleteChild(String, Reply<()>),
     GetChildSpec(ChildRef, Reply<ChildSpec>),
     Describe(RpcReplyPort<Description>),
-    TryAgain(Key),
+    /// Restart again a child whose restart failed, and why it failed.
+    TryAgain(Key, Arc<str>),
 }
 
 /// What a supervisor says of itself when a tree is drawn
@@ -92,6 +167,11 @@ pub(crate) struct Description {
     pub(crate) children: Vec<ChildInfo>,
     /// A dynamic supervisor's template id and child counts.
     pub(crate) dynamic: Option<DynamicDescription>,
+    /// Restarts it made since it started (each counts toward its intensity).
+    pub(crate) restarts: u64,
+    /// Its restart intensity.
+    pub(crate) max_restarts: u32,
+    pub(crate) period: Duration,
 }
 
 /// A dynamic supervisor's part of a [`Description`]: counts, not rows (it
@@ -152,6 +232,33 @@ impl Pid {
 struct Child {
     spec: ChildSpec,
     pid: Pid,
+    history: History,
+}
+
+impl Child {
+    fn new(spec: ChildSpec, pid: Pid) -> Self {
+        let mut history = History::default();
+        if matches!(pid, Pid::Running(_)) {
+            history.started = Some(Instant::now());
+        }
+        Child { spec, pid, history }
+    }
+
+    /// The child runs as `cell` from now on.
+    fn running(&mut self, cell: ActorCell) {
+        self.pid = Pid::Running(cell);
+        self.history.started = Some(Instant::now());
+    }
+
+    fn info(&self, id: Option<String>) -> ChildInfo {
+        ChildInfo {
+            id,
+            state: self.pid.state(),
+            kind: self.spec.kind,
+            restart: self.spec.restart,
+            history: self.history.view(matches!(self.pid, Pid::Running(_))),
+        }
+    }
 }
 
 struct Dynamic {
@@ -169,7 +276,12 @@ pub(crate) struct State {
     children: Vec<Child>,
     dynamic: Option<Dynamic>,
     hook: Option<RestartHook>,
+    /// Restarts made since the supervisor started.
+    restarts: u64,
 }
+
+/// A child whose start failed, and why.
+type Failed = (Arc<str>, String);
 
 /// Runs a child's start function, giving it the supervisor's cell; a
 /// supervisor it starts inherits `hook`.
@@ -245,7 +357,7 @@ impl State {
 
     /// Starts the static children from `from` on, in order. On a failure the
     /// child is marked restarting and its id returned.
-    async fn start_from(&mut self, from: usize, sup: &ActorCell) -> Result<(), Arc<str>> {
+    async fn start_from(&mut self, from: usize, sup: &ActorCell) -> Result<(), Failed> {
         let mut i = from;
         while i < self.children.len() {
             if matches!(self.children[i].pid, Pid::Running(_)) {
@@ -256,13 +368,13 @@ impl State {
             match start_spec(&spec, sup, self.hook.as_ref()).await {
                 Ok(Some(cell)) => {
                     self.log_started(&spec.id, &cell);
-                    self.children[i].pid = Pid::Running(cell);
+                    self.children[i].running(cell);
                 }
                 Ok(None) => self.children[i].pid = Pid::Undefined,
                 Err(reason) => {
                     tracing::error!(supervisor = %self.name, child = %spec.id, %reason, "child failed to restart");
                     self.children[i].pid = Pid::Restarting;
-                    return Err(spec.id.clone());
+                    return Err((spec.id.clone(), reason.to_string()));
                 }
             }
             i += 1;
@@ -276,6 +388,7 @@ impl State {
     async fn restart(
         &mut self,
         key: Key,
+        reason: Arc<str>,
         myself: &ActorRef<SupervisorMsg>,
     ) -> Result<(), SupervisorError> {
         let child_id = match &key {
@@ -293,10 +406,11 @@ impl State {
                 self.name.to_string(),
             ));
         }
+        self.restarts += 1;
         if let Some(h) = &self.hook {
-            h.call(&self.name, &child_id);
+            h.call(&self.name, &child_id, &reason);
         }
-        tracing::info!(supervisor = %self.name, child = %child_id, "restarting child");
+        tracing::info!(supervisor = %self.name, child = %child_id, %reason, "restarting child");
         let sup = myself.get_cell();
         let hook = self.hook.clone();
         match key {
@@ -307,10 +421,11 @@ impl State {
                 let Some(child) = d.children.get_mut(&k) else {
                     return Ok(());
                 };
+                child.history.restarting(reason);
                 match start_spec(&child.spec, &sup, hook.as_ref()).await {
                     Ok(Some(cell)) => {
                         d.by_actor.insert(cell.get_id(), k);
-                        child.pid = Pid::Running(cell);
+                        child.running(cell);
                     }
                     Ok(None) => {
                         d.children.remove(&k);
@@ -318,7 +433,8 @@ impl State {
                     Err(reason) => {
                         tracing::error!(supervisor = %self.name, child = %child_id, %reason, "child failed to restart");
                         child.pid = Pid::Restarting;
-                        let _ = myself.cast(SupervisorMsg::TryAgain(Key::Dynamic(k)));
+                        let why = Arc::from(format!("start failed: {reason}"));
+                        let _ = myself.cast(SupervisorMsg::TryAgain(Key::Dynamic(k), why));
                     }
                 }
             }
@@ -326,6 +442,20 @@ impl State {
                 let Some(idx) = self.idx(&id) else {
                     return Ok(());
                 };
+                self.children[idx].history.restarting(reason);
+                // The siblings the strategy restarts with it: those running now.
+                let strategy = self.flags.strategy;
+                let siblings: Arc<str> = Arc::from(format!("{}: {id} exited", strategy.name()));
+                let with_it = |i: usize| match strategy {
+                    Strategy::OneForOne => false,
+                    Strategy::OneForAll => i != idx,
+                    Strategy::RestForOne => i > idx,
+                };
+                for (i, c) in self.children.iter_mut().enumerate() {
+                    if with_it(i) && matches!(c.pid, Pid::Running(_)) {
+                        c.history.restarting(siblings.clone());
+                    }
+                }
                 let from = match self.flags.strategy {
                     Strategy::OneForOne => {
                         self.children[idx].pid = Pid::Undefined;
@@ -345,20 +475,21 @@ impl State {
                 } else {
                     self.start_from(from, &sup).await
                 };
-                if let Err(failed) = result {
-                    let _ = myself.cast(SupervisorMsg::TryAgain(Key::Static(failed)));
+                if let Err((failed, why)) = result {
+                    let why = Arc::from(format!("start failed: {why}"));
+                    let _ = myself.cast(SupervisorMsg::TryAgain(Key::Static(failed), why));
                 }
             }
         }
         Ok(())
     }
 
-    async fn start_one(&mut self, idx: usize, sup: &ActorCell) -> Result<(), Arc<str>> {
+    async fn start_one(&mut self, idx: usize, sup: &ActorCell) -> Result<(), Failed> {
         let spec = self.children[idx].spec.clone();
         match start_spec(&spec, sup, self.hook.as_ref()).await {
             Ok(Some(cell)) => {
                 self.log_started(&spec.id, &cell);
-                self.children[idx].pid = Pid::Running(cell);
+                self.children[idx].running(cell);
                 Ok(())
             }
             Ok(None) => {
@@ -368,7 +499,7 @@ impl State {
             Err(reason) => {
                 tracing::error!(supervisor = %self.name, child = %spec.id, %reason, "child failed to restart");
                 self.children[idx].pid = Pid::Restarting;
-                Err(spec.id.clone())
+                Err((spec.id.clone(), reason.to_string()))
             }
         }
     }
@@ -406,7 +537,8 @@ impl State {
             Restart::Temporary => false,
         };
         if restart {
-            self.restart(key, myself).await?;
+            let why: Arc<str> = Arc::from(reason.to_string());
+            self.restart(key, why, myself).await?;
             return Ok(false);
         }
         // Not restarted: forget temporary children, keep the others' specs.
@@ -450,23 +582,11 @@ impl State {
 
     fn which_children(&self) -> Vec<ChildInfo> {
         match &self.dynamic {
-            Some(d) => d
-                .children
-                .values()
-                .map(|c| ChildInfo {
-                    id: None,
-                    state: c.pid.state(),
-                    kind: c.spec.kind,
-                })
-                .collect(),
+            Some(d) => d.children.values().map(|c| c.info(None)).collect(),
             None => self
                 .children
                 .iter()
-                .map(|c| ChildInfo {
-                    id: Some(c.spec.id.to_string()),
-                    state: c.pid.state(),
-                    kind: c.spec.kind,
-                })
+                .map(|c| c.info(Some(c.spec.id.to_string())))
                 .collect(),
         }
     }
@@ -488,6 +608,9 @@ impl State {
                     .count(),
                 total: d.children.len(),
             }),
+            restarts: self.restarts,
+            max_restarts: self.flags.max_restarts,
+            period: self.flags.period,
         }
     }
 
@@ -534,13 +657,8 @@ impl State {
                 let k = d.next;
                 d.next += 1;
                 d.by_actor.insert(cell.get_id(), k);
-                d.children.insert(
-                    k,
-                    Child {
-                        spec,
-                        pid: Pid::Running(cell.clone()),
-                    },
-                );
+                d.children
+                    .insert(k, Child::new(spec, Pid::Running(cell.clone())));
             }
             return Ok(started);
         }
@@ -559,16 +677,11 @@ impl State {
         match &started {
             Some(cell) => {
                 self.log_started(&spec.id, cell);
-                self.children.push(Child {
-                    spec,
-                    pid: Pid::Running(cell.clone()),
-                });
+                self.children
+                    .push(Child::new(spec, Pid::Running(cell.clone())));
             }
             None if spec.restart == Restart::Temporary => {}
-            None => self.children.push(Child {
-                spec,
-                pid: Pid::Undefined,
-            }),
+            None => self.children.push(Child::new(spec, Pid::Undefined)),
         }
         Ok(started)
     }
@@ -582,6 +695,7 @@ impl State {
                 if let Some(Child {
                     pid: Pid::Running(cell),
                     spec,
+                    ..
                 }) = d.children.remove(&k)
                 {
                     shutdown_child(&cell, spec.shutdown).await;
@@ -623,12 +737,15 @@ impl State {
             Pid::Undefined => {}
         }
         let spec = self.children[idx].spec.clone();
+        self.children[idx]
+            .history
+            .restarting(Arc::from("restart_child"));
         let started = start_spec(&spec, sup, self.hook.as_ref())
             .await
             .map_err(|r| start_failed(&spec.id, r))?;
         if let Some(cell) = &started {
             self.log_started(&spec.id, cell);
-            self.children[idx].pid = Pid::Running(cell.clone());
+            self.children[idx].running(cell.clone());
         }
         Ok(started)
     }
@@ -705,6 +822,7 @@ impl Actor for SupervisorActor {
                 by_actor: HashMap::new(),
             }),
             hook: args.hook,
+            restarts: 0,
         };
         let sup = myself.get_cell();
         for spec in args.children {
@@ -719,16 +837,10 @@ impl Actor for SupervisorActor {
             match started {
                 Some(cell) => {
                     state.log_started(&spec.id, &cell);
-                    state.children.push(Child {
-                        spec,
-                        pid: Pid::Running(cell),
-                    });
+                    state.children.push(Child::new(spec, Pid::Running(cell)));
                 }
                 None if spec.restart == Restart::Temporary => {}
-                None => state.children.push(Child {
-                    spec,
-                    pid: Pid::Undefined,
-                }),
+                None => state.children.push(Child::new(spec, Pid::Undefined)),
             }
         }
         tracing::debug!(supervisor = %state.name, "supervisor started");
@@ -777,9 +889,9 @@ impl Actor for SupervisorActor {
             SupervisorMsg::Describe(reply) => {
                 let _ = reply.send(state.describe());
             }
-            SupervisorMsg::TryAgain(key) => {
+            SupervisorMsg::TryAgain(key, why) => {
                 if state.is_restarting(&key) {
-                    state.restart(key, &myself).await?;
+                    state.restart(key, why, &myself).await?;
                 }
             }
         }

@@ -41,6 +41,17 @@ pub enum Restart {
     Temporary,
 }
 
+impl Restart {
+    /// OTP's name: `permanent`, `transient`, `temporary`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Restart::Permanent => "permanent",
+            Restart::Transient => "transient",
+            Restart::Temporary => "temporary",
+        }
+    }
+}
+
 /// How a supervisor stops a child.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Shutdown {
@@ -223,6 +234,17 @@ pub enum Strategy {
     /// The child that exited and every child started after it are stopped
     /// (last first) and started again (first first).
     RestForOne,
+}
+
+impl Strategy {
+    /// OTP's name: `one_for_one`, `one_for_all`, `rest_for_one`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::OneForOne => "one_for_one",
+            Strategy::OneForAll => "one_for_all",
+            Strategy::RestForOne => "rest_for_one",
+        }
+    }
 }
 
 /// When a supervisor stops itself because significant children exited

@@ -23,8 +23,8 @@
 
 use super::error::SupervisorError;
 use super::handle::{DynamicSupervisor, Supervisor};
-use super::server::{ChildState, Description};
-use super::spec::{ChildKind, Strategy};
+use super::server::{ChildHistory, ChildInfo, ChildState, Description};
+use super::spec::{ChildKind, Restart, Strategy};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -69,6 +69,25 @@ pub struct SupervisionTree {
     pub state: ChildState,
     /// What it is, and what is below it.
     pub kind: TreeKind,
+    /// Its restart type (`None` for the root, which has no supervisor).
+    pub restart: Option<Restart>,
+    /// Its restarts and uptime under its supervisor (the root's: empty).
+    pub history: ChildHistory,
+    /// For a supervisor that answered: the restarts it made and its
+    /// intensity.
+    pub supervisor: Option<SupervisorStats>,
+}
+
+/// A running supervisor's own figures, in a [`SupervisionTree`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SupervisorStats {
+    /// Restarts it made since it started.
+    pub restarts: u64,
+    /// More than this many restarts within `period` and it gives up.
+    pub max_restarts: u32,
+    /// The window of `max_restarts`.
+    pub period: std::time::Duration,
 }
 
 /// What an entry of a [`SupervisionTree`] is.
@@ -132,7 +151,7 @@ impl SupervisionTree {
         f.write_str(&self.id)?;
         match &self.kind {
             TreeKind::Worker => {}
-            TreeKind::Supervisor { strategy, .. } => write!(f, " ({})", strategy_name(*strategy))?,
+            TreeKind::Supervisor { strategy, .. } => write!(f, " ({})", strategy.name())?,
             TreeKind::Dynamic { .. } => f.write_str(" (simple_one_for_one)")?,
             TreeKind::Unknown => f.write_str(" (supervisor)")?,
         }
@@ -184,15 +203,6 @@ impl SupervisionTree {
     }
 }
 
-/// OTP's name of a strategy.
-fn strategy_name(s: Strategy) -> &'static str {
-    match s {
-        Strategy::OneForOne => "one_for_one",
-        Strategy::OneForAll => "one_for_all",
-        Strategy::RestForOne => "rest_for_one",
-    }
-}
-
 impl fmt::Display for SupervisionTree {
     /// One line per entry, drawn with box-drawing characters; each line ends
     /// with a newline.
@@ -228,16 +238,22 @@ pub(crate) async fn snapshot(
     state: ChildState,
 ) -> Result<SupervisionTree, SupervisorError> {
     let d = sup.describe().await?;
-    Ok(entry(d, id, state).await)
+    Ok(entry(d, id, state, None).await)
 }
 
 fn entry(
     d: Description,
     id: Option<String>,
     state: ChildState,
+    info: Option<(Restart, ChildHistory)>,
 ) -> Pin<Box<dyn Future<Output = SupervisionTree> + Send>> {
     Box::pin(async move {
         let id = id.unwrap_or_else(|| d.name.to_string());
+        let stats = SupervisorStats {
+            restarts: d.restarts,
+            max_restarts: d.max_restarts,
+            period: d.period,
+        };
         let kind = match d.dynamic {
             Some(dynamic) => TreeKind::Dynamic {
                 name: d.name.to_string(),
@@ -248,32 +264,33 @@ fn entry(
             None => {
                 let mut children = Vec::with_capacity(d.children.len());
                 for c in d.children {
-                    let child_id = c.id.unwrap_or_default();
-                    let child = match (c.kind, &c.state) {
-                        (ChildKind::Worker, _) => SupervisionTree {
-                            id: child_id,
-                            state: c.state,
-                            kind: TreeKind::Worker,
-                        },
+                    let below = match (c.kind, &c.state) {
                         (ChildKind::Supervisor, ChildState::Running(cell)) => {
-                            let below = match Supervisor::from_cell(cell.clone()) {
+                            match Supervisor::from_cell(cell.clone()) {
                                 Some(s) => s.describe().await.ok(),
                                 None => None,
-                            };
-                            match below {
-                                Some(b) => entry(b, Some(child_id), c.state).await,
-                                None => SupervisionTree {
-                                    id: child_id,
-                                    state: c.state,
-                                    kind: TreeKind::Unknown,
-                                },
                             }
                         }
-                        (ChildKind::Supervisor, _) => SupervisionTree {
-                            id: child_id,
-                            state: c.state,
-                            kind: TreeKind::Unknown,
-                        },
+                        _ => None,
+                    };
+                    let child = match below {
+                        Some(b) => {
+                            let ChildInfo {
+                                id,
+                                state,
+                                restart,
+                                history,
+                                ..
+                            } = c;
+                            entry(
+                                b,
+                                Some(id.unwrap_or_default()),
+                                state,
+                                Some((restart, history)),
+                            )
+                            .await
+                        }
+                        None => leaf(c),
                     };
                     children.push(child);
                 }
@@ -284,6 +301,32 @@ fn entry(
                 }
             }
         };
-        SupervisionTree { id, state, kind }
+        let (restart, history) = match info {
+            Some((r, h)) => (Some(r), h),
+            None => (None, ChildHistory::default()),
+        };
+        SupervisionTree {
+            id,
+            state,
+            kind,
+            restart,
+            history,
+            supervisor: Some(stats),
+        }
     })
+}
+
+/// A worker, or a supervisor that could not be asked.
+fn leaf(c: ChildInfo) -> SupervisionTree {
+    SupervisionTree {
+        id: c.id.unwrap_or_default(),
+        kind: match c.kind {
+            ChildKind::Worker => TreeKind::Worker,
+            ChildKind::Supervisor => TreeKind::Unknown,
+        },
+        state: c.state,
+        restart: Some(c.restart),
+        history: c.history,
+        supervisor: None,
+    }
 }
