@@ -1,7 +1,7 @@
 //! The `http` group: GET of a 1 KiB and of a 100 KiB static file (no
 //! `Accept-Encoding`: the bytes as they are), each of 32 kept-alive
 //! connections with a request in flight, with hyper's HTTP/1.1 client,
-//! as `wrk -c` does.
+//! as `wrk -c32` does (a connection the node closes is opened again).
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -50,7 +50,7 @@ pub(crate) fn benches(c: &mut Criterion) {
             b.iter_custom(|iters| {
                 node.run(async {
                     let t0 = Instant::now();
-                    let runs = conns.iter_mut().map(|c| get(c, &path, len, iters));
+                    let runs = conns.iter_mut().map(|c| c.get(&path, len, iters));
                     join_all(runs).await;
                     t0.elapsed()
                 })
@@ -60,10 +60,25 @@ pub(crate) fn benches(c: &mut Criterion) {
     g.finish();
 }
 
-/// The kept-alive connections, their tasks on the load's runtime.
-async fn connect(addr: SocketAddr) -> Vec<SendRequest<Empty<Bytes>>> {
+/// The kept-alive connections.
+async fn connect(addr: SocketAddr) -> Vec<Conn> {
     let mut conns = Vec::with_capacity(CONNECTIONS);
     for _ in 0..CONNECTIONS {
+        conns.push(Conn::open(addr).await);
+    }
+    conns
+}
+
+/// A kept-alive HTTP/1.1 connection, opened again when the node closes it
+/// (after `max_requests_per_connection`, 1000 by default), as wrk does.
+struct Conn {
+    addr: SocketAddr,
+    sender: SendRequest<Empty<Bytes>>,
+}
+
+impl Conn {
+    /// Connects; the connection's task runs on the load's runtime.
+    async fn open(addr: SocketAddr) -> Conn {
         let tcp = TcpStream::connect(addr).await.expect("connects");
         tcp.set_nodelay(true).expect("nodelay");
         let (sender, conn) = http1::handshake(TokioIo::new(tcp))
@@ -75,29 +90,35 @@ async fn connect(addr: SocketAddr) -> Vec<SendRequest<Empty<Bytes>>> {
                 eprintln!("HTTP connection: {e}");
             }
         });
-        conns.push(sender);
+        Conn { addr, sender }
     }
-    conns
-}
 
-/// `n` GETs of `path` one after another on `conn`; each must answer 200
-/// with `len` bytes.
-async fn get(conn: &mut SendRequest<Empty<Bytes>>, path: &str, len: usize, n: u64) {
-    for _ in 0..n {
-        conn.ready().await.expect("the connection is kept alive");
-        let req = Request::get(path)
-            .header("host", "bench")
-            .body(Empty::new())
-            .expect("a request");
-        let resp = conn.send_request(req).await.expect("a response");
-        assert_eq!(resp.status(), StatusCode::OK, "GET {path}");
-        let mut body = resp.into_body();
-        let mut read = 0;
-        while let Some(frame) = body.frame().await {
-            if let Ok(data) = frame.expect("the body").into_data() {
-                read += data.len();
+    /// `n` GETs of `path` one after another; each must answer 200 with
+    /// `len` bytes.
+    async fn get(&mut self, path: &str, len: usize, n: u64) {
+        for _ in 0..n {
+            if self.sender.ready().await.is_err() {
+                // Closed by the node after its last request.
+                *self = Conn::open(self.addr).await;
+                self.sender
+                    .ready()
+                    .await
+                    .expect("a new connection is ready");
             }
+            let req = Request::get(path)
+                .header("host", "bench")
+                .body(Empty::new())
+                .expect("a request");
+            let resp = self.sender.send_request(req).await.expect("a response");
+            assert_eq!(resp.status(), StatusCode::OK, "GET {path}");
+            let mut body = resp.into_body();
+            let mut read = 0;
+            while let Some(frame) = body.frame().await {
+                if let Ok(data) = frame.expect("the body").into_data() {
+                    read += data.len();
+                }
+            }
+            assert_eq!(read, len, "GET {path}: the whole file");
         }
-        assert_eq!(read, len, "GET {path}: the whole file");
     }
 }

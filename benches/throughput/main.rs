@@ -106,6 +106,9 @@ fn config(dir: &Path, name: &str, protocol: ProtocolKind) -> Config {
     c.listeners = vec![l];
     c.chat.enabled = false;
     c.node.data_dir = dir.to_path_buf();
+    // The load's RPC connections wait while criterion analyses a
+    // benchmark, and chat subscribers send nothing: no idle cut-off.
+    c.rpc.idle_timeout_ms = 0;
     c
 }
 
