@@ -30,6 +30,7 @@ use super::call::{parse_codec, parse_transport};
 
 pub(crate) mod chat;
 mod csv;
+mod hgrm;
 
 const MOD: u64 = 1_000_000_007;
 /// Highest latency the histogram records: 120 s, in nanoseconds.
@@ -123,6 +124,11 @@ pub(crate) struct BenchRpcArgs {
     /// requests, errors, throughput and latency percentiles in µs.
     #[arg(long, value_name = "FILE")]
     pub csv: Option<std::path::PathBuf>,
+    /// Also write the run's whole latency distribution to FILE (replaced)
+    /// as HdrHistogram's percentile distribution text (.hgrm), in ms, the
+    /// format HdrHistogram's plotter reads.
+    #[arg(long, value_name = "FILE")]
+    pub hgrm: Option<std::path::PathBuf>,
 }
 
 /// `sum of i*i mod 1_000_000_007 for i in 0..n`, as the server computes it.
@@ -464,6 +470,12 @@ impl Latency {
             max: us(hist.max()),
         }
     }
+
+    /// The CSV fields `mean_us`, `p50_us`, `p90_us`, `p99_us`, `p999_us`,
+    /// `max_us`.
+    fn fields(&self) -> [String; 6] {
+        [self.mean, self.p50, self.p90, self.p99, self.p999, self.max].map(|v| format!("{v:.1}"))
+    }
 }
 
 /// The load generator's runtime: current-thread for 1 thread (as `wrk -t1`),
@@ -491,12 +503,20 @@ pub(crate) fn run(args: BenchRpcArgs) -> anyhow::Result<ExitCode> {
         anyhow::ensure!(d > 0.0 && d.is_finite(), "--duration must be positive");
     }
     // Before the run: an unwritable file fails now, not after the load.
-    let mut csv = args.csv.as_deref().map(csv::CsvFile::open).transpose()?;
+    let mut csv = args
+        .csv
+        .as_deref()
+        .map(csv::CsvFile::<Summary>::open)
+        .transpose()?;
+    let hgrm = args.hgrm.as_deref().map(hgrm::HgrmFile::open).transpose()?;
     let started_at = csv::rfc3339(time::OffsetDateTime::now_utc());
     let runtime = generator_runtime(args.threads)?;
-    let summary = runtime.block_on(bench(&args))?;
+    let (summary, hist) = runtime.block_on(bench(&args))?;
     if let Some(csv) = &mut csv {
         csv.append(&summary, &started_at)?;
+    }
+    if let Some(hgrm) = hgrm {
+        hgrm.write(&hist)?;
     }
     if args.json {
         super::print_stdout(&format!("{}\n", serde_json::to_string(&summary)?));
@@ -510,7 +530,8 @@ pub(crate) fn run(args: BenchRpcArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-async fn bench(args: &BenchRpcArgs) -> anyhow::Result<Summary> {
+/// Runs the load; the summary and the latency histogram (ns).
+async fn bench(args: &BenchRpcArgs) -> anyhow::Result<(Summary, Histogram<u64>)> {
     let size = usize::try_from(args.size).context("--size too large")?;
     let job = Arc::new(Job {
         shape: args.shape,
@@ -594,7 +615,7 @@ async fn bench(args: &BenchRpcArgs) -> anyhow::Result<Summary> {
     ticker.abort();
     bar.finish_and_clear();
 
-    Ok(Summary {
+    let summary = Summary {
         addr: args.addr.clone(),
         transport: connector.name().to_string(),
         cmd: args.cmd.service(),
@@ -615,7 +636,58 @@ async fn bench(args: &BenchRpcArgs) -> anyhow::Result<Summary> {
         },
         latency_us: Latency::of(&hist),
         first_error,
-    })
+    };
+    Ok((summary, hist))
+}
+
+impl csv::Row for Summary {
+    const HEADER: &'static [&'static str] = &[
+        "timestamp_utc",
+        "addr",
+        "transport",
+        "service",
+        "codec",
+        "shape",
+        "size",
+        "connections",
+        "in_flight",
+        "threads",
+        "duration_s",
+        "requests",
+        "ok",
+        "errors",
+        "throughput_rps",
+        "mean_us",
+        "p50_us",
+        "p90_us",
+        "p99_us",
+        "p999_us",
+        "max_us",
+        "first_error",
+    ];
+
+    fn fields(&self, timestamp: &str) -> Vec<String> {
+        let mut row = vec![
+            timestamp.to_string(),
+            self.addr.clone(),
+            self.transport.clone(),
+            self.cmd.to_string(),
+            self.codec.to_string(),
+            self.shape.to_string(),
+            self.size.to_string(),
+            self.connections.to_string(),
+            self.in_flight.to_string(),
+            self.threads.to_string(),
+            format!("{:.3}", self.elapsed_s),
+            (self.ok + self.errors).to_string(),
+            self.ok.to_string(),
+            self.errors.to_string(),
+            format!("{:.1}", self.rps),
+        ];
+        row.extend(self.latency_us.fields());
+        row.push(self.first_error.clone().unwrap_or_default());
+        row
+    }
 }
 
 fn print_summary(s: &Summary) {
@@ -663,6 +735,43 @@ mod tests {
         for n in [0, 1, 2, 10, 1000, 100_000] {
             assert_eq!(compute(n), reference(n));
         }
+    }
+
+    #[test]
+    fn a_run_is_one_csv_row_under_the_header() {
+        use csv::Row;
+        let summary = Summary {
+            addr: "127.0.0.1:7070".into(),
+            transport: "tcp".into(),
+            cmd: "echo",
+            codec: "json",
+            shape: "native",
+            size: 64,
+            connections: 2,
+            in_flight: 4,
+            threads: 1,
+            requests: 10,
+            ok: 9,
+            errors: 1,
+            elapsed_s: 0.5,
+            rps: 18.0,
+            latency_us: Latency {
+                mean: 2.0,
+                p50: 1.0,
+                p90: 2.5,
+                p99: 3.0,
+                p999: 4.0,
+                max: 5.0,
+            },
+            first_error: Some("error reply X: a, \"b\"".into()),
+        };
+        let fields = summary.fields("2024-02-29T23:59:58Z");
+        assert_eq!(fields.len(), <Summary as Row>::HEADER.len());
+        assert_eq!(
+            fields.join("|"),
+            "2024-02-29T23:59:58Z|127.0.0.1:7070|tcp|echo|json|native|64|2|4|1|0.500|10|9|1|\
+             18.0|2.0|1.0|2.5|3.0|4.0|5.0|error reply X: a, \"b\""
+        );
     }
 
     #[test]

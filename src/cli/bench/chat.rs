@@ -39,6 +39,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -57,6 +58,8 @@ use tokio::net::TcpStream;
 use tokio::sync::{Barrier, Notify};
 use tokio_util::sync::CancellationToken;
 
+use super::csv::{self, CsvFile};
+use super::hgrm::HgrmFile;
 use super::{generator_runtime, new_histogram, Latency, MAX_LATENCY_NS};
 use crate::cli::call::parse_codec;
 
@@ -128,6 +131,16 @@ pub(crate) struct BenchChatArgs {
     /// on --addr.
     #[arg(long, value_name = "HOST:PORT")]
     pub sub_zmq: Option<String>,
+    /// Also append the run's results to FILE as one CSV row (a header
+    /// first when FILE is new or empty): time, settings, counts, rates and
+    /// delivery latency percentiles in µs.
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+    /// Also write the run's whole delivery latency distribution to FILE
+    /// (replaced) as HdrHistogram's percentile distribution text (.hgrm),
+    /// in ms, the format HdrHistogram's plotter reads.
+    #[arg(long, value_name = "FILE")]
+    pub hgrm: Option<PathBuf>,
 }
 
 /// State shared by the publisher and the subscribers.
@@ -169,10 +182,13 @@ impl Shared {
 #[derive(Debug, Serialize)]
 struct Summary {
     addr: String,
+    /// The `zmq_xpub` endpoint the subscribers are on, if not --addr.
+    sub_zmq: Option<String>,
     codec: &'static str,
     subscribers: usize,
     size: usize,
     window: u64,
+    batch: u64,
     threads: usize,
     published: u64,
     acked: u64,
@@ -207,8 +223,22 @@ pub(crate) fn run(args: BenchChatArgs) -> anyhow::Result<ExitCode> {
         "--duration must be positive"
     );
     let addrs = corral::client::parse_addrs(&args.addr).context("bad --addr")?;
+    // Before the run: an unwritable file fails now, not after the load.
+    let mut csv = args
+        .csv
+        .as_deref()
+        .map(CsvFile::<Summary>::open)
+        .transpose()?;
+    let hgrm = args.hgrm.as_deref().map(HgrmFile::open).transpose()?;
+    let started_at = csv::rfc3339(time::OffsetDateTime::now_utc());
     let runtime = generator_runtime(args.threads)?;
-    let summary = runtime.block_on(bench(&args, addrs))?;
+    let (summary, hist) = runtime.block_on(bench(&args, addrs))?;
+    if let Some(csv) = &mut csv {
+        csv.append(&summary, &started_at)?;
+    }
+    if let Some(hgrm) = hgrm {
+        hgrm.write(&hist)?;
+    }
     if args.json {
         super::super::print_stdout(&format!("{}\n", serde_json::to_string(&summary)?));
     } else {
@@ -814,7 +844,11 @@ async fn keep_publishing(
     true
 }
 
-async fn bench(args: &BenchChatArgs, addrs: Vec<String>) -> anyhow::Result<Summary> {
+/// Runs the load; the summary and the delivery latency histogram (ns).
+async fn bench(
+    args: &BenchChatArgs,
+    addrs: Vec<String>,
+) -> anyhow::Result<(Summary, Histogram<u64>)> {
     if args.sub_zmq.is_some() && addrs.len() > 1 {
         bail!("--sub-zmq measures one node: give one --addr");
     }
@@ -977,12 +1011,14 @@ async fn bench(args: &BenchChatArgs, addrs: Vec<String>) -> anyhow::Result<Summa
     let ack_s = secs(acks.last_ack_ns.load(Ordering::Relaxed));
     let rate = |count: u64, s: f64| if s > 0.0 { count as f64 / s } else { 0.0 };
     let first_error = shared.first_error.lock().ok().and_then(|e| e.clone());
-    Ok(Summary {
+    let summary = Summary {
         addr: addrs.join(","),
+        sub_zmq: args.sub_zmq.clone(),
         codec: codec.name(),
         subscribers: n,
         size: args.size,
         window: args.window,
+        batch: args.batch,
         threads: args.threads,
         published,
         acked,
@@ -997,7 +1033,70 @@ async fn bench(args: &BenchChatArgs, addrs: Vec<String>) -> anyhow::Result<Summa
         failovers: shared.failovers.load(Ordering::Relaxed),
         max_ack_gap_ms: acks.max_gap_ns.load(Ordering::Relaxed) as f64 / 1e6,
         first_error,
-    })
+    };
+    Ok((summary, hist))
+}
+
+impl csv::Row for Summary {
+    const HEADER: &'static [&'static str] = &[
+        "timestamp_utc",
+        "addr",
+        "sub_zmq",
+        "codec",
+        "subscribers",
+        "size",
+        "window",
+        "batch",
+        "threads",
+        "duration_s",
+        "published",
+        "acked",
+        "delivered",
+        "missing",
+        "errors",
+        "delivered_per_s",
+        "published_per_s",
+        "acked_per_s",
+        "mean_us",
+        "p50_us",
+        "p90_us",
+        "p99_us",
+        "p999_us",
+        "max_us",
+        "failovers",
+        "max_ack_gap_ms",
+        "first_error",
+    ];
+
+    fn fields(&self, timestamp: &str) -> Vec<String> {
+        let mut row = vec![
+            timestamp.to_string(),
+            self.addr.clone(),
+            self.sub_zmq.clone().unwrap_or_default(),
+            self.codec.to_string(),
+            self.subscribers.to_string(),
+            self.size.to_string(),
+            self.window.to_string(),
+            self.batch.to_string(),
+            self.threads.to_string(),
+            format!("{:.3}", self.elapsed_s),
+            self.published.to_string(),
+            self.acked.to_string(),
+            self.delivered.to_string(),
+            self.missing.to_string(),
+            self.errors.to_string(),
+            format!("{:.1}", self.delivered_per_s),
+            format!("{:.1}", self.published_per_s),
+            format!("{:.1}", self.acked_per_s),
+        ];
+        row.extend(self.latency_us.fields());
+        row.extend([
+            self.failovers.to_string(),
+            format!("{:.1}", self.max_ack_gap_ms),
+            self.first_error.clone().unwrap_or_default(),
+        ]);
+        row
+    }
 }
 
 fn print_summary(s: &Summary) {
