@@ -13,6 +13,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use cli::bench::chat::BenchChatArgs;
+use cli::bench::idle::BenchIdleArgs;
 use cli::bench::BenchRpcArgs;
 use cli::bot::BotArgs;
 use cli::call::CallArgs;
@@ -72,6 +73,9 @@ enum BenchTarget {
     Rpc(BenchRpcArgs),
     /// Pub/sub fan-out through the chat services: one publisher, N subscribers.
     Chat(BenchChatArgs),
+    /// Many idle connections (after one exchange each), held open: the
+    /// memory a server pays per idle connection.
+    Idle(BenchIdleArgs),
 }
 
 fn main() -> ExitCode {
@@ -140,6 +144,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             cli::logging::init_for_tool(cli.log_format)?;
             cli::bench::chat::run(args)
+        }
+        Command::Bench {
+            target: BenchTarget::Idle(args),
+        } => {
+            cli::logging::init_for_tool(cli.log_format)?;
+            cli::bench::idle::run(args)
         }
     }
 }

@@ -31,6 +31,7 @@ use super::call::{parse_codec, parse_transport};
 pub(crate) mod chat;
 mod csv;
 mod hgrm;
+pub(crate) mod idle;
 
 const MOD: u64 = 1_000_000_007;
 /// Highest latency the histogram records: 120 s, in nanoseconds.

@@ -32,7 +32,6 @@ use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
 use super::codec::{Frame, FrameCodec, FrameError};
@@ -44,14 +43,20 @@ use super::settings::RpcSettings;
 use super::stall::{StallGuard, Stalled};
 use super::writer::{FrameWriter, Outgoing};
 use crate::metrics::Metrics;
+use crate::util::LeanFramedRead;
 
-/// Initial capacity of the buffer replies are encoded into.
 /// The SCTP stream pushes go out on; replies use the stream of their
 /// request, so a client that sends on another stream never finds its
 /// replies waiting behind pushes.
 pub const PUSH_STREAM: u16 = 0;
 
+/// Capacity of the buffer replies are encoded into, allocated when a reply
+/// is encoded and released when the connection has nothing left to write.
 const SCRATCH_BYTES: usize = 8 * 1024;
+
+/// Capacity of a byte-stream connection's read buffer, which exists only
+/// while there are bytes to read (see [`LeanFramedRead`]).
+const READ_BUFFER: usize = 8 * 1024;
 
 /// Most queued pushes written in one go before the loop looks at requests.
 const PUSH_BATCH: usize = 256;
@@ -350,7 +355,8 @@ where
     let max = shared.settings.max_frame_bytes;
     let (r, w) = tokio::io::split(io);
     let w = StallGuard::new(w, shared.settings.write_stall_timeout());
-    let reader = FramedRead::new(r, FrameCodec::new(max)).map(|f| f.map(|f| (f, ())));
+    let reader =
+        LeanFramedRead::new(r, FrameCodec::new(max), READ_BUFFER).map(|f| f.map(|f| (f, ())));
     // Outgoing sizes are policed by the dispatcher: data over the limit is
     // replaced by an INTERNAL error, and error replies always go out (even
     // when the limit is set smaller than an error message).
@@ -411,6 +417,9 @@ async fn send<W, T>(
 where
     W: Sink<(Outgoing, T), Error = FrameError> + Unpin,
 {
+    if scratch.capacity() == 0 {
+        scratch.reserve(SCRATCH_BYTES);
+    }
     if shared.encode(c, scratch) {
         writer
             .feed((Outgoing::Body(scratch.split().freeze()), tag))
@@ -460,8 +469,10 @@ where
     let idle = shared.settings.idle_timeout();
 
     let mut in_flight = FuturesUnordered::new();
-    let mut pushes = Vec::with_capacity(PUSH_BATCH);
-    let mut scratch = BytesMut::with_capacity(SCRATCH_BYTES);
+    // Both allocated when first needed, and released whenever everything
+    // is written: an idle connection holds no buffer.
+    let mut pushes = Vec::new();
+    let mut scratch = BytesMut::new();
     let mut last_enc = Encoding::Json;
     let mut reading = true;
     let mut read_eof = false;
@@ -556,7 +567,18 @@ where
                     break end_with(e);
                 }
             }
-            Event::Flushed(Ok(())) => dirty = false,
+            Event::Flushed(Ok(())) => {
+                dirty = false;
+                // Everything is written: release the buffers until they are
+                // needed again (the encoded replies that share the
+                // scratch's allocation are gone once written).
+                if in_flight.is_empty() {
+                    scratch = BytesMut::new();
+                    if pushes_rx.is_empty() {
+                        pushes = Vec::new();
+                    }
+                }
+            }
             Event::Flushed(Err(e)) => break end_with(e),
             Event::Cancelled => {
                 tracing::debug!(conn_id, "RPC connection draining");

@@ -34,10 +34,13 @@ impl Stalled {
 
 /// Armed while writes are blocked; fires `timeout` after the first blocked
 /// write with no progress since.
+///
+/// Its sleep is made the first time a write blocks: a connection whose
+/// writes never wait has no timer.
 #[derive(Debug)]
 pub(crate) struct StallTimer {
     timeout: Duration,
-    sleep: Pin<Box<Sleep>>,
+    sleep: Option<Pin<Box<Sleep>>>,
     armed: bool,
 }
 
@@ -45,7 +48,7 @@ impl StallTimer {
     pub(crate) fn new(timeout: Duration) -> Self {
         StallTimer {
             timeout,
-            sleep: Box::pin(tokio::time::sleep(timeout)),
+            sleep: None,
             armed: false,
         }
     }
@@ -60,9 +63,16 @@ impl StallTimer {
         if !self.armed {
             self.armed = true;
             let deadline = Instant::now() + self.timeout;
-            self.sleep.as_mut().reset(deadline);
+            match &mut self.sleep {
+                Some(sleep) => sleep.as_mut().reset(deadline),
+                None => self.sleep = Some(Box::pin(tokio::time::sleep_until(deadline))),
+            }
         }
-        match self.sleep.as_mut().poll(cx) {
+        let timeout = self.timeout;
+        let sleep = self
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        match sleep.as_mut().poll(cx) {
             Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 Stalled(self.timeout),

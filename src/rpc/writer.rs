@@ -239,6 +239,8 @@ impl<W: AsyncWrite + Unpin> Sink<Outgoing> for FrameWriter<W> {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), FrameError>> {
         let this = self.get_mut();
         ready!(this.poll_write_queue(cx))?;
+        // All written: an idle connection keeps no queue.
+        this.queue = VecDeque::new();
         Pin::new(&mut this.io)
             .poll_flush(cx)
             .map_err(FrameError::Io)
