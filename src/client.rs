@@ -303,20 +303,23 @@ impl FrameConn {
             stream,
             request_stream,
             opts.max_message_bytes,
-        ))
+        )?)
     }
 
     /// A connection over an established SCTP association: bodies go out as
-    /// messages on `stream`; incoming messages (on any stream) are bodies.
+    /// messages on `stream` (those fed before a flush in as few system
+    /// calls as the kernel allows); incoming messages (on any stream) are
+    /// bodies. Fails only if the socket cannot be registered with the
+    /// runtime (call it within one).
     #[cfg(feature = "sctp")]
     pub fn from_sctp(
         stream: tokio_sctp::SctpStream,
         send_stream: u16,
         max_message_bytes: usize,
-    ) -> FrameConn {
-        use crate::transport::sctp::{messages, Incoming, MessageSink};
-        let stream = Arc::new(stream);
-        let incoming = messages(stream.clone(), max_message_bytes).map(|r| match r {
+    ) -> io::Result<FrameConn> {
+        use crate::transport::sctp::{Association, Incoming};
+        let assoc = Association::new(stream)?;
+        let incoming = assoc.messages(max_message_bytes).map(|r| match r {
             Ok(Incoming::Message(body, _)) => Ok(body),
             Ok(Incoming::TooLarge(n)) => Err(io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -324,10 +327,10 @@ impl FrameConn {
             )),
             Err(e) => Err(e),
         });
-        let sink = MessageSink::new(stream).with(move |body: Bytes| {
+        let sink = assoc.sink().with(move |body: Bytes| {
             futures::future::ready(Ok::<_, io::Error>((body, send_stream)))
         });
-        FrameConn::from_parts(Box::pin(sink), Box::pin(incoming))
+        Ok(FrameConn::from_parts(Box::pin(sink), Box::pin(incoming)))
     }
 
     /// Length-prefix framing over any byte stream; frames longer than

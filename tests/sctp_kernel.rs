@@ -27,7 +27,7 @@ use corral::config::{Config, ListenerConfig, ProtocolKind};
 use corral::node::Node;
 use corral::rpc::PUSH_STREAM;
 use corral::rpc::{CallContext, Push, Request, Service, ServiceError};
-use corral::transport::sctp::{self, Incoming, MessageSink};
+use corral::transport::sctp::{self, Association, Incoming, MessageSink};
 use corral::transport::SctpOptions;
 use corral::transport::Transport;
 use futures::{SinkExt, StreamExt};
@@ -116,21 +116,23 @@ fn closed(node: &Node) -> u64 {
         .get()
 }
 
-/// A raw association: a sink of (body, stream) and a stream of messages.
+/// A raw association: a sink of (body, stream), a stream of messages, the
+/// association and its status.
 async fn raw(
     addr: SocketAddr,
 ) -> (
     MessageSink,
     impl futures::Stream<Item = std::io::Result<Incoming>>,
-    Arc<tokio_sctp::SctpStream>,
+    Association,
+    tokio_sctp::Status,
 ) {
-    let s = Arc::new(
-        sctp::connect(addr, &SctpOptions::default())
-            .await
-            .expect("SCTP connect"),
-    );
-    let msgs = Box::pin(sctp::messages(s.clone(), 1 << 20));
-    (MessageSink::new(s.clone()), msgs, s)
+    let s = sctp::connect(addr, &SctpOptions::default())
+        .await
+        .expect("SCTP connect");
+    let status = s.status().expect("SCTP_STATUS");
+    let a = Association::new(s).expect("registered");
+    let msgs = Box::pin(a.messages(1 << 20));
+    (a.sink(), msgs, a, status)
 }
 
 async fn next_msg(
@@ -205,8 +207,7 @@ async fn replies_go_out_on_the_request_stream() {
     }
     guarded(async {
         let node = start(config(|_| {})).await;
-        let (mut tx, mut rx, s) = raw(addr(&node)).await;
-        let status = s.status().expect("SCTP_STATUS");
+        let (mut tx, mut rx, _a, status) = raw(addr(&node)).await;
         assert!(status.outstrms >= 8, "{} outbound streams", status.outstrms);
         // Pipelined: all requests first, on streams 0..8, then the replies.
         for id in 0..32u16 {
@@ -240,7 +241,7 @@ async fn pushes_go_out_on_their_own_stream() {
             .start()
             .await
             .expect("start");
-        let (mut tx, mut rx, _s) = raw(addr(&node)).await;
+        let (mut tx, mut rx, _a, _) = raw(addr(&node)).await;
         let body = json!({"id": 1, "service": "pusher", "data": {"n": 200}});
         tx.send((Bytes::from(body.to_string()), 3))
             .await
@@ -339,7 +340,7 @@ async fn association_aborted_mid_request() {
             .expect("start");
         let listener = node.listener("rpc").expect("listener").clone();
         let before = closed(&node);
-        let (mut tx, rx, s) = raw(addr(&node)).await;
+        let (mut tx, rx, s, _) = raw(addr(&node)).await;
         let body = json!({"id": 1, "service": "hold", "data": {}});
         tx.send((Bytes::from(body.to_string()), 1))
             .await
@@ -572,7 +573,7 @@ async fn in_flight_is_bounded_per_association() {
             .start()
             .await
             .expect("start");
-        let (mut tx, mut rx, _s) = raw(addr(&node)).await;
+        let (mut tx, mut rx, _a, _) = raw(addr(&node)).await;
         const N: u64 = 500;
         for id in 0..N {
             let body = json!({"id": id, "service": "gate", "data": {"i": id}});
@@ -608,7 +609,7 @@ async fn a_peer_that_never_reads_is_cut_and_frees_its_slot() {
             c.rpc.write_stall_timeout_ms = 300;
         }))
         .await;
-        let (mut tx, _unread, _s) = raw(addr(&node)).await;
+        let (mut tx, _unread, _a, _) = raw(addr(&node)).await;
         let body = json!({"id": 1, "service": "echo", "data": {"p": "x".repeat(64 << 10)}});
         let body = Bytes::from(body.to_string());
         let writer = tokio::spawn(async move {
@@ -628,6 +629,126 @@ async fn a_peer_that_never_reads_is_cut_and_frees_its_slot() {
             .expect("the stuck association is cut and the next one is served");
         assert_eq!(r.expect("ping")["pong"], json!(true));
         writer.abort();
+        node.shutdown().await;
+    })
+    .await;
+}
+
+/// The echo request `id` on stream `sid` with a payload of `len` bytes.
+fn echo_request(id: u64, sid: u16, len: usize) -> (Bytes, u16) {
+    let payload = format!("{id}:").repeat(len / 4 + 1);
+    let body = json!({"id": id, "service": "echo", "data": {"payload": payload, "sid": sid}});
+    (Bytes::from(body.to_string()), sid)
+}
+
+#[tokio::test]
+async fn pipelined_batches_on_several_streams_come_back_whole_and_in_stream_order() {
+    if !sctp_or_skip("pipelined_batches_on_several_streams_come_back_whole_and_in_stream_order") {
+        return;
+    }
+    guarded(async {
+        let node = start(config(|_| {})).await;
+        let (mut tx, mut rx, _a, status) = raw(addr(&node)).await;
+        let streams = status.outstrms.min(8);
+        assert!(streams >= 2, "{streams} streams");
+        const N: u64 = 6000;
+        // Mostly small, some larger than one receive slot (16 KiB) and
+        // than one read of a message's parts (64 KiB).
+        let len = |id: u64| match id {
+            id if id % 997 == 0 => 150_000,
+            id if id % 89 == 0 => 20_000,
+            id => (id % 300) as usize,
+        };
+        // All fed, flushed in batches of several at a time: the requests go
+        // out in as few sendmmsg calls as the buffers allow, while the
+        // replies are read beside them.
+        let writer = tokio::spawn(async move {
+            for id in 0..N {
+                let sid = (id % u64::from(streams)) as u16;
+                tx.feed(echo_request(id, sid, len(id))).await?;
+                if id % 500 == 499 {
+                    tx.flush().await?;
+                }
+            }
+            tx.flush().await?;
+            Ok::<_, std::io::Error>(tx)
+        });
+        let mut last: Vec<Option<u64>> = vec![None; usize::from(streams)];
+        for _ in 0..N {
+            let (reply, sid) = next_msg(&mut rx).await;
+            let id = reply["id"].as_u64().expect("an id");
+            assert_eq!(
+                u64::from(sid),
+                id % u64::from(streams),
+                "reply {id} on stream {sid}"
+            );
+            assert_eq!(reply["data"]["sid"], sid);
+            let want = echo_request(id, sid, len(id)).0;
+            let want: Value = serde_json::from_slice(&want).expect("json");
+            assert_eq!(
+                reply["data"]["payload"], want["data"]["payload"],
+                "reply {id}"
+            );
+            // On each stream, the replies come back in the order sent.
+            let prev = last[usize::from(sid)].replace(id);
+            assert_eq!(
+                prev.map_or(sid.into(), |p| p + u64::from(streams)),
+                id,
+                "stream {sid}"
+            );
+        }
+        let tx = writer.await.expect("writer").expect("all sent");
+        assert_eq!(tx.sent(), N);
+        node.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_batch_with_garbage_and_an_oversized_message_is_answered_up_to_it() {
+    if !sctp_or_skip("a_batch_with_garbage_and_an_oversized_message_is_answered_up_to_it") {
+        return;
+    }
+    guarded(async {
+        // The limit is above one receive slot, so the oversized message
+        // arrives in parts inside one batch of reads. All on one stream:
+        // SCTP orders messages within a stream only.
+        let node = start(config(|c| c.sctp.max_message_bytes = 40_000)).await;
+        let (mut tx, mut rx, _a, _) = raw(addr(&node)).await;
+        let mut batch: Vec<(Bytes, u16)> = Vec::new();
+        for id in 0..20 {
+            batch.push(echo_request(id, 1, 30));
+        }
+        batch.push((Bytes::from_static(b"\xff\x00garbage"), 1));
+        batch.push((Bytes::from(vec![b'{'; 39_000]), 1));
+        batch.push(echo_request(20, 1, 30_000)); // under the limit: answered
+        batch.push((Bytes::from(vec![b'x'; 100_000]), 1)); // over it
+        for id in 21..30 {
+            batch.push(echo_request(id, 1, 30));
+        }
+        for m in batch {
+            tx.feed(m).await.expect("queued");
+        }
+        tx.flush().await.expect("sent");
+        for id in 0..20u64 {
+            let (reply, sid) = next_msg(&mut rx).await;
+            assert_eq!((&reply["id"], sid), (&json!(id), 1), "{reply}");
+        }
+        for _ in 0..2 {
+            let (reply, sid) = next_msg(&mut rx).await;
+            assert_eq!(reply["error"]["code"], "BAD_REQUEST", "{reply}");
+            assert_eq!(sid, 1);
+        }
+        let (reply, _) = next_msg(&mut rx).await;
+        assert_eq!(reply["id"], 20, "{}", reply["error"]);
+        let (reply, _) = next_msg(&mut rx).await;
+        assert_eq!(reply["error"]["code"], "FRAME_TOO_LARGE", "{reply}");
+        // Nothing after the oversized message is answered: the server
+        // shuts the association down.
+        match rx.next().await {
+            None | Some(Err(_)) => {}
+            Some(other) => panic!("expected the end, got {other:?}"),
+        }
         node.shutdown().await;
     })
     .await;

@@ -204,7 +204,7 @@ impl RpcProtocol {
         stream: tokio_sctp::SctpStream,
         ctx: ConnCtx,
     ) -> Result<(), RpcConnError> {
-        use crate::transport::sctp::{messages, Incoming, MessageSink};
+        use crate::transport::sctp::{Association, Incoming};
         let max = self
             .shared
             .settings
@@ -221,15 +221,16 @@ impl RpcProtocol {
                 PUSH_STREAM
             }
         };
-        let stream = Arc::new(stream);
-        let reader = messages(stream.clone(), max).map(move |r| match r {
+        let assoc = Association::new(stream).map_err(FrameError::Io)?;
+        let reader = assoc.messages(max).map(move |r| match r {
             Ok(Incoming::Message(body, sid)) => Ok((Frame::Body(body), reply_stream(sid))),
             Ok(Incoming::TooLarge(len)) => Ok((Frame::TooLarge(len), PUSH_STREAM)),
             Err(e) => Err(FrameError::Io(e)),
         });
-        // One message per reply, one per push of a batch.
+        // One message per reply, one per push of a batch, queued until the
+        // loop flushes (when nothing else is ready), then sent in batches.
         let stall = self.shared.settings.write_stall_timeout();
-        let writer = super::stall::StallSink::new(MessageSink::new(stream), stall)
+        let writer = super::stall::StallSink::new(assoc.sink(), stall)
             .sink_map_err(FrameError::Io)
             .with_flat_map(move |(out, sid): (Outgoing, u16)| {
                 let bodies: Vec<Bytes> = out.bodies(max).into_iter().cloned().collect();

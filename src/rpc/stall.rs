@@ -53,6 +53,13 @@ impl StallTimer {
         }
     }
 
+    /// Counts progress made inside a write that is still blocked (part of
+    /// a batch went): the timer starts again from the next blocked poll.
+    #[cfg_attr(not(feature = "sctp"), allow(dead_code))]
+    fn progressed(&mut self) {
+        self.armed = false;
+    }
+
     /// Passes on the outcome of a write `r`: progress (ready) disarms the
     /// timer; a blocked write arms it, or fails once it has fired.
     fn watch<T>(&mut self, cx: &mut Context<'_>, r: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
@@ -137,6 +144,21 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for StallGuard<W> {
     }
 }
 
+/// A sink that counts the messages it has sent, so that a flush blocked
+/// after sending part of its queue counts as progress.
+#[cfg_attr(not(feature = "sctp"), allow(dead_code))]
+pub(crate) trait SentCount {
+    /// Messages sent so far.
+    fn sent(&self) -> u64;
+}
+
+#[cfg(feature = "sctp")]
+impl SentCount for crate::transport::sctp::MessageSink {
+    fn sent(&self) -> u64 {
+        crate::transport::sctp::MessageSink::sent(self)
+    }
+}
+
 /// A sink of messages whose sends fail once no message could be sent for
 /// the timeout.
 #[cfg_attr(not(feature = "sctp"), allow(dead_code))]
@@ -156,16 +178,33 @@ impl<S> StallSink<S> {
     }
 }
 
+impl<S: SentCount> StallSink<S> {
+    /// Polls `f` on the sink, watching for progress.
+    fn watch<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        f: impl FnOnce(Pin<&mut S>, &mut Context<'_>) -> Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>>
+    where
+        S: Unpin,
+    {
+        let before = self.sink.sent();
+        let r = f(Pin::new(&mut self.sink), cx);
+        if r.is_pending() && self.sink.sent() != before {
+            self.timer.progressed();
+        }
+        self.timer.watch(cx, r)
+    }
+}
+
 impl<S, I> Sink<I> for StallSink<S>
 where
-    S: Sink<I, Error = io::Error> + Unpin,
+    S: Sink<I, Error = io::Error> + SentCount + Unpin,
 {
     type Error = io::Error;
 
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let r = Pin::new(&mut this.sink).poll_ready(cx);
-        this.timer.watch(cx, r)
+        self.get_mut().watch(cx, |s, cx| s.poll_ready(cx))
     }
 
     fn start_send(self: Pin<&mut Self>, item: I) -> io::Result<()> {
@@ -173,15 +212,11 @@ where
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let r = Pin::new(&mut this.sink).poll_flush(cx);
-        this.timer.watch(cx, r)
+        self.get_mut().watch(cx, |s, cx| s.poll_flush(cx))
     }
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let r = Pin::new(&mut this.sink).poll_close(cx);
-        this.timer.watch(cx, r)
+        self.get_mut().watch(cx, |s, cx| s.poll_close(cx))
     }
 }
 
