@@ -21,6 +21,7 @@ use anyhow::Context;
 use bytes::Bytes;
 use clap::{Args, ValueEnum};
 use corral::client::Codec;
+use futures::FutureExt;
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::{Deserialize, Serialize};
@@ -386,42 +387,53 @@ async fn run_conn(plan: ConnPlan) -> anyhow::Result<ConnResult> {
         if pending.is_empty() {
             break;
         }
-        let body = match conn.recv_frame().await {
-            Ok(Some(body)) => body,
-            Ok(None) => {
-                fail(
-                    &mut res,
-                    pending.len() as u64,
-                    "connection closed by server".into(),
-                );
-                return Ok(res);
+        // The first reply waited for, then every one already here before
+        // refilling: the new requests go out together, in one flush.
+        let mut next = Some(conn.recv_frame().await);
+        while let Some(received) = next {
+            let body = match received {
+                Ok(Some(body)) => body,
+                Ok(None) => {
+                    fail(
+                        &mut res,
+                        pending.len() as u64,
+                        "connection closed by server".into(),
+                    );
+                    return Ok(res);
+                }
+                Err(e) => {
+                    fail(&mut res, pending.len() as u64, format!("receive: {e}"));
+                    return Ok(res);
+                }
+            };
+            let now = Instant::now();
+            let (id, verdict) = job.check(&body);
+            // Free the request's slot: by id, or (reply without a usable id) any one,
+            // so that the loop cannot wait forever.
+            let slot = match id.and_then(|id| pending.remove(&id)) {
+                Some(t0) => Some(t0),
+                None => {
+                    let any = pending.keys().next().copied();
+                    any.and_then(|k| pending.remove(&k));
+                    None
+                }
+            };
+            match (slot, verdict) {
+                (Some(t0), Ok(())) => {
+                    let ns = u64::try_from(now.duration_since(t0).as_nanos()).unwrap_or(u64::MAX);
+                    let _ = res.hist.record(ns.clamp(1, MAX_LATENCY_NS));
+                    res.ok += 1;
+                    plan.done.fetch_add(1, Ordering::Relaxed);
+                }
+                (None, Ok(())) => fail(&mut res, 1, format!("reply to unknown id {id:?}")),
+                (_, Err(e)) => fail(&mut res, 1, e),
             }
-            Err(e) => {
-                fail(&mut res, pending.len() as u64, format!("receive: {e}"));
-                return Ok(res);
-            }
-        };
-        let now = Instant::now();
-        let (id, verdict) = job.check(&body);
-        // Free the request's slot: by id, or (reply without a usable id) any one,
-        // so that the loop cannot wait forever.
-        let slot = match id.and_then(|id| pending.remove(&id)) {
-            Some(t0) => Some(t0),
-            None => {
-                let any = pending.keys().next().copied();
-                any.and_then(|k| pending.remove(&k));
+            // Receiving is cancel-safe: a reply not here yet stays queued.
+            next = if pending.is_empty() {
                 None
-            }
-        };
-        match (slot, verdict) {
-            (Some(t0), Ok(())) => {
-                let ns = u64::try_from(now.duration_since(t0).as_nanos()).unwrap_or(u64::MAX);
-                let _ = res.hist.record(ns.clamp(1, MAX_LATENCY_NS));
-                res.ok += 1;
-                plan.done.fetch_add(1, Ordering::Relaxed);
-            }
-            (None, Ok(())) => fail(&mut res, 1, format!("reply to unknown id {id:?}")),
-            (_, Err(e)) => fail(&mut res, 1, e),
+            } else {
+                conn.recv_frame().now_or_never()
+            };
         }
     }
     Ok(res)
