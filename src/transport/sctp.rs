@@ -475,6 +475,10 @@ impl MessageSink {
                 Err(_would_block) => {} // readiness cleared: wait for it
             }
         }
+        if self.queue.capacity() > sys::SEND_BATCH {
+            // After a burst: an idle association keeps no large queue.
+            self.queue = VecDeque::new();
+        }
         Poll::Ready(Ok(()))
     }
 }
