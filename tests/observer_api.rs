@@ -9,6 +9,7 @@
 
 mod support {
     pub(crate) mod guard;
+    pub(crate) mod idle;
     pub(crate) mod wait;
 }
 
@@ -19,28 +20,16 @@ use corral::supervisor::{
     ChildSpec, ChildState, SupervisionTree, Supervisor, SupervisorSpec, TreeKind,
 };
 use corral::transport::Transport;
-use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde_json::json;
 use std::net::SocketAddr;
 use support::guard::guarded;
+use support::idle::Idle;
 use support::wait::wait_until;
 
 const TOKEN: &str = "e2e-token-0123456789abcdef";
 const HOSTILE_CHILD: &str = "<script>window.__pwned=1</script>";
 const HOSTILE_LISTENER: &str = "<img src=x onerror=alert(1)>";
 const HOSTILE_USER: &str = "\"<b>bold</b>\u{1b}[31m";
-
-#[derive(Clone)]
-struct Idle;
-
-impl Actor for Idle {
-    type Msg = ();
-    type State = ();
-    type Arguments = ();
-    async fn pre_start(&self, _: ActorRef<()>, _: ()) -> Result<(), ActorProcessingErr> {
-        Ok(())
-    }
-}
 
 fn listener(name: &str, protocol: ProtocolKind) -> ListenerConfig {
     let mut l = ListenerConfig::new(name, Transport::Tcp, protocol, 0);

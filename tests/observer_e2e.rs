@@ -9,6 +9,11 @@
 //! e2e/node_modules or /usr/bin/chromium is missing (scripts/setup installs
 //! them); CORRAL_REQUIRE_E2E=1 makes a missing piece a failure.
 
+mod support {
+    pub(crate) mod e2e;
+    pub(crate) mod idle;
+}
+
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
@@ -17,39 +22,14 @@ use corral::config::{Config, ListenerConfig, ProtocolKind};
 use corral::node::Node;
 use corral::supervisor::{ChildSpec, ChildState, Supervisor, SupervisorSpec};
 use corral::transport::Transport;
-use ractor::{Actor, ActorProcessingErr, ActorRef};
+use support::e2e::ready;
+use support::idle::Idle;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 const TOKEN: &str = "e2e-observer-token-0123456789";
 const HOSTILE_CHILD: &str = "<script>window.__pwned=2</script>";
 const HOSTILE_LISTENER: &str = "<img src=x onerror=\"window.__pwned=1\">";
 const HOSTILE_USER: &str = "<b onclick=alert(1)>bob</b>";
-
-#[derive(Clone)]
-struct Idle;
-
-impl Actor for Idle {
-    type Msg = ();
-    type State = ();
-    type Arguments = ();
-    async fn pre_start(&self, _: ActorRef<()>, _: ()) -> Result<(), ActorProcessingErr> {
-        Ok(())
-    }
-}
-
-fn ready() -> Result<(), String> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    if !root.join("e2e/node_modules/playwright-core").is_dir() {
-        return Err("e2e/node_modules is missing (run scripts/setup)".into());
-    }
-    if !Path::new("/usr/bin/chromium").exists() {
-        return Err("/usr/bin/chromium is missing (run scripts/setup)".into());
-    }
-    match std::process::Command::new("node").arg("--version").output() {
-        Ok(o) if o.status.success() => Ok(()),
-        _ => Err("node is missing".into()),
-    }
-}
 
 fn listener(name: &str, protocol: ProtocolKind) -> ListenerConfig {
     let mut l = ListenerConfig::new(name, Transport::Tcp, protocol, 0);

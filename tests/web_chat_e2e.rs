@@ -6,26 +6,17 @@
 //! is missing (scripts/setup installs them); CORRAL_REQUIRE_E2E=1 makes a
 //! missing piece a failure.
 
+mod support {
+    pub(crate) mod e2e;
+}
+
 use std::path::Path;
 use std::time::Duration;
 
 use corral::config::{Config, ListenerConfig, ProtocolKind};
 use corral::node::Node;
 use corral::transport::Transport;
-
-fn ready() -> Result<(), String> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    if !root.join("e2e/node_modules/playwright-core").is_dir() {
-        return Err("e2e/node_modules is missing (run scripts/setup)".into());
-    }
-    if !Path::new("/usr/bin/chromium").exists() {
-        return Err("/usr/bin/chromium is missing (run scripts/setup)".into());
-    }
-    match std::process::Command::new("node").arg("--version").output() {
-        Ok(o) if o.status.success() => Ok(()),
-        _ => Err("node is missing".into()),
-    }
-}
+use support::e2e::ready;
 
 #[tokio::test]
 async fn two_pages_chat_through_the_real_chat() {
