@@ -1,9 +1,10 @@
 //! Listeners: Ranch's design in corral's tree.
 //!
 //! Each listener is a subtree, `listener_sup:<name>` (rest_for_one), holding
-//! `acceptor_sup` (a dynamic supervisor of temporary connection actors, one
-//! per connection) and the `listener` (owns the listening socket, accepts,
-//! asks acceptor_sup for a connection actor and hands it the socket).
+//! `acceptor_sup` (the supervisor of its connections, one temporary task
+//! each, as Ranch's `ranch_conns_sup`) and the `listener` (owns the
+//! listening socket, accepts, starts each socket's connection under
+//! acceptor_sup).
 //!
 //! - `max_connections` is back-pressure: the listener takes a permit before
 //!   each accept, so one connection more waits in the kernel backlog and is
@@ -21,6 +22,7 @@
 
 mod actor;
 mod connection;
+mod conns;
 mod error;
 mod handle;
 mod msg;

@@ -18,7 +18,7 @@
 //! │   ├── membership          registration + heartbeats, ranks, primary
 //! │   └── clock_sync          Berkeley rounds, run by the primary
 //! └── listener_sup:<name>     rest_for_one, one per configured listener
-//!     ├── acceptor_sup        dynamic; one temporary actor per connection
+//!     ├── acceptor_sup        simple_one_for_one; one temporary task per connection
 //!     │   └── connection
 //!     └── listener            owns the socket, accepts, hands sockets over
 //! ```
@@ -202,7 +202,7 @@ impl NodeBuilder {
         let rpc = Arc::new(rpc);
         let all_listeners: Arc<OnceLock<Vec<ListenerHandle>>> = Arc::new(OnceLock::new());
         // Closes the WebSockets at shutdown: once upgraded they have left
-        // the HTTP connection actor that the listener drains.
+        // the HTTP connection that the listener drains.
         let websockets = tokio_util::sync::CancellationToken::new();
         // The observer reads the tree, listeners, chat and cluster; its
         // live streams end with the WebSockets at shutdown.

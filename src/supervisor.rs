@@ -79,6 +79,7 @@ pub use exit::{ExitReason, KILLED, SHUTDOWN};
 pub use handle::{ChildTemplate, DynamicSpec, DynamicSupervisor, Supervisor};
 pub use hook::{RestartEvent, RestartHook};
 pub use server::{ChildCounts, ChildHistory, ChildInfo, ChildState};
+pub(crate) use server::{Description, DynamicDescription, SupervisorMsg};
 pub use spec::{
     AutoShutdown, ChildKind, ChildSpec, Restart, Shutdown, StartFuture, Started, Strategy,
     SupervisorFlags, SupervisorSpec, DEFAULT_WORKER_SHUTDOWN,

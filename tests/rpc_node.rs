@@ -30,7 +30,7 @@ use corral::client::{Client, ClientError, Codec, FrameConn};
 use corral::config::{Config, ListenerConfig, ProtocolKind};
 use corral::node::Node;
 use corral::rpc::{CallContext, Request, Service, ServiceError};
-use corral::supervisor::Supervisor;
+use corral::supervisor::{ChildState, Restart, Supervisor, SupervisorError};
 use corral::transport::Transport;
 use ractor::{ActorCell, ActorId};
 use serde_json::{json, Value};
@@ -461,6 +461,56 @@ async fn a_killed_listener_is_restarted_and_connections_live_on() {
         ping(&newcomer).await;
         ping(&client).await;
         drop((client, newcomer));
+        node.shutdown().await;
+    })
+    .await;
+}
+
+// acceptor_sup answers as a supervisor: its connections are counted and
+// listed (tasks, temporary), and what it does not do is refused, not hung.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acceptor_sup_lists_and_counts_its_connections() {
+    guarded(async {
+        let node = start(config(vec![rpc_listener("rpc")])).await;
+        let addr = rpc_addr(&node);
+        let sup = listener_sup(&node, "rpc").await;
+        let acceptor = child_cell(&sup, "acceptor_sup").await.expect("running");
+        let acceptor = Supervisor::from_cell(acceptor).expect("a supervisor");
+        let mut clients = Vec::new();
+        for _ in 0..3 {
+            let c = Client::connect(addr, Codec::Json).await.expect("connects");
+            ping(&c).await;
+            clients.push(c);
+        }
+        let counts = acceptor.count_children().await.expect("counts");
+        assert_eq!((counts.specs, counts.active, counts.workers), (1, 3, 3));
+        let rows = acceptor.which_children().await.expect("rows");
+        assert_eq!(rows.len(), 3);
+        for row in &rows {
+            assert!(matches!(row.state, ChildState::Task), "{row:?}");
+            assert_eq!(row.restart, Restart::Temporary);
+            assert!(row.history.uptime.is_some());
+        }
+        assert!(matches!(
+            acceptor.terminate_child("connection").await,
+            Err(SupervisorError::Unsupported(_))
+        ));
+        drop(clients.pop());
+        wait_until("the closed connection leaves acceptor_sup", || {
+            node.listener("rpc").expect("rpc").connections() == 2
+        })
+        .await;
+        // Its row goes once its task has ended, just after the count.
+        let mut active = 0;
+        for _ in 0..500 {
+            active = acceptor.count_children().await.expect("counts").active;
+            if active == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(active, 2);
+        drop(clients);
         node.shutdown().await;
     })
     .await;

@@ -3,7 +3,7 @@
 //!
 //! A subscriber is a connection's push sender (from
 //! [`CallContext::pushes`](crate::rpc::CallContext::pushes)), which feeds the
-//! connection actor's bounded push queue (`[rpc] push_queue`, 8192 pushes
+//! connection's bounded push queue (`[rpc] push_queue`, 8192 pushes
 //! by default).
 //!
 //! # Overflow policy

@@ -31,7 +31,7 @@
 //! (going away), and ends.
 //!
 //! A WebSocket upgraded on one of the node's HTTP listeners stays that
-//! connection's: its connection actor lives, and holds its place under the
+//! connection's: its connection task lives, and holds its place under the
 //! listener's `max_connections`, until the WebSocket closes; the listener's
 //! drain closes it (code 1001) as it closes the node's.
 //!
@@ -93,7 +93,7 @@ impl Default for KeepAlive {
 }
 
 /// The upgraded protocols (WebSockets) of one HTTP connection, served after
-/// hyper hands the connection over: the connection's actor waits for them,
+/// hyper hands the connection over: the connection's task waits for them,
 /// so an upgraded connection still counts as one. Put in the extensions of
 /// a request that asks for an upgrade, with the connection's keep-alive.
 #[derive(Clone, Default)]
@@ -124,7 +124,7 @@ impl Upgrades {
 
     /// Waits until every upgraded protocol has ended; when `draining` is
     /// cancelled first, closes them and waits for that. Dropped before the
-    /// end (the connection actor killed), it aborts them.
+    /// end (the connection's task aborted), it aborts them.
     pub(crate) async fn finish(&self, draining: &CancellationToken) {
         let upgraded = match self.tasks.lock() {
             Ok(mut v) => std::mem::take(&mut *v),

@@ -1,13 +1,11 @@
 //! The listener actor: owns the listening socket and accepts. Before each
 //! accept it takes a permit, so `max_connections` is back-pressure (one more
 //! client waits in the kernel's backlog), not an error. Each accepted socket
-//! gets a fresh connection actor from `acceptor_sup`, then is handed to it.
+//! becomes a connection task under `acceptor_sup`.
 
-use super::connection::ConnMsg;
 use super::msg::ListenerMsg;
 use super::protocol::Socket;
 use super::shared::{ListenTransport, ListenerShared};
-use crate::supervisor::SupervisorError;
 use crate::util::AbortOnDrop;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use std::io;
@@ -90,7 +88,7 @@ async fn bind(shared: &ListenerShared) -> io::Result<Bound> {
     loop {
         let listening = match &shared.transport {
             ListenTransport::Tcp => bind_once(addr, shared.backlog).map(Bound::Tcp),
-            // The handshake is the connection actor's: a slow client never
+            // The handshake is the connection's task's: a slow client never
             // holds up the accept loop.
             #[cfg(feature = "tls")]
             ListenTransport::Tls(_) => bind_once(addr, shared.backlog).map(Bound::Tcp),
@@ -166,17 +164,9 @@ async fn accept_loop(listener: Bound, shared: Arc<ListenerShared>, me: ActorRef<
             let _ = me.cast(ListenerMsg::LoopEnded("acceptor_sup is not running".into()));
             return;
         };
-        match acceptor.start_child(()).await {
-            Ok(Some(cell)) => {
-                // If the actor is already gone, the socket and permit drop here.
-                let _ = ActorRef::<ConnMsg>::from(cell).cast(ConnMsg::Socket(socket, peer, permit));
-            }
-            Ok(None) => {}
-            Err(SupervisorError::NoProc) => {
-                let _ = me.cast(ListenerMsg::LoopEnded("acceptor_sup is not running".into()));
-                return;
-            }
-            Err(e) => tracing::warn!(listener = %shared.name, error = %e, "no connection actor"),
+        if acceptor.start(&shared, socket, peer, permit).is_err() {
+            let _ = me.cast(ListenerMsg::LoopEnded("acceptor_sup is not running".into()));
+            return;
         }
     }
 }

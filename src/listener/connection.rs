@@ -1,54 +1,16 @@
-//! The connection actor: one per accepted connection, a temporary child of
-//! the listener's `acceptor_sup`. It is started first and then handed the
-//! socket, so nothing blocks in its start-up; it runs the protocol's `serve`
-//! in a task it owns, and ends when `serve` does.
+//! One connection: a task, a temporary child of the listener's
+//! `acceptor_sup` (see `conns.rs`). It does the TLS handshake (TLS
+//! listeners), runs the protocol's `serve` and ends when `serve` does; a
+//! panic in `serve` ends that connection alone, logged as a crash.
 
+use super::conns::{Closed, Conns};
 use super::protocol::{Connection, ConnectionRef, Protocol, Socket};
 use super::shared::ListenerShared;
-use crate::util::AbortOnDrop;
 use futures::FutureExt;
-use ractor::{Actor, ActorProcessingErr, ActorRef};
-use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
-
-pub(crate) enum ConnMsg {
-    /// The accepted socket, its peer, and the permit it holds against
-    /// max_connections.
-    Socket(Socket, SocketAddr, OwnedSemaphorePermit),
-    /// `serve` returned (or panicked).
-    Done(Outcome),
-}
-
-pub(crate) enum Outcome {
-    Closed,
-    Error(String),
-    Panicked(String),
-}
-
-pub(crate) struct ConnectionActor<P>(PhantomData<fn() -> P>);
-
-impl<P> ConnectionActor<P> {
-    pub(crate) fn new() -> Self {
-        ConnectionActor(PhantomData)
-    }
-}
-
-pub(crate) struct ConnArgs<P> {
-    pub(crate) protocol: Arc<P>,
-    pub(crate) shared: Arc<ListenerShared>,
-}
-
-impl<P> Clone for ConnArgs<P> {
-    fn clone(&self) -> Self {
-        ConnArgs {
-            protocol: self.protocol.clone(),
-            shared: self.shared.clone(),
-        }
-    }
-}
 
 /// Counts the connection open while it lives; holds its permit.
 struct Open {
@@ -66,13 +28,6 @@ impl Drop for Open {
         // Last, so that a caller who sees the count drop sees the metrics too.
         self.shared.connection_closed();
     }
-}
-
-pub(crate) struct ConnState<P> {
-    args: ConnArgs<P>,
-    // Field order matters: the task is aborted before the permit is released.
-    task: Option<AbortOnDrop>,
-    open: Option<Open>,
 }
 
 fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
@@ -108,108 +63,125 @@ async fn handshake(
     }
 }
 
-impl<P: Protocol> Actor for ConnectionActor<P> {
-    type Msg = ConnMsg;
-    type State = ConnState<P>;
-    type Arguments = ConnArgs<P>;
+/// How a connection ended.
+enum Outcome {
+    Closed,
+    Error(String),
+    Panicked(String),
+}
 
-    async fn pre_start(
-        &self,
-        _: ActorRef<ConnMsg>,
-        args: ConnArgs<P>,
-    ) -> Result<ConnState<P>, ActorProcessingErr> {
-        Ok(ConnState {
-            args,
-            task: None,
-            open: None,
-        })
+/// Serves one accepted socket to its end, holding its `permit` against
+/// max_connections meanwhile; counts it open and closed.
+pub(crate) async fn run<P: Protocol>(
+    protocol: Arc<P>,
+    shared: Arc<ListenerShared>,
+    socket: Socket,
+    peer: SocketAddr,
+    permit: OwnedSemaphorePermit,
+) {
+    if let Some(o) = &shared.observer {
+        o.opened();
     }
+    tracing::debug!(listener = %shared.name, %peer, "connection opened");
+    shared.connection_opened();
+    // First in, last out: counted closed once everything below is gone.
+    let _open = Open {
+        shared: shared.clone(),
+        peer,
+        _permit: permit,
+    };
+    let outcome = serve(protocol, &shared, socket, peer).await;
+    match outcome {
+        Outcome::Closed => {}
+        Outcome::Error(e) => {
+            tracing::debug!(listener = %shared.name, %peer, error = %e, "connection ended: shutdown")
+        }
+        Outcome::Panicked(p) => {
+            tracing::error!(listener = %shared.name, %peer, panic = %p, "connection handler panicked")
+        }
+    }
+}
 
-    async fn handle(
-        &self,
-        myself: ActorRef<ConnMsg>,
-        msg: ConnMsg,
-        state: &mut ConnState<P>,
-    ) -> Result<(), ActorProcessingErr> {
-        match msg {
-            ConnMsg::Socket(socket, peer, permit) => {
-                let shared = &state.args.shared;
-                if let Some(o) = &shared.observer {
-                    o.opened();
+async fn serve<P: Protocol>(
+    protocol: Arc<P>,
+    shared: &ListenerShared,
+    socket: Socket,
+    peer: SocketAddr,
+) -> Outcome {
+    let (tx, inbox) = mpsc::channel(shared.inbox_capacity);
+    let draining = shared.drain_token().child_token();
+    #[cfg(feature = "tls")]
+    let socket = match &shared.transport {
+        super::shared::ListenTransport::Tls(acceptor) => {
+            match handshake(
+                socket,
+                acceptor.clone(),
+                shared.handshake_timeout,
+                &draining,
+            )
+            .await
+            {
+                Ok(Some(socket)) => socket,
+                Ok(None) => return Outcome::Closed,
+                Err(e) => {
+                    tracing::debug!(listener = %shared.name, %peer, error = %e, "TLS handshake failed");
+                    return Outcome::Error(e);
                 }
-                tracing::debug!(listener = %shared.name, %peer, "connection opened");
-                shared.connection_opened();
-                state.open = Some(Open {
-                    shared: shared.clone(),
-                    peer,
-                    _permit: permit,
-                });
-                let (tx, inbox) = mpsc::channel(shared.inbox_capacity);
-                let draining = shared.drain_token().child_token();
-                let listener = shared.name.clone();
-                #[cfg(feature = "tls")]
-                let tls = match &shared.transport {
-                    super::shared::ListenTransport::Tls(acceptor) => {
-                        Some((acceptor.clone(), shared.handshake_timeout))
-                    }
-                    _ => None,
-                };
-                let protocol = state.args.protocol.clone();
-                let me = myself.clone();
-                let task = tokio::spawn(async move {
-                    #[cfg(feature = "tls")]
-                    let socket = match tls {
-                        Some((acceptor, timeout)) => {
-                            match handshake(socket, acceptor, timeout, &draining).await {
-                                Ok(Some(socket)) => socket,
-                                Ok(None) => {
-                                    let _ = me.cast(ConnMsg::Done(Outcome::Closed));
-                                    return;
-                                }
-                                Err(e) => {
-                                    tracing::debug!(%listener, %peer, error = %e, "TLS handshake failed");
-                                    let _ = me.cast(ConnMsg::Done(Outcome::Error(e)));
-                                    return;
-                                }
-                            }
-                        }
-                        None => socket,
-                    };
-                    let conn = Connection {
-                        socket: Some(socket),
-                        peer,
-                        listener,
-                        draining: draining.clone(),
-                        inbox,
-                        handle: ConnectionRef { tx, draining, peer },
-                    };
-                    // `serve` itself may panic before its future does.
-                    let serve = async move { protocol.serve(conn).await };
-                    let outcome = match AssertUnwindSafe(serve).catch_unwind().await {
-                        Ok(Ok(())) => Outcome::Closed,
-                        Ok(Err(e)) => Outcome::Error(e.to_string()),
-                        Err(p) => Outcome::Panicked(panic_message(p)),
-                    };
-                    let _ = me.cast(ConnMsg::Done(outcome));
-                });
-                state.task = Some(AbortOnDrop::new(task));
-            }
-            ConnMsg::Done(Outcome::Closed) => myself.stop(None),
-            ConnMsg::Done(Outcome::Error(e)) => myself.stop(Some(format!("shutdown: {e}"))),
-            ConnMsg::Done(Outcome::Panicked(p)) => {
-                return Err(format!("connection handler panicked: {p}").into())
             }
         }
-        Ok(())
+        _ => socket,
+    };
+    let conn = Connection {
+        socket: Some(socket),
+        peer,
+        listener: shared.name.clone(),
+        draining: draining.clone(),
+        inbox,
+        handle: ConnectionRef { tx, draining, peer },
+    };
+    // `serve` itself may panic before its future does.
+    let serve = async move { protocol.serve(conn).await };
+    match AssertUnwindSafe(serve).catch_unwind().await {
+        Ok(Ok(())) => Outcome::Closed,
+        Ok(Err(e)) => Outcome::Error(e.to_string()),
+        Err(p) => Outcome::Panicked(panic_message(p)),
     }
+}
 
-    async fn post_stop(
+/// What the accept loop hands each accepted socket to: the running
+/// acceptor_sup's registry, with the listener's protocol.
+pub(crate) trait StartConnection: Send + Sync {
+    /// Starts a connection task for `socket`; `Err` if acceptor_sup has
+    /// ended (the socket is then closed).
+    fn start(
         &self,
-        _: ActorRef<ConnMsg>,
-        state: &mut ConnState<P>,
-    ) -> Result<(), ActorProcessingErr> {
-        state.task.take();
-        state.open.take();
-        Ok(())
+        shared: &Arc<ListenerShared>,
+        socket: Socket,
+        peer: SocketAddr,
+        permit: OwnedSemaphorePermit,
+    ) -> Result<(), Closed>;
+}
+
+/// [`StartConnection`] for protocol `P`.
+pub(crate) struct Starter<P> {
+    pub(crate) conns: Arc<Conns>,
+    pub(crate) protocol: Arc<P>,
+}
+
+impl<P: Protocol> StartConnection for Starter<P> {
+    fn start(
+        &self,
+        shared: &Arc<ListenerShared>,
+        socket: Socket,
+        peer: SocketAddr,
+        permit: OwnedSemaphorePermit,
+    ) -> Result<(), Closed> {
+        self.conns.start(run(
+            self.protocol.clone(),
+            shared.clone(),
+            socket,
+            peer,
+            permit,
+        ))
     }
 }

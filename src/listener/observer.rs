@@ -25,9 +25,9 @@ use std::io;
 /// }
 /// ```
 pub trait ListenerObserver: Send + Sync + 'static {
-    /// A client was accepted; a connection actor is being asked for.
+    /// A client was accepted; its connection is being started.
     fn accepted(&self) {}
-    /// A connection actor took the connection: it is open.
+    /// The connection's task took the socket: it is open.
     fn opened(&self) {}
     /// An open connection closed.
     fn closed(&self) {}

@@ -1,5 +1,4 @@
-//! The plug-in point: a [`Protocol`] serves one connection inside its
-//! connection actor.
+//! The plug-in point: a [`Protocol`] serves one connection in its own task.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,15 +8,18 @@ use tokio_util::sync::CancellationToken;
 
 use super::stream::ByteStream;
 
-/// The error a protocol's `serve` may end with. The connection actor then
-/// stops with reason `shutdown: <error>` (logged at debug level, not a
-/// failure: clients misbehave); a panic is a failure of that connection only.
+/// The error a protocol's `serve` may end with. The connection then ends
+/// with reason `shutdown: <error>` (logged at debug level, not a failure:
+/// clients misbehave); a panic is a failure of that connection only, logged
+/// as an error.
 pub type ProtocolError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A connection protocol: RPC, HTTP, or one of your own.
 ///
-/// `serve` runs once per connection, in a task owned by that connection's
-/// actor (a temporary child of the listener's `acceptor_sup`). It owns the
+/// `serve` runs once per connection, in that connection's task (a temporary
+/// child of the listener's `acceptor_sup`, as Ranch's connection processes
+/// are: no mailbox of its own; the node reaches it through
+/// [`ConnectionRef`]). It owns the
 /// socket and returns when the connection is done. Messages from the rest of
 /// the node (`Self::Msg`, for example publications to push) arrive on
 /// [`Connection::inbox`]; at shutdown [`Connection::draining`] is cancelled

@@ -1,9 +1,9 @@
 //! What every incarnation of a listener and its connections share: it
 //! outlives restarts of the listener actor and of acceptor_sup.
 
+use super::connection::StartConnection;
 use super::msg::ListenerMsg;
 use super::observer::ListenerObserver;
-use crate::supervisor::DynamicSupervisor;
 use ractor::ActorRef;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -49,7 +49,7 @@ pub(crate) struct ListenerShared {
     pub(crate) inbox_capacity: usize,
     pub(crate) permits: Arc<Semaphore>,
     pub(crate) observer: Option<Arc<dyn ListenerObserver>>,
-    /// Connections handed to a connection actor and not yet closed.
+    /// Connections started and not yet closed.
     pub(crate) open: AtomicUsize,
     /// Clients accepted since the listener was built (across restarts).
     pub(crate) accepted: AtomicU64,
@@ -59,7 +59,8 @@ pub(crate) struct ListenerShared {
     /// listener, then the tree stops it) waits no longer than the first.
     pub(crate) drain_deadline: Mutex<Option<tokio::time::Instant>>,
     pub(crate) local_addr: Mutex<Option<SocketAddr>>,
-    pub(crate) acceptor: Mutex<Option<DynamicSupervisor<()>>>,
+    /// Where accepted sockets go: the running acceptor_sup.
+    pub(crate) acceptor: Mutex<Option<Arc<dyn StartConnection>>>,
     pub(crate) listener: Mutex<Option<ActorRef<ListenerMsg>>>,
     pub(crate) suspended: Mutex<bool>,
 }
@@ -86,7 +87,7 @@ impl ListenerShared {
         lock(&self.local_addr)
     }
 
-    pub(crate) fn acceptor(&self) -> Option<DynamicSupervisor<()>> {
+    pub(crate) fn acceptor(&self) -> Option<Arc<dyn StartConnection>> {
         lock(&self.acceptor).clone()
     }
 

@@ -1,19 +1,19 @@
 //! Building a listener subtree (Ranch's design): `listener_sup:<name>`, a
-//! rest_for_one supervisor whose first child is `acceptor_sup` (a dynamic
-//! supervisor of temporary connection actors) and whose second is the
+//! rest_for_one supervisor whose first child is `acceptor_sup` (the
+//! supervisor of its connections, temporary tasks) and whose second is the
 //! `listener`. acceptor_sup starts first; if it dies the listener is restarted
 //! after it (it must never hand sockets to a dead supervisor); if the listener
 //! dies, live connections are left alone.
 
 use super::actor::ListenerActor;
-use super::connection::{ConnArgs, ConnectionActor};
+use super::connection::Starter;
+use super::conns::{Conns, ConnsSup, ConnsSupArgs};
 use super::handle::ListenerHandle;
 use super::observer::ListenerObserver;
 use super::protocol::Protocol;
 use super::shared::{lock, ListenTransport, ListenerShared};
 use crate::supervisor::{
-    ChildKind, ChildSpec, ChildTemplate, DynamicSpec, DynamicSupervisor, Restart, Shutdown,
-    Started, Strategy, SupervisorFlags, SupervisorSpec,
+    ChildKind, ChildSpec, Shutdown, Started, Strategy, SupervisorFlags, SupervisorSpec,
 };
 use ractor::Actor;
 use std::sync::atomic::AtomicUsize;
@@ -99,7 +99,7 @@ impl<P: Protocol> ListenerSpec<P> {
         Self::sctp_shared(name, bind, Arc::new(protocol), opts)
     }
 
-    /// An SCTP listener (kernel SCTP, one-to-one style: one connection actor
+    /// An SCTP listener (kernel SCTP, one-to-one style: one connection task
     /// per association) named `name` on `bind` serving `protocol`, its
     /// sockets set up with `opts`. The protocol gets [`Socket::Sctp`]
     /// sockets. Defaults as for [`ListenerSpec::tcp`].
@@ -131,7 +131,7 @@ impl<P: Protocol> ListenerSpec<P> {
     /// A TLS-over-TCP listener named `name` on `bind` serving `protocol`
     /// with the rustls `config` (certificate, key, ALPN; see
     /// [`transport::tls::server_config`](crate::transport::tls::server_config)).
-    /// Each connection's actor does the handshake in its own task, within
+    /// Each connection does the handshake in its own task, within
     /// the [handshake timeout](ListenerSpec::tls_handshake_timeout), and
     /// the protocol gets a [`Socket::Tls`]; a client that fails the
     /// handshake is closed without reaching the protocol. Defaults as for
@@ -211,32 +211,22 @@ impl<P: Protocol> ListenerSpec<P> {
             listener: Mutex::new(None),
             suspended: Mutex::new(false),
         });
-        let conn_args = ConnArgs {
-            protocol: self.protocol,
-            shared: shared.clone(),
-        };
-        let template = ChildTemplate::new("connection", move |sup, ()| {
-            let args = conn_args.clone();
-            async move {
-                let (r, _) =
-                    ConnectionActor::<P>::spawn_linked(None, ConnectionActor::new(), args, sup)
-                        .await?;
-                Ok(Started::Child(r.get_cell()))
-            }
-        })
-        .restart(Restart::Temporary)
-        // Connections have had the drain timeout to finish when this applies.
-        .shutdown(Shutdown::BrutalKill);
-        let acceptor_name = format!("acceptor_sup:{}", self.name);
+        let acceptor_name: Arc<str> = Arc::from(format!("acceptor_sup:{}", self.name));
         let slot = shared.clone();
+        let protocol = self.protocol;
         let acceptor = ChildSpec::new("acceptor_sup", move |sup| {
-            let spec = DynamicSpec::new(acceptor_name.clone(), template.clone());
+            let name = acceptor_name.clone();
             let slot = slot.clone();
+            let protocol = protocol.clone();
             async move {
-                let acceptor = DynamicSupervisor::start_linked(spec, sup).await?;
-                let cell = acceptor.cell();
-                *lock(&slot.acceptor) = Some(acceptor);
-                Ok(Started::Child(cell))
+                let conns = Conns::new();
+                let args = ConnsSupArgs {
+                    name,
+                    conns: conns.clone(),
+                };
+                let (r, _) = ConnsSup::spawn_linked(None, ConnsSup, args, sup).await?;
+                *lock(&slot.acceptor) = Some(Arc::new(Starter { conns, protocol }));
+                Ok(Started::Child(r.get_cell()))
             }
         })
         .kind(ChildKind::Supervisor)

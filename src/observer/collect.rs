@@ -62,7 +62,7 @@ pub(crate) fn now_ms() -> u64 {
 /// The view of one tree entry at `path`.
 fn tree_view(t: &SupervisionTree, path: Vec<String>) -> TreeView {
     let status = match t.state {
-        ChildState::Running(_) => "running",
+        ChildState::Running(_) | ChildState::Task => "running",
         ChildState::Restarting => "restarting",
         ChildState::Undefined => "not_running",
     };

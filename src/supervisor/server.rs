@@ -30,6 +30,9 @@ use std::time::{Duration, Instant};
 pub enum ChildState {
     /// Running as this actor.
     Running(ActorCell),
+    /// Running as a task, not an actor: a listener's connections under its
+    /// `acceptor_sup` (reach one through the listener, not as an actor).
+    Task,
     /// A restart failed; the supervisor is trying again.
     Restarting,
     /// Not running (terminated, exited without restart, or ignored).

@@ -156,7 +156,7 @@ impl SupervisionTree {
             TreeKind::Unknown => f.write_str(" (supervisor)")?,
         }
         match self.state {
-            ChildState::Running(_) => Ok(()),
+            ChildState::Running(_) | ChildState::Task => Ok(()),
             ChildState::Restarting => f.write_str(" [restarting]"),
             ChildState::Undefined => f.write_str(" [not running]"),
         }

@@ -12,7 +12,7 @@ pub(crate) async fn layout(sup: &Supervisor) -> Vec<String> {
         .map(|c| {
             let id = c.id.unwrap_or_default();
             match c.state {
-                ChildState::Running(_) => id,
+                ChildState::Running(_) | ChildState::Task => id,
                 ChildState::Restarting => format!("{id}:restarting"),
                 ChildState::Undefined => format!("{id}:undefined"),
             }
