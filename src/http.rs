@@ -61,3 +61,6 @@ pub use server::HttpProtocol;
 pub use settings::HttpSettings;
 pub use spec::HttpProtocolBuilder;
 pub use ws::websocket_handler;
+
+/// The `Server` header of every answer.
+pub(crate) const SERVER_NAME: &str = "corral";

@@ -112,7 +112,7 @@ impl Inner {
         start: Instant,
     ) -> Response<Body> {
         let headers = resp.headers_mut();
-        headers.insert(SERVER, HeaderValue::from_static("corral"));
+        headers.insert(SERVER, HeaderValue::from_static(super::SERVER_NAME));
         if http1 && self.max_requests > 0 && nth >= self.max_requests {
             headers.insert(CONNECTION, HeaderValue::from_static("close"));
         }
