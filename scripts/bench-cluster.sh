@@ -32,7 +32,8 @@
 # corral= the corral node(s), nats= the three nats-server.
 #
 # Usage: scripts/bench-cluster.sh [RUNS=2] [SECS=5]
-# Environment: CORRAL_BIN, PEER_BIN (skip the build), WINDOW (1024: the
+# Environment: ROWS=publish (only the publish rows and their ratio; default
+# all), CORRAL_BIN, PEER_BIN (skip the build), WINDOW (1024: the
 # cluster log's own bound on JetStream publishes in flight per node),
 # BENCH_PORT_BASE (17000: NATS +1222.., routes +2222.., monitoring +3222..,
 # RPC +71.., HTTP +81.., the single node +70 / +80).
@@ -322,6 +323,7 @@ for r in $(seq "$RUNS"); do
   nats=$(cpu_row "" peer "$size")
   echo "$nats"
   echo "ratio.publish corral/nats=$(ratio "$(rate_of "$pub")" "$(rate_of "$nats")") (goal >= 0.8)"
+  [ "${ROWS:-all}" = publish ] && continue
   fan=$(cpu_row "$(corral_pids)" fanout cluster.fanout.s100.64B "$ADDRS")
   echo "$fan"
   one=$(cpu_row "$single_pid" fanout single.fanout.s100.64B "127.0.0.1:$SINGLE_RPC")
@@ -331,6 +333,7 @@ for r in $(seq "$RUNS"); do
   failover nats
   failover node
 done
+[ "${ROWS:-all}" = publish ] && exit 0
 # The catch-up row: a new cluster, SECS of publishes to read back.
 fresh_cluster
 publish3 >/dev/null
