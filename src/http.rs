@@ -47,6 +47,7 @@ mod files;
 mod health;
 mod own_wake;
 mod routes;
+mod sendfile;
 mod server;
 mod settings;
 mod spec;

@@ -39,7 +39,7 @@ mod settings;
 mod spec;
 
 pub(crate) use backend::{CacheBackend, OUTCOME_HIT, OUTCOME_MISS, OUTCOME_NONE};
-pub(crate) use file::CachedFile;
+pub(crate) use file::{file_id, CachedFile, FileId};
 pub use handle::FileCache;
 #[cfg(test)]
 pub(crate) use handle::FileCacheSettings;

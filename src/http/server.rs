@@ -371,7 +371,11 @@ impl Protocol for HttpProtocol {
                 return Ok(());
             };
             match socket.into_byte_stream() {
-                Ok(stream) => inner.serve_io(stream, draining, Some(peer)).await,
+                Ok(stream) => {
+                    let sent = inner.metrics.http_sendfile_bytes.clone();
+                    let stream = super::sendfile::SendfileStream::new(stream, sent);
+                    inner.serve_io(stream, draining, Some(peer)).await
+                }
                 Err(other) => Err(format!(
                     "HTTP is served over a byte stream (tcp, tls), not {}",
                     other.transport()

@@ -1,11 +1,13 @@
 //! [`CachedFile`]: one file in the cache, with the headers of its answers
 //! made once, and the helpers that read and describe files.
 
+use crate::http::sendfile::{register, Registration};
 use bytes::Bytes;
 use hyper::header::{
     HeaderMap, HeaderValue, ACCEPT_RANGES, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, ETAG,
     LAST_MODIFIED, SERVER, VARY,
 };
+use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64};
@@ -21,6 +23,10 @@ const VIEW_OVERHEAD: usize = 512;
 
 /// One cached file, with the headers of its responses made once.
 pub(crate) struct CachedFile {
+    /// The open file the bytes were read from, registered for `sendfile`
+    /// (large files only). First, so that it is dropped before `bytes`:
+    /// a registration never outlives the memory it names.
+    on_disk: Option<Registration>,
     pub(super) bytes: Bytes,
     pub(super) gzip: Option<Bytes>,
     pub(super) modified: SystemTime,
@@ -46,7 +52,7 @@ pub(crate) struct CachedFile {
 /// time (ctime), which the kernel updates on every write, rename, link or
 /// chmod and no user can set back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct FileId {
+pub(crate) struct FileId {
     pub(super) dev: u64,
     pub(super) ino: u64,
     pub(super) ctime: i64,
@@ -117,6 +123,7 @@ impl CachedFile {
         let headers = headers_of(bytes.len(), false);
         let gzip_headers = gzip.as_ref().and_then(|g| headers_of(g.len(), true));
         CachedFile {
+            on_disk: None,
             checked: AtomicU64::new(since_epoch()),
             retired: AtomicBool::new(false),
             len: bytes.len() as u64,
@@ -130,6 +137,15 @@ impl CachedFile {
                 .map(|_| OnceLock::new())
                 .collect(),
         }
+    }
+
+    /// Registers the bytes with `file`, which they were read from while it
+    /// was version `read`, so that answers with them go out with
+    /// `sendfile` (see [`crate::http::sendfile`]); nothing for a small
+    /// file, or one that changed while it was read.
+    pub(super) fn read_from(mut self, file: File, read: Option<FileId>) -> Self {
+        self.on_disk = read.and_then(|id| register(file, id, &self.bytes));
+        self
     }
 
     /// True when `meta` (of the path this entry is cached under) is the
@@ -197,7 +213,7 @@ pub(super) fn ns_since_epoch(t: Instant) -> u64 {
 
 /// The identity of a version of a file (`None` where unknown: then a
 /// cached entry is never taken on the fast path).
-pub(super) fn file_id(meta: &std::fs::Metadata) -> Option<FileId> {
+pub(crate) fn file_id(meta: &std::fs::Metadata) -> Option<FileId> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;

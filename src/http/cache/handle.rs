@@ -328,8 +328,14 @@ impl FileCache {
         let gzip_min = self.inner.gzip_min_bytes;
         let id = file_id(&meta);
         let named = path.to_path_buf();
+        let size = usize::try_from(meta.len()).unwrap_or(0);
         let entry = tokio::task::spawn_blocking(move || -> io::Result<CachedFile> {
-            let bytes = std::fs::read(&real)?;
+            let mut file = std::fs::File::open(&real)?;
+            // The version read: sendfile may use the file only while it
+            // stays this one (see `CachedFile::read_from`).
+            let read = file.metadata().ok().and_then(|m| file_id(&m));
+            let mut bytes = Vec::with_capacity(size);
+            io::Read::read_to_end(&mut file, &mut bytes)?;
             let gzip = if bytes.len() as u64 >= gzip_min && compressible(&real) {
                 gzip(&bytes)?.filter(|g| g.len() < bytes.len() / 10 * 9)
             } else {
@@ -341,7 +347,8 @@ impl FileCache {
                 gzip.map(Bytes::from),
                 modified,
                 id,
-            ))
+            )
+            .read_from(file, read))
         })
         .await
         .map_err(io::Error::other)??;
