@@ -25,6 +25,7 @@ mod connection;
 mod conns;
 mod error;
 mod handle;
+mod inbox;
 mod msg;
 mod observer;
 mod protocol;
@@ -32,6 +33,8 @@ mod shared;
 mod spec;
 mod stream;
 
+pub use inbox::Inbox;
+pub(crate) use inbox::{inbox, InboxSender};
 pub use protocol::{Connection, ConnectionRef, Protocol, ProtocolError, SendError, Socket};
 
 pub use error::ListenerError;

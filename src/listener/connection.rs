@@ -10,7 +10,7 @@ use futures::FutureExt;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use tokio::sync::{mpsc, OwnedSemaphorePermit};
+use tokio::sync::OwnedSemaphorePermit;
 
 /// Counts the connection open while it lives; holds its permit.
 struct Open {
@@ -108,7 +108,7 @@ async fn serve<P: Protocol>(
     socket: Socket,
     peer: SocketAddr,
 ) -> Outcome {
-    let (tx, inbox) = mpsc::channel(shared.inbox_capacity);
+    let (tx, inbox) = super::inbox::inbox(shared.inbox_capacity);
     let draining = shared.drain_token().child_token();
     #[cfg(feature = "tls")]
     let socket = match &shared.transport {

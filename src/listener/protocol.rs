@@ -6,6 +6,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::inbox::{Inbox, InboxSender};
 use super::stream::ByteStream;
 
 /// The error a protocol's `serve` may end with. The connection then ends
@@ -118,7 +119,7 @@ pub struct Connection<M> {
     pub(crate) peer: SocketAddr,
     pub(crate) listener: Arc<str>,
     pub(crate) draining: CancellationToken,
-    pub(crate) inbox: mpsc::Receiver<M>,
+    pub(crate) inbox: Inbox<M>,
     pub(crate) handle: ConnectionRef<M>,
 }
 
@@ -145,7 +146,7 @@ impl<M: Send + 'static> Connection<M> {
     }
 
     /// Messages sent to this connection by the rest of the node.
-    pub fn inbox(&mut self) -> &mut mpsc::Receiver<M> {
+    pub fn inbox(&mut self) -> &mut Inbox<M> {
         &mut self.inbox
     }
 
@@ -155,7 +156,7 @@ impl<M: Send + 'static> Connection<M> {
     }
 
     /// Splits off the parts a protocol usually keeps: socket, inbox, drain token.
-    pub fn into_parts(self) -> (Option<Socket>, mpsc::Receiver<M>, CancellationToken) {
+    pub fn into_parts(self) -> (Option<Socket>, Inbox<M>, CancellationToken) {
         (self.socket, self.inbox, self.draining)
     }
 }
@@ -163,7 +164,7 @@ impl<M: Send + 'static> Connection<M> {
 /// A handle to a connection: send it messages, ask it to drain.
 #[derive(Debug)]
 pub struct ConnectionRef<M> {
-    pub(crate) tx: mpsc::Sender<M>,
+    pub(crate) tx: InboxSender<M>,
     pub(crate) draining: CancellationToken,
     pub(crate) peer: SocketAddr,
 }

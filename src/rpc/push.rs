@@ -20,6 +20,8 @@ use serde::{Serialize, Serializer};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
+use crate::listener::{inbox, Inbox, InboxSender};
+
 use super::codec::HEADER_LEN;
 use super::envelope::{self, EncodeError, Encoding};
 
@@ -310,7 +312,7 @@ pub enum PushError {
 /// Queues pushes for one connection. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct PushSender {
-    tx: mpsc::Sender<Pushes>,
+    tx: InboxSender<Pushes>,
     queued: Arc<AtomicUsize>,
     limit: usize,
 }
@@ -318,21 +320,21 @@ pub struct PushSender {
 /// A connection's end of its push queue.
 #[derive(Debug)]
 pub struct PushReceiver {
-    rx: mpsc::Receiver<Pushes>,
+    rx: Inbox<Pushes>,
     queued: Arc<AtomicUsize>,
 }
 
 /// A push queue holding at most `limit` pushes.
 pub fn channel(limit: usize) -> (PushSender, PushReceiver) {
-    let (tx, rx) = mpsc::channel(limit.max(1));
+    let (tx, rx) = inbox(limit.max(1));
     from_parts(tx, rx, limit)
 }
 
 /// A push queue over an existing channel (a listener connection's inbox),
 /// holding at most `limit` pushes.
 pub(crate) fn from_parts(
-    tx: mpsc::Sender<Pushes>,
-    rx: mpsc::Receiver<Pushes>,
+    tx: InboxSender<Pushes>,
+    rx: Inbox<Pushes>,
     limit: usize,
 ) -> (PushSender, PushReceiver) {
     let queued = Arc::new(AtomicUsize::new(0));
