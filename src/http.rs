@@ -45,6 +45,7 @@ mod chat_page;
 mod deadline;
 mod files;
 mod health;
+mod hibernate;
 mod own_wake;
 mod routes;
 mod server;

@@ -53,6 +53,9 @@ pub struct Metrics {
     /// ready), by status class.
     #[cfg_attr(not(feature = "http"), allow(dead_code))]
     pub(crate) http_latency: ShardedHistogramVec,
+    /// Idle HTTP/1 connections hibernated (hyper's state and buffers
+    /// dropped until the next bytes arrive; `[http] hibernate_after_ms`).
+    pub http_hibernations: IntCounter,
     /// Cache lookups that found a fresh entry, by cache (`file`).
     #[cfg_attr(not(feature = "http"), allow(dead_code))]
     pub(crate) cache_hits: ShardedCounterVec,
@@ -186,6 +189,11 @@ impl Metrics {
             "Time from reading an HTTP request head to its response head being ready.",
             &["status"],
             LATENCY_BUCKETS.to_vec(),
+        )
+        .expect("valid metric");
+        let http_hibernations = IntCounter::new(
+            "http_hibernations_total",
+            "Idle HTTP/1 connections hibernated: hyper's state and buffers dropped until the next bytes.",
         )
         .expect("valid metric");
         let cache_hits = ShardedCounterVec::new(
@@ -326,6 +334,7 @@ impl Metrics {
             Box::new(rpc_latency.clone()),
             Box::new(http_requests.clone()),
             Box::new(http_latency.clone()),
+            Box::new(http_hibernations.clone()),
             Box::new(cache_hits.clone()),
             Box::new(cache_misses.clone()),
             Box::new(cache_evictions.clone()),
@@ -357,6 +366,7 @@ impl Metrics {
             rpc_latency,
             http_requests,
             http_latency,
+            http_hibernations,
             cache_hits,
             cache_misses,
             cache_evictions,
