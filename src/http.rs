@@ -13,6 +13,11 @@
 //! `[http] docroot` served from the [`FileCache`] (ETag / 304,
 //! Last-Modified, Range / 206 / 416, HEAD, gzip with `Vary`, index.html).
 //!
+//! An HTTP/1 keep-alive connection over plain TCP that has had no request
+//! in progress for `[http] hibernate_after_ms` hibernates: hyper's state
+//! and buffers are dropped until its next bytes arrive (see
+//! `corral_http_hibernations_total`).
+//!
 //! Limits (from `[http]`): header read timeout (a slowloris client is cut
 //! off; a connection on which no request starts within it is closed), idle
 //! keep-alive timeout, a write-stall timeout (a peer that stops reading is
@@ -45,6 +50,7 @@ mod chat_page;
 mod deadline;
 mod files;
 mod health;
+mod hibernate;
 mod own_wake;
 mod routes;
 mod sendfile;

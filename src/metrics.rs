@@ -56,6 +56,9 @@ pub struct Metrics {
     /// Response bytes sent with `sendfile(2)` from cached files.
     #[cfg_attr(not(feature = "http"), allow(dead_code))]
     pub(crate) http_sendfile_bytes: IntCounter,
+    /// Idle HTTP/1 connections hibernated (hyper's state and buffers
+    /// dropped until the next bytes arrive; `[http] hibernate_after_ms`).
+    pub http_hibernations: IntCounter,
     /// Cache lookups that found a fresh entry, by cache (`file`).
     #[cfg_attr(not(feature = "http"), allow(dead_code))]
     pub(crate) cache_hits: ShardedCounterVec,
@@ -194,6 +197,11 @@ impl Metrics {
         let http_sendfile_bytes = IntCounter::new(
             "http_sendfile_bytes_total",
             "Response bytes sent with sendfile(2) from the open files of cached files.",
+        )
+        .expect("valid metric");
+        let http_hibernations = IntCounter::new(
+            "http_hibernations_total",
+            "Idle HTTP/1 connections hibernated: hyper's state and buffers dropped until the next bytes.",
         )
         .expect("valid metric");
         let cache_hits = ShardedCounterVec::new(
@@ -335,6 +343,7 @@ impl Metrics {
             Box::new(http_requests.clone()),
             Box::new(http_latency.clone()),
             Box::new(http_sendfile_bytes.clone()),
+            Box::new(http_hibernations.clone()),
             Box::new(cache_hits.clone()),
             Box::new(cache_misses.clone()),
             Box::new(cache_evictions.clone()),
@@ -367,6 +376,7 @@ impl Metrics {
             http_requests,
             http_latency,
             http_sendfile_bytes,
+            http_hibernations,
             cache_hits,
             cache_misses,
             cache_evictions,

@@ -213,6 +213,14 @@ fn bad_values_name_key_and_file() {
     );
     assert_names("[node]\nworker_threads = 5000\n", "node.worker_threads");
     assert_names("[cache]\nrevalidate_ms = 3600001\n", "cache.revalidate_ms");
+    assert_names(
+        "[http]\nhibernate_after_ms = 5\n",
+        "http.hibernate_after_ms",
+    );
+    assert_names(
+        "[http]\nhibernate_after_ms = -1\n",
+        "http.hibernate_after_ms",
+    );
     assert_names("[node]\nworker_threads = -2\n", "node.worker_threads");
     assert_names("[metrics]\nenabled = \"maybe\"\n", "metrics.enabled");
     assert_names("[log]\nformat = \"xml\"\n", "log.format");

@@ -11,8 +11,10 @@
 //! budget: an RPC connection's buffers (read, reply, push batch, write
 //! queue) are allocated when bytes come and go and released when it idles,
 //! so an idle one holds its tasks, its actor and its socket's registration,
-//! not buffers. An idle HTTP/1 connection still holds hyper's (not yet: see
-//! benches/README.md); its budget keeps it from growing.
+//! not buffers. An idle HTTP/1 connection holds hyper's until it hibernates
+//! (`[http] hibernate_after_ms`): measured both ways, with hibernation off
+//! (its budget keeps hyper's share from growing) and once every connection
+//! has hibernated (no buffers).
 //!
 //! The budgets are for this test build (debug futures are larger than
 //! release ones); `scripts/bench-memory.sh` measures the release binary's
@@ -70,6 +72,10 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+/// An HTTP/1 connection once it has hibernated: what is measured in this
+/// build, plus a margin well under one 8 KiB buffer.
+const HIBERNATED_BUDGET: isize = 12 * 1024;
+
 /// Idle connections measured per test.
 const CONNS: usize = 300;
 
@@ -80,11 +86,14 @@ static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 #[derive(Clone, Copy, Debug)]
 enum Kind {
     Rpc,
+    /// HTTP with hibernation off: hyper's state is kept.
     Http,
+    /// HTTP, measured once every connection has hibernated.
+    HttpHibernated,
     Chat,
 }
 
-async fn node(dir: &std::path::Path) -> Node {
+async fn node(dir: &std::path::Path, kind: Kind) -> Node {
     let mut c = Config::embedded_default();
     let rpc = ListenerConfig::new("rpc", Transport::Tcp, ProtocolKind::Rpc, 0);
     let http = ListenerConfig::new("http", Transport::Tcp, ProtocolKind::Http, 0);
@@ -95,6 +104,10 @@ async fn node(dir: &std::path::Path) -> Node {
     c.rpc.idle_timeout_ms = 600_000;
     c.http.idle_timeout_ms = 600_000;
     c.http.header_read_timeout_ms = 600_000;
+    c.http.hibernate_after_ms = match kind {
+        Kind::HttpHibernated => 50,
+        _ => 0,
+    };
     c.log.level = "warn".into();
     Node::start(c).await.expect("the node starts")
 }
@@ -145,7 +158,7 @@ fn get(s: &mut TcpStream) {
 /// Connection `i` of `kind`, through its exchange.
 fn open(kind: Kind, rpc: SocketAddr, http: SocketAddr, i: usize, prefix: &str) -> TcpStream {
     let addr = match kind {
-        Kind::Http => http,
+        Kind::Http | Kind::HttpHibernated => http,
         _ => rpc,
     };
     let mut s = TcpStream::connect(addr).expect("connects");
@@ -153,7 +166,7 @@ fn open(kind: Kind, rpc: SocketAddr, http: SocketAddr, i: usize, prefix: &str) -
         .expect("timeout set");
     match kind {
         Kind::Rpc => call(&mut s, "ping", serde_json::json!({})),
-        Kind::Http => get(&mut s),
+        Kind::Http | Kind::HttpHibernated => get(&mut s),
         Kind::Chat => {
             call(
                 &mut s,
@@ -196,7 +209,7 @@ async fn per_connection(kind: Kind) -> isize {
     let _alone = SERIAL.lock().await;
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("1k.txt"), "x".repeat(1024)).expect("docroot file");
-    let node = node(dir.path()).await;
+    let node = node(dir.path(), kind).await;
     // The chat's channel, made by a connection that stays open.
     let _setup = matches!(kind, Kind::Chat).then(|| {
         let rpc = node.local_addr("rpc").expect("bound");
@@ -216,8 +229,14 @@ async fn per_connection(kind: Kind) -> isize {
     wait_open(&node, usize::from(matches!(kind, Kind::Chat))).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let before = LIVE.load(Ordering::Relaxed);
+    let slept = node.metrics().http_hibernations.get();
     let conns = open_many(&node, kind, CONNS, "idle").await;
     wait_open(&node, CONNS + usize::from(matches!(kind, Kind::Chat))).await;
+    if matches!(kind, Kind::HttpHibernated) {
+        while node.metrics().http_hibernations.get() < slept + CONNS as u64 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
     // Let each connection finish what follows its reply (the flush).
     tokio::time::sleep(Duration::from_millis(300)).await;
     let after = LIVE.load(Ordering::Relaxed);
@@ -250,4 +269,13 @@ async fn an_idle_chat_subscriber_holds_no_buffers() {
 async fn an_idle_http_keep_alive_connection_stays_within_its_budget() {
     let per = per_connection(Kind::Http).await;
     assert!(per <= 44 * 1024, "{per} bytes per idle HTTP connection");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hibernated_http_connection_holds_no_buffers() {
+    let per = per_connection(Kind::HttpHibernated).await;
+    assert!(
+        per <= HIBERNATED_BUDGET,
+        "{per} bytes per hibernated HTTP connection"
+    );
 }

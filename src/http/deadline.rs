@@ -29,8 +29,24 @@ use std::time::{Duration, Instant};
 /// hyper's timer for the HTTP/1 header read timeout, for connections that
 /// are [`watch`]ed: its sleeps register nothing, they compare their
 /// deadline with the clock each time they are polled.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct HeadTimer;
+///
+/// Given its connection's [`Activity`] ([`HeadTimer::noting`]), it notes
+/// there the deadline of the head hyper waits for, and gives the first head
+/// of a fresh hyper connection the deadline carried over from the one
+/// before (a hibernation ends a hyper connection, not the wait for a head).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct HeadTimer {
+    activity: Option<Arc<Activity>>,
+}
+
+impl HeadTimer {
+    /// A timer that notes its heads' deadlines in `activity`.
+    pub(crate) fn noting(activity: Arc<Activity>) -> Self {
+        HeadTimer {
+            activity: Some(activity),
+        }
+    }
+}
 
 impl hyper::rt::Timer for HeadTimer {
     fn sleep(&self, duration: Duration) -> Pin<Box<dyn hyper::rt::Sleep>> {
@@ -38,6 +54,10 @@ impl hyper::rt::Timer for HeadTimer {
     }
 
     fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {
+        let deadline = match &self.activity {
+            Some(activity) => activity.head_started(deadline),
+            None => deadline,
+        };
         Box::pin(HeadSleep {
             deadline,
             polled: false,
@@ -73,11 +93,32 @@ impl Future for HeadSleep {
 impl hyper::rt::Sleep for HeadSleep {}
 
 /// How many requests a connection has started, and finished (their
-/// response written, or given up).
-#[derive(Debug, Default)]
+/// response written, or given up); and, with a [`HeadTimer::noting`] it,
+/// the deadline of the head hyper waits for.
+#[derive(Debug)]
 pub(crate) struct Activity {
     requests: AtomicU64,
     finished: AtomicU64,
+    /// What the head deadlines below count from.
+    epoch: Instant,
+    /// The deadline of the head being waited for, in ns after `epoch`,
+    /// plus 1; 0: none (a request started since).
+    head: AtomicU64,
+    /// A deadline for the next head's timer, carried over a hibernation
+    /// (same encoding).
+    carried: AtomicU64,
+}
+
+impl Default for Activity {
+    fn default() -> Self {
+        Activity {
+            requests: AtomicU64::new(0),
+            finished: AtomicU64::new(0),
+            epoch: Instant::now(),
+            head: AtomicU64::new(0),
+            carried: AtomicU64::new(0),
+        }
+    }
 }
 
 impl Activity {
@@ -94,6 +135,37 @@ impl Activity {
     fn busy(&self) -> bool {
         self.finished.load(Ordering::Relaxed) != self.count()
     }
+
+    fn encode(&self, at: Instant) -> u64 {
+        let ns = at.saturating_duration_since(self.epoch).as_nanos();
+        u64::try_from(ns).unwrap_or(u64::MAX - 1) + 1
+    }
+
+    fn decode(&self, v: u64) -> Option<Instant> {
+        (v != 0).then(|| self.epoch + Duration::from_nanos(v - 1))
+    }
+
+    /// hyper starts waiting for a head until `deadline`: the deadline it
+    /// gets (the carried one, if earlier), noted.
+    fn head_started(&self, deadline: Instant) -> Instant {
+        let deadline = match self.decode(self.carried.swap(0, Ordering::Relaxed)) {
+            Some(carried) => carried.min(deadline),
+            None => deadline,
+        };
+        self.head.store(self.encode(deadline), Ordering::Relaxed);
+        deadline
+    }
+
+    /// The deadline of the head hyper waits for, if it waits for one.
+    pub(crate) fn head_deadline(&self) -> Option<Instant> {
+        self.decode(self.head.load(Ordering::Relaxed))
+    }
+
+    /// Gives the next head's timer `deadline` (if earlier than its own).
+    pub(crate) fn carry_head(&self, deadline: Option<Instant>) {
+        let v = deadline.map_or(0, |d| self.encode(d));
+        self.carried.store(v, Ordering::Relaxed);
+    }
 }
 
 /// A request in progress on a connection: counted finished when dropped
@@ -106,6 +178,8 @@ impl InProgress {
     /// on the connection (from 1).
     pub(crate) fn start(activity: &Arc<Activity>) -> (Self, u64) {
         let nth = activity.touch();
+        // Its head has arrived: no head is waited for until hyper says so.
+        activity.head.store(0, Ordering::Relaxed);
         (InProgress(activity.clone()), nth)
     }
 }
@@ -171,24 +245,119 @@ pub(crate) async fn watch(
     idle: Option<Duration>,
     activity: &Activity,
 ) {
-    use tokio::time::Instant;
-    let mut seen = activity.count();
-    let mut since = Instant::now();
-    let opened = since;
-    let sleep = tokio::time::sleep(tick);
-    tokio::pin!(sleep);
-    loop {
-        sleep.as_mut().await;
-        let now = Instant::now();
-        let count = activity.count();
-        if count != seen || activity.busy() {
-            (seen, since) = (count, now);
-        } else if idle.is_some_and(|idle| now.duration_since(since) >= idle)
-            || (count == 0 && now.duration_since(opened) >= first)
-        {
-            return;
+    Watch::new(tick, first, idle, None, activity).next().await;
+}
+
+/// What a [`Watch`] says a connection should do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Event {
+    /// Close: idle for the idle timeout, no request within the first
+    /// deadline, or (hibernated) its head's deadline has passed.
+    Close,
+    /// Hibernate: hyper has served no request for `hibernate_after`.
+    Hibernate,
+}
+
+/// The state of [`watch`], kept across its calls to [`Watch::next`], for
+/// a connection that hibernates: the idle clock runs on through
+/// hibernations.
+pub(crate) struct Watch<'a> {
+    activity: &'a Activity,
+    tick: Duration,
+    /// The tick while hyper serves HTTP/1 and the connection may hibernate.
+    awake_tick: Duration,
+    first: Duration,
+    idle: Option<Duration>,
+    hibernate: Option<Duration>,
+    seen: u64,
+    since: tokio::time::Instant,
+    opened: tokio::time::Instant,
+    /// Since when hyper serves HTTP/1 (may hibernate); `None`: not now.
+    awake: Option<tokio::time::Instant>,
+    /// While hibernated: the deadline of the head the connection waits for.
+    head_deadline: Option<tokio::time::Instant>,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl<'a> Watch<'a> {
+    /// Watches `activity` every `tick` (see [`watch`]); with `hibernate`,
+    /// says when the connection, while [`Watch::awake`], should hibernate.
+    /// The tick is then at most a quarter of `hibernate`.
+    pub(crate) fn new(
+        tick: Duration,
+        first: Duration,
+        idle: Option<Duration>,
+        hibernate: Option<Duration>,
+        activity: &'a Activity,
+    ) -> Self {
+        let now = tokio::time::Instant::now();
+        let awake_tick =
+            hibernate.map_or(tick, |h| tick.min((h / 4).max(Duration::from_millis(1))));
+        Watch {
+            activity,
+            tick,
+            awake_tick,
+            first,
+            idle,
+            hibernate,
+            seen: activity.count(),
+            since: now,
+            opened: now,
+            awake: None,
+            head_deadline: None,
+            sleep: Box::pin(tokio::time::sleep(tick)),
         }
-        sleep.as_mut().reset(now + tick);
+    }
+
+    /// hyper (HTTP/1) serves the connection from now on: it may hibernate
+    /// once no request has started (and none is in progress) for
+    /// `hibernate` since the later of now and the last request.
+    pub(crate) fn awake(&mut self) {
+        let now = tokio::time::Instant::now();
+        self.awake = Some(now);
+        self.head_deadline = None;
+        if self.sleep.deadline() > now + self.awake_tick {
+            self.sleep.as_mut().reset(now + self.awake_tick);
+        }
+    }
+
+    /// The connection hibernates, waiting for a head until `head_deadline`
+    /// (if any): [`Watch::next`] closes it then, or when idle.
+    pub(crate) fn asleep(&mut self, head_deadline: Option<Instant>) {
+        self.awake = None;
+        self.head_deadline = head_deadline.map(tokio::time::Instant::from_std);
+    }
+
+    /// Resolves with what the connection should do next (see [`Event`]).
+    pub(crate) async fn next(&mut self) -> Event {
+        use tokio::time::Instant;
+        loop {
+            self.sleep.as_mut().await;
+            let now = Instant::now();
+            let count = self.activity.count();
+            let busy = self.activity.busy();
+            if count != self.seen || busy {
+                (self.seen, self.since) = (count, now);
+            } else if self
+                .idle
+                .is_some_and(|idle| now.duration_since(self.since) >= idle)
+                || (count == 0 && now.duration_since(self.opened) >= self.first)
+                || self.head_deadline.is_some_and(|d| now >= d)
+            {
+                return Event::Close;
+            }
+            let tick = if self.awake.is_some() {
+                self.awake_tick
+            } else {
+                self.tick
+            };
+            self.sleep.as_mut().reset(now + tick);
+            if let (Some(after), Some(woke)) = (self.hibernate, self.awake) {
+                if !busy && now.duration_since(self.since.max(woke)) >= after {
+                    return Event::Hibernate;
+                }
+            }
+        }
     }
 }
 
@@ -213,10 +382,10 @@ mod tests {
     fn a_head_sleep_is_ready_only_after_its_deadline() {
         let waker = futures::task::noop_waker();
         let mut cx = Context::from_waker(&waker);
-        let mut later = HeadTimer.sleep(Duration::from_secs(3600));
+        let mut later = HeadTimer::default().sleep(Duration::from_secs(3600));
         assert!(later.as_mut().poll(&mut cx).is_pending());
         assert!(later.as_mut().poll(&mut cx).is_pending());
-        let mut past = HeadTimer.sleep_until(Instant::now());
+        let mut past = HeadTimer::default().sleep_until(Instant::now());
         // The first poll reads no clock.
         assert!(past.as_mut().poll(&mut cx).is_pending());
         assert!(past.as_mut().poll(&mut cx).is_ready());

@@ -127,6 +127,16 @@ impl SendfileStream {
         SendfileStream { inner, sent }
     }
 
+    /// The TCP socket underneath (see [`ByteStream::tcp`]).
+    pub(crate) fn tcp(&self) -> &tokio::net::TcpStream {
+        self.inner.tcp()
+    }
+
+    /// True when the stream is TLS.
+    pub(crate) fn is_tls(&self) -> bool {
+        self.inner.is_tls()
+    }
+
     /// Sends `len` bytes of `d` from `offset`: the bytes sent, or `None`
     /// to send them from memory (the file changed, or ended early).
     fn poll_sendfile(

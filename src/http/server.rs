@@ -40,6 +40,8 @@ pub(super) struct Inner {
     pub(super) max_requests: u64,
     pub(super) write_stall: Option<Duration>,
     pub(super) close_grace: Duration,
+    /// `[http] hibernate_after_ms`, `None` when 0.
+    pub(super) hibernate_after: Option<Duration>,
     pub(super) keep_alive: ws::KeepAlive,
     pub(super) routes: Routes,
     pub(super) files: Option<StaticFiles>,
@@ -258,24 +260,12 @@ impl Inner {
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let activity = Arc::new(deadline::Activity::default());
-        let seen = activity.clone();
-        let inner = self.clone();
         let upgrades = ws::Upgrades::new(self.keep_alive);
-        let upgrading = upgrades.clone();
-        let service = hyper::service::service_fn(move |mut req: Request<Incoming>| -> Answer {
-            let (request, nth) = deadline::InProgress::start(&seen);
-            if req.headers().contains_key(hyper::header::UPGRADE) {
-                req.extensions_mut().insert(upgrading.clone());
-            }
-            Answer {
-                future: inner.call(req, nth, peer),
-                request: Some(request),
-            }
-        });
+        let service = self.service(&activity, &upgrades, peer);
         let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
         builder
             .http1()
-            .timer(deadline::HeadTimer)
+            .timer(deadline::HeadTimer::default())
             .header_read_timeout(self.header_read_timeout)
             .max_buf_size(self.max_header_bytes.max(8192))
             .keep_alive(true);
@@ -312,22 +302,58 @@ impl Inner {
         };
         // A connection upgraded to a WebSocket is served until that closes.
         upgrades.finish(&draining).await;
+        Self::ended(served)
+    }
+
+    /// The service of one connection: counts its requests in `activity`,
+    /// gives a request that asks for an upgrade the connection's
+    /// `upgrades`, and answers it.
+    pub(super) fn service(
+        self: &Arc<Self>,
+        activity: &Arc<deadline::Activity>,
+        upgrades: &ws::Upgrades,
+        peer: Option<SocketAddr>,
+    ) -> impl hyper::service::Service<
+        Request<Incoming>,
+        Response = Response<deadline::TrackedBody>,
+        Error = Infallible,
+        Future = Answer,
+    > + Clone
+           + Send
+           + 'static {
+        let seen = activity.clone();
+        let inner = self.clone();
+        let upgrading = upgrades.clone();
+        hyper::service::service_fn(move |mut req: Request<Incoming>| -> Answer {
+            let (request, nth) = deadline::InProgress::start(&seen);
+            if req.headers().contains_key(hyper::header::UPGRADE) {
+                req.extensions_mut().insert(upgrading.clone());
+            }
+            Answer {
+                future: inner.call(req, nth, peer),
+                request: Some(request),
+            }
+        })
+    }
+
+    /// Ends a connection's serving: a write stall or an unanswered
+    /// keep-alive ping is a normal end (the peer is cut, as it should be).
+    pub(super) fn ended(
+        served: Result<(), crate::listener::ProtocolError>,
+    ) -> Result<(), crate::listener::ProtocolError> {
         match served {
-            // A peer that stopped reading, or answered no keep-alive ping:
-            // cut, as it should be.
             Err(e) if stall::is_timeout(&*e) => {
                 tracing::debug!(error = %e, "HTTP connection cut");
                 Ok(())
             }
-            Err(e) => Err(e),
-            Ok(()) => Ok(()),
+            other => other,
         }
     }
 
     /// Lets a connection that has started closing finish for at most
     /// `close_grace`, then drops it (an HTTP/2 peer that answers neither the
     /// GOAWAY's ping nor anything else is not waited on for ever).
-    async fn within_grace<F, E>(&self, conn: F) -> Result<(), E>
+    pub(super) async fn within_grace<F, E>(&self, conn: F) -> Result<(), E>
     where
         F: std::future::Future<Output = Result<(), E>>,
     {
@@ -372,9 +398,19 @@ impl Protocol for HttpProtocol {
             };
             match socket.into_byte_stream() {
                 Ok(stream) => {
+                    // Large cached files go out with sendfile (plain TCP).
                     let sent = inner.metrics.http_sendfile_bytes.clone();
                     let stream = super::sendfile::SendfileStream::new(stream, sent);
-                    inner.serve_io(stream, draining, Some(peer)).await
+                    match inner.hibernate_after {
+                        // TLS keeps rustls's state (and possibly decrypted bytes
+                        // nobody asked for yet) under hyper: it does not hibernate.
+                        Some(after) if !stream.is_tls() => {
+                            inner
+                                .serve_hibernating(stream, draining, Some(peer), after)
+                                .await
+                        }
+                        _ => Box::pin(inner.serve_io(stream, draining, Some(peer))).await,
+                    }
                 }
                 Err(other) => Err(format!(
                     "HTTP is served over a byte stream (tcp, tls), not {}",
@@ -420,7 +456,7 @@ fn malformed<B>(req: &Request<B>) -> Option<&'static str> {
 
 /// A [`ServiceFuture`] whose response keeps its request in progress until
 /// its body is dropped (see [`deadline::InProgress`]).
-struct Answer {
+pub(super) struct Answer {
     future: ServiceFuture,
     request: Option<deadline::InProgress>,
 }

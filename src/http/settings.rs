@@ -45,6 +45,14 @@ pub struct HttpSettings {
     /// answered a ping (nor sent anything else) within this long, in ms.
     /// Must be at least 1. Default 20000.
     pub keep_alive_timeout_ms: u64,
+    /// Hibernate an HTTP/1 keep-alive connection (plain TCP) on which no
+    /// request has been in progress for this long, in ms: hyper's state and
+    /// buffers (some 25 KiB) are dropped and the connection waits for its
+    /// next bytes holding none, as Erlang's `hibernate_after`. The next
+    /// request is served as usual (what had arrived of it is kept); the
+    /// header read and idle timeouts run on through it. 0 = never; else at
+    /// least 10. Default 1000. TLS and HTTP/2 connections do not hibernate.
+    pub hibernate_after_ms: u64,
     /// Directory of the static files; a missing directory serves 404s.
     /// Default `"./public"`.
     pub docroot: PathBuf,
@@ -71,6 +79,7 @@ impl Default for HttpSettings {
             close_grace_ms: 10_000,
             keep_alive_interval_ms: 30_000,
             keep_alive_timeout_ms: 20_000,
+            hibernate_after_ms: 1_000,
             docroot: PathBuf::from("./public"),
             tls_cert: None,
             tls_key: None,
@@ -93,6 +102,9 @@ impl HttpSettings {
         }
         if self.keep_alive_timeout_ms == 0 {
             return bad("keep_alive_timeout_ms", "must be at least 1");
+        }
+        if self.hibernate_after_ms != 0 && self.hibernate_after_ms < 10 {
+            return bad("hibernate_after_ms", "must be 0 (never) or at least 10");
         }
         if self.max_header_bytes < 256 {
             return bad("max_header_bytes", "must be at least 256");
@@ -136,6 +148,12 @@ impl HttpSettings {
     pub fn keep_alive_interval(&self) -> Option<Duration> {
         (self.keep_alive_interval_ms > 0)
             .then(|| Duration::from_millis(self.keep_alive_interval_ms))
+    }
+
+    /// How long an HTTP/1 connection may go without a request before it
+    /// hibernates, or `None` when it is 0 (never).
+    pub fn hibernate_after(&self) -> Option<Duration> {
+        (self.hibernate_after_ms > 0).then(|| Duration::from_millis(self.hibernate_after_ms))
     }
 
     /// [`HttpSettings::keep_alive_timeout_ms`] as a duration.

@@ -85,6 +85,7 @@ impl HttpProtocolBuilder {
                 max_requests: c.max_requests_per_connection,
                 write_stall: c.write_stall_timeout(),
                 close_grace: c.close_grace(),
+                hibernate_after: c.hibernate_after(),
                 keep_alive: super::ws::KeepAlive {
                     interval: c.keep_alive_interval(),
                     timeout: c.keep_alive_timeout(),

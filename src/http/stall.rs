@@ -41,6 +41,11 @@ impl<I> StallGuard<I> {
         }
     }
 
+    /// The stream underneath.
+    pub(crate) fn get_ref(&self) -> &I {
+        &self.io
+    }
+
     /// A write had to wait: `Pending` (the timer will wake the task at the
     /// deadline), or the error once the deadline has passed.
     fn waiting(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
