@@ -34,6 +34,7 @@ mod spec;
 mod stream;
 
 pub use inbox::Inbox;
+#[cfg(feature = "rpc")]
 pub(crate) use inbox::{inbox, InboxSender};
 pub use protocol::{Connection, ConnectionRef, Protocol, ProtocolError, SendError, Socket};
 

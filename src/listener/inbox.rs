@@ -225,6 +225,7 @@ impl<M> InboxSender<M> {
     }
 
     /// Waits until the inbox is gone.
+    #[cfg_attr(not(feature = "rpc"), allow(dead_code))]
     pub(crate) async fn closed(&self) {
         loop {
             let changed = self.shared.changed.notified();
