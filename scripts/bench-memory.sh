@@ -31,7 +31,9 @@ cd "$(dirname "$0")/.."
 COUNTS=("$@")
 [[ ${#COUNTS[@]} -gt 0 ]] || COUNTS=(2000 10000)
 PEERS=${PEERS:-../shared/peers}
-SETTLE=${SETTLE:-2}
+# Idle HTTP/1 connections hibernate after [http] hibernate_after_ms (1 s),
+# and the allocator returns freed pages a little later: 6 s sees both.
+SETTLE=${SETTLE:-6}
 ulimit -n "$(ulimit -Hn)"
 FD_LIMIT=$(ulimit -n)
 SCRATCH=$(mktemp -d /tmp/corral-bench-memory.XXXXXX)
