@@ -208,29 +208,7 @@ async fn the_idle_timeout_closes_a_connection_that_hibernated_and_woke() {
         // idle timeout closes it all the same. (Were its clock restarted by
         // a wake-up, the drip would keep it open.)
         hibernated(&node, before, 1).await;
-        let mut closed = false;
-        for b in "GET /small.txt HTTP/1.1\r\nX-Drip: "
-            .bytes()
-            .cycle()
-            .take(1_000)
-        {
-            if s.write_all(&[b]).await.is_err() {
-                closed = true;
-                break;
-            }
-            let mut probe = [0u8; 256];
-            match tokio::time::timeout(Duration::from_millis(100), s.read(&mut probe)).await {
-                Ok(Ok(0)) | Ok(Err(_)) => {
-                    closed = true;
-                    break;
-                }
-                Ok(Ok(n)) => panic!(
-                    "unexpected reply: {:?}",
-                    String::from_utf8_lossy(&probe[..n])
-                ),
-                Err(_) => {}
-            }
-        }
+        let closed = drip_until_closed(&mut s, false).await;
         assert!(closed, "the drip kept the connection open");
         assert!(
             last_request.elapsed() >= idle,
@@ -274,27 +252,8 @@ async fn the_header_read_timeout_runs_on_through_hibernations() {
             .await
             .expect("writes");
         expect_ok(&mut s, &site.small).await;
-        let mut closed = false;
-        for b in "GET /small.txt HTTP/1.1\r\nX-Drip: "
-            .bytes()
-            .cycle()
-            .take(1_000)
-        {
-            if s.write_all(&[b]).await.is_err() {
-                closed = true;
-                break;
-            }
-            let mut probe = [0u8; 256];
-            match tokio::time::timeout(Duration::from_millis(100), s.read(&mut probe)).await {
-                Ok(Ok(0)) | Ok(Err(_)) => {
-                    closed = true;
-                    break;
-                }
-                // hyper may say 408 before it closes.
-                Ok(Ok(_)) => {}
-                Err(_) => {}
-            }
-        }
+        // hyper may say 408 before it closes.
+        let closed = drip_until_closed(&mut s, true).await;
         assert!(closed, "the drip kept the connection open");
         node.shutdown().await;
     })
@@ -404,4 +363,29 @@ async fn http2_with_prior_knowledge_is_served_and_does_not_hibernate() {
         node.shutdown().await;
     })
     .await;
+}
+
+/// Sends one byte of a never-ending head every 100 ms until the server
+/// closes (true) or 1000 bytes went; a reply before the close fails the
+/// test unless `replies_allowed` (hyper may say 408 first).
+async fn drip_until_closed(s: &mut TcpStream, replies_allowed: bool) -> bool {
+    for b in "GET /small.txt HTTP/1.1\r\nX-Drip: "
+        .bytes()
+        .cycle()
+        .take(1_000)
+    {
+        if s.write_all(&[b]).await.is_err() {
+            return true;
+        }
+        let mut probe = [0u8; 256];
+        match tokio::time::timeout(Duration::from_millis(100), s.read(&mut probe)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(n)) if !replies_allowed => panic!(
+                "unexpected reply: {:?}",
+                String::from_utf8_lossy(&probe[..n])
+            ),
+            Ok(Ok(_)) | Err(_) => {}
+        }
+    }
+    false
 }
