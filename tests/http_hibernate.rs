@@ -247,11 +247,7 @@ async fn the_header_read_timeout_runs_on_through_hibernations() {
         // One that drips a head, waking a fresh hyper connection each
         // time: the head's deadline is carried over, it is closed all the
         // same.
-        let mut s = TcpStream::connect(addr).await.expect("connects");
-        s.write_all(get("/small.txt").as_bytes())
-            .await
-            .expect("writes");
-        expect_ok(&mut s, &site.small).await;
+        let mut s = served_once(addr, &site.small).await;
         // hyper may say 408 before it closes.
         let closed = drip_until_closed(&mut s, true).await;
         assert!(closed, "the drip kept the connection open");
@@ -268,11 +264,7 @@ async fn the_drain_closes_hibernated_connections() {
         let before = hibernations(&node);
         let mut conns = Vec::new();
         for _ in 0..3 {
-            let mut s = TcpStream::connect(addr).await.expect("connects");
-            s.write_all(get("/small.txt").as_bytes())
-                .await
-                .expect("writes");
-            expect_ok(&mut s, &site.small).await;
+            let s = served_once(addr, &site.small).await;
             conns.push(s);
         }
         hibernated(&node, before, 3).await;
@@ -326,11 +318,7 @@ async fn garbage_sent_to_a_hibernated_connection_gets_400() {
             );
         }
         // The node serves on.
-        let mut s = TcpStream::connect(addr).await.expect("connects");
-        s.write_all(get("/small.txt").as_bytes())
-            .await
-            .expect("writes");
-        expect_ok(&mut s, &site.small).await;
+        let _served = served_once(addr, &site.small).await;
         node.shutdown().await;
     })
     .await;
@@ -388,4 +376,14 @@ async fn drip_until_closed(s: &mut TcpStream, replies_allowed: bool) -> bool {
         }
     }
     false
+}
+
+/// A connection that has had one GET of /small.txt answered (`small`).
+async fn served_once(addr: std::net::SocketAddr, small: &[u8]) -> TcpStream {
+    let mut s = TcpStream::connect(addr).await.expect("connects");
+    s.write_all(get("/small.txt").as_bytes())
+        .await
+        .expect("writes");
+    expect_ok(&mut s, small).await;
+    s
 }
